@@ -1,0 +1,186 @@
+// Package registry is the service registry of the framework: where services
+// announce their nodes and endpoints, and where callers and the bot look them
+// up and watch them change.
+//
+// A Registry is a plugin: implementations add themselves to a table by name
+// with [Plugin], like database/sql drivers, and [New] builds one by name, so
+// `--registry=NAME` picks one without code change. The packages memory, local
+// and consul below this one are the implementations shipped with microbot.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// ErrNotFound is returned (wrapped) by GetService when no node of the service
+// is registered. Compare with errors.Is.
+var ErrNotFound = errors.New("not found")
+
+// ErrWatcherStopped is returned by Watcher.Next once the watcher is stopped or
+// its context is done.
+var ErrWatcherStopped = errors.New("watcher stopped")
+
+// Registry is a service registry.
+type Registry interface {
+	// Register announces every node of s. The nodes expire after the TTL given
+	// with [RegisterTTL] unless registered again before then.
+	Register(ctx context.Context, s *Service, opts ...RegisterOption) error
+	// Deregister removes every node of s at once.
+	Deregister(ctx context.Context, s *Service) error
+	// GetService returns the service by name, one entry per version, holding
+	// only live nodes. It returns an error wrapping ErrNotFound if none is.
+	GetService(ctx context.Context, name string) ([]*Service, error)
+	// ListServices returns every registered service (name and version; the
+	// nodes and endpoints may be left out), sorted by name.
+	ListServices(ctx context.Context) ([]*Service, error)
+	// Watch streams changes until ctx is done or the watcher is stopped.
+	Watch(ctx context.Context, opts ...WatchOption) (Watcher, error)
+	// String names the implementation ("memory", "local", "consul").
+	String() string
+}
+
+// Watcher streams registry changes.
+type Watcher interface {
+	// Next blocks until the next change. It returns an error wrapping
+	// ErrWatcherStopped after Stop, or another error if the watch broke (the
+	// caller should then re-list and watch again).
+	Next() (*Result, error)
+	// Stop ends the watch and unblocks Next.
+	Stop()
+}
+
+// Actions carried by a watch [Result].
+const (
+	Create = "create"
+	Update = "update"
+	Delete = "delete"
+)
+
+// Result is one change seen by a Watcher. For Delete, Service holds the nodes
+// that went away; other nodes of the same service may still be up.
+type Result struct {
+	Action  string
+	Service *Service
+}
+
+// Service is a named, versioned service and its nodes.
+type Service struct {
+	Name      string            `json:"name"`
+	Version   string            `json:"version"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	Endpoints []*Endpoint       `json:"endpoints,omitempty"`
+	Nodes     []*Node           `json:"nodes,omitempty"`
+}
+
+// Node is one running instance of a service.
+type Node struct {
+	ID       string            `json:"id"`
+	Address  string            `json:"address"` // host:port
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// Endpoint is a method a service answers, with the schema of its request and
+// response so a person can see what to send.
+type Endpoint struct {
+	Name     string            `json:"name"` // "Say.Hello"
+	Request  *Value            `json:"request,omitempty"`
+	Response *Value            `json:"response,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// Value describes a type: a message with its fields, or a scalar.
+type Value struct {
+	Name   string   `json:"name"` // field name, or the type's name at the top
+	Type   string   `json:"type"` // "string", "int32", "[]string", "Request", ...
+	Values []*Value `json:"values,omitempty"`
+}
+
+// Options configure a registry implementation when it is built by [New].
+type Options struct {
+	// Addrs are the registry's addresses: a directory for local, host:port
+	// pairs for consul.
+	Addrs []string
+	// Timeout bounds every network call the registry makes.
+	Timeout time.Duration
+}
+
+// Option sets an Option field.
+type Option func(*Options)
+
+// Addrs sets the registry's addresses.
+func Addrs(addrs ...string) Option { return func(o *Options) { o.Addrs = addrs } }
+
+// Timeout bounds every network call the registry makes.
+func Timeout(d time.Duration) Option { return func(o *Options) { o.Timeout = d } }
+
+// RegisterOptions are the options of one Register call.
+type RegisterOptions struct {
+	// TTL is how long the nodes live without being registered again. Zero
+	// means the implementation's default.
+	TTL time.Duration
+}
+
+// RegisterOption sets a RegisterOptions field.
+type RegisterOption func(*RegisterOptions)
+
+// RegisterTTL sets how long the nodes live without a new Register.
+func RegisterTTL(d time.Duration) RegisterOption { return func(o *RegisterOptions) { o.TTL = d } }
+
+// WatchOptions are the options of one Watch call.
+type WatchOptions struct {
+	// Service restricts the watch to one service name; empty means all.
+	Service string
+}
+
+// WatchOption sets a WatchOptions field.
+type WatchOption func(*WatchOptions)
+
+// WatchService restricts a watch to the named service.
+func WatchService(name string) WatchOption { return func(o *WatchOptions) { o.Service = name } }
+
+// Factory builds a registry from options.
+type Factory func(opts ...Option) (Registry, error)
+
+var (
+	pluginsMu sync.RWMutex
+	plugins   = map[string]Factory{}
+)
+
+// Plugin adds a registry implementation to the table under name. It panics if
+// name is taken, as database/sql.Register does.
+func Plugin(name string, f Factory) {
+	pluginsMu.Lock()
+	defer pluginsMu.Unlock()
+	if _, dup := plugins[name]; dup {
+		panic("registry: Plugin called twice for " + name)
+	}
+	plugins[name] = f
+}
+
+// Plugins returns the names in the table, sorted.
+func Plugins() []string {
+	pluginsMu.RLock()
+	defer pluginsMu.RUnlock()
+	names := make([]string, 0, len(plugins))
+	for n := range plugins {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// New builds the registry called name from the table.
+func New(name string, opts ...Option) (Registry, error) {
+	pluginsMu.RLock()
+	f, ok := plugins[name]
+	pluginsMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("registry %q: unknown (have %v)", name, Plugins())
+	}
+	return f(opts...)
+}

@@ -1,0 +1,32 @@
+// Package selector picks the node of a service a call goes to. It caches the
+// registry's node lists, invalidates them from a registry watch, and avoids
+// for a short while a node that has just failed.
+package selector
+
+import (
+	"context"
+	"errors"
+
+	"github.com/microbot/microbot/framework/registry"
+)
+
+// ErrNoneAvailable is returned (wrapped) when a service has no node left to try.
+var ErrNoneAvailable = errors.New("no node available")
+
+// Selector chooses nodes for calls to a service.
+type Selector interface {
+	// Select returns a Next that yields the service's nodes in the order the
+	// strategy wants them tried. It fails with an error wrapping
+	// registry.ErrNotFound for an unknown service.
+	Select(ctx context.Context, service string) (Next, error)
+	// Mark reports the outcome of a call to node: a non-nil err is a failure
+	// of the node (connection refused, reset), so it is avoided for a while.
+	Mark(service string, node *registry.Node, err error)
+	// Close stops the selector's watch.
+	Close() error
+	// String names the strategy ("random", "roundrobin").
+	String() string
+}
+
+// Next returns the next node to try, or an error wrapping ErrNoneAvailable.
+type Next func() (*registry.Node, error)

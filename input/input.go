@@ -1,0 +1,144 @@
+// Package input defines how the bot talks to a chat system: an Input is
+// configured from command-line flags and opens a Conn, a stream of Events
+// (messages people typed) on which replies are sent back.
+//
+// Inputs know nothing of the registry or of commands. They add themselves to
+// a table by name with [Plugin] (like database/sql drivers), so
+// `--inputs=shell,slack,xmpp` picks any number of them.
+package input
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/urfave/cli/v2"
+)
+
+// ErrClosed is returned (wrapped) by Conn methods after Close.
+var ErrClosed = errors.New("input connection closed")
+
+// Input is a chat system the bot can listen on.
+type Input interface {
+	// String names the input ("shell", "slack", "xmpp").
+	String() string
+	// Flags are the command-line flags the input reads (each with a MICRO_*
+	// environment variable).
+	Flags() []cli.Flag
+	// Init configures the input from the parsed command line. It checks the
+	// configuration (a missing or malformed token is an error here) but does
+	// not connect.
+	Init(c *cli.Context) error
+	// Stream connects and returns the stream of events. The bot calls it
+	// again, with backoff, when Recv fails.
+	Stream(ctx context.Context) (Conn, error)
+}
+
+// Conn is one live connection of an Input.
+type Conn interface {
+	// Recv blocks until the next event. It returns io.EOF when the input
+	// ended for good (the console reached end of input), another error when
+	// the connection broke and should be opened again.
+	Recv(ctx context.Context) (*Event, error)
+	// Send delivers reply to the room and thread of the event it answers.
+	Send(ctx context.Context, to *Event, reply *Reply) error
+	// Close ends the connection and unblocks Recv.
+	Close() error
+}
+
+// StatusReporter is implemented by inputs that can tell whether they are
+// connected right now (for health and readiness).
+type StatusReporter interface {
+	Connected() bool
+}
+
+// Event is one message a person sent.
+type Event struct {
+	// Input is the name of the input it came from.
+	Input string
+	// UserID is the sender's immutable id (Slack "U…", an XMPP bare JID, the
+	// console user's configured id). Decisions use it, never UserName.
+	UserID string
+	// UserName is the sender's display name, for humans only.
+	UserName string
+	// Room is the channel or room it was said in (for a direct message, the
+	// conversation's id).
+	Room string
+	// Thread is the thread it belongs to, if the input has threads.
+	Thread string
+	// Direct is true for a direct (one-to-one) message.
+	Direct bool
+	// Addressed is true when the message is for the bot: a direct message, a
+	// mention, a slash command, or a line of the console. The input strips
+	// the mention from Text.
+	Addressed bool
+	// Text is what the person typed, with the input's escapes undone.
+	Text string
+	// Meta carries input-specific data the input needs to reply (message
+	// ids, reply URLs). The bot passes it back untouched.
+	Meta map[string]string
+}
+
+// Format says how a reply's text should be shown.
+type Format int
+
+// Formats of a Reply.
+const (
+	// Plain text.
+	Plain Format = iota
+	// Code is preformatted text (JSON, aligned tables): inputs that can show
+	// a code block do, so columns line up.
+	Code
+)
+
+// Reply is the bot's answer to an Event.
+type Reply struct {
+	Text   string
+	Format Format
+	// Error is true when the reply reports a failure.
+	Error bool
+}
+
+// Factory builds a new, unconfigured Input.
+type Factory func() Input
+
+var (
+	pluginsMu sync.RWMutex
+	plugins   = map[string]Factory{}
+)
+
+// Plugin adds an input to the table under name. It panics if the name is
+// taken.
+func Plugin(name string, f Factory) {
+	pluginsMu.Lock()
+	defer pluginsMu.Unlock()
+	if _, dup := plugins[name]; dup {
+		panic("input: Plugin called twice for " + name)
+	}
+	plugins[name] = f
+}
+
+// Plugins returns the names in the table, sorted.
+func Plugins() []string {
+	pluginsMu.RLock()
+	defer pluginsMu.RUnlock()
+	names := make([]string, 0, len(plugins))
+	for n := range plugins {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// New builds the input called name from the table.
+func New(name string) (Input, error) {
+	pluginsMu.RLock()
+	f, ok := plugins[name]
+	pluginsMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("input %q: unknown (have %v)", name, Plugins())
+	}
+	return f(), nil
+}
