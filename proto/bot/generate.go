@@ -1,0 +1,3 @@
+package bot
+
+//go:generate bash ../../cmd/protoc-gen-micro/gen.sh bot.proto
