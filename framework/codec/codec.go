@@ -1,0 +1,172 @@
+// Package codec turns request and response values into bytes and back, one
+// codec per Content-Type:
+//
+//   - application/json: protobuf messages through protojson (the canonical
+//     proto3 JSON mapping), any other Go value through encoding/json.
+//     A json.RawMessage (or *json.RawMessage) passes through unchanged, so a
+//     caller can send and receive JSON it did not decode.
+//   - application/protobuf: protobuf messages (proto.Message), and values that
+//     encode themselves on the protobuf wire (see [ProtoMarshaler]).
+//
+// [For] finds the codec of a Content-Type header value; parameters such as
+// "; charset=utf-8" are ignored, and "application/x-protobuf" and
+// "application/octet-stream" are accepted as aliases of application/protobuf.
+package codec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// Content types of the codecs shipped here.
+const (
+	JSON     = "application/json"
+	Protobuf = "application/protobuf"
+)
+
+// ErrUnsupported is returned (wrapped) by [For] for a Content-Type no codec
+// handles, and by a codec for a value it cannot encode.
+var ErrUnsupported = errors.New("unsupported")
+
+// Codec encodes and decodes values for one Content-Type.
+type Codec interface {
+	// Marshal returns the encoding of v.
+	Marshal(v any) ([]byte, error)
+	// Unmarshal decodes data into v, which must be a pointer (or a
+	// proto.Message).
+	Unmarshal(data []byte, v any) error
+	// ContentType is the media type the codec speaks.
+	ContentType() string
+}
+
+// ProtoMarshaler is implemented by values that are not generated protobuf
+// messages but encode themselves on the protobuf wire (with package
+// google.golang.org/protobuf/encoding/protowire), so they work with both
+// codecs: JSON through encoding/json, protobuf through these methods.
+type ProtoMarshaler interface {
+	MarshalProto() ([]byte, error)
+}
+
+// ProtoUnmarshaler is the decoding half of [ProtoMarshaler].
+type ProtoUnmarshaler interface {
+	UnmarshalProto(data []byte) error
+}
+
+var (
+	jsonCodec  Codec = jsonC{}
+	protoCodec Codec = protoC{}
+	// supported lists the canonical content types, in order of preference.
+	supported = []string{JSON, Protobuf}
+)
+
+// For returns the codec of a Content-Type header value. An empty value means
+// application/json. An unknown one gives an error wrapping ErrUnsupported
+// that lists the supported types.
+func For(contentType string) (Codec, error) {
+	switch contentType { // fast path: the exact values our client sends
+	case JSON, "":
+		return jsonCodec, nil
+	case Protobuf:
+		return protoCodec, nil
+	}
+	mt := contentType
+	if i := strings.IndexByte(mt, ';'); i >= 0 {
+		mt = mt[:i]
+	}
+	switch strings.ToLower(strings.TrimSpace(mt)) {
+	case JSON:
+		return jsonCodec, nil
+	case Protobuf, "application/x-protobuf", "application/octet-stream":
+		return protoCodec, nil
+	}
+	return nil, fmt.Errorf("content type %q: %w (supported: %s)", contentType, ErrUnsupported, Supported())
+}
+
+// Supported returns the supported content types, comma-separated, for error
+// messages.
+func Supported() string { return strings.Join(supported, ", ") }
+
+type jsonC struct{}
+
+var (
+	protojsonMarshal   = protojson.MarshalOptions{}
+	protojsonUnmarshal = protojson.UnmarshalOptions{}
+)
+
+func (jsonC) ContentType() string { return JSON }
+
+func (jsonC) Marshal(v any) ([]byte, error) {
+	switch m := v.(type) {
+	case json.RawMessage:
+		return rawJSON(m)
+	case *json.RawMessage:
+		if m == nil {
+			return []byte("null"), nil
+		}
+		return rawJSON(*m)
+	case proto.Message:
+		return protojsonMarshal.Marshal(m)
+	}
+	return json.Marshal(v)
+}
+
+func rawJSON(m json.RawMessage) ([]byte, error) {
+	if len(m) == 0 {
+		return []byte("null"), nil
+	}
+	if !json.Valid(m) {
+		return nil, fmt.Errorf("raw JSON is not valid: %.64q", m)
+	}
+	return m, nil
+}
+
+func (jsonC) Unmarshal(data []byte, v any) error {
+	switch m := v.(type) {
+	case *json.RawMessage:
+		if !json.Valid(data) {
+			return fmt.Errorf("not valid JSON: %.64q", data)
+		}
+		*m = append((*m)[:0], data...)
+		return nil
+	case proto.Message:
+		if len(bytes.TrimSpace(data)) == 0 {
+			proto.Reset(m)
+			return nil
+		}
+		return protojsonUnmarshal.Unmarshal(data, m)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil // an empty body is an empty request
+	}
+	return json.Unmarshal(data, v)
+}
+
+type protoC struct{}
+
+func (protoC) ContentType() string { return Protobuf }
+
+func (protoC) Marshal(v any) ([]byte, error) {
+	switch m := v.(type) {
+	case proto.Message:
+		return proto.Marshal(m)
+	case ProtoMarshaler:
+		return m.MarshalProto()
+	}
+	return nil, fmt.Errorf("%s cannot encode %T: %w (want a proto.Message)", Protobuf, v, ErrUnsupported)
+}
+
+func (protoC) Unmarshal(data []byte, v any) error {
+	switch m := v.(type) {
+	case proto.Message:
+		return proto.Unmarshal(data, m)
+	case ProtoUnmarshaler:
+		return m.UnmarshalProto(data)
+	}
+	return fmt.Errorf("%s cannot decode into %T: %w (want a proto.Message)", Protobuf, v, ErrUnsupported)
+}
