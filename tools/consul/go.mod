@@ -3,8 +3,8 @@ module github.com/microbot/microbot/tools/consul
 go 1.25
 
 require (
-	github.com/hashicorp/cli v1.1.7
 	github.com/hashicorp/consul v1.20.0
+	github.com/mitchellh/cli v1.1.4
 )
 
 require (
@@ -159,7 +159,6 @@ require (
 	github.com/mattn/go-runewidth v0.0.13 // indirect
 	github.com/matttproud/golang_protobuf_extensions v1.0.4 // indirect
 	github.com/miekg/dns v1.1.50 // indirect
-	github.com/mitchellh/cli v1.1.4 // indirect
 	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect
 	github.com/mitchellh/copystructure v1.2.0 // indirect
 	github.com/mitchellh/go-homedir v1.1.0 // indirect

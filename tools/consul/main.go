@@ -4,16 +4,20 @@
 // It runs the agent command of Consul, so every flag of `consul agent` works:
 //
 //	consul-agent -dev -client 127.0.0.1 -bind 127.0.0.1 -http-port 8500
+//
+// .ci/setup.d/consul.sh builds it to tools/consul/consul-agent, where the
+// test helper framework/registry/consul/consultest looks for it.
 package main
 
 import (
 	"os"
 
-	"github.com/hashicorp/cli"
 	"github.com/hashicorp/consul/command/agent"
+	"github.com/hashicorp/consul/command/cli"
+	mcli "github.com/mitchellh/cli"
 )
 
 func main() {
-	ui := &cli.BasicUi{Reader: os.Stdin, Writer: os.Stdout, ErrorWriter: os.Stderr}
+	ui := &cli.BasicUI{BasicUi: mcli.BasicUi{Reader: os.Stdin, Writer: os.Stdout, ErrorWriter: os.Stderr}}
 	os.Exit(agent.New(ui).Run(os.Args[1:]))
 }
