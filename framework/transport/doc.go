@@ -1,0 +1,45 @@
+// Package transport carries calls between client and server as HTTP/1.1
+// requests over a pool of keep-alive connections.
+//
+// # Wire format
+//
+// A call is one HTTP request:
+//
+//	POST / HTTP/1.1
+//	Host: 127.0.0.1:34567
+//	Content-Type: application/json            (or application/protobuf)
+//	Content-Length: 16
+//	Micro-Service: go.micro.srv.greeter       the service called
+//	Micro-Endpoint: Say.Hello                 the endpoint ("Type.Method")
+//	Micro-Timeout: 4999ms                     time the caller still waits (optional)
+//	Micro-Meta-Micro-User-Id: U123            one header per metadata pair (optional)
+//
+//	{"name": "John"}
+//
+// Micro-Timeout is a Go duration (time.ParseDuration); the server gives the
+// handler a context with that deadline, so work stops when nobody waits for
+// it any more. It is relative, so the clocks of the hosts need not agree.
+//
+// Metadata (package framework/metadata) travels as headers named
+// "Micro-Meta-" + key. Values are percent-encoded where they hold '%', a
+// control character or a non-ASCII byte (so plain ASCII values are sent as
+// they are), and percent-decoded on arrival.
+//
+// A successful call answers 200 with the response encoded in the request's
+// Content-Type. A failed call answers with the error's code as HTTP status
+// (500 if the code is not an HTTP error status) and the error as JSON,
+// {"id":..., "code":..., "detail":..., "status":...} (package
+// framework/errors), both in the Micro-Error header and as the body, so
+// curl shows it too:
+//
+//	HTTP/1.1 404 Not Found
+//	Content-Type: application/json
+//	Micro-Error: {"id":"go.micro.srv.greeter","code":404,"detail":"unknown endpoint Say.Bye of service go.micro.srv.greeter","status":"Not Found"}
+//
+// A request that is not a POST gets 405.
+//
+// So any HTTP client can call a service:
+//
+//	curl -H 'Content-Type: application/json' -H 'Micro-Service: go.micro.srv.greeter' \
+//	     -H 'Micro-Endpoint: Say.Hello' -d '{"name":"John"}' http://127.0.0.1:34567/
+package transport
