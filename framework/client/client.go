@@ -1,14 +1,36 @@
 // Package client calls services: it selects a node through the selector,
 // encodes the request with the codec of the call's content type, sends it
 // over the transport, and decodes the response or the error.
+//
+// Every failure is an *errors.Error (package framework/errors) whose detail
+// says what went wrong:
+//
+//	404  service go.micro.srv.x: not found          (nothing registered under that name)
+//	404  unknown endpoint Foo.Bar of service X       (from the server)
+//	408  call to X Foo.Bar timed out after 5s
+//	503  call to X Foo.Bar: node 127.0.0.1:4000 unreachable: ... connection refused
+//
+// plus what the server answered (400 malformed request, 413, 415, 500, ...).
+//
+// A call is retried on another node only when that is safe: the request
+// certainly never reached a server (the connection could not be made), or
+// the caller marked the call [Idempotent]. A server's answer, even an error,
+// is never retried.
 package client
 
 import (
 	"context"
+	stderrors "errors"
+	"fmt"
+	"sync"
 	"time"
 
+	"github.com/microbot/microbot/framework/codec"
+	"github.com/microbot/microbot/framework/errors"
+	"github.com/microbot/microbot/framework/metadata"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/selector"
+	"github.com/microbot/microbot/framework/transport"
 )
 
 // Defaults of a Client.
@@ -16,11 +38,19 @@ const (
 	DefaultContentType    = "application/json"
 	DefaultRequestTimeout = 5 * time.Second
 	DefaultRetries        = 1
+	DefaultPoolSize       = transport.DefaultMaxIdleConnsPerHost
 )
+
+// errorID is the id of the errors the client itself produces.
+const errorID = "go.micro.client"
 
 // Client calls services. It is safe for concurrent use.
 type Client struct {
-	opts Options
+	mu     sync.RWMutex
+	opts   Options
+	sel    selector.Selector // opts.Selector, or one built over opts.Registry
+	ownSel bool              // sel was built here and is closed here
+	tr     *transport.Client
 }
 
 // Options configure a Client.
@@ -32,6 +62,10 @@ type Options struct {
 	// Retries is how many more nodes a call may try when retrying is safe
 	// (the request never reached a server, or the call is idempotent).
 	Retries int
+	// PoolSize is how many idle keep-alive connections are kept per node;
+	// it should be at least the number of concurrent calls to one node.
+	// It takes effect in New only.
+	PoolSize int
 }
 
 // Option sets an Options field.
@@ -51,6 +85,9 @@ func RequestTimeout(d time.Duration) Option { return func(o *Options) { o.Reques
 
 // Retries sets the default number of retries where retrying is safe.
 func Retries(n int) Option { return func(o *Options) { o.Retries = n } }
+
+// PoolSize sets how many idle connections are kept per node (New only).
+func PoolSize(n int) Option { return func(o *Options) { o.PoolSize = n } }
 
 // CallOptions are the options of one call.
 type CallOptions struct {
@@ -85,19 +122,198 @@ func Idempotent() CallOption { return func(o *CallOptions) { o.Idempotent = true
 
 // New returns a Client.
 func New(opts ...Option) *Client {
-	// TODO(framework): defaults, selector, transport.
-	c := &Client{opts: Options{ContentType: DefaultContentType, RequestTimeout: DefaultRequestTimeout, Retries: DefaultRetries}}
-	for _, o := range opts {
-		o(&c.opts)
+	o := Options{
+		ContentType:    DefaultContentType,
+		RequestTimeout: DefaultRequestTimeout,
+		Retries:        DefaultRetries,
+		PoolSize:       DefaultPoolSize,
 	}
+	for _, f := range opts {
+		f(&o)
+	}
+	c := &Client{tr: transport.NewClient(transport.MaxIdleConnsPerHost(o.PoolSize))}
+	c.setOptions(o)
 	return c
 }
 
+// Init applies opts to a client in use. Calls in flight finish with the
+// options they started with. A selector the client built itself over the
+// old registry is closed when the registry or selector changes.
+func (c *Client) Init(opts ...Option) {
+	c.mu.RLock()
+	o := c.opts
+	c.mu.RUnlock()
+	for _, f := range opts {
+		f(&o)
+	}
+	c.setOptions(o)
+}
+
+func (c *Client) setOptions(o Options) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old, ownedOld := c.sel, c.ownSel
+	switch {
+	case o.Selector != nil:
+		c.sel, c.ownSel = o.Selector, false
+	case c.ownSel && o.Registry == c.opts.Registry:
+		// keep the selector built over the same registry
+	case o.Registry != nil:
+		c.sel, c.ownSel = newSelector(o.Registry), true
+	default:
+		c.sel, c.ownSel = nil, false
+	}
+	c.opts = o
+	if ownedOld && old != c.sel {
+		old.Close() //nolint:errcheck // nothing to do about it
+	}
+}
+
+// Options returns a copy of the client's options.
+func (c *Client) Options() Options {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.opts
+}
+
+// Close closes the selector the client built and the idle connections.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	sel, own := c.sel, c.ownSel
+	c.sel, c.ownSel = nil, false
+	c.mu.Unlock()
+	if own && sel != nil {
+		sel.Close() //nolint:errcheck // nothing to do about it
+	}
+	return c.tr.Close()
+}
+
 // Call calls endpoint ("Say.Hello") of service with req and decodes the
-// answer into rsp. req and rsp are protobuf messages or, with JSON, any Go
-// values (json.RawMessage passes JSON through). The metadata of ctx
-// (package metadata) travels with the call. A failed call returns an
-// *errors.Error (package framework/errors).
+// answer into rsp (nil: the answer is dropped). req and rsp are protobuf
+// messages or, with JSON, any Go values (json.RawMessage passes JSON
+// through). The metadata of ctx (package metadata) travels with the call,
+// and so does its deadline or the call's timeout, whichever is sooner. A
+// failed call returns an *errors.Error (package framework/errors).
 func (c *Client) Call(ctx context.Context, service, endpoint string, req, rsp any, opts ...CallOption) error {
-	panic("TODO(framework): Client.Call")
+	c.mu.RLock()
+	o, sel := c.opts, c.sel
+	c.mu.RUnlock()
+	co := CallOptions{ContentType: o.ContentType, RequestTimeout: o.RequestTimeout, Retries: o.Retries}
+	for _, f := range opts {
+		f(&co)
+	}
+	call := service + " " + endpoint
+
+	cd, err := codec.For(co.ContentType)
+	if err != nil {
+		return errors.UnsupportedMediaType(errorID, "call to %s: unsupported content type %q; supported: %s", call, co.ContentType, codec.Supported())
+	}
+	body, err := cd.Marshal(req)
+	if err != nil {
+		return errors.BadRequest(errorID, "call to %s: encoding the request as %s: %v", call, cd.ContentType(), err)
+	}
+	if co.RequestTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, co.RequestTimeout)
+		defer cancel()
+	}
+	if ctx.Err() != nil {
+		return ctxError(ctx, call, co.RequestTimeout)
+	}
+
+	var next selector.Next
+	switch {
+	case co.Address != "":
+		next = single(co.Address)
+		sel = nil
+	case sel == nil:
+		return errors.InternalServerError(errorID, "call to %s: the client has no registry or selector", call)
+	default:
+		next, err = sel.Select(ctx, service)
+		switch {
+		case stderrors.Is(err, registry.ErrNotFound):
+			return errors.NotFound(errorID, "service %s: not found", service)
+		case err != nil && ctx.Err() != nil:
+			return ctxError(ctx, call, co.RequestTimeout)
+		case err != nil:
+			return errors.ServiceUnavailable(errorID, "call to %s: looking up the service: %v", call, err)
+		}
+	}
+
+	md, _ := metadata.FromContext(ctx)
+	treq := &transport.Request{
+		Service:     service,
+		Endpoint:    endpoint,
+		ContentType: cd.ContentType(),
+		Metadata:    md,
+		Body:        body,
+	}
+	var last error
+	tried := 0
+	for range co.Retries + 1 {
+		node, err := next()
+		if err != nil {
+			if last == nil {
+				return errors.ServiceUnavailable(errorID, "call to %s: no node available: %v", call, err)
+			}
+			break
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			treq.Timeout = time.Until(dl)
+		}
+		tried++
+		res, err := c.tr.Send(ctx, node.Address, treq)
+		if err == nil {
+			defer res.Release()
+			if rsp == nil {
+				return nil
+			}
+			if err := cd.Unmarshal(res.Body, rsp); err != nil {
+				return errors.InternalServerError(errorID, "call to %s: decoding the response (%s) from %s: %v", call, cd.ContentType(), node.Address, err)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctxError(ctx, call, co.RequestTimeout)
+		}
+		var re *errors.Error
+		if stderrors.As(err, &re) {
+			return re // the server answered: never retried
+		}
+		if sel != nil {
+			sel.Mark(service, node, err)
+		}
+		last = err
+		var se *transport.SendError
+		if !co.Idempotent && !(stderrors.As(err, &se) && se.NotSent) {
+			return errors.ServiceUnavailable(errorID, "call to %s: %v (not retried: the request may have reached the server)", call, err)
+		}
+	}
+	if tried > 1 {
+		return errors.ServiceUnavailable(errorID, "call to %s failed on %d nodes, last: %v", call, tried, last)
+	}
+	return errors.ServiceUnavailable(errorID, "call to %s: %v", call, last)
+}
+
+// ctxError is the error of a call whose context is done.
+func ctxError(ctx context.Context, call string, timeout time.Duration) *errors.Error {
+	if stderrors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if timeout > 0 {
+			return errors.Timeout(errorID, "call to %s timed out after %v", call, timeout)
+		}
+		return errors.Timeout(errorID, "call to %s timed out: the caller's deadline passed", call)
+	}
+	return errors.Timeout(errorID, "call to %s: %v", call, context.Cause(ctx))
+}
+
+// single yields one node at addr, once.
+func single(addr string) selector.Next {
+	done := false
+	return func() (*registry.Node, error) {
+		if done {
+			return nil, fmt.Errorf("node %s: %w", addr, selector.ErrNoneAvailable)
+		}
+		done = true
+		return &registry.Node{ID: addr, Address: addr}, nil
+	}
 }

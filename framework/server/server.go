@@ -3,28 +3,71 @@
 //
 //	func (h *T) Method(ctx context.Context, req *Req, rsp *Rsp) error
 //
-// and served as endpoint "T.Method". The endpoints and their request and
-// response schemas are published in the registry; every server also answers
-// Debug.Health. A panicking handler returns an error and the server lives on.
+// and served as endpoint "T.Method". Req and Rsp are protobuf messages, or
+// any Go types for JSON callers. The method lookups are done once, when the
+// handler is registered.
+//
+// The endpoints and their request and response schemas (field names as in
+// JSON, types as Go or protobuf scalar names, nested messages to a bounded
+// depth) are published in the registry with the node.
+//
+// Every server also answers Debug.Health with status "ok", in both codecs:
+// its messages, [HealthRequest] and [HealthResponse], encode themselves on
+// the protobuf wire by hand (package protowire), as go.micro.debug's
+// HealthRequest and HealthResponse.
+//
+// Errors a caller gets: unknown endpoint (404), malformed body (400, naming
+// the endpoint and the decode error), unsupported Content-Type (415, listing
+// the supported ones), body over the limit (413), a handler that panicked
+// (500; the panic and its stack are logged with slog and the server lives
+// on), a handler that returned a plain error (500 with its text) or an
+// *errors.Error (sent as it is). The handler's context carries the
+// caller's deadline and metadata.
 package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/microbot/microbot/framework/codec"
+	merrors "github.com/microbot/microbot/framework/errors"
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/transport"
 )
 
-// Server serves handlers and keeps its node registered.
+// Defaults of a Server.
+const (
+	DefaultAddress     = "127.0.0.1:0"
+	DefaultMaxBodySize = transport.DefaultMaxBodySize
+)
+
+// Server serves handlers and keeps its node registered. It is safe for
+// concurrent use.
 type Server struct {
-	opts Options
+	mu       sync.Mutex
+	opts     Options
+	handlers map[string]bool                       // handler names taken
+	eps      atomic.Pointer[map[string]*endpoint] // copied on write
+	ln       net.Listener
+	http     *http.Server
+	served   chan struct{} // closed when Serve returns
+	name     atomic.Pointer[string]
 }
 
 // Options configure a Server.
 type Options struct {
 	Name        string
 	Version     string
-	ID          string // node id; default: Name + "-" + a random suffix
+	ID          string // node id; default: Name + "-" + a random UUID
 	Address     string // listen address; default "127.0.0.1:0"
 	Advertise   string // address published in the registry; default: the listener's
 	Metadata    map[string]string
@@ -42,8 +85,15 @@ func Name(n string) Option { return func(o *Options) { o.Name = n } }
 // Version sets the service version.
 func Version(v string) Option { return func(o *Options) { o.Version = v } }
 
+// ID sets the node id.
+func ID(id string) Option { return func(o *Options) { o.ID = id } }
+
 // Address sets the listen address.
 func Address(a string) Option { return func(o *Options) { o.Address = a } }
+
+// Advertise sets the address published in the registry, when callers must
+// use another one than the listener's (NAT, containers, 0.0.0.0).
+func Advertise(a string) Option { return func(o *Options) { o.Advertise = a } }
 
 // Metadata sets the node metadata.
 func Metadata(md map[string]string) Option { return func(o *Options) { o.Metadata = md } }
@@ -72,30 +122,278 @@ type HandlerOption func(*HandlerOptions)
 // "Command.Exec").
 func HandlerName(n string) HandlerOption { return func(o *HandlerOptions) { o.Name = n } }
 
-// New returns a Server.
+// EndpointMetadata sets metadata published on each of the handler's
+// endpoints.
+func EndpointMetadata(md map[string]string) HandlerOption {
+	return func(o *HandlerOptions) { o.Metadata = md }
+}
+
+// New returns a Server that already serves Debug.Health.
 func New(opts ...Option) *Server {
-	s := &Server{}
-	for _, o := range opts {
-		o(&s.opts)
+	s := &Server{handlers: map[string]bool{}}
+	s.eps.Store(&map[string]*endpoint{})
+	s.Init(opts...)
+	if err := s.Handle(&debugHandler{}, HandlerName("Debug")); err != nil {
+		panic(err) // cannot happen: the handler is well-formed and first
 	}
 	return s
 }
 
-// Handle registers h's methods. It returns an error if h has no method of
-// the handler form or its name is taken.
-func (s *Server) Handle(h any, opts ...HandlerOption) error {
-	panic("TODO(framework): Server.Handle")
+// Init applies opts. Options that shape the listener (Address, MaxBodySize)
+// take effect at the next Start; the others at the next Register.
+func (s *Server) Init(opts ...Option) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range opts {
+		o(&s.opts)
+	}
+	name := s.opts.Name
+	s.name.Store(&name)
 }
 
-// Start listens and registers the node.
-func (s *Server) Start(ctx context.Context) error { panic("TODO(framework): Server.Start") }
+// Options returns a copy of the server's options, with the node id it
+// registers under once started.
+func (s *Server) Options() Options {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts
+}
 
-// Register registers (or refreshes) the node in the registry.
-func (s *Server) Register(ctx context.Context) error { panic("TODO(framework): Server.Register") }
+// Handle registers h's methods. It returns an error if h has no method of
+// the handler form or its name is taken. Handlers added after Start are
+// served at once and published at the next Register.
+func (s *Server) Handle(h any, opts ...HandlerOption) error {
+	var o HandlerOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	name, eps, err := handlerEndpoints(h, o)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handlers[name] {
+		return fmt.Errorf("handler %T: the name %s is taken", h, name)
+	}
+	old := *s.eps.Load()
+	next := make(map[string]*endpoint, len(old)+len(eps))
+	for k, v := range old {
+		next[k] = v
+	}
+	for k, v := range eps {
+		next[k] = v
+	}
+	s.handlers[name] = true
+	s.eps.Store(&next)
+	return nil
+}
+
+// Endpoints returns the endpoints the server publishes, sorted by name.
+func (s *Server) Endpoints() []*registry.Endpoint { return endpointInfos(*s.eps.Load()) }
+
+// Start listens on the Address and serves, then registers the node. A
+// failed registration is logged, not returned: the caller (framework.Service)
+// registers again on its interval; call Register to see the error.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.http != nil {
+		s.mu.Unlock()
+		return errors.New("server already started")
+	}
+	if s.opts.Name == "" {
+		s.mu.Unlock()
+		return errors.New("server has no name: set one with server.Name (or framework.Name, --server_name)")
+	}
+	if s.opts.ID == "" {
+		s.opts.ID = s.opts.Name + "-" + newUUID()
+	}
+	addr := s.opts.Address
+	if addr == "" {
+		addr = DefaultAddress
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("server %s: listen: %w", s.opts.Name, err)
+	}
+	maxBody := s.opts.MaxBodySize
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBodySize
+	}
+	s.ln = ln
+	s.http = &http.Server{
+		Handler:           transport.NewHandler((*rpcHandler)(s), transport.MaxBodySize(maxBody), transport.ErrorID(s.opts.Name)),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
+	}
+	s.served = make(chan struct{})
+	srv, served, name := s.http, s.served, s.opts.Name
+	s.mu.Unlock()
+
+	go func() {
+		defer close(served)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			slog.Error("server stopped serving", "service", name, "err", err)
+		}
+	}()
+	if err := s.Register(ctx); err != nil {
+		slog.Warn("register failed; will retry", "service", name, "err", err)
+	}
+	return nil
+}
+
+// Address returns the address the server listens on once started, or "".
+func (s *Server) Address() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// service returns the registry entry of this node. s.mu must be held.
+func (s *Server) service() *registry.Service {
+	md := map[string]string{
+		"server":        "microbot",
+		"transport":     "http",
+		"content_types": codec.Supported(),
+	}
+	for k, v := range s.opts.Metadata {
+		md[k] = v
+	}
+	return &registry.Service{
+		Name:      s.opts.Name,
+		Version:   s.opts.Version,
+		Endpoints: endpointInfos(*s.eps.Load()),
+		Nodes: []*registry.Node{{
+			ID:       s.opts.ID,
+			Address:  advertised(s.opts.Advertise, s.ln.Addr()),
+			Metadata: md,
+		}},
+	}
+}
+
+// Register registers (or refreshes) the node in the registry. It is a no-op
+// without a registry.
+func (s *Server) Register(ctx context.Context) error {
+	s.mu.Lock()
+	if s.ln == nil {
+		s.mu.Unlock()
+		return errors.New("server not started")
+	}
+	r, svc, ttl := s.opts.Registry, s.service(), s.opts.RegisterTTL
+	s.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	var ro []registry.RegisterOption
+	if ttl > 0 {
+		ro = append(ro, registry.RegisterTTL(ttl))
+	}
+	if err := r.Register(ctx, svc, ro...); err != nil {
+		return fmt.Errorf("register %s in %s registry: %w", svc.Name, r, err)
+	}
+	return nil
+}
 
 // Stop deregisters the node, stops accepting and waits for in-flight
-// requests until ctx is done.
-func (s *Server) Stop(ctx context.Context) error { panic("TODO(framework): Server.Stop") }
+// requests until ctx is done; then it cuts them off and returns an error
+// saying so.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	if s.http == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	r, svc, srv, served := s.opts.Registry, s.service(), s.http, s.served
+	s.http, s.ln = nil, nil
+	s.mu.Unlock()
 
-// Address returns the address the server listens on once started.
-func (s *Server) Address() string { panic("TODO(framework): Server.Address") }
+	var errs []error
+	if r != nil {
+		if err := r.Deregister(ctx, svc); err != nil {
+			errs = append(errs, fmt.Errorf("deregister %s: %w", svc.Name, err))
+		}
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		srv.Close()
+		errs = append(errs, fmt.Errorf("server %s: in-flight requests cut off: %w", svc.Name, err))
+	}
+	<-served
+	return errors.Join(errs...)
+}
+
+// serveRPC answers one call that arrived over the transport.
+func (s *Server) serveRPC(ctx context.Context, req *transport.Request) ([]byte, error) {
+	id := *s.name.Load()
+	if req.Service != "" && id != "" && req.Service != id {
+		return nil, merrors.NotFound(id, "service %s: not served here (this node serves %s)", req.Service, id)
+	}
+	if req.Endpoint == "" {
+		return nil, merrors.BadRequest(id, "no endpoint named: set the %s header", transport.HeaderEndpoint)
+	}
+	e, ok := (*s.eps.Load())[req.Endpoint]
+	if !ok {
+		return nil, merrors.NotFound(id, "unknown endpoint %s of service %s", req.Endpoint, id)
+	}
+	c, err := codec.For(req.ContentType)
+	if err != nil {
+		return nil, merrors.UnsupportedMediaType(id, "unsupported content type %q for %s; supported: %s",
+			req.ContentType, req.Endpoint, codec.Supported())
+	}
+	return e.call(ctx, id, c, req.Body)
+}
+
+// rpcHandler adapts the server to transport.Handler without exporting
+// ServeRPC on Server.
+type rpcHandler Server
+
+// ServeRPC implements transport.Handler.
+func (h *rpcHandler) ServeRPC(ctx context.Context, req *transport.Request) ([]byte, error) {
+	return (*Server)(h).serveRPC(ctx, req)
+}
+
+// advertised returns the address to publish: adv if set, else the
+// listener's, with an unspecified host (0.0.0.0, ::) replaced by a private
+// address of this host, or loopback if it has none.
+func advertised(adv string, ln net.Addr) string {
+	if adv != "" {
+		return adv
+	}
+	host, port, err := net.SplitHostPort(ln.String())
+	if err != nil {
+		return ln.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = hostIP()
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// hostIP returns a private IPv4 address of this host, or 127.0.0.1.
+func hostIP() string {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsPrivate() {
+				return n.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:]) //nolint:errcheck // crypto/rand.Read never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
