@@ -55,7 +55,7 @@ const (
 type Server struct {
 	mu       sync.Mutex
 	opts     Options
-	handlers map[string]bool                       // handler names taken
+	handlers map[string]bool                      // handler names taken
 	eps      atomic.Pointer[map[string]*endpoint] // copied on write
 	ln       net.Listener
 	http     *http.Server
