@@ -1,0 +1,401 @@
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/microbot/microbot/framework/registry"
+)
+
+func init() {
+	registry.Plugin("consul", func(opts ...registry.Option) (registry.Registry, error) { return New(opts...) })
+}
+
+// Defaults used when the options leave them zero.
+const (
+	// DefaultTimeout bounds each HTTP call to Consul (a blocking query gets
+	// its wait time on top).
+	DefaultTimeout = 5 * time.Second
+	// WaitTime is how long one blocking query of a watch waits for a change
+	// before it is asked again.
+	WaitTime = 30 * time.Second
+)
+
+// agent is one Consul HTTP address the registry can talk to.
+type agent struct {
+	addr string
+	api  *api.Client
+}
+
+// Registry is the Consul registry. Build it with New or with
+// registry.New("consul", ...). It is safe for concurrent use.
+type Registry struct {
+	agents  []*agent
+	current atomic.Int32 // index in agents of the one that answered last
+	timeout time.Duration
+	log     *slog.Logger
+
+	mu         sync.Mutex
+	registered map[string]registered // by node id
+}
+
+// registered remembers what Register last sent for a node and where, so the
+// next Register of the same definition only passes the TTL check.
+type registered struct {
+	sum   string // hash of the registration
+	agent int    // index in agents
+}
+
+// New returns a Consul registry. registry.Addrs lists the agents' HTTP
+// addresses (host:port, or http://, https://, unix:// URLs; entries may also
+// be comma-separated lists); calls go to the first that answers and fail over
+// to the next when one is unreachable. Without addresses it uses
+// CONSUL_HTTP_ADDR, else 127.0.0.1:8500. Token and TLS settings come from the
+// usual Consul environment variables (CONSUL_HTTP_TOKEN, CONSUL_HTTP_SSL,
+// CONSUL_CACERT, CONSUL_CLIENT_CERT, ...), read by the Consul API package.
+func New(opts ...registry.Option) (*Registry, error) {
+	var o registry.Options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var addrs []string
+	for _, a := range o.Addrs {
+		for _, part := range strings.Split(a, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				addrs = append(addrs, part)
+			}
+		}
+	}
+	if len(addrs) == 0 {
+		addrs = []string{api.DefaultConfig().Address}
+	}
+	r := &Registry{
+		timeout:    o.Timeout,
+		log:        slog.Default().With("registry", "consul"),
+		registered: map[string]registered{},
+	}
+	if r.timeout <= 0 {
+		r.timeout = DefaultTimeout
+	}
+	for _, addr := range addrs {
+		cfg := api.DefaultConfig()
+		cfg.Address = addr
+		c, err := api.NewClient(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("consul registry: address %q: %w", addr, err)
+		}
+		r.agents = append(r.agents, &agent{addr: addr, api: c})
+	}
+	return r, nil
+}
+
+// String returns "consul".
+func (r *Registry) String() string { return "consul" }
+
+// Addrs returns the agent addresses the registry uses, in failover order.
+func (r *Registry) Addrs() []string {
+	out := make([]string, len(r.agents))
+	for i, a := range r.agents {
+		out[i] = a.addr
+	}
+	return out
+}
+
+// call runs f against the agents, starting with prefer (or the one that
+// answered last when prefer < 0), each attempt bounded by timeout, and moves
+// on to the next agent when one is unreachable or fails with a server error.
+// The error names every address tried.
+func (r *Registry) call(ctx context.Context, what string, prefer int, timeout time.Duration, f func(ctx context.Context, a *agent) error) (int, error) {
+	n := len(r.agents)
+	start := prefer
+	if start < 0 || start >= n {
+		start = int(r.current.Load())
+	}
+	var errs []error
+	for i := range n {
+		idx := (start + i) % n
+		a := r.agents[idx]
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		err := f(actx, a)
+		cancel()
+		if err == nil {
+			r.current.Store(int32(idx))
+			return idx, nil
+		}
+		errs = append(errs, fmt.Errorf("consul at %s: %w", a.addr, err))
+		if ctx.Err() != nil || !failOver(err) {
+			break
+		}
+	}
+	return -1, fmt.Errorf("%s: %w", what, errors.Join(errs...))
+}
+
+// failOver reports whether err means another agent might do better: no
+// answer at all, or a server-side error (such as "No cluster leader").
+func failOver(err error) bool {
+	var se api.StatusError
+	if errors.As(err, &se) {
+		return se.Code >= 500
+	}
+	return true
+}
+
+func isStatus(err error, code int) bool {
+	var se api.StatusError
+	return errors.As(err, &se) && se.Code == code
+}
+
+// checkIDs rejects what Consul's HTTP API cannot address: a '/' in a
+// service name or node id would be read as a path separator.
+func checkIDs(s *registry.Service) error {
+	if strings.Contains(s.Name, "/") {
+		return fmt.Errorf("%w: service name %q contains '/', which Consul's HTTP API cannot address", registry.ErrInvalid, s.Name)
+	}
+	for _, n := range s.Nodes {
+		if strings.Contains(n.ID, "/") {
+			return fmt.Errorf("%w: service %q: node id %q contains '/', which Consul's HTTP API cannot address", registry.ErrInvalid, s.Name, n.ID)
+		}
+	}
+	return nil
+}
+
+// Register registers every node of s as a Consul service instance with a TTL
+// check (registry.RegisterTTL; with none the node has no check and stays
+// until deregistered), or, when the node was already registered with the
+// same definition through this Registry, just passes its TTL check. If the
+// agent no longer knows the node (it restarted, or the node expired), the
+// node is registered again. Invalid input is refused with an error wrapping
+// registry.ErrInvalid, a definition too large with one wrapping ErrTooLarge;
+// either way nothing is registered.
+func (r *Registry) Register(ctx context.Context, s *registry.Service, opts ...registry.RegisterOption) error {
+	if err := registry.ValidateRegister(s); err != nil {
+		return fmt.Errorf("consul register: %w", err)
+	}
+	if err := checkIDs(s); err != nil {
+		return fmt.Errorf("consul register: %w", err)
+	}
+	var o registry.RegisterOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.TTL < 0 {
+		return fmt.Errorf("consul register %q: %w: negative TTL %v", s.Name, registry.ErrInvalid, o.TTL)
+	}
+	// Encode every node first, so a node too large changes nothing.
+	regs := make([]*api.AgentServiceRegistration, len(s.Nodes))
+	for i, n := range s.Nodes {
+		reg, err := registration(s, n, o.TTL)
+		if err != nil {
+			return fmt.Errorf("consul register %q node %q: %w", s.Name, n.ID, err)
+		}
+		regs[i] = reg
+	}
+	for _, reg := range regs {
+		if err := r.registerNode(ctx, reg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Registry) registerNode(ctx context.Context, reg *api.AgentServiceRegistration) error {
+	sum := registrationSum(reg)
+	r.mu.Lock()
+	prev, known := r.registered[reg.ID]
+	r.mu.Unlock()
+	prefer := -1
+	if known {
+		prefer = prev.agent
+	}
+	idx, err := r.call(ctx, fmt.Sprintf("consul register %q node %q", reg.Name, reg.ID), prefer, r.timeout, func(ctx context.Context, a *agent) error {
+		if known && prev.sum == sum && a == r.agents[prev.agent] && reg.Check != nil {
+			err := a.api.Agent().UpdateTTLOpts(reg.Check.CheckID, "", api.HealthPassing, (&api.QueryOptions{}).WithContext(ctx))
+			var se api.StatusError
+			if err == nil || !errors.As(err, &se) || se.Code >= 500 {
+				return err
+			}
+			// The agent answered that it does not know the check: it
+			// lost the node (restart, expiry); register it again.
+		}
+		return a.api.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx))
+	})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		delete(r.registered, reg.ID)
+		return err
+	}
+	r.registered[reg.ID] = registered{sum: sum, agent: idx}
+	return nil
+}
+
+// registrationSum identifies a registration's content.
+func registrationSum(reg *api.AgentServiceRegistration) string {
+	keys := make([]string, 0, len(reg.Meta))
+	for k := range reg.Meta {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%q %q %q %q %d", reg.ID, reg.Name, reg.Tags, reg.Address, reg.Port)
+	if reg.Check != nil {
+		fmt.Fprintf(&b, " ttl=%q/%q", reg.Check.TTL, reg.Check.DeregisterCriticalServiceAfter)
+	}
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %q=%q", k, reg.Meta[k])
+	}
+	return b.String()
+}
+
+// Deregister removes every node of s from Consul at once. A node Consul does
+// not know is not an error: it is gone either way.
+func (r *Registry) Deregister(ctx context.Context, s *registry.Service) error {
+	if err := registry.ValidateDeregister(s); err != nil {
+		return fmt.Errorf("consul deregister: %w", err)
+	}
+	if err := checkIDs(s); err != nil {
+		return fmt.Errorf("consul deregister: %w", err)
+	}
+	var errs []error
+	for _, n := range s.Nodes {
+		r.mu.Lock()
+		prev, known := r.registered[n.ID]
+		delete(r.registered, n.ID)
+		r.mu.Unlock()
+		prefer := -1
+		if known {
+			prefer = prev.agent
+		}
+		_, err := r.call(ctx, fmt.Sprintf("consul deregister %q node %q", s.Name, n.ID), prefer, r.timeout, func(ctx context.Context, a *agent) error {
+			err := a.api.Agent().ServiceDeregisterOpts(n.ID, (&api.QueryOptions{}).WithContext(ctx))
+			if isStatus(err, 404) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// GetService returns the named service's nodes whose every check passes,
+// one entry per version, sorted by version, nodes sorted by id. It returns
+// an error wrapping registry.ErrNotFound when there is none.
+func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Service, error) {
+	if name == "" || strings.Contains(name, "/") {
+		return nil, fmt.Errorf("consul get service %q: invalid name", name)
+	}
+	entries, _, err := r.health(ctx, name, 0, r.timeout)
+	if err != nil {
+		return nil, err
+	}
+	svcs := registry.Merge(r.decodeEntries(entries))
+	if len(svcs) == 0 {
+		return nil, fmt.Errorf("consul get service %q: %w", name, registry.ErrNotFound)
+	}
+	return svcs, nil
+}
+
+// health runs a (blocking, if index > 0) query for the passing instances of
+// the named service that carry Tag.
+func (r *Registry) health(ctx context.Context, name string, index uint64, timeout time.Duration) ([]*api.ServiceEntry, uint64, error) {
+	var entries []*api.ServiceEntry
+	var meta *api.QueryMeta
+	q := &api.QueryOptions{}
+	if index > 0 {
+		q.WaitIndex = index
+		q.WaitTime = WaitTime
+		timeout += WaitTime + WaitTime/16 // Consul adds up to wait/16 of jitter
+	}
+	_, err := r.call(ctx, fmt.Sprintf("consul get service %q", name), -1, timeout, func(ctx context.Context, a *agent) error {
+		var err error
+		entries, meta, err = a.api.Health().Service(name, Tag, true, q.WithContext(ctx))
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return entries, meta.LastIndex, nil
+}
+
+// decodeEntries decodes the instances, each a Service holding one node, one
+// per node id. An instance whose definition does not decode is logged and
+// left out.
+func (r *Registry) decodeEntries(entries []*api.ServiceEntry) []*registry.Service {
+	seen := map[string]bool{}
+	var out []*registry.Service
+	for _, e := range entries {
+		if e.Service == nil || seen[e.Service.ID] {
+			continue
+		}
+		svc, err := decodeEntry(e.Service)
+		if err != nil {
+			r.log.Warn("skipping undecodable instance", "err", err)
+			continue
+		}
+		seen[e.Service.ID] = true
+		out = append(out, svc)
+	}
+	return out
+}
+
+// ListServices returns every service with at least one live node (all its
+// checks and its Consul node's checks passing), one entry per name and
+// version, sorted by name then version, without nodes or endpoints. It asks
+// the catalog for the names carrying Tag, then each service for its passing
+// instances' version tags, a few at a time.
+func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error) {
+	names, _, err := r.serviceNames(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	versions := make([][]string, len(names))
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			entries, _, err := r.health(ctx, name, 0, r.timeout)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			for _, e := range entries {
+				if e.Service == nil {
+					continue
+				}
+				for _, t := range e.Service.Tags {
+					if v, ok := strings.CutPrefix(t, VersionTagPrefix); ok && !slices.Contains(versions[i], v) {
+						versions[i] = append(versions[i], v)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("consul list services: %w", err)
+	}
+	var out []*registry.Service
+	for i, name := range names { // names are sorted
+		slices.Sort(versions[i])
+		for _, v := range versions[i] {
+			out = append(out, &registry.Service{Name: name, Version: v})
+		}
+	}
+	return out, nil
+}

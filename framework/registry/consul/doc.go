@@ -1,0 +1,66 @@
+// Package consul is the Consul registry of microbot: services register with
+// a Consul agent's HTTP API, so processes on many hosts find each other. It
+// adds itself to the registry table as "consul" (select it with
+// --registry=consul --registry_address=host:port[,host:port...]).
+//
+// # How a service is written into Consul
+//
+// Each node of a service is one Consul service instance, registered with the
+// agent the registry talks to:
+//
+//   - ID is the node's id, Name the service's name; Address and Port are the
+//     node's host:port split (an address without a port goes whole into
+//     Address, Port 0).
+//   - Tags are "microbot" (the registry reads only instances carrying it, so
+//     Consul's own service and services of other tools are left out) and
+//     "v=" + the service version (so listing needs no decoding).
+//   - Meta holds the node's full definition: the JSON object
+//     {"version", "metadata", "endpoints", "address", "node_metadata"} (the
+//     endpoints with their request and response schemas), compressed with
+//     DEFLATE, encoded in base64 (standard alphabet, no padding) and cut into
+//     512-character pieces, Consul's limit on a meta value, under the keys
+//     microbot_0, microbot_1, ...; microbot_chunks holds their number and
+//     microbot the format ("1"). The key version repeats the version in
+//     plain text for people reading Consul. What Register is given comes back
+//     from GetService and Watch exactly, nil and empty maps and lists
+//     included.
+//   - Consul allows 64 meta keys, so a definition may take 61 pieces: 31232
+//     base64 characters, about 23 KiB compressed. JSON endpoint schemas
+//     compress well (a thousand endpoints with a few fields each fit);
+//     a definition that does not fit is refused by Register with an error
+//     wrapping ErrTooLarge, and nothing is registered for that node.
+//   - A TTL check with CheckID "service:" + node id, registered passing, when
+//     Register is given a TTL (registry.RegisterTTL; the framework always
+//     gives one). It turns critical when the node has not been registered
+//     again within its TTL, and Consul removes the instance after it has been
+//     critical for the TTL (at least a minute, Consul's minimum). Register of
+//     an unchanged node only passes the check (one small PUT); if the agent
+//     does not know the check any more (it restarted, or the node was
+//     removed) the node is registered again in full. Without a TTL the node
+//     has no check and stays until deregistered, as in the other registries.
+//
+// # Reading
+//
+// GetService asks Consul's health endpoint for the service's instances whose
+// checks all pass (their own TTL check and their Consul node's checks), so a
+// node whose TTL ran out is gone at once. ListServices asks the catalog for
+// the names carrying the tag, then each service for the version tags of its
+// passing instances. Watch uses blocking queries (X-Consul-Index): one on the
+// catalog's service names and one per service on its passing instances, so
+// changes arrive within milliseconds without polling; the events are
+// registry.Diff of what the watch saw before and after.
+//
+// # Failure
+//
+// Every HTTP call has a timeout (registry.Timeout, default 5 s; a blocking
+// query gets its wait time on top). With several addresses, a call that gets
+// no answer, or a server error, from one agent is tried on the next; the
+// error of a call no agent answered names every address tried. A watch whose
+// agents do not answer retries with backoff (0.1 s to 2 s) and, when one
+// answers again, reports what changed meanwhile.
+//
+// Token and TLS settings come from Consul's usual environment variables
+// (CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE, CONSUL_HTTP_SSL, CONSUL_CACERT,
+// CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY, CONSUL_TLS_SERVER_NAME, ...);
+// CONSUL_HTTP_ADDR is used only when no address is given.
+package consul

@@ -1,0 +1,282 @@
+package consul
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/microbot/microbot/framework/registry"
+)
+
+// Backoff bounds of a watch retrying an agent that does not answer.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 2 * time.Second
+)
+
+// Watch returns a watcher fed by Consul blocking queries: one on the catalog's
+// service names (unless registry.WatchService names one service) and one per
+// service on its passing instances, so a change arrives as soon as Consul
+// commits it. Watch reads the current state before it returns and reports
+// only changes after that, as registry.Diff defines them (one Result per
+// service version that appeared, changed or went). When the agents cannot be
+// reached the watcher retries with backoff and, once one answers, reports
+// what changed meanwhile.
+func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (registry.Watcher, error) {
+	var o registry.WatchOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if strings.Contains(o.Service, "/") {
+		return nil, fmt.Errorf("consul watch %q: invalid service name", o.Service)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	w := &watcher{r: r, ctx: wctx, cancel: cancel, results: make(chan *registry.Result, 64)}
+	if o.Service != "" {
+		st := w.baseline(o.Service)
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			w.watchService(wctx, o.Service, st)
+		}()
+		return w, nil
+	}
+	// Baseline: the names now, and each one's nodes now.
+	var index uint64
+	states := map[string]*serviceState{}
+	if names, idx, err := r.serviceNames(wctx, 0); err == nil {
+		index = idx
+		for _, name := range names {
+			states[name] = w.baseline(name)
+		}
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		w.watchAll(wctx, index, states)
+	}()
+	return w, nil
+}
+
+// serviceNames returns the names of the catalog's services carrying Tag,
+// blocking until the catalog index passes index when it is not zero.
+func (r *Registry) serviceNames(ctx context.Context, index uint64) ([]string, uint64, error) {
+	var services map[string][]string
+	var meta *api.QueryMeta
+	q := &api.QueryOptions{}
+	timeout := r.timeout
+	if index > 0 {
+		q.WaitIndex, q.WaitTime = index, WaitTime
+		timeout += WaitTime + WaitTime/16
+	}
+	_, err := r.call(ctx, "consul list services", -1, timeout, func(ctx context.Context, a *agent) error {
+		var err error
+		services, meta, err = a.api.Catalog().Services(q.WithContext(ctx))
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	var names []string
+	for name, tags := range services {
+		if slices.Contains(tags, Tag) {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names, meta.LastIndex, nil
+}
+
+type watcher struct {
+	r       *Registry
+	ctx     context.Context
+	cancel  context.CancelFunc
+	results chan *registry.Result
+	wg      sync.WaitGroup
+}
+
+// Next returns the next change, or an error wrapping
+// registry.ErrWatcherStopped once the watcher is stopped.
+func (w *watcher) Next() (*registry.Result, error) {
+	if w.ctx.Err() != nil {
+		return nil, fmt.Errorf("consul watch: %w", registry.ErrWatcherStopped)
+	}
+	select {
+	case res := <-w.results:
+		return res, nil
+	case <-w.ctx.Done():
+		return nil, fmt.Errorf("consul watch: %w", registry.ErrWatcherStopped)
+	}
+}
+
+// Stop ends the watch, unblocks Next and waits for the watch's queries to
+// end.
+func (w *watcher) Stop() {
+	w.cancel()
+	w.wg.Wait()
+}
+
+// serviceState is what a watch last saw of one service.
+type serviceState struct {
+	index    uint64              // Consul index of that view; 0: none yet
+	services []*registry.Service // by version, as registry.Merge returns
+}
+
+// baseline reads the service's current nodes; if Consul does not answer, it
+// starts from nothing, and the first answer is reported as Creates.
+func (w *watcher) baseline(name string) *serviceState {
+	st := &serviceState{}
+	entries, idx, err := w.r.health(w.ctx, name, 0, w.r.timeout)
+	if err != nil {
+		return st
+	}
+	st.index = idx
+	st.services = registry.Merge(w.r.decodeEntries(entries))
+	return st
+}
+
+// watchAll follows the catalog's service names and runs watchService for
+// each; when a name leaves the catalog its watch reports its nodes deleted.
+func (w *watcher) watchAll(ctx context.Context, index uint64, states map[string]*serviceState) {
+	type child struct {
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	children := map[string]*child{}
+	start := func(name string, st *serviceState) {
+		cctx, cancel := context.WithCancel(ctx)
+		c := &child{cancel: cancel, done: make(chan struct{})}
+		children[name] = c
+		go func() {
+			defer close(c.done)
+			w.watchService(cctx, name, st)
+		}()
+	}
+	defer func() {
+		for _, c := range children {
+			c.cancel()
+			<-c.done
+		}
+	}()
+	for name, st := range states {
+		start(name, st)
+	}
+	var bo backoff
+	for {
+		names, idx, err := w.r.serviceNames(ctx, index)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			w.r.log.Debug("watch: list services failed, retrying", "err", err)
+			index = 0 // the agent may come back with a fresh, lower index
+			if !bo.sleep(ctx) {
+				return
+			}
+			continue
+		}
+		bo.reset()
+		index = nextIndex(index, idx)
+		live := map[string]bool{}
+		for _, name := range names {
+			live[name] = true
+			if children[name] == nil {
+				start(name, &serviceState{})
+			}
+		}
+		for name, c := range children {
+			if !live[name] {
+				c.cancel()
+				<-c.done
+				delete(children, name)
+			}
+		}
+	}
+}
+
+// watchService follows one service's passing instances with blocking
+// queries from st and sends the Results of each change. When ctx is
+// cancelled while the watcher itself still runs (the name left the
+// catalog), it reports every version it last saw as deleted.
+func (w *watcher) watchService(ctx context.Context, name string, st *serviceState) {
+	gone := func() {
+		if w.ctx.Err() == nil {
+			w.emit(registry.Diff(st.services, nil))
+		}
+	}
+	var bo backoff
+	for {
+		entries, idx, err := w.r.health(ctx, name, st.index, w.r.timeout)
+		if ctx.Err() != nil {
+			gone()
+			return
+		}
+		if err != nil {
+			w.r.log.Debug("watch: service query failed, retrying", "service", name, "err", err)
+			st.index = 0 // the agent may come back with a fresh, lower index
+			if !bo.sleep(ctx) {
+				gone()
+				return
+			}
+			continue
+		}
+		bo.reset()
+		st.index = nextIndex(st.index, idx)
+		cur := registry.Merge(w.r.decodeEntries(entries))
+		if !w.emit(registry.Diff(st.services, cur)) {
+			return
+		}
+		st.services = cur
+	}
+}
+
+// nextIndex applies Consul's rules for blocking-query indexes: start over
+// when the index went backwards (a restarted or different server), and never
+// use zero after a first answer.
+func nextIndex(prev, got uint64) uint64 {
+	switch {
+	case got < prev:
+		return 0
+	case got == 0:
+		return 1
+	}
+	return got
+}
+
+// emit sends the results in order; it returns false if the watcher stopped.
+func (w *watcher) emit(rs []*registry.Result) bool {
+	for _, res := range rs {
+		select {
+		case w.results <- res:
+		case <-w.ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// backoff doubles from minBackoff to maxBackoff, with jitter.
+type backoff struct{ d time.Duration }
+
+func (b *backoff) reset() { b.d = 0 }
+
+// sleep waits the next backoff; it returns false if ctx ended first.
+func (b *backoff) sleep(ctx context.Context) bool {
+	b.d = min(max(2*b.d, minBackoff), maxBackoff)
+	d := b.d/2 + rand.N(b.d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
