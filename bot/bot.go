@@ -1,0 +1,470 @@
+// Package bot is the bot's main loop: it reads the events of every input,
+// matches each line to a command of the table, runs it, and sends the reply
+// to the room and thread the line came from.
+//
+// # Dispatch
+//
+// Each input has one receiving loop. Events are handled concurrently, at
+// most MaxConcurrent at a time per input (the loop stops reading while all
+// slots are busy). An event that is not Addressed to the bot (room
+// chatter) is ignored without a word; every addressed one gets exactly one
+// reply unless a middleware decides otherwise.
+//
+// Handling an event goes through a chain of [Middleware] around the final
+// [Handler], which runs the command under the command timeout and turns its
+// error, a timeout or a panic into an error reply. Cross-cutting concerns
+// (access policy, confirmation, audit log, metrics) are middlewares given
+// with [WithMiddleware]; they see the [command.Request]: the event, its
+// words, and the matched command (nil when the line matched none).
+//
+// # Identity of the caller
+//
+// The context a command runs in carries the caller as RPC metadata
+// (package framework/metadata), so every call a command makes tells the
+// service who asked:
+//
+//	Micro-Input      the input's name ("slack", "xmpp", "shell", "exec")
+//	Micro-User-Id    the sender's immutable id (Event.UserID)
+//	Micro-User-Name  the sender's display name (Event.UserName)
+//	Micro-Room       the room or channel (Event.Room)
+//
+// # Inputs that fail
+//
+// When Stream or Recv fails, the input is opened again after a capped
+// exponential backoff with jitter (1 s doubling up to 60 s by default). An
+// error that reports itself permanent (it, or an error it wraps, has a
+// method Permanent() bool returning true, e.g. bad credentials) is retried
+// at the cap only, so it never turns into a storm. Recv returning io.EOF
+// ends the input for good: its in-flight commands finish and reply, then
+// its loop ends; [Bot.Run] returns when every input has ended.
+//
+// # Stopping
+//
+// When the context of [Bot.Run] is cancelled the bot stops reading, waits
+// for the running commands (up to the drain timeout), delivers their
+// replies, and returns.
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/microbot/microbot/command"
+	"github.com/microbot/microbot/framework/metadata"
+	"github.com/microbot/microbot/input"
+)
+
+// Metadata keys carrying the caller's identity on every RPC a command makes.
+const (
+	MetaInput    = "Micro-Input"
+	MetaUserID   = "Micro-User-Id"
+	MetaUserName = "Micro-User-Name"
+	MetaRoom     = "Micro-Room"
+)
+
+// Defaults of a Bot.
+const (
+	DefaultMaxConcurrent  = 16
+	DefaultCommandTimeout = 10 * time.Second
+	DefaultSendTimeout    = 10 * time.Second
+	DefaultMaxTextSize    = 64 << 10
+	DefaultBackoffMin     = time.Second
+	DefaultBackoffMax     = time.Minute
+)
+
+// Handler handles one request and returns the reply, or nil for none.
+type Handler func(ctx context.Context, req *command.Request) *input.Reply
+
+// Middleware wraps a Handler to add behaviour before or after it, or to
+// answer instead of it.
+type Middleware func(Handler) Handler
+
+// Chain returns h wrapped in mw; the first middleware is the outermost.
+func Chain(h Handler, mw ...Middleware) Handler {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
+}
+
+// Skipper is implemented by connections that must hear about an event the
+// bot finished without a reply (the console keeps replies in the
+// order of the lines, so it waits for each line's reply or Skip).
+type Skipper interface {
+	Skip(ev *input.Event)
+}
+
+// Bot reads events from inputs and answers them with the command table.
+type Bot struct {
+	table   *command.Table
+	opts    options
+	handler Handler
+}
+
+type options struct {
+	inputs         []input.Input
+	middleware     []Middleware
+	maxConcurrent  int
+	commandTimeout time.Duration
+	sendTimeout    time.Duration
+	drainTimeout   time.Duration
+	maxTextSize    int
+	backoffMin     time.Duration
+	backoffMax     time.Duration
+	logger         *slog.Logger
+}
+
+// Option configures a Bot.
+type Option func(*options)
+
+// WithInputs sets the inputs the bot listens on (initialised already).
+func WithInputs(in ...input.Input) Option {
+	return func(o *options) { o.inputs = append(o.inputs, in...) }
+}
+
+// WithMiddleware adds middlewares around the command handler; the first
+// given is the outermost.
+func WithMiddleware(mw ...Middleware) Option {
+	return func(o *options) { o.middleware = append(o.middleware, mw...) }
+}
+
+// WithMaxConcurrent bounds how many events of one input are handled at once.
+func WithMaxConcurrent(n int) Option { return func(o *options) { o.maxConcurrent = n } }
+
+// WithCommandTimeout bounds how long one command may run.
+func WithCommandTimeout(d time.Duration) Option { return func(o *options) { o.commandTimeout = d } }
+
+// WithSendTimeout bounds how long sending one reply may take.
+func WithSendTimeout(d time.Duration) Option { return func(o *options) { o.sendTimeout = d } }
+
+// WithDrainTimeout bounds how long the bot waits for running commands when
+// it stops (default: command timeout + send timeout + 5 s).
+func WithDrainTimeout(d time.Duration) Option { return func(o *options) { o.drainTimeout = d } }
+
+// WithMaxTextSize sets the longest message, in bytes, the bot reads; longer
+// ones get an error reply.
+func WithMaxTextSize(n int) Option { return func(o *options) { o.maxTextSize = n } }
+
+// WithBackoff sets the first and the longest wait before an input that
+// failed is opened again.
+func WithBackoff(min, max time.Duration) Option {
+	return func(o *options) { o.backoffMin, o.backoffMax = min, max }
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// New returns a bot answering with table.
+func New(table *command.Table, opts ...Option) *Bot {
+	o := options{
+		maxConcurrent:  DefaultMaxConcurrent,
+		commandTimeout: DefaultCommandTimeout,
+		sendTimeout:    DefaultSendTimeout,
+		maxTextSize:    DefaultMaxTextSize,
+		backoffMin:     DefaultBackoffMin,
+		backoffMax:     DefaultBackoffMax,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	o.maxConcurrent = max(o.maxConcurrent, 1)
+	if o.commandTimeout <= 0 {
+		o.commandTimeout = DefaultCommandTimeout
+	}
+	if o.sendTimeout <= 0 {
+		o.sendTimeout = DefaultSendTimeout
+	}
+	if o.drainTimeout <= 0 {
+		o.drainTimeout = o.commandTimeout + o.sendTimeout + 5*time.Second
+	}
+	if o.backoffMin <= 0 {
+		o.backoffMin = DefaultBackoffMin
+	}
+	o.backoffMax = max(o.backoffMax, o.backoffMin)
+	b := &Bot{table: table, opts: o}
+	b.handler = b.recoverer(Chain(b.execute, o.middleware...))
+	return b
+}
+
+// Handle answers one event: it returns the reply, or nil when there is none
+// (the event was not addressed to the bot, or a middleware kept quiet). It
+// is what the receiving loops call for each event, and what a one-shot run
+// calls directly.
+func (b *Bot) Handle(ctx context.Context, ev *input.Event) *input.Reply {
+	if !ev.Addressed {
+		return nil
+	}
+	if len(ev.Text) > b.opts.maxTextSize {
+		return command.Errorf("message too long (%d bytes; the limit is %d)", len(ev.Text), b.opts.maxTextSize)
+	}
+	req := b.table.Match(ev.Text)
+	req.Event = ev
+	return b.handler(WithCaller(ctx, ev), req)
+}
+
+// WithCaller returns ctx carrying ev's sender as RPC metadata (the Meta*
+// keys), merged into any metadata ctx has.
+func WithCaller(ctx context.Context, ev *input.Event) context.Context {
+	return metadata.MergeContext(ctx, metadata.Metadata{
+		MetaInput:    headerSafe(ev.Input),
+		MetaUserID:   headerSafe(ev.UserID),
+		MetaUserName: headerSafe(ev.UserName),
+		MetaRoom:     headerSafe(ev.Room),
+	})
+}
+
+// headerSafe drops control characters, which cannot travel in a header.
+func headerSafe(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// recoverer turns a panic anywhere in the chain into an error reply.
+func (b *Bot) recoverer(next Handler) Handler {
+	return func(ctx context.Context, req *command.Request) (rep *input.Reply) {
+		defer func() {
+			if p := recover(); p != nil {
+				rep = b.panicked(req, p)
+			}
+		}()
+		return next(ctx, req)
+	}
+}
+
+func (b *Bot) panicked(req *command.Request, p any) *input.Reply {
+	name := ""
+	if req.Command != nil {
+		name = req.Command.Name
+	}
+	b.opts.logger.Error("panic handling a message", "command", name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	return command.Errorf("internal error (it was logged)")
+}
+
+// execute is the final handler: it runs the matched command under the
+// command timeout.
+func (b *Bot) execute(ctx context.Context, req *command.Request) *input.Reply {
+	if req.Command == nil {
+		return b.table.Execute(ctx, req)
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.opts.commandTimeout)
+	defer cancel()
+	done := make(chan *input.Reply, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- b.panicked(req, p)
+			}
+		}()
+		done <- b.table.Execute(ctx, req)
+	}()
+	var rep *input.Reply
+	select {
+	case rep = <-done:
+	case <-ctx.Done():
+		// The command ignores its context; answer anyway and let it finish
+		// on its own.
+	}
+	if err := ctx.Err(); err != nil && (rep == nil || rep.Error) {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return command.Errorf("%s timed out after %s", req.Command.Name, b.opts.commandTimeout)
+		}
+		return command.Errorf("%s cancelled: the bot is stopping", req.Command.Name)
+	}
+	return rep
+}
+
+// Run listens on every input until each has ended (io.EOF) or ctx is
+// cancelled, then waits for the running commands and returns. With no
+// input it waits for ctx.
+func (b *Bot) Run(ctx context.Context) error {
+	if len(b.opts.inputs) == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	var wg sync.WaitGroup
+	for _, in := range b.opts.inputs {
+		wg.Go(func() { b.serve(ctx, in) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// serve runs the receiving loop of one input, opening it again when it
+// fails.
+func (b *Bot) serve(ctx context.Context, in input.Input) {
+	log := b.opts.logger.With("input", in.String())
+	// Commands and replies outlive ctx by up to the drain timeout.
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var inflight sync.WaitGroup
+	defer func() {
+		if !waitTimeout(&inflight, b.opts.drainTimeout) {
+			log.Warn("stopping with commands still running", "drain_timeout", b.opts.drainTimeout)
+		}
+	}()
+	sem := make(chan struct{}, b.opts.maxConcurrent)
+	bo := backoff{min: b.opts.backoffMin, max: b.opts.backoffMax}
+	for ctx.Err() == nil {
+		conn, err := in.Stream(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !b.retry(ctx, log, &bo, "opening the input failed", err) {
+				return
+			}
+			continue
+		}
+		log.Info("input connected")
+		opened := time.Now()
+		var connWG sync.WaitGroup
+		got, err := b.receive(ctx, work, log, conn, sem, &inflight, &connWG)
+		go func() { // close once its replies are out
+			connWG.Wait()
+			if cerr := conn.Close(); cerr != nil {
+				log.Debug("closing the input", "err", cerr)
+			}
+		}()
+		switch {
+		case errors.Is(err, io.EOF):
+			log.Info("input ended")
+			return
+		case ctx.Err() != nil:
+			return
+		}
+		if got || time.Since(opened) > 2*b.opts.backoffMax {
+			bo.reset()
+		}
+		if !b.retry(ctx, log, &bo, "the input failed", err) {
+			return
+		}
+	}
+}
+
+// receive reads conn until it fails, dispatching each event. It reports
+// whether conn delivered any event (then the backoff starts over).
+func (b *Bot) receive(ctx, work context.Context, log *slog.Logger, conn input.Conn, sem chan struct{}, inflight, connWG *sync.WaitGroup) (got bool, err error) {
+	for {
+		ev, err := conn.Recv(ctx)
+		if err != nil {
+			return got, err
+		}
+		got = true
+		if ev == nil {
+			continue
+		}
+		if !ev.Addressed {
+			if s, ok := conn.(Skipper); ok {
+				s.Skip(ev)
+			}
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			if s, ok := conn.(Skipper); ok {
+				s.Skip(ev)
+			}
+			return got, ctx.Err()
+		}
+		inflight.Add(1)
+		connWG.Add(1)
+		go func() {
+			defer func() { <-sem; connWG.Done(); inflight.Done() }()
+			rep := b.Handle(work, ev)
+			if rep == nil {
+				if s, ok := conn.(Skipper); ok {
+					s.Skip(ev)
+				}
+				return
+			}
+			sctx, cancel := context.WithTimeout(work, b.opts.sendTimeout)
+			defer cancel()
+			if err := conn.Send(sctx, ev, rep); err != nil {
+				log.Warn("sending a reply failed", "room", ev.Room, "err", err)
+			}
+		}()
+	}
+}
+
+// retry logs err and waits the next backoff; false if ctx ended first.
+func (b *Bot) retry(ctx context.Context, log *slog.Logger, bo *backoff, msg string, err error) bool {
+	permanent := isPermanent(err)
+	d := bo.next(permanent)
+	if permanent {
+		log.Error(msg+"; the error is permanent (check the configuration), retrying at the slowest pace", "err", err, "retry_in", d.Round(time.Millisecond))
+	} else {
+		log.Warn(msg+"; reconnecting", "err", err, "retry_in", d.Round(time.Millisecond))
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// isPermanent reports whether err, or an error it wraps, says it is
+// permanent.
+func isPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
+}
+
+// backoff is capped exponential backoff with jitter.
+type backoff struct {
+	min, max time.Duration
+	n        int
+}
+
+// next returns the wait before the next try: min doubled at each failure up
+// to max, between half and all of it at random; max for a permanent error.
+func (b *backoff) next(permanent bool) time.Duration {
+	d := b.max
+	if !permanent {
+		d = b.min
+		for i := 0; i < b.n && d < b.max; i++ {
+			d *= 2
+		}
+		d = min(d, b.max)
+		b.n = min(b.n+1, 64)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func (b *backoff) reset() { b.n = 0 }
+
+// waitTimeout waits for wg up to d; false if d passed first.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
