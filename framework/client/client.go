@@ -273,7 +273,7 @@ func (c *Client) Call(ctx context.Context, service, endpoint string, req, rsp an
 			}
 			return nil
 		}
-		if ctx.Err() != nil {
+		if done(ctx) {
 			return ctxError(ctx, call, co.RequestTimeout)
 		}
 		var re *errors.Error
@@ -295,9 +295,20 @@ func (c *Client) Call(ctx context.Context, service, endpoint string, req, rsp an
 	return errors.ServiceUnavailable(errorID, "call to %s: %v", call, last)
 }
 
+// done reports whether ctx is done or its deadline has passed (the server,
+// whose deadline is never earlier than the caller's, may answer 408 before
+// the caller's own timer fires).
+func done(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
 // ctxError is the error of a call whose context is done.
 func ctxError(ctx context.Context, call string, timeout time.Duration) *errors.Error {
-	if stderrors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if err := ctx.Err(); err == nil || stderrors.Is(err, context.DeadlineExceeded) {
 		if timeout > 0 {
 			return errors.Timeout(errorID, "call to %s timed out after %v", call, timeout)
 		}

@@ -61,6 +61,7 @@ type Server struct {
 	http     *http.Server
 	served   chan struct{} // closed when Serve returns
 	name     atomic.Pointer[string]
+	id       string // generated node id, used when opts.ID is empty
 }
 
 // Options configure a Server.
@@ -151,12 +152,16 @@ func (s *Server) Init(opts ...Option) {
 	s.name.Store(&name)
 }
 
-// Options returns a copy of the server's options, with the node id it
+// Options returns a copy of the server's options; ID is the node id it
 // registers under once started.
 func (s *Server) Options() Options {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.opts
+	o := s.opts
+	if o.ID == "" {
+		o.ID = s.id
+	}
+	return o
 }
 
 // Handle registers h's methods. It returns an error if h has no method of
@@ -205,8 +210,8 @@ func (s *Server) Start(ctx context.Context) error {
 		s.mu.Unlock()
 		return errors.New("server has no name: set one with server.Name (or framework.Name, --server_name)")
 	}
-	if s.opts.ID == "" {
-		s.opts.ID = s.opts.Name + "-" + newUUID()
+	if s.id == "" {
+		s.id = s.opts.Name + "-" + newUUID()
 	}
 	addr := s.opts.Address
 	if addr == "" {
@@ -266,12 +271,16 @@ func (s *Server) service() *registry.Service {
 	for k, v := range s.opts.Metadata {
 		md[k] = v
 	}
+	id := s.opts.ID
+	if id == "" {
+		id = s.id
+	}
 	return &registry.Service{
 		Name:      s.opts.Name,
 		Version:   s.opts.Version,
 		Endpoints: endpointInfos(*s.eps.Load()),
 		Nodes: []*registry.Node{{
-			ID:       s.opts.ID,
+			ID:       id,
 			Address:  advertised(s.opts.Advertise, s.ln.Addr()),
 			Metadata: md,
 		}},
