@@ -142,7 +142,7 @@ func (b *builtins) query(ctx context.Context, req *Request) (*input.Reply, error
 	}
 	var rsp json.RawMessage
 	if err := b.caller.Call(ctx, service, method, body, &rsp, client.WithContentType("application/json")); err != nil {
-		return nil, callError(service, method, err)
+		return nil, CallError(service, method, err)
 	}
 	out, err := indentJSON(rsp)
 	if err != nil {
@@ -198,7 +198,7 @@ func (b *builtins) health(ctx context.Context, req *Request) (*input.Reply, erro
 			status := orDash(r.status)
 			if r.err != nil {
 				failed++
-				status = "error: " + callError(s.Name, "Debug.Health", r.err).Error()
+				status = "error: " + CallError(s.Name, "Debug.Health", r.err).Error()
 			}
 			rows = append(rows, []string{r.node.ID, r.node.Address, status})
 		}

@@ -16,7 +16,6 @@ import (
 
 	ferrors "github.com/microbot/microbot/framework/errors"
 	"github.com/microbot/microbot/framework/registry"
-	"github.com/microbot/microbot/framework/selector"
 )
 
 // decodeStrict decodes one JSON value from raw into v (numbers kept as
@@ -220,24 +219,25 @@ func serviceError(name string, err error) error {
 	return fmt.Errorf("looking up service %s: %w", Quote(name), err)
 }
 
-// callError explains a failed RPC for a person.
-func callError(service, endpoint string, err error) error {
+// CallError explains a failed call of endpoint of service for a person:
+// the framework's error detail (which names the call) without its id, or
+// the error itself.
+func CallError(service, endpoint string, err error) error {
 	var fe *ferrors.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%s %s: timed out: %w", service, endpoint, err)
-	case errors.Is(err, registry.ErrNotFound):
-		return fmt.Errorf("service %s not found", Quote(service))
-	case errors.Is(err, selector.ErrNoneAvailable):
-		return fmt.Errorf("no node of service %s could be reached: %w", Quote(service), err)
-	case errors.As(err, &fe):
-		switch fe.Code {
-		case 408:
-			return fmt.Errorf("%s %s: timed out: %s", service, endpoint, fe.Detail)
+	if errors.As(err, &fe) {
+		detail := fe.Detail
+		if detail == "" {
+			detail = orDash(fe.Status)
 		}
-		return fmt.Errorf("%s %s: %s (%d %s)", service, endpoint, fe.Detail, fe.Code, orDash(fe.Status))
+		if !strings.Contains(detail, service) {
+			detail = service + " " + endpoint + ": " + detail
+		}
+		return errors.New(detail)
 	}
-	return fmt.Errorf("%s %s: %w", service, endpoint, err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("call to %s %s timed out", service, endpoint)
+	}
+	return fmt.Errorf("call to %s %s: %w", service, endpoint, err)
 }
 
 func orDash(s string) string {

@@ -1,0 +1,568 @@
+// Package commandsvc makes services into chat commands, and helps write
+// such services.
+//
+// # Discovery
+//
+// A [Watcher] follows the registry: every service in the bot's namespace
+// (default go.micro.bot) becomes a command named by the rest of its name
+// (go.micro.bot.deploy is the command deploy). The namespace ends at a dot:
+// go.micro.botany is not in go.micro.bot, and the namespace service itself
+// is no command. The command is in the table as long as the service has at
+// least one node: a Delete event for some nodes leaves it there, and it
+// comes back when a node registers again.
+//
+// Its usage line and description come from the service's Command.Help.
+// Until Help has answered, the command is listed with a placeholder
+// ("deploy ... - command service go.micro.bot.deploy (help not available
+// yet)") and can be run; Help is tried again with backoff (1 s doubling to 5
+// min) until it answers, and again whenever a new node of the service
+// appears.
+//
+// The watch loop starts over with backoff when the registry's watch breaks,
+// and the whole namespace is listed again periodically (every 30 s by
+// default) to repair whatever a lost event missed.
+//
+// A command service takes over the word of a toy built-in of the same name
+// (echo, hello, ping, time, the three laws) while it is up; a service whose
+// name is a protected built-in's (help, list, get, query, call, health,
+// register, deregister) or a reserved word (confirm) is ignored with a
+// logged warning. See package command.
+//
+// # Running a command
+//
+// Running the command calls Command.Exec on the service with every word
+// typed, the command word included (ExecRequest.Args = ["deploy", "web",
+// "v2"]), under the command timeout (default 10 s) and never retried: a
+// command may have side effects. A non-empty ExecResponse.error is shown as
+// the command's error, ExecResponse.result as its reply.
+//
+// # Writing a command service
+//
+// [Run] serves a command in a few lines:
+//
+//	func main() {
+//		err := commandsvc.Run("go.micro.bot.hello", "hello [name]", "Greets someone",
+//			func(ctx context.Context, args []string) (string, error) {
+//				return "hello " + strings.Join(args[1:], " "), nil
+//			})
+//		if err != nil {
+//			log.Fatal(err)
+//		}
+//	}
+package commandsvc
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/microbot/microbot/command"
+	"github.com/microbot/microbot/framework/client"
+	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/input"
+	pb "github.com/microbot/microbot/proto/bot"
+)
+
+// Defaults of a Watcher.
+const (
+	DefaultNamespace      = "go.micro.bot"
+	DefaultCommandTimeout = 10 * time.Second
+	DefaultResync         = 30 * time.Second
+	DefaultHelpTimeout    = 5 * time.Second
+)
+
+// MetaService is the Command.Metadata key naming the command's service.
+const MetaService = "service"
+
+// Watcher keeps the command table in step with the command services in the
+// registry. Run it with [Watcher.Run].
+type Watcher struct {
+	reg    registry.Registry
+	caller command.Caller
+	table  *command.Table
+	opts   options
+
+	ready     chan struct{}
+	readyOnce sync.Once
+}
+
+type options struct {
+	namespace       string
+	timeout         time.Duration
+	resync          time.Duration
+	helpTimeout     time.Duration
+	lookupTimeout   time.Duration
+	helpBackoffMin  time.Duration
+	helpBackoffMax  time.Duration
+	watchBackoffMin time.Duration
+	watchBackoffMax time.Duration
+	helpConcurrency int
+	logger          *slog.Logger
+}
+
+// Option configures a Watcher.
+type Option func(*options)
+
+// Namespace sets the namespace whose services are commands.
+func Namespace(ns string) Option { return func(o *options) { o.namespace = ns } }
+
+// CommandTimeout bounds one Command.Exec call.
+func CommandTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// Resync sets how often the namespace is listed again in full.
+func Resync(d time.Duration) Option { return func(o *options) { o.resync = d } }
+
+// HelpTimeout bounds one Command.Help call.
+func HelpTimeout(d time.Duration) Option { return func(o *options) { o.helpTimeout = d } }
+
+// HelpBackoff sets the first and longest wait before Help is tried again.
+func HelpBackoff(min, max time.Duration) Option {
+	return func(o *options) { o.helpBackoffMin, o.helpBackoffMax = min, max }
+}
+
+// WatchBackoff sets the first and longest wait before a broken registry
+// watch is started again.
+func WatchBackoff(min, max time.Duration) Option {
+	return func(o *options) { o.watchBackoffMin, o.watchBackoffMax = min, max }
+}
+
+// Logger sets the logger (default slog.Default()).
+func Logger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// New returns a Watcher that puts the command services found in reg into
+// table and calls them through c.
+func New(reg registry.Registry, c command.Caller, table *command.Table, opts ...Option) *Watcher {
+	o := options{
+		namespace:       DefaultNamespace,
+		timeout:         DefaultCommandTimeout,
+		resync:          DefaultResync,
+		helpTimeout:     DefaultHelpTimeout,
+		lookupTimeout:   5 * time.Second,
+		helpBackoffMin:  time.Second,
+		helpBackoffMax:  5 * time.Minute,
+		watchBackoffMin: time.Second,
+		watchBackoffMax: 30 * time.Second,
+		helpConcurrency: 8,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	o.namespace = strings.TrimSuffix(o.namespace, ".")
+	return &Watcher{reg: reg, caller: c, table: table, opts: o, ready: make(chan struct{})}
+}
+
+// Ready is closed once the first listing of the namespace is done and every
+// command found has answered Help or failed to once.
+func (w *Watcher) Ready() <-chan struct{} { return w.ready }
+
+// CommandName returns the command a service is, and whether it is one: the
+// service must be inside the namespace, at a dot boundary, and not the
+// namespace itself.
+func (w *Watcher) CommandName(service string) (string, bool) {
+	return commandName(w.opts.namespace, service)
+}
+
+func commandName(ns, service string) (string, bool) {
+	rest, ok := strings.CutPrefix(service, ns+".")
+	if !ok || rest == "" {
+		return "", false
+	}
+	return rest, true
+}
+
+// svc is what the watcher knows of one command service. Only Run's
+// goroutine touches it.
+type svc struct {
+	service string
+	name    string
+	nodes   []string // sorted node ids
+	meta    map[string]string
+
+	usage, desc string
+	helpOK      bool
+	helping     bool      // a Help call is under way
+	helpFails   int       // Help failures in a row
+	helpAt      time.Time // when to call Help next, if !helpOK
+	refused     bool      // the name is reserved: not in the table
+	initial     bool      // found by the first listing, Help not yet tried
+}
+
+type helpResult struct {
+	service     string
+	usage, desc string
+	err         error
+}
+
+// Run follows the registry until ctx is done, keeping the table in step.
+func (w *Watcher) Run(ctx context.Context) error {
+	log := w.opts.logger.With("namespace", w.opts.namespace)
+	names := make(chan string, 256)
+	rewatch := make(chan struct{}, 1)
+	go w.watch(ctx, log, names, rewatch)
+
+	l := &loop{w: w, log: log, svcs: map[string]*svc{}, results: make(chan helpResult),
+		sem: make(chan struct{}, max(w.opts.helpConcurrency, 1))}
+	defer l.wg.Wait()
+	l.resync(ctx, true)
+
+	resync := time.NewTicker(w.opts.resync)
+	defer resync.Stop()
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	for {
+		l.startHelp(ctx)
+		l.checkReady()
+		retry.Reset(l.nextHelp())
+		select {
+		case <-ctx.Done():
+			return nil
+		case name := <-names:
+			dirty := map[string]bool{name: true}
+			for more := true; more; { // take every name queued
+				select {
+				case n := <-names:
+					dirty[n] = true
+				default:
+					more = false
+				}
+			}
+			for _, n := range slices.Sorted(maps.Keys(dirty)) {
+				l.check(ctx, n)
+			}
+		case <-rewatch:
+			l.resync(ctx, false)
+		case <-resync.C:
+			l.resync(ctx, false)
+		case r := <-l.results:
+			l.helped(r)
+		case <-retry.C:
+		}
+	}
+}
+
+// watch streams the names of the namespace's services that changed, and
+// starts the watch again with backoff when it breaks (asking for a resync,
+// since events may have been lost).
+func (w *Watcher) watch(ctx context.Context, log *slog.Logger, names chan<- string, rewatch chan<- struct{}) {
+	fails := 0
+	for ctx.Err() == nil {
+		wt, err := w.reg.Watch(ctx)
+		if err == nil {
+			if fails > 0 {
+				log.Info("registry watch restored")
+				select {
+				case rewatch <- struct{}{}:
+				default:
+				}
+			}
+			fails = 0
+			err = w.follow(ctx, wt, names)
+			wt.Stop()
+			if ctx.Err() != nil {
+				return
+			}
+		}
+		d := backoff(w.opts.watchBackoffMin, w.opts.watchBackoffMax, fails)
+		fails++
+		log.Warn("registry watch broke; starting it again", "err", err, "retry_in", d.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d):
+		}
+	}
+}
+
+func (w *Watcher) follow(ctx context.Context, wt registry.Watcher, names chan<- string) error {
+	for {
+		r, err := wt.Next()
+		if err != nil {
+			return err
+		}
+		if r == nil || r.Service == nil {
+			continue
+		}
+		if _, ok := w.CommandName(r.Service.Name); !ok {
+			continue
+		}
+		select {
+		case names <- r.Service.Name:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// loop is the state of Run.
+type loop struct {
+	w       *Watcher
+	log     *slog.Logger
+	svcs    map[string]*svc
+	results chan helpResult
+	sem     chan struct{}
+	wg      sync.WaitGroup
+	primed  bool // the first listing is done
+}
+
+// resync lists the namespace and checks every service in it and every one
+// known.
+func (l *loop) resync(ctx context.Context, first bool) {
+	lctx, cancel := context.WithTimeout(ctx, l.w.opts.lookupTimeout)
+	list, err := l.w.reg.ListServices(lctx)
+	cancel()
+	if err != nil {
+		l.log.Warn("listing services failed; will try again", "err", err, "in", l.w.opts.resync)
+		if first {
+			l.primed = true
+		}
+		return
+	}
+	names := map[string]bool{}
+	for _, s := range list {
+		if _, ok := l.w.CommandName(s.Name); ok {
+			names[s.Name] = true
+		}
+	}
+	for n := range l.svcs {
+		names[n] = true
+	}
+	for _, n := range slices.Sorted(maps.Keys(names)) {
+		l.check(ctx, n)
+		if s := l.svcs[n]; s != nil && first {
+			s.initial = true
+		}
+	}
+	l.primed = true
+}
+
+// check looks the service up and brings its command in step.
+func (l *loop) check(ctx context.Context, service string) {
+	name, ok := l.w.CommandName(service)
+	if !ok {
+		return
+	}
+	lctx, cancel := context.WithTimeout(ctx, l.w.opts.lookupTimeout)
+	versions, err := l.w.reg.GetService(lctx, service)
+	cancel()
+	if err != nil && !errors.Is(err, registry.ErrNotFound) {
+		if ctx.Err() == nil {
+			l.log.Warn("looking up a command service failed; keeping what is known", "service", service, "err", err)
+		}
+		return
+	}
+	var nodes []string
+	meta := map[string]string{}
+	for _, v := range versions {
+		for _, n := range v.Nodes {
+			nodes = append(nodes, n.ID)
+		}
+		for k, val := range v.Metadata {
+			if _, dup := meta[k]; !dup {
+				meta[k] = val
+			}
+		}
+	}
+	slices.Sort(nodes)
+	nodes = slices.Compact(nodes)
+	s := l.svcs[service]
+	if len(nodes) == 0 {
+		if s != nil {
+			delete(l.svcs, service)
+			if !s.refused {
+				l.w.table.Remove(s.name)
+				l.log.Info("command gone: its service has no node left", "command", s.name, "service", service)
+			}
+		}
+		return
+	}
+	meta[MetaService] = service
+	if s == nil {
+		s = &svc{service: service, name: name, meta: meta, nodes: nodes}
+		l.svcs[service] = s
+		s.helpAt = time.Now()
+		l.put(s)
+		if !s.refused {
+			l.log.Info("command found", "command", name, "service", service, "nodes", len(nodes))
+		}
+		return
+	}
+	if s.refused {
+		s.nodes = nodes
+		return
+	}
+	newNode := false
+	for _, id := range nodes {
+		if _, found := slices.BinarySearch(s.nodes, id); !found {
+			newNode = true
+			break
+		}
+	}
+	s.nodes = nodes
+	if newNode { // maybe a new release: ask for its help again
+		s.helpOK, s.helpFails, s.helpAt = false, 0, time.Now()
+	}
+	if !maps.Equal(meta, s.meta) {
+		s.meta = meta
+		l.put(s)
+	}
+}
+
+// put puts s's command in the table.
+func (l *loop) put(s *svc) {
+	usage, desc := s.usage, s.desc
+	if usage == "" {
+		usage = s.name + " ..."
+	}
+	if desc == "" {
+		desc = "command service " + s.service + " (help not available yet)"
+	}
+	err := l.w.table.Put(&command.Command{
+		Name:        s.name,
+		Usage:       usage,
+		Description: desc,
+		Metadata:    s.meta,
+		Run:         l.w.exec(s.service),
+	})
+	switch {
+	case errors.Is(err, command.ErrReserved):
+		s.refused = true
+		l.log.Warn("ignoring a command service: its name is a built-in command's that cannot be replaced", "service", s.service, "command", s.name)
+	case err != nil:
+		s.refused = true
+		l.log.Warn("ignoring a command service", "service", s.service, "err", err)
+	}
+}
+
+// startHelp starts the Help calls that are due, as many as allowed at once.
+func (l *loop) startHelp(ctx context.Context) {
+	now := time.Now()
+	for _, s := range l.svcs {
+		if s.refused || s.helpOK || s.helping || s.helpAt.After(now) {
+			continue
+		}
+		select {
+		case l.sem <- struct{}{}:
+		default:
+			return
+		}
+		s.helping = true
+		l.wg.Go(func() {
+			defer func() { <-l.sem }()
+			r := l.w.help(ctx, s.service)
+			select {
+			case l.results <- r:
+			case <-ctx.Done():
+			}
+		})
+	}
+}
+
+// helped records the outcome of a Help call.
+func (l *loop) helped(r helpResult) {
+	s := l.svcs[r.service]
+	if s == nil {
+		return
+	}
+	s.helping, s.initial = false, false
+	if r.err != nil {
+		d := backoff(l.w.opts.helpBackoffMin, l.w.opts.helpBackoffMax, s.helpFails)
+		s.helpFails++
+		s.helpAt = time.Now().Add(d)
+		l.log.Warn("command help failed; the command stays listed with a placeholder", "command", s.name, "err", r.err, "retry_in", d.Round(time.Millisecond))
+		return
+	}
+	s.helpOK, s.helpFails = true, 0
+	if r.usage != s.usage || r.desc != s.desc {
+		s.usage, s.desc = r.usage, r.desc
+		l.put(s)
+	}
+}
+
+// nextHelp returns how long until the next Help call is due.
+func (l *loop) nextHelp() time.Duration {
+	next := time.Hour
+	now := time.Now()
+	for _, s := range l.svcs {
+		if s.refused || s.helpOK || s.helping {
+			continue
+		}
+		next = min(next, max(s.helpAt.Sub(now), time.Millisecond))
+	}
+	return next
+}
+
+// checkReady closes Ready once the first listing is done and its commands
+// have all been tried.
+func (l *loop) checkReady() {
+	if !l.primed {
+		return
+	}
+	for _, s := range l.svcs {
+		if s.initial && !s.refused {
+			return
+		}
+	}
+	l.w.readyOnce.Do(func() { close(l.w.ready) })
+}
+
+// help calls Command.Help on a service.
+func (w *Watcher) help(ctx context.Context, service string) helpResult {
+	ctx, cancel := context.WithTimeout(ctx, w.opts.helpTimeout)
+	defer cancel()
+	var rsp pb.HelpResponse
+	err := w.caller.Call(ctx, service, "Command.Help", &pb.HelpRequest{}, &rsp,
+		client.WithContentType("application/protobuf"), client.WithRequestTimeout(w.opts.helpTimeout), client.Idempotent())
+	r := helpResult{service: service, err: err}
+	if err == nil {
+		r.usage = strings.TrimSpace(rsp.GetUsage())
+		r.desc = strings.TrimSpace(rsp.GetDescription())
+		if name, _ := w.CommandName(service); r.usage == "" {
+			r.usage = name
+		}
+	}
+	return r
+}
+
+// exec returns the Run of the command served by service: Command.Exec,
+// never retried, under the command timeout.
+func (w *Watcher) exec(service string) command.RunFunc {
+	return func(ctx context.Context, req *command.Request) (*input.Reply, error) {
+		ctx, cancel := context.WithTimeout(ctx, w.opts.timeout)
+		defer cancel()
+		var rsp pb.ExecResponse
+		err := w.caller.Call(ctx, service, "Command.Exec", &pb.ExecRequest{Args: req.Args()}, &rsp,
+			client.WithContentType("application/protobuf"), client.WithRequestTimeout(w.opts.timeout), client.WithRetries(0))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("command service %s did not answer within %s", service, w.opts.timeout)
+			}
+			return nil, fmt.Errorf("command service %s failed: %w", service, err)
+		}
+		if e := rsp.GetError(); e != "" {
+			return nil, errors.New(e)
+		}
+		return command.Text(string(rsp.GetResult())), nil
+	}
+}
+
+// backoff returns the wait after fails failures in a row: lo doubled each
+// time up to hi, between half and all of it at random.
+func backoff(lo, hi time.Duration, fails int) time.Duration {
+	d := lo
+	for i := 0; i < fails && d < hi; i++ {
+		d *= 2
+	}
+	d = cmp.Or(min(d, hi), time.Millisecond)
+	return d/2 + rand.N(d/2+1)
+}

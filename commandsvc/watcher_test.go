@@ -1,0 +1,325 @@
+package commandsvc_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/microbot/microbot/bot"
+	"github.com/microbot/microbot/command"
+	"github.com/microbot/microbot/commandsvc"
+	"github.com/microbot/microbot/framework/client"
+	"github.com/microbot/microbot/framework/metadata"
+	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/registry/memory"
+	"github.com/microbot/microbot/framework/server"
+	"github.com/microbot/microbot/input"
+	pb "github.com/microbot/microbot/proto/bot"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// env is a registry, a client, a command table with the built-ins, and a
+// watcher running over them.
+type env struct {
+	t     *testing.T
+	reg   registry.Registry
+	c     *client.Client
+	table *command.Table
+	w     *commandsvc.Watcher
+	bot   *bot.Bot
+}
+
+func newEnv(t *testing.T, reg registry.Registry, opts ...commandsvc.Option) *env {
+	t.Helper()
+	if reg == nil {
+		reg = memory.New()
+	}
+	c := client.New(client.Registry(reg))
+	t.Cleanup(func() { c.Close() })
+	table := command.NewTable()
+	if err := command.RegisterBuiltins(table, reg, c); err != nil {
+		t.Fatal(err)
+	}
+	opts = append([]commandsvc.Option{commandsvc.Logger(quiet()), commandsvc.HelpBackoff(20*time.Millisecond, 200*time.Millisecond),
+		commandsvc.WatchBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
+	w := commandsvc.New(reg, c, table, opts...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &env{t: t, reg: reg, c: c, table: table, w: w,
+		bot: bot.New(table, bot.WithLogger(quiet()), bot.WithCommandTimeout(2*time.Second))}
+}
+
+// say runs a line as user U1 and returns the reply.
+func (e *env) say(text string) *input.Reply {
+	return e.bot.Handle(context.Background(), &input.Event{Input: "test", UserID: "U1", Addressed: true, Text: text})
+}
+
+// eventually polls cond for up to 20 s.
+func (e *env) eventually(what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (e *env) helpLine(prefix string) string {
+	for _, l := range strings.Split(e.say("help").Text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return ""
+}
+
+// cmdHandler is a Command handler for tests.
+type cmdHandler struct {
+	usage     string
+	helpFails atomic.Int32 // Help fails this many more times
+	execs     atomic.Int32
+	execErr   error // returned as an RPC error
+	mu        sync.Mutex
+	lastMD    metadata.Metadata
+}
+
+func (h *cmdHandler) Help(ctx context.Context, req *pb.HelpRequest, rsp *pb.HelpResponse) error {
+	if h.helpFails.Add(-1) >= 0 {
+		return errors.New("not ready")
+	}
+	rsp.Usage, rsp.Description = h.usage, "a test command"
+	return nil
+}
+
+func (h *cmdHandler) Exec(ctx context.Context, req *pb.ExecRequest, rsp *pb.ExecResponse) error {
+	h.execs.Add(1)
+	md, _ := metadata.FromContext(ctx)
+	h.mu.Lock()
+	h.lastMD = md
+	h.mu.Unlock()
+	if h.execErr != nil {
+		return h.execErr
+	}
+	if len(req.Args) > 1 && req.Args[1] == "fail" {
+		rsp.Error = "it failed on purpose"
+		return nil
+	}
+	rsp.Result = []byte("got " + strings.Join(req.Args, ","))
+	return nil
+}
+
+// serve starts a node of service name serving h.
+func (e *env) serve(name string, h pb.CommandHandler) *server.Server {
+	e.t.Helper()
+	s := server.New(server.Name(name), server.Registry(e.reg), server.RegisterTTL(time.Minute))
+	if err := pb.RegisterCommandHandler(s, h); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { s.Stop(context.Background()) })
+	return s
+}
+
+func stop(t *testing.T, s *server.Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServiceCommandLifecycle(t *testing.T) {
+	e := newEnv(t, nil)
+	h := &cmdHandler{usage: "deploy [app]"}
+	n1 := e.serve("go.micro.bot.deploy", h)
+	n2 := e.serve("go.micro.bot.deploy", h)
+	e.eventually("deploy in help", func() bool { return e.helpLine("deploy [app] - a test command") != "" })
+
+	rep := e.say("Deploy web  v2")
+	if rep.Error || rep.Text != "got Deploy,web,v2" {
+		t.Fatalf("deploy reply %+v", rep)
+	}
+	h.mu.Lock()
+	if id, _ := h.lastMD.Get(bot.MetaUserID); id != "U1" {
+		t.Errorf("the service saw user id %q, want U1 (metadata %v)", id, h.lastMD)
+	}
+	h.mu.Unlock()
+	if rep := e.say("deploy fail"); !rep.Error || rep.Text != "error: it failed on purpose" {
+		t.Errorf("ExecResponse.error reply %+v", rep)
+	}
+	if md := e.table.Lookup("deploy").Metadata; md[commandsvc.MetaService] != "go.micro.bot.deploy" {
+		t.Errorf("command metadata %v", md)
+	}
+
+	// One node goes: the command stays.
+	stop(t, n1)
+	if rep := e.say("deploy x"); rep.Error {
+		t.Fatalf("with one node left: %+v", rep)
+	}
+	// The last goes: the command is gone.
+	stop(t, n2)
+	e.eventually("deploy gone", func() bool { return e.table.Lookup("deploy") == nil })
+	if rep := e.say("deploy x"); !rep.Error || !strings.HasPrefix(rep.Text, `unknown command "deploy"`) {
+		t.Errorf("after the service went: %+v", rep)
+	}
+	if e.helpLine("deploy") != "" {
+		t.Error("deploy still in help")
+	}
+	// A node comes back: so does the command.
+	e.serve("go.micro.bot.deploy", h)
+	e.eventually("deploy back", func() bool { return e.helpLine("deploy [app]") != "" })
+}
+
+func TestToyReplacedProtectedRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	echo := e.serve("go.micro.bot.echo", &cmdHandler{usage: "echo [service]"})
+	e.serve("go.micro.bot.help", &cmdHandler{usage: "help [hijack]"})
+	e.serve("go.micro.bot.list", &cmdHandler{usage: "list [hijack]"})
+	e.serve("go.micro.botany", &cmdHandler{usage: "botany"})
+	e.serve("go.micro.bot", &cmdHandler{usage: "bot"})
+	e.serve("go.micro.bot.marker", &cmdHandler{usage: "marker"})
+	e.eventually("echo service in help", func() bool { return e.helpLine("echo [service]") != "" })
+	e.eventually("marker in help", func() bool { return e.helpLine("marker") != "" })
+
+	if rep := e.say("echo hi"); rep.Text != "got echo,hi" {
+		t.Errorf("echo with the service up: %+v", rep)
+	}
+	help := e.say("help").Text
+	for _, bad := range []string{"echo [text]", "[hijack]", "botany", "\nbot"} {
+		if strings.Contains(help, bad) {
+			t.Errorf("help lists %q:\n%s", bad, help)
+		}
+	}
+	if !strings.Contains(help, "help - Displays help") {
+		t.Errorf("help lost the built-in help:\n%s", help)
+	}
+	if rep := e.say("list services"); rep.Error || !strings.Contains(rep.Text, "go.micro.bot.list") {
+		t.Errorf("list services: %+v", rep)
+	}
+	stop(t, echo)
+	e.eventually("built-in echo back", func() bool { return e.helpLine("echo [text] - Returns the [text]") != "" })
+	if rep := e.say("echo hi"); rep.Text != "hi" {
+		t.Errorf("built-in echo: %+v", rep)
+	}
+}
+
+func TestHelpRetriedWithPlaceholderMeanwhile(t *testing.T) {
+	e := newEnv(t, nil)
+	h := &cmdHandler{usage: "later [x]"}
+	h.helpFails.Store(3)
+	e.serve("go.micro.bot.later", h)
+	e.eventually("later listed", func() bool { return e.table.Lookup("later") != nil })
+	if l := e.helpLine("later"); l != "" && !strings.Contains(l, "help not available yet") && !strings.HasPrefix(l, "later [x]") {
+		t.Errorf("placeholder line %q", l)
+	}
+	e.eventually("help of later", func() bool { return e.helpLine("later [x] - a test command") != "" })
+	if rep := e.say("later a"); rep.Text != "got later,a" {
+		t.Errorf("later: %+v", rep)
+	}
+}
+
+func TestExecNeverRetried(t *testing.T) {
+	e := newEnv(t, nil)
+	h := &cmdHandler{usage: "once", execErr: errors.New("exploded")}
+	e.serve("go.micro.bot.once", h)
+	e.serve("go.micro.bot.once", h)
+	e.eventually("once listed", func() bool { return e.helpLine("once") != "" })
+	rep := e.say("once")
+	if !rep.Error || !strings.Contains(rep.Text, "exploded") {
+		t.Errorf("reply %+v", rep)
+	}
+	if n := h.execs.Load(); n != 1 {
+		t.Errorf("Exec ran %d times, want 1", n)
+	}
+}
+
+// lossy is a registry whose watch loses every event, and whose first
+// watches fail: only the resync and the watch restart can find services.
+type lossy struct {
+	registry.Registry
+	watches   atomic.Int32
+	failFirst int32
+}
+
+func (l *lossy) Watch(ctx context.Context, opts ...registry.WatchOption) (registry.Watcher, error) {
+	if l.watches.Add(1) <= l.failFirst {
+		return nil, errors.New("registry unreachable")
+	}
+	return deaf{ctx}, nil
+}
+
+type deaf struct{ ctx context.Context }
+
+func (d deaf) Next() (*registry.Result, error) {
+	<-d.ctx.Done()
+	return nil, registry.ErrWatcherStopped
+}
+func (d deaf) Stop() {}
+
+func TestResyncRepairsLostEvents(t *testing.T) {
+	reg := &lossy{Registry: memory.New(), failFirst: 2}
+	e := newEnv(t, reg, commandsvc.Resync(100*time.Millisecond))
+	select {
+	case <-e.w.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatal("not ready")
+	}
+	s := e.serve("go.micro.bot.quiet", &cmdHandler{usage: "quiet"})
+	e.eventually("quiet found by resync", func() bool { return e.helpLine("quiet - a test command") != "" })
+	stop(t, s)
+	e.eventually("quiet removed by resync", func() bool { return e.table.Lookup("quiet") == nil })
+	if n := reg.watches.Load(); n < 3 {
+		t.Errorf("watch tried %d times, want it restarted after failures", n)
+	}
+}
+
+func TestReadyWaitsForHelp(t *testing.T) {
+	reg := memory.New()
+	e0 := &env{t: t, reg: reg}
+	e0.serve("go.micro.bot.early", &cmdHandler{usage: "early [x]"})
+	e := newEnv(t, reg)
+	select {
+	case <-e.w.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatal("not ready")
+	}
+	if l := e.helpLine("early"); l != "early [x] - a test command" {
+		t.Errorf("at Ready, help line %q", l)
+	}
+}
+
+func TestCommandName(t *testing.T) {
+	w := commandsvc.New(memory.New(), nil, command.NewTable(), commandsvc.Namespace("go.micro.bot."))
+	tests := []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"go.micro.bot.deploy", "deploy", true},
+		{"go.micro.bot.a.b", "a.b", true},
+		{"go.micro.bot", "", false},
+		{"go.micro.bot.", "", false},
+		{"go.micro.botany", "", false},
+		{"go.micro.srv.greeter", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := w.CommandName(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("CommandName(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
