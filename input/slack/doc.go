@@ -1,0 +1,41 @@
+// Package slack is the Slack input of microbot: it listens over Socket Mode
+// (an outbound WebSocket, so the bot needs no public URL) and answers with the
+// Web API.
+//
+// It registers itself in the input table as "slack" and reads
+// --slack_app_token (the app-level xapp-… token that opens the socket),
+// --slack_bot_token (the xoxb-… token for the Web API; --slack_token is kept
+// as an alias) and --slack_api_url, each with a MICRO_* environment variable.
+//
+// What reaches the bot: mentions of the app in channels (app_mention), every
+// message of a direct conversation with the app (message events of
+// channel_type im) and a slash command (its text). Messages of bots, the
+// app's own messages, edits, deletions and other message subtypes are
+// ignored. Every Socket Mode envelope is acknowledged as soon as it arrives
+// and a delivery Slack repeats (same event_id, or the same message) reaches
+// the bot once. The text reaches the bot as the person typed it: the leading
+// mention of the bot is removed and Slack's escapes, links and user or
+// channel references are undone.
+//
+// Replies go to the thread of the message that asked (a channel mention
+// starts one; a direct message is answered in the conversation, in a thread
+// only when it was asked in one). A slash command is answered through its
+// response_url as an "in_channel" response, so the channel sees the command
+// and its answer, and the bot needs no membership of the channel; if the
+// response_url fails (it expires after 30 minutes) the reply goes to the
+// channel with chat.postMessage. Long replies are split at line boundaries
+// with code fences kept balanced in every part, and a reply past 40 KB (or
+// more parts than fit: 12, or 5 for a slash command) is uploaded as a text
+// file instead. Rate limits (HTTP 429) are waited out as Slack asks, up to a
+// bound; replies to one channel are delivered in the order Send was called.
+//
+// Reconnection: a Conn is one Socket Mode connection. When it ends (Slack
+// sends a "disconnect" envelope, the socket drops, or Slack stops pinging)
+// Recv returns an error after the events already received, and the bot calls
+// Stream again with its own backoff: that is the only backoff, socketmode's
+// internal reconnect loop is stopped at its first attempt so two loops never
+// stack up. Input.Connected reports whether the socket is up right now.
+//
+// Tokens are never logged nor put into errors. Every network call has a
+// timeout.
+package slack

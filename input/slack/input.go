@@ -1,0 +1,323 @@
+package slack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	slackapi "github.com/slack-go/slack"
+	"github.com/urfave/cli/v2"
+
+	"github.com/microbot/microbot/input"
+)
+
+// Name is the name of this input in the input table (--inputs=slack).
+const Name = "slack"
+
+func init() {
+	input.Plugin(Name, func() input.Input { return New() })
+}
+
+// Flag names and their environment variables.
+const (
+	FlagAppToken = "slack_app_token"
+	FlagBotToken = "slack_bot_token"
+	FlagToken    = "slack_token" // the seeds' flag, an alias of FlagBotToken
+	FlagAPIURL   = "slack_api_url"
+	FlagDebug    = "slack_debug"
+
+	EnvAppToken = "MICRO_SLACK_APP_TOKEN"
+	EnvBotToken = "MICRO_SLACK_BOT_TOKEN"
+	EnvToken    = "MICRO_SLACK_TOKEN"
+	EnvAPIURL   = "MICRO_SLACK_API_URL"
+	EnvDebug    = "MICRO_SLACK_DEBUG"
+)
+
+// Limits of a reply.
+const (
+	// PartSize is the most bytes of reply text in one message: far under
+	// Slack's 40,000 characters even once escaped, and short enough to read.
+	PartSize = 3500
+	// MaxParts is the most messages one reply is split into; a longer reply
+	// is uploaded as a file.
+	MaxParts = 12
+	// MaxSlashParts is the same for a slash command answered through its
+	// response_url, which Slack accepts at most 5 times.
+	MaxSlashParts = 5
+	// FileThreshold is the size in bytes past which a reply is uploaded as
+	// a file rather than split.
+	FileThreshold = 40 * 1024
+)
+
+// Input is the Slack input. Build it with [New], configure it with Init
+// (from flags) and open connections with Stream. It is safe for concurrent
+// use.
+type Input struct {
+	opts options
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	api      *slackapi.Client
+	http     *http.Client
+	appToken string
+	debug    bool
+	self     *selfInfo
+
+	cur atomic.Pointer[conn] // the latest connection, for Connected
+
+	seen      *ttlCache[string, struct{}] // deliveries already handled
+	users     *ttlCache[string, string]   // user id -> display name ("" = unknown)
+	responses *ttlCache[string, string]   // slash command key -> response_url
+	lanes     lanes                       // per-channel order of replies
+}
+
+// selfInfo is who the bot is, from auth.test.
+type selfInfo struct {
+	userID, botID, name string
+}
+
+// Option adjusts an Input.
+type Option func(*options)
+
+type options struct {
+	logger         *slog.Logger
+	httpTimeout    time.Duration
+	connectTimeout time.Duration
+	pingTimeout    time.Duration
+	rateLimitWait  time.Duration
+	dedupTTL       time.Duration
+	userTTL        time.Duration
+}
+
+// WithLogger sends the input's logs to l (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithHTTPTimeout bounds every Web API call, response_url post and upload
+// (default 30 s).
+func WithHTTPTimeout(d time.Duration) Option { return func(o *options) { o.httpTimeout = d } }
+
+// WithConnectTimeout bounds how long Stream waits for the socket to open
+// (default 30 s).
+func WithConnectTimeout(d time.Duration) Option { return func(o *options) { o.connectTimeout = d } }
+
+// WithPingTimeout is how long the socket may go without a ping from Slack
+// before it counts as dropped (default 30 s; Slack pings every few seconds).
+func WithPingTimeout(d time.Duration) Option { return func(o *options) { o.pingTimeout = d } }
+
+// WithRateLimitWait bounds the total time one reply waits out rate limits
+// (HTTP 429 Retry-After) before Send gives up (default 2 min).
+func WithRateLimitWait(d time.Duration) Option { return func(o *options) { o.rateLimitWait = d } }
+
+// New returns an unconfigured Slack input; Init configures it.
+func New(opts ...Option) *Input {
+	o := options{
+		httpTimeout:    30 * time.Second,
+		connectTimeout: 30 * time.Second,
+		pingTimeout:    30 * time.Second,
+		rateLimitWait:  2 * time.Minute,
+		dedupTTL:       30 * time.Minute, // Slack retries for up to ~6 minutes
+		userTTL:        time.Hour,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	return &Input{
+		opts:      o,
+		log:       o.logger.With("input", Name),
+		seen:      newTTLCache[string, struct{}](10000),
+		users:     newTTLCache[string, string](2000),
+		responses: newTTLCache[string, string](1000),
+	}
+}
+
+// String returns "slack".
+func (in *Input) String() string { return Name }
+
+// Flags returns the input's flags.
+func (in *Input) Flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{
+			Name:    FlagAppToken,
+			EnvVars: []string{EnvAppToken},
+			Usage:   "Slack app-level token (xapp-…, scope connections:write) that opens the Socket Mode connection",
+		},
+		&cli.StringFlag{
+			Name:    FlagBotToken,
+			Aliases: []string{FlagToken},
+			EnvVars: []string{EnvBotToken, EnvToken},
+			Usage:   "Slack bot token (xoxb-…) for the Web API",
+		},
+		&cli.StringFlag{
+			Name:    FlagAPIURL,
+			EnvVars: []string{EnvAPIURL},
+			Usage:   "Slack Web API base URL (a Slack-compatible proxy or a test server; default " + slackapi.APIURL + ")",
+		},
+		&cli.BoolFlag{
+			Name:    FlagDebug,
+			EnvVars: []string{EnvDebug},
+			Usage:   "log the Socket Mode traffic at debug level (credentials redacted, message text included)",
+		},
+	}
+}
+
+// Init checks the tokens and the API URL from the command line. It makes no
+// network call; a missing or malformed token is an error naming the flag,
+// never showing the token.
+func (in *Input) Init(c *cli.Context) error {
+	return in.configure(c.String(FlagAppToken), c.String(FlagBotToken), c.String(FlagAPIURL), c.Bool(FlagDebug))
+}
+
+func (in *Input) configure(appToken, botToken, apiURL string, debug bool) error {
+	appToken, botToken = strings.TrimSpace(appToken), strings.TrimSpace(botToken)
+	if err := checkToken(appToken, "xapp-", "app-level token",
+		"--"+FlagAppToken+" or "+EnvAppToken, "the app's xapp-… token with the connections:write scope (Basic Information → App-Level Tokens)"); err != nil {
+		return err
+	}
+	if err := checkToken(botToken, "xoxb-", "bot token",
+		"--"+FlagBotToken+" (alias --"+FlagToken+") or "+EnvBotToken+" ("+EnvToken+")", "the xoxb-… Bot User OAuth Token (OAuth & Permissions)"); err != nil {
+		return err
+	}
+	apiOpts := []slackapi.Option{slackapi.OptionAppLevelToken(appToken)}
+	if apiURL = strings.TrimSpace(apiURL); apiURL != "" {
+		u, err := url.Parse(apiURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("slack: --%s (%s) must be an absolute http(s) URL such as %s", FlagAPIURL, EnvAPIURL, slackapi.APIURL)
+		}
+		if !strings.HasSuffix(apiURL, "/") {
+			apiURL += "/"
+		}
+		apiOpts = append(apiOpts, slackapi.OptionAPIURL(apiURL))
+	}
+	hc := &http.Client{Timeout: in.opts.httpTimeout}
+	apiOpts = append(apiOpts, slackapi.OptionHTTPClient(hc), slackapi.OptionLog(logWriter{in.log}))
+
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.api = slackapi.New(botToken, apiOpts...)
+	in.http = hc
+	in.appToken = appToken
+	in.debug = debug
+	in.self = nil
+	return nil
+}
+
+// tokenKinds names Slack's token prefixes, to say what a wrong token is.
+var tokenKinds = []struct{ prefix, kind string }{
+	{"xapp-", "an app-level token (xapp-…)"},
+	{"xoxb-", "a bot token (xoxb-…)"},
+	{"xoxp-", "a user token (xoxp-…)"},
+	{"xoxe", "a token-rotation token (xoxe…)"},
+	{"xoxa-", "a workspace app token (xoxa-…)"},
+	{"xoxr-", "a refresh token (xoxr-…)"},
+	{"xoxs-", "a session token (xoxs-…)"},
+	{"xoxc-", "a browser session token (xoxc-…)"},
+}
+
+// checkToken says what is wrong with token, which should be a want… token,
+// without ever quoting it.
+func checkToken(token, want, what, where, hint string) error {
+	if token == "" {
+		return fmt.Errorf("slack: no %s: set %s to %s", what, where, hint)
+	}
+	if !strings.HasPrefix(token, want) {
+		for _, k := range tokenKinds {
+			if strings.HasPrefix(token, k.prefix) {
+				return fmt.Errorf("slack: %s holds %s, not a %s: it needs %s", where, k.kind, what, hint)
+			}
+		}
+		return fmt.Errorf("slack: %s is not a Slack %s (those start with %q): it needs %s", where, what, want, hint)
+	}
+	rest := token[len(want):]
+	if len(rest) < 6 || strings.IndexFunc(rest, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-')
+	}) >= 0 {
+		return fmt.Errorf("slack: %s is malformed: a %s is %q followed by letters, digits and dashes (was it cut or pasted with extra characters?)", where, what, want)
+	}
+	return nil
+}
+
+// Connected reports whether the Socket Mode connection is up right now.
+func (in *Input) Connected() bool {
+	c := in.cur.Load()
+	return c != nil && c.connected.Load()
+}
+
+// Stream checks the bot token (auth.test, once), opens a Socket Mode
+// connection and returns it when the socket is up. It fails, rather than
+// retrying, when the socket cannot be opened: the caller retries with
+// backoff.
+func (in *Input) Stream(ctx context.Context) (input.Conn, error) {
+	in.mu.Lock()
+	api := in.api
+	in.mu.Unlock()
+	if api == nil {
+		return nil, errors.New("slack: Stream called before Init")
+	}
+	if _, err := in.whoAmI(ctx); err != nil {
+		return nil, err
+	}
+	c := in.open(api)
+	timer := time.NewTimer(in.opts.connectTimeout)
+	defer timer.Stop()
+	select {
+	case <-c.ready:
+		in.log.Info("connected to Slack over Socket Mode")
+		return c, nil
+	case <-c.done:
+		return nil, c.err
+	case <-ctx.Done():
+		_ = c.Close()
+		return nil, fmt.Errorf("slack: opening the Socket Mode connection: %w", ctx.Err())
+	case <-timer.C:
+		_ = c.Close()
+		return nil, fmt.Errorf("slack: the Socket Mode connection did not open within %s", in.opts.connectTimeout)
+	}
+}
+
+// whoAmI returns the bot's identity, asking auth.test the first time.
+func (in *Input) whoAmI(ctx context.Context) (*selfInfo, error) {
+	in.mu.Lock()
+	self, api := in.self, in.api
+	in.mu.Unlock()
+	if self != nil {
+		return self, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, in.opts.httpTimeout)
+	defer cancel()
+	res, err := api.AuthTestContext(ctx)
+	if err != nil {
+		if se, ok := errors.AsType[slackapi.SlackErrorResponse](err); ok {
+			return nil, fmt.Errorf("slack: Slack rejected the bot token (auth.test: %s): check --%s / %s: %w", se.Err, FlagBotToken, EnvBotToken, err)
+		}
+		return nil, fmt.Errorf("slack: auth.test: %w", err)
+	}
+	self = &selfInfo{userID: res.UserID, botID: res.BotID, name: res.User}
+	in.mu.Lock()
+	in.self = self
+	in.mu.Unlock()
+	return self, nil
+}
+
+// logWriter hands slack-go's debug lines to slog at debug level.
+type logWriter struct{ l *slog.Logger }
+
+// Output implements slack-go's logger.
+func (w logWriter) Output(_ int, s string) error {
+	w.l.Debug(strings.TrimSpace(s))
+	return nil
+}
+
+var (
+	_ input.Input          = (*Input)(nil)
+	_ input.StatusReporter = (*Input)(nil)
+)
