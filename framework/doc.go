@@ -1,0 +1,45 @@
+// Package framework is the entry point of microbot's go-micro-like
+// framework: a Service bundles a server for its handlers, a client for its
+// calls and the registry both use, configured by options in code and by
+// flags (each with a MICRO_* environment variable) on the command line.
+//
+// A service in a few lines:
+//
+//	type Say struct{}
+//
+//	func (*Say) Hello(ctx context.Context, req *Request, rsp *Response) error {
+//		rsp.Msg = "Hello " + req.Name
+//		return nil
+//	}
+//
+//	func main() {
+//		svc := framework.NewService(framework.Name("go.micro.srv.greeter"))
+//		if err := svc.Init(); err != nil {
+//			log.Fatal(err)
+//		}
+//		if err := svc.Server().Handle(&Say{}); err != nil {
+//			log.Fatal(err)
+//		}
+//		if err := svc.Run(); err != nil {
+//			log.Fatal(err)
+//		}
+//	}
+//
+// Run starts the server, registers the node with its endpoints, registers
+// it again every --register_interval (a failure is logged and retried, not
+// fatal), and on SIGINT or SIGTERM deregisters it and drains in-flight
+// requests.
+//
+// Calling a service:
+//
+//	err := svc.Client().Call(ctx, "go.micro.srv.greeter", "Say.Hello", &Request{Name: "John"}, &rsp)
+//
+// Registries are plugins built by name (package registry's table): "local"
+// (default: a directory shared by the services of one host), "memory" (one
+// process) and "consul". See [Flags] for the command line, and
+// [Service.InitCLI] for programs that parse their own.
+//
+// Layers below this package: registry and selector (discovery), client and
+// server, codec (application/json, application/protobuf) and transport
+// (HTTP/1.1 with keep-alive; its package documents the wire format).
+package framework

@@ -1,0 +1,171 @@
+package framework
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/microbot/microbot/framework/registry"
+)
+
+// Flag names of the framework (see Flags). Each has the environment variable
+// MICRO_ + the upper-cased name.
+const (
+	FlagRegistry             = "registry"
+	FlagRegistryAddress      = "registry_address"
+	FlagRegisterTTL          = "register_ttl"
+	FlagRegisterInterval     = "register_interval"
+	FlagSelector             = "selector"
+	FlagClientRetries        = "client_retries"
+	FlagClientRequestTimeout = "client_request_timeout"
+	FlagServerName           = "server_name"
+	FlagServerVersion        = "server_version"
+	FlagServerID             = "server_id"
+	FlagServerAddress        = "server_address"
+	FlagServerAdvertise      = "server_advertise"
+	FlagServerMetadata       = "server_metadata"
+	FlagServerMaxBodySize    = "server_max_body_size"
+)
+
+func env(name string) []string { return []string{"MICRO_" + strings.ToUpper(name)} }
+
+// Flags returns the framework's command-line flags, new each call, with the
+// seeds' names and MICRO_* environment variables:
+//
+//	--registry                 registry plugin: local (default), memory, consul   $MICRO_REGISTRY
+//	--registry_address         comma-separated addresses (local: a directory)     $MICRO_REGISTRY_ADDRESS
+//	--register_ttl             node TTL, seconds or a duration (default 30s)      $MICRO_REGISTER_TTL
+//	--register_interval        re-registration interval (default 15s)            $MICRO_REGISTER_INTERVAL
+//	--selector                 random (default) or roundrobin                     $MICRO_SELECTOR
+//	--client_retries           retries where safe (default 1)                     $MICRO_CLIENT_RETRIES
+//	--client_request_timeout   call timeout (default 5s)                          $MICRO_CLIENT_REQUEST_TIMEOUT
+//	--server_name              service name                                       $MICRO_SERVER_NAME
+//	--server_version           service version                                    $MICRO_SERVER_VERSION
+//	--server_id                node id (default: name-UUID)                       $MICRO_SERVER_ID
+//	--server_address           listen address (default 127.0.0.1:0)               $MICRO_SERVER_ADDRESS
+//	--server_advertise         address published instead of the listener's        $MICRO_SERVER_ADVERTISE
+//	--server_metadata          node metadata, key=value, repeatable               $MICRO_SERVER_METADATA
+//	--server_max_body_size     largest request body, bytes or 512KiB/4MiB (4MiB)  $MICRO_SERVER_MAX_BODY_SIZE
+//
+// A program with its own cli.App adds these to its flags and hands the
+// parsed context to [Service.InitCLI].
+func Flags() []cli.Flag {
+	d := defaultOptions()
+	return []cli.Flag{
+		&cli.StringFlag{Name: FlagRegistry, EnvVars: env(FlagRegistry), Value: d.RegistryName,
+			Usage: "registry for discovery: " + strings.Join(registry.Plugins(), ", ")},
+		&cli.StringFlag{Name: FlagRegistryAddress, EnvVars: env(FlagRegistryAddress),
+			Usage: "comma-separated list of registry addresses (local: a directory shared by the services of this host)"},
+		&cli.GenericFlag{Name: FlagRegisterTTL, EnvVars: env(FlagRegisterTTL), Value: &Duration{d.RegisterTTL},
+			Usage: "how long a node stays registered without re-registering: seconds (30) or a duration (30s)"},
+		&cli.GenericFlag{Name: FlagRegisterInterval, EnvVars: env(FlagRegisterInterval), Value: &Duration{d.RegisterInterval},
+			Usage: "how often a node registers again: seconds or a duration; 0 registers only at start"},
+		&cli.StringFlag{Name: FlagSelector, EnvVars: env(FlagSelector), Value: d.Selector,
+			Usage: "how a call picks the node of a service: random, roundrobin"},
+		&cli.IntFlag{Name: FlagClientRetries, EnvVars: env(FlagClientRetries), Value: d.ClientRetries,
+			Usage: "how many other nodes a call tries when that is safe (the request never reached a server, or it is idempotent)"},
+		&cli.GenericFlag{Name: FlagClientRequestTimeout, EnvVars: env(FlagClientRequestTimeout), Value: &Duration{d.ClientRequestTimeout},
+			Usage: "timeout of a call: seconds or a duration"},
+		&cli.StringFlag{Name: FlagServerName, EnvVars: env(FlagServerName), Usage: "name of the service (go.micro.srv.example)"},
+		&cli.StringFlag{Name: FlagServerVersion, EnvVars: env(FlagServerVersion), Usage: "version of the service"},
+		&cli.StringFlag{Name: FlagServerID, EnvVars: env(FlagServerID), Usage: "id of the node; generated if not given"},
+		&cli.StringFlag{Name: FlagServerAddress, EnvVars: env(FlagServerAddress), Value: d.Address,
+			Usage: "listen address of the server; port 0 picks a free one"},
+		&cli.StringFlag{Name: FlagServerAdvertise, EnvVars: env(FlagServerAdvertise),
+			Usage: "address published in the registry instead of the listen address"},
+		&cli.StringSliceFlag{Name: FlagServerMetadata, EnvVars: env(FlagServerMetadata),
+			Usage: "node metadata as key=value; repeat the flag or separate with commas"},
+		&cli.GenericFlag{Name: FlagServerMaxBodySize, EnvVars: env(FlagServerMaxBodySize), Value: &Size{d.MaxBodySize},
+			Usage: "largest request body the server accepts: bytes, or with KiB/MiB/GiB"},
+	}
+}
+
+// Duration is a cli.Generic flag value holding a time.Duration that also
+// accepts a bare number of seconds, as the seeds' --register_ttl=30 does.
+type Duration struct{ D time.Duration }
+
+// Set parses "30" (seconds) or a time.ParseDuration string ("1m30s").
+func (d *Duration) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		if n < 0 {
+			return fmt.Errorf("negative duration %q", s)
+		}
+		d.D = time.Duration(n * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is neither seconds nor a duration like 30s", s)
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", s)
+	}
+	d.D = v
+	return nil
+}
+
+// String returns the duration in Go's notation.
+func (d *Duration) String() string {
+	if d == nil {
+		return ""
+	}
+	return d.D.String()
+}
+
+// Size is a cli.Generic flag value holding a number of bytes, written as a
+// plain number or with a KiB, MiB or GiB (or K, M, G, KB, MB, GB) suffix,
+// all powers of 1024.
+type Size struct{ N int64 }
+
+// Set parses "4194304", "4MiB", "512KiB".
+func (z *Size) Set(s string) error {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix []string
+		mult   int64
+	}{
+		{[]string{"GiB", "GB", "G"}, 1 << 30},
+		{[]string{"MiB", "MB", "M"}, 1 << 20},
+		{[]string{"KiB", "KB", "K"}, 1 << 10},
+		{[]string{"B"}, 1},
+	} {
+		done := false
+		for _, suf := range u.suffix {
+			if len(t) > len(suf) && strings.EqualFold(t[len(t)-len(suf):], suf) {
+				t, mult, done = strings.TrimSpace(t[:len(t)-len(suf)]), u.mult, true
+				break
+			}
+		}
+		if done {
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return fmt.Errorf("%q is not a positive size like 4194304, 512KiB or 4MiB", s)
+	}
+	z.N = n * mult
+	return nil
+}
+
+// String returns the size in the largest unit that divides it.
+func (z *Size) String() string {
+	if z == nil {
+		return ""
+	}
+	switch n := z.N; {
+	case n > 0 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "GiB"
+	case n > 0 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	case n > 0 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "KiB"
+	default:
+		return strconv.FormatInt(n, 10)
+	}
+}
