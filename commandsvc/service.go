@@ -1,0 +1,60 @@
+package commandsvc
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/microbot/microbot/framework"
+	pb "github.com/microbot/microbot/proto/bot"
+)
+
+// ExecFunc runs a command. args are the words typed, the command word first
+// (["deploy", "web", "v2"]). The string returned is the reply; an error is
+// shown to the user as the command's error.
+type ExecFunc func(ctx context.Context, args []string) (string, error)
+
+// Handler returns a Command handler (proto/bot) answering Help with usage
+// and description and Exec with exec.
+func Handler(usage, description string, exec ExecFunc) pb.CommandHandler {
+	return &handler{usage: usage, description: description, exec: exec}
+}
+
+type handler struct {
+	usage, description string
+	exec               ExecFunc
+}
+
+func (h *handler) Help(ctx context.Context, req *pb.HelpRequest, rsp *pb.HelpResponse) error {
+	rsp.Usage, rsp.Description = h.usage, h.description
+	return nil
+}
+
+func (h *handler) Exec(ctx context.Context, req *pb.ExecRequest, rsp *pb.ExecResponse) error {
+	out, err := h.exec(ctx, req.GetArgs())
+	if err != nil {
+		rsp.Error = err.Error()
+		return nil
+	}
+	rsp.Result = []byte(out)
+	return nil
+}
+
+// Run serves a command as the service name (go.micro.bot.<command>): it
+// builds a framework service, reads the command line (the framework's
+// flags: --registry, --registry_address, ...), serves Command.Help and
+// Command.Exec, and runs until SIGINT or SIGTERM. opts are applied before
+// the command line, which overrides them.
+func Run(name, usage, description string, exec ExecFunc, opts ...framework.Option) error {
+	if !strings.Contains(name, ".") {
+		return fmt.Errorf("commandsvc: %q is not a service name (want %s.<command>)", name, DefaultNamespace)
+	}
+	svc := framework.NewService(append([]framework.Option{framework.Name(name)}, opts...)...)
+	if err := svc.Init(); err != nil {
+		return err
+	}
+	if err := pb.RegisterCommandHandler(svc.Server(), Handler(usage, description, exec)); err != nil {
+		return err
+	}
+	return svc.Run()
+}
