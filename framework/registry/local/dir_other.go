@@ -1,0 +1,25 @@
+//go:build !unix
+
+package local
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+// checkOwned reports an error unless dir is a directory. Ownership is not
+// checked on this system (its temporary directory is per user).
+func checkOwned(dir string, private bool) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
+}
+
+// inode returns 0: the size and modification time identify a file version.
+func inode(fs.FileInfo) uint64 { return 0 }

@@ -1,0 +1,368 @@
+// Package local is the default service registry of microbot: a directory
+// shared by the processes of one host. It is in the registry plugin table as
+// "local". It needs no server and sends nothing over the network.
+//
+// # Layout
+//
+// Every registered node is one file, named from the service name and the
+// node ID (escaped so any name is safe, hashed when very long), holding the
+// JSON of the service with that one node and the time the node expires:
+//
+//	<dir>/go.micro.srv.greeter@go.micro.srv.greeter-1f3c.json
+//	{"format":1,"expires":"2026-05-01T10:00:30Z","pid":4242,"service":{...}}
+//
+// A file is written to a temporary file in the same directory and renamed
+// into place, so a reader sees the old file or the new one, never a part.
+// Writers (Register, Deregister, and the removal of expired files) also hold
+// an advisory lock on <dir>/.lock while they change the directory, so the
+// removal of a file that has just expired can never undo a refresh racing
+// with it. Readers take no lock. The directory is made 0700 and the files
+// 0600.
+//
+// # Expiry
+//
+// A node registered with a TTL expires when the TTL passes without another
+// Register: readers ignore it from then on, so a process killed with SIGKILL
+// disappears within its TTL. Expired files, and files that cannot be read
+// (truncated, garbage, left by a crash), are removed by whichever process
+// comes across them; a bad file is ignored with a logged warning. A TTL of
+// zero means the node never expires (until Deregister).
+//
+// # Watch
+//
+// Watchers of one Registry share one watch of the directory: fsnotify
+// events, a poll every PollInterval (the fallback when change notification
+// fails or is not available, e.g. on network file systems), and a timer at
+// the next expiry. On each of them the directory is read again and the new
+// snapshot diffed with the last one (registry.Diff), so the events are exact
+// whichever process made the change, and expiry produces Delete or Update
+// events within about the TTL.
+//
+// # Where
+//
+// The directory is the one given with Dir (registry.Addrs, i.e.
+// --registry_address, for the plugin), else DefaultDir: per user, in
+// $XDG_RUNTIME_DIR/microbot/registry, else the user cache directory
+// (os.UserCacheDir)/microbot/registry, else
+// os.TempDir()/microbot-<uid>/registry. Processes that are to find each
+// other must use the same directory.
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/microbot/microbot/framework/registry"
+)
+
+func init() {
+	registry.Plugin("local", func(opts ...registry.Option) (registry.Registry, error) {
+		var o registry.Options
+		for _, f := range opts {
+			f(&o)
+		}
+		var lopts []Option
+		switch len(o.Addrs) {
+		case 0:
+		case 1:
+			lopts = append(lopts, Dir(o.Addrs[0]))
+		default:
+			return nil, fmt.Errorf("local registry: one directory expected, got %d addresses %q", len(o.Addrs), o.Addrs)
+		}
+		if o.Timeout > 0 {
+			lopts = append(lopts, LockTimeout(o.Timeout))
+		}
+		return New(lopts...)
+	})
+}
+
+// Defaults of the options.
+const (
+	DefaultPollInterval = 2 * time.Second
+	DefaultLockTimeout  = 10 * time.Second
+)
+
+// Options configure a local Registry.
+type Options struct {
+	// Dir is the registry directory; empty means DefaultDir.
+	Dir string
+	// PollInterval is how often a watch reads the directory again even
+	// without a change notification.
+	PollInterval time.Duration
+	// Notify enables fsnotify change notification for watches; without it
+	// they poll only.
+	Notify bool
+	// LockTimeout bounds the wait for the directory lock.
+	LockTimeout time.Duration
+	// Logger receives the warnings (bad files, fallbacks).
+	Logger *slog.Logger
+}
+
+// Option sets an Options field.
+type Option func(*Options)
+
+// Dir sets the registry directory.
+func Dir(dir string) Option { return func(o *Options) { o.Dir = dir } }
+
+// PollInterval sets how often a watch reads the directory again without a
+// change notification.
+func PollInterval(d time.Duration) Option { return func(o *Options) { o.PollInterval = d } }
+
+// Polling makes watches poll only, without fsnotify: for file systems whose
+// change notification does not work (network file systems).
+func Polling() Option { return func(o *Options) { o.Notify = false } }
+
+// LockTimeout bounds the wait for the directory lock.
+func LockTimeout(d time.Duration) Option { return func(o *Options) { o.LockTimeout = d } }
+
+// Logger sets where warnings go (default slog.Default()).
+func Logger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }
+
+// Registry is a registry kept in a directory. It is safe for concurrent use,
+// and any number of Registries, in one process or many, may share a
+// directory.
+type Registry struct {
+	opts Options
+	sem  chan struct{} // the in-process half of the directory lock
+
+	mu     sync.Mutex
+	cache  map[string]cached // file name -> what it held when last read
+	warned map[string]string // file name -> the cache key it was warned about
+
+	gcBusy atomic.Bool
+	gcLast atomic.Int64 // unix nanos of the last collection
+
+	hubMu sync.Mutex
+	hub   *hub // the shared watch; nil without watchers
+}
+
+var _ registry.Registry = (*Registry)(nil)
+
+// New returns a Registry on the directory of the options, creating it (mode
+// 0700) if needed.
+func New(opts ...Option) (*Registry, error) {
+	o := Options{PollInterval: DefaultPollInterval, Notify: true, LockTimeout: DefaultLockTimeout}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.Dir == "" {
+		d, err := DefaultDir()
+		if err != nil {
+			return nil, err
+		}
+		o.Dir = d
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("local registry: directory %q: %w", o.Dir, err)
+	}
+	o.Dir = dir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("local registry: %w", err)
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("local registry: %w", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("local registry: %s is not a directory", dir)
+	}
+	return &Registry{
+		opts:   o,
+		sem:    make(chan struct{}, 1),
+		cache:  map[string]cached{},
+		warned: map[string]string{},
+	}, nil
+}
+
+// String returns "local".
+func (r *Registry) String() string { return "local" }
+
+// Dir returns the registry directory.
+func (r *Registry) Dir() string { return r.opts.Dir }
+
+// Register writes a file for every node of s. The nodes expire after the TTL
+// of registry.RegisterTTL (never if zero). A node registered again, even
+// under another version, replaces its file: a node is keyed by service name
+// and node ID.
+func (r *Registry) Register(ctx context.Context, s *registry.Service, opts ...registry.RegisterOption) error {
+	if err := registry.ValidateRegister(s); err != nil {
+		return err
+	}
+	var o registry.RegisterOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.TTL < 0 {
+		return fmt.Errorf("%w: service %q: negative TTL %v", registry.ErrInvalid, s.Name, o.TTL)
+	}
+	files := make(map[string][]byte, len(s.Nodes))
+	for _, n := range s.Nodes {
+		rec := record{
+			Format: format,
+			Pid:    os.Getpid(),
+			Service: &registry.Service{
+				Name: s.Name, Version: s.Version, Metadata: s.Metadata, Endpoints: s.Endpoints,
+				Nodes: []*registry.Node{n},
+			},
+		}
+		if o.TTL > 0 {
+			rec.Expires = time.Now().Add(o.TTL).UTC()
+		}
+		data, err := json.Marshal(&rec)
+		if err != nil {
+			return fmt.Errorf("local registry: register %q: %w", s.Name, err)
+		}
+		files[fileName(s.Name, n.ID)] = data
+	}
+	err := r.locked(ctx, func() error {
+		for name, data := range files {
+			if err := r.writeFile(name, data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("local registry: register %q: %w", s.Name, err)
+	}
+	r.poke()
+	return nil
+}
+
+// Deregister removes the files of the nodes of s (matched by service name
+// and node ID). Nodes that are not registered are ignored.
+func (r *Registry) Deregister(ctx context.Context, s *registry.Service) error {
+	if err := registry.ValidateDeregister(s); err != nil {
+		return err
+	}
+	err := r.locked(ctx, func() error {
+		for _, n := range s.Nodes {
+			err := os.Remove(filepath.Join(r.opts.Dir, fileName(s.Name, n.ID)))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("local registry: deregister %q: %w", s.Name, err)
+	}
+	r.poke()
+	return nil
+}
+
+// GetService returns the live nodes of the service, one Service per
+// version. It reads only the files of that service.
+func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Service, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("get service %q: %w", name, err)
+	}
+	parts, _, err := r.scan(servicePrefix(name))
+	if err != nil {
+		return nil, fmt.Errorf("local registry: get service %q: %w", name, err)
+	}
+	svcs := registry.Merge(parts)
+	if len(svcs) == 0 {
+		return nil, fmt.Errorf("service %q: %w", name, registry.ErrNotFound)
+	}
+	return svcs, nil
+}
+
+// ListServices returns every service with a live node, one entry per name
+// and version, sorted by name then version. The entries hold the name,
+// version and metadata only.
+func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	parts, _, err := r.scan("")
+	if err != nil {
+		return nil, fmt.Errorf("local registry: list services: %w", err)
+	}
+	svcs := registry.Merge(parts)
+	for _, s := range svcs {
+		s.Nodes, s.Endpoints = nil, nil
+	}
+	sort.SliceStable(svcs, func(i, j int) bool { return svcs[i].Name < svcs[j].Name })
+	return svcs, nil
+}
+
+// locked runs fn holding the directory lock: the in-process semaphore, then
+// the advisory lock of the .lock file, waiting at most LockTimeout.
+func (r *Registry) locked(ctx context.Context, fn func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.LockTimeout)
+	defer cancel()
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the lock of %s: %w", r.opts.Dir, ctx.Err())
+	}
+	defer func() { <-r.sem }()
+	if err := os.MkdirAll(r.opts.Dir, 0o700); err != nil { // removed under us?
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(r.opts.Dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for delay := time.Millisecond; ; delay = min(2*delay, 20*time.Millisecond) {
+		err := tryLock(f)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errLocked) {
+			return fmt.Errorf("locking %s: %w", f.Name(), err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s is held by another process: %w", f.Name(), ctx.Err())
+		}
+	}
+	defer unlock(f)
+	return fn()
+}
+
+// writeFile atomically replaces the file name with data: temporary file in
+// the same directory, fsync, rename.
+func (r *Registry) writeFile(name string, data []byte) error {
+	tmp, err := os.CreateTemp(r.opts.Dir, tmpPrefix+"*") // mode 0600
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(r.opts.Dir, name))
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+	}
+	return err
+}

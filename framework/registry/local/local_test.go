@@ -1,0 +1,413 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/registry/registrytest"
+)
+
+// newTest returns a Registry on a fresh directory.
+func newTest(t *testing.T, opts ...Option) *Registry {
+	t.Helper()
+	r, err := New(append([]Option{Dir(t.TempDir())}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestConformance(t *testing.T) {
+	registrytest.Run(t, func(t *testing.T) registry.Registry { return newTest(t) }, registrytest.TTL(time.Second))
+}
+
+// The polling fallback alone gives the same results, with every change made
+// by another Registry (as another process would), which pokes no watcher.
+func TestConformancePolling(t *testing.T) {
+	registrytest.Run(t, func(t *testing.T) registry.Registry {
+		dir := t.TempDir()
+		w, err := New(Dir(dir), Polling(), PollInterval(100*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wr, err := New(Dir(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return split{Registry: w, writer: wr}
+	}, registrytest.TTL(time.Second))
+}
+
+// split writes through one Registry and reads through another.
+type split struct {
+	*Registry
+	writer *Registry
+}
+
+func (s split) Register(ctx context.Context, svc *registry.Service, opts ...registry.RegisterOption) error {
+	return s.writer.Register(ctx, svc, opts...)
+}
+
+func (s split) Deregister(ctx context.Context, svc *registry.Service) error {
+	return s.writer.Deregister(ctx, svc)
+}
+
+func TestPlugin(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	r, err := registry.New("local", registry.Addrs(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.String() != "local" || r.(*Registry).Dir() != dir {
+		t.Fatalf("got %s on %s, want local on %s", r, r.(*Registry).Dir(), dir)
+	}
+	if _, err := registry.New("local", registry.Addrs("x", "y")); err == nil || !strings.Contains(err.Error(), "one directory") {
+		t.Fatalf("two addresses: err = %v", err)
+	}
+}
+
+func TestPermissions(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no unix modes")
+	}
+	dir := filepath.Join(t.TempDir(), "reg")
+	r, err := New(Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Register(context.Background(), svc("a", "n1")); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("dir mode %v (%v), want 0700", fi.Mode().Perm(), err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		fi, _ := e.Info()
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", e.Name(), fi.Mode().Perm())
+		}
+	}
+}
+
+func svc(name string, ids ...string) *registry.Service {
+	s := &registry.Service{Name: name, Version: "1"}
+	for _, id := range ids {
+		s.Nodes = append(s.Nodes, &registry.Node{ID: id, Address: "127.0.0.1:1"})
+	}
+	return s
+}
+
+func TestAnyName(t *testing.T) {
+	r := newTest(t)
+	ctx := context.Background()
+	long := strings.Repeat("x/", 300)
+	tests := []struct{ name, id string }{
+		{"go.micro.srv.greeter", "go.micro.srv.greeter-1"},
+		{"a/b", "../../etc/passwd"},
+		{"..", "."},
+		{".hidden", ".tmp-x"},
+		{"UPPER", "upper"},
+		{"upper", "UPPER"},
+		{"a@b", "c@d"},
+		{"sp ace%20", "tab\tnl\n"},
+		{"名前", "ノード"},
+		{"nul\x00byte", "x"},
+		{long, long},
+		{long + "y", "z"},
+	}
+	for _, tc := range tests {
+		if err := r.Register(ctx, svc(tc.name, tc.id)); err != nil {
+			t.Fatalf("Register(%q, %q): %v", tc.name, tc.id, err)
+		}
+	}
+	for _, tc := range tests {
+		got, err := r.GetService(ctx, tc.name)
+		if err != nil || len(got) != 1 || got[0].Name != tc.name || len(got[0].Nodes) != 1 || got[0].Nodes[0].ID != tc.id {
+			t.Errorf("GetService(%q) = %s, %v; want node %q", tc.name, describe(got), err, tc.id)
+		}
+	}
+	entries, err := os.ReadDir(r.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if n := e.Name(); strings.ContainsAny(n, `/\`) || len(n) > 255 {
+			t.Errorf("bad file name %q", n)
+		}
+	}
+	for _, tc := range tests {
+		if err := r.Deregister(ctx, svc(tc.name, tc.id)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.GetService(ctx, tc.name); !errors.Is(err, registry.ErrNotFound) {
+			t.Errorf("after Deregister GetService(%q) = %v", tc.name, err)
+		}
+	}
+	if list, err := r.ListServices(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("ListServices = %s, %v; want nothing", describe(list), err)
+	}
+}
+
+func describe(ss []*registry.Service) string {
+	var b strings.Builder
+	for _, s := range ss {
+		b.WriteString(s.Name + "@" + s.Version + "[")
+		for _, n := range s.Nodes {
+			b.WriteString(n.ID + " ")
+		}
+		b.WriteString("] ")
+	}
+	return b.String()
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestBadFiles(t *testing.T) {
+	var logs syncBuffer
+	r := newTest(t, Logger(slog.New(slog.NewTextHandler(&logs, nil))))
+	ctx := context.Background()
+	if err := r.Register(ctx, svc("good", "n1")); err != nil {
+		t.Fatal(err)
+	}
+	w, err := r.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+
+	bad := map[string]string{
+		fileName("good", "truncated"): `{"format":1,"service":{"name":"good","nodes":[{"id":"trunc`,
+		fileName("good", "garbage"):   "\x00\x01garbage",
+		fileName("good", "empty"):     "",
+		fileName("good", "misnamed"):  `{"format":1,"service":{"name":"good","version":"1","nodes":[{"id":"other","address":"x:1"}]}}`,
+		fileName("good", "nonodes"):   `{"format":1,"service":{"name":"good"}}`,
+		fileName("good", "newer"):     `{"format":99,"service":{"name":"good","nodes":[{"id":"newer","address":"x:1"}]}}`,
+		fileName("good", "noformat"):  `{"service":{"name":"good","nodes":[{"id":"noformat","address":"x:1"}]}}`,
+		"README":                      "not ours",
+	}
+	for name, data := range bad {
+		// Whole at once, as a copy would make them, so each is warned about once.
+		tmp := filepath.Join(t.TempDir(), "f")
+		if err := os.WriteFile(tmp, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(r.Dir(), name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := r.GetService(ctx, "good")
+	if err != nil || len(got) != 1 || len(got[0].Nodes) != 1 || got[0].Nodes[0].ID != "n1" {
+		t.Fatalf("GetService = %s, %v; want only node n1", describe(got), err)
+	}
+	if list, err := r.ListServices(ctx); err != nil || len(list) != 1 {
+		t.Fatalf("ListServices = %s, %v", describe(list), err)
+	}
+	for name := range bad {
+		if name != "README" && !strings.Contains(logs.String(), name) {
+			t.Errorf("no warning about %s in the log:\n%s", name, logs.String())
+		}
+	}
+	if n := strings.Count(logs.String(), fileName("good", "garbage")); n != 1 {
+		t.Errorf("warned %d times about the same bad file, want once", n)
+	}
+	// The watcher is not disturbed: the next event is the real change.
+	if err := r.Register(ctx, svc("other", "n2")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.Next()
+	if err != nil || res.Action != registry.Create || res.Service.Name != "other" {
+		t.Fatalf("Next = %+v, %v; want create other", res, err)
+	}
+
+	// Bad files older than the grace period are removed; files of a newer
+	// format and files not ours are left alone.
+	old := time.Now().Add(-2 * grace)
+	for name := range bad {
+		if err := os.Chtimes(filepath.Join(r.Dir(), name), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "bad files removed", func() bool {
+		_, _ = r.GetService(ctx, "good")
+		for name := range bad {
+			_, err := os.Stat(filepath.Join(r.Dir(), name))
+			keep := name == "README" || name == fileName("good", "newer")
+			if keep != (err == nil) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestExpiredFilesRemoved(t *testing.T) {
+	r := newTest(t)
+	ctx := context.Background()
+	if err := r.Register(ctx, svc("short", "n1"), registry.RegisterTTL(50*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Register(ctx, svc("long", "n2")); err != nil {
+		t.Fatal(err)
+	}
+	// A temporary file left by a process killed while writing.
+	tmp := filepath.Join(r.Dir(), tmpPrefix+"left")
+	if err := os.WriteFile(tmp, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * grace)
+	_ = os.Chtimes(tmp, old, old)
+
+	expired := filepath.Join(r.Dir(), fileName("short", "n1"))
+	waitFor(t, "expired and left-over files removed", func() bool {
+		_, _ = r.ListServices(ctx) // any reader collects
+		_, err1 := os.Stat(expired)
+		_, err2 := os.Stat(tmp)
+		return errors.Is(err1, os.ErrNotExist) && errors.Is(err2, os.ErrNotExist)
+	})
+	if _, err := r.GetService(ctx, "long"); err != nil {
+		t.Fatalf("the live node went too: %v", err)
+	}
+}
+
+// A refresh that lands after a reader saw the node expired is kept: the
+// collector looks again under the lock.
+func TestCollectorKeepsRefreshed(t *testing.T) {
+	r := newTest(t)
+	ctx := context.Background()
+	if err := r.Register(ctx, svc("a", "n1"), registry.RegisterTTL(time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	name := fileName("a", "n1")
+	if !r.isGarbage(name, time.Now()) {
+		t.Fatal("expired file not seen as garbage")
+	}
+	if err := r.Register(ctx, svc("a", "n1"), registry.RegisterTTL(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	r.collect([]string{name}) // with the stale verdict
+	waitFor(t, "collection done", func() bool { return !r.gcBusy.Load() })
+	if _, err := r.GetService(ctx, "a"); err != nil {
+		t.Fatalf("refreshed node removed: %v", err)
+	}
+}
+
+func TestDefaultDir(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("XDG_RUNTIME_DIR is a unix thing")
+	}
+	xdg := t.TempDir()
+	t.Setenv("XDG_RUNTIME_DIR", xdg)
+	if d, err := DefaultDir(); err != nil || d != filepath.Join(xdg, "microbot", "registry") {
+		t.Errorf("with XDG_RUNTIME_DIR: %q, %v", d, err)
+	}
+	t.Setenv("XDG_RUNTIME_DIR", "relative/dir")
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	t.Setenv("HOME", t.TempDir())
+	want := filepath.Join(cache, "microbot", "registry")
+	if runtime.GOOS == "darwin" {
+		want = filepath.Join(os.Getenv("HOME"), "Library", "Caches", "microbot", "registry")
+	}
+	if d, err := DefaultDir(); err != nil || d != want {
+		t.Errorf("without XDG_RUNTIME_DIR: %q, %v; want %q", d, err, want)
+	}
+}
+
+func TestTempFallbackRefusesForeignDir(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no unix modes")
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	t.Setenv("XDG_CACHE_HOME", "")
+	t.Setenv("HOME", "")
+	d, err := DefaultDir()
+	if err != nil || !strings.HasPrefix(d, tmp) {
+		t.Fatalf("DefaultDir = %q, %v; want one under %s", d, err, tmp)
+	}
+	top := filepath.Dir(d)
+	if err := os.Chmod(top, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DefaultDir(); err == nil || !strings.Contains(err.Error(), "no access for others") {
+		t.Fatalf("DefaultDir with an open %s: %v, want a refusal", top, err)
+	}
+}
+
+func TestInvalidTTL(t *testing.T) {
+	r := newTest(t)
+	err := r.Register(context.Background(), svc("a", "n1"), registry.RegisterTTL(-time.Second))
+	if !errors.Is(err, registry.ErrInvalid) {
+		t.Fatalf("negative TTL: %v", err)
+	}
+}
+
+// Watchers share one watch of the directory, which stops with the last.
+func TestHubStops(t *testing.T) {
+	r := newTest(t)
+	ctx := context.Background()
+	w1, err := r.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, err := r.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.hubMu.Lock()
+	h := r.hub
+	r.hubMu.Unlock()
+	w1.Stop()
+	w2.Stop()
+	select {
+	case <-h.stop:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the directory watch did not stop with its last watcher")
+	}
+	r.hubMu.Lock()
+	defer r.hubMu.Unlock()
+	if r.hub != nil {
+		t.Fatal("a stopped hub is still in use")
+	}
+}

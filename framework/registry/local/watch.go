@@ -1,0 +1,203 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/registry/internal/broadcast"
+)
+
+// expirySlack is added to the timer of the next expiry, so the node is
+// expired when the timer fires.
+const expirySlack = 10 * time.Millisecond
+
+// Watch returns a watcher of the changes made after Watch returns, by any
+// process. With registry.WatchService it sees one service only.
+func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (registry.Watcher, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("watch: %w", err)
+	}
+	var o registry.WatchOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	r.hubMu.Lock()
+	h := r.hub
+	if h == nil {
+		var err error
+		if h, err = r.startHub(); err != nil {
+			r.hubMu.Unlock()
+			return nil, err
+		}
+		r.hub = h
+	}
+	h.refs++
+	r.hubMu.Unlock()
+
+	// Bring the snapshot up to date and subscribe in one step, so the
+	// watcher sees exactly the changes after this point.
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.rescanLocked()
+	return h.subs.Subscribe(ctx, o.Service, func() { r.release(h) }), nil
+}
+
+// hub is the one watch of the directory that the watchers of a Registry
+// share. It runs while it has watchers.
+type hub struct {
+	r    *Registry
+	refs int // watchers, guarded by r.hubMu
+
+	subs broadcast.Hub
+	poke chan struct{} // a rescan is wanted
+	stop chan struct{} // closed when the last watcher stops
+
+	mu      sync.Mutex // serializes rescans and subscriptions
+	snap    []*registry.Service
+	next    time.Time // the earliest expiry in snap
+	lastErr string    // the last scan error logged
+}
+
+// startHub takes the first snapshot and starts watching. Runs under r.hubMu.
+func (r *Registry) startHub() (*hub, error) {
+	h := &hub{r: r, poke: make(chan struct{}, 1), stop: make(chan struct{})}
+	var fsw *fsnotify.Watcher
+	if r.opts.Notify {
+		var err error
+		fsw, err = fsnotify.NewWatcher()
+		if err == nil {
+			// Watching starts before the first snapshot, so nothing falls
+			// in between.
+			if err = fsw.Add(r.opts.Dir); err != nil {
+				fsw.Close()
+			}
+		}
+		if err != nil {
+			r.opts.Logger.Warn("local registry: no change notification, polling", "dir", r.opts.Dir, "every", r.opts.PollInterval, "err", err)
+			fsw = nil
+		}
+	}
+	parts, next, err := r.scan("")
+	if err != nil {
+		if fsw != nil {
+			fsw.Close()
+		}
+		return nil, fmt.Errorf("local registry: watch: %w", err)
+	}
+	h.snap, h.next = registry.Merge(parts), next
+	go h.loop(fsw)
+	return h, nil
+}
+
+// release drops a watcher; the last one stops the hub.
+func (r *Registry) release(h *hub) {
+	r.hubMu.Lock()
+	defer r.hubMu.Unlock()
+	h.refs--
+	if h.refs == 0 {
+		close(h.stop)
+		if r.hub == h {
+			r.hub = nil
+		}
+	}
+}
+
+// poke asks the running hub, if any, to read the directory again.
+func (r *Registry) poke() {
+	r.hubMu.Lock()
+	h := r.hub
+	r.hubMu.Unlock()
+	if h != nil {
+		select {
+		case h.poke <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (h *hub) loop(fsw *fsnotify.Watcher) {
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if fsw != nil {
+		defer fsw.Close()
+		events, errs = fsw.Events, fsw.Errors
+	}
+	poll := time.NewTicker(h.r.opts.PollInterval)
+	defer poll.Stop()
+	expiry := time.NewTimer(time.Hour)
+	defer expiry.Stop()
+	for {
+		h.mu.Lock()
+		next := h.next
+		h.mu.Unlock()
+		if next.IsZero() {
+			expiry.Stop()
+		} else {
+			expiry.Reset(time.Until(next) + expirySlack)
+		}
+		select {
+		case <-h.stop:
+			return
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if !relevant(ev) {
+				continue
+			}
+			// Take the burst at once: one rescan covers all of it.
+			for more := true; more; {
+				select {
+				case <-events:
+				default:
+					more = false
+				}
+			}
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			// Most likely an overflow: events were lost. Read it all again.
+			h.r.opts.Logger.Warn("local registry: change notification", "dir", h.r.opts.Dir, "err", err)
+		case <-h.poke:
+		case <-poll.C:
+		case <-expiry.C:
+		}
+		h.mu.Lock()
+		h.rescanLocked()
+		h.mu.Unlock()
+	}
+}
+
+// relevant reports whether a change notification is about a node file (not
+// a temporary file or the lock).
+func relevant(ev fsnotify.Event) bool {
+	return !strings.HasPrefix(filepath.Base(ev.Name), ".")
+}
+
+// rescanLocked reads the directory and publishes how it changed since the
+// last snapshot. A failed read changes nothing (it is logged once).
+func (h *hub) rescanLocked() {
+	parts, next, err := h.r.scan("")
+	if err != nil {
+		if msg := err.Error(); msg != h.lastErr {
+			h.lastErr = msg
+			h.r.opts.Logger.Warn("local registry: reading the directory", "dir", h.r.opts.Dir, "err", err)
+		}
+		return
+	}
+	h.lastErr = ""
+	snap := registry.Merge(parts)
+	results := registry.Diff(h.snap, snap)
+	h.snap, h.next = snap, next
+	h.subs.Publish(results)
+}
