@@ -21,6 +21,8 @@ import (
 	"github.com/microbot/microbot/framework/server"
 
 	// The registries every service can pick by flag.
+	_ "github.com/microbot/microbot/framework/registry/consul"
+	_ "github.com/microbot/microbot/framework/registry/local"
 	_ "github.com/microbot/microbot/framework/registry/memory"
 )
 

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	stderrors "errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/microbot/microbot/framework"
+	"github.com/microbot/microbot/framework/client"
+	"github.com/microbot/microbot/framework/errors"
+	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/server"
+)
+
+// These tests run services as separate OS processes that find the test
+// process (the caller) through a local registry in a temporary directory.
+// The greeter is built with go build; a second service with faulty
+// endpoints is this test binary started again with GREETER_TEST_FAULTY=1.
+
+const greeter = "go.micro.srv.greeter"
+
+func TestMain(m *testing.M) {
+	if os.Getenv("GREETER_TEST_FAULTY") == "1" {
+		faultyMain()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// Faulty has endpoints that misbehave, to show the server survives them.
+type Faulty struct{}
+
+// Panic panics.
+func (Faulty) Panic(ctx context.Context, req *Request, rsp *Response) error {
+	panic("boom for " + req.Name)
+}
+
+// Slow works until the caller's deadline.
+func (Faulty) Slow(ctx context.Context, req *Request, rsp *Response) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// faultyMain is a greeter that also serves Faulty; configured by the MICRO_*
+// environment variables.
+func faultyMain() {
+	os.Args = os.Args[:1]
+	svc := framework.NewService(framework.Name(greeter), framework.Version("faulty"))
+	if err := svc.Init(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	for _, h := range []any{&Say{}, Faulty{}} {
+		if err := svc.Server().Handle(h); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	if err := svc.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// build compiles the greeter into a temporary directory.
+func build(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "greeter")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, goBin, "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// syncBuffer collects a process's output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	exited chan struct{}
+	err    error // of Wait, once exited is closed
+}
+
+// start runs bin with args and env; the process is killed when the test
+// ends, and its output logged if the test failed.
+func start(t *testing.T, bin string, args, env []string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), out: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.Env = append(os.Environ(), env...)
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill() //nolint:errcheck // may have exited
+		<-p.exited
+		if t.Failed() {
+			t.Logf("output of %s:\n%s", filepath.Base(bin), p.out.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(20 * time.Second):
+		t.Fatal("the process did not exit within 20s")
+		return nil
+	}
+}
+
+func (p *proc) alive() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// waitFor polls cond for up to 20s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after 20s waiting until %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// nodes returns the addresses of the registered greeter nodes.
+func nodes(r registry.Registry) []string {
+	svcs, err := r.GetService(context.Background(), greeter)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range svcs {
+		for _, n := range s.Nodes {
+			out = append(out, n.Address)
+		}
+	}
+	return out
+}
+
+// caller returns a client finding services in the local registry at dir.
+func caller(t *testing.T, dir string) (*client.Client, registry.Registry) {
+	t.Helper()
+	svc := framework.NewService(framework.RegistryName("local", dir))
+	r := svc.Registry()
+	if r == nil {
+		t.Fatal("no local registry")
+	}
+	return svc.Client(), r
+}
+
+func hello(t *testing.T, c *client.Client, who string) {
+	t.Helper()
+	var rsp Response
+	if err := c.Call(context.Background(), greeter, "Say.Hello", &Request{Name: who}, &rsp); err != nil {
+		t.Fatalf("Say.Hello: %v", err)
+	}
+	if want := "Hello " + who; rsp.Msg != want {
+		t.Fatalf("Say.Hello answered %q, want %q", rsp.Msg, want)
+	}
+}
+
+func flags(dir, ttl string) []string {
+	return []string{"--registry=local", "--registry_address=" + dir, "--register_ttl=" + ttl,
+		"--register_interval=500ms", "--server_address=127.0.0.1:0"}
+}
+
+func TestGreeterProcess(t *testing.T) {
+	bin := build(t)
+	dir := t.TempDir()
+	c, r := caller(t, dir)
+
+	g := start(t, bin, flags(dir, "2s"), nil)
+	waitFor(t, "the greeter is registered", func() bool { return len(nodes(r)) == 1 })
+	hello(t, c, "John")
+
+	var raw json.RawMessage
+	if err := c.Call(context.Background(), greeter, "Say.Hello", json.RawMessage(`{"name": "John"}`), &raw); err != nil || string(raw) != `{"msg":"Hello John"}` {
+		t.Errorf("raw JSON query = %s, %v", raw, err)
+	}
+	for _, ct := range []string{"application/json", "application/protobuf"} {
+		var h server.HealthResponse
+		if err := c.Call(context.Background(), greeter, server.HealthEndpoint, &server.HealthRequest{}, &h, client.WithContentType(ct)); err != nil || h.Status != "ok" {
+			t.Errorf("Debug.Health over %s = %q, %v", ct, h.Status, err)
+		}
+	}
+	svcs, _ := r.GetService(context.Background(), greeter)
+	if got := endpointNames(svcs); got != "Debug.Health,Say.Hello" {
+		t.Errorf("published endpoints %s", got)
+	}
+
+	t.Run("bad input", func(t *testing.T) {
+		badInput(t, c, nodes(r)[0], []badCase{
+			unknownService, unknownEndpoint, malformedBody, oversizeBody(5 << 20),
+		})
+	})
+
+	// Killed without a chance to deregister: gone within its TTL.
+	if err := g.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	g.wait(t) //nolint:errcheck // killed
+	waitFor(t, "the killed greeter expires from the registry", func() bool { return len(nodes(r)) == 0 })
+	err := c.Call(context.Background(), greeter, "Say.Hello", &Request{Name: "x"}, &Response{})
+	if e := errors.FromError(err); e == nil || e.Code != 404 || e.Detail != "service go.micro.srv.greeter: not found" {
+		t.Errorf("call after the kill = %v, want 404 service not found", err)
+	}
+
+	// Restarted, it comes back. With a TTL of a minute, its leaving right
+	// after SIGTERM shows it deregistered itself.
+	g2 := start(t, bin, flags(dir, "60s"), nil)
+	waitFor(t, "the restarted greeter is registered", func() bool { return len(nodes(r)) == 1 })
+	hello(t, c, "again")
+	if err := g2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := g2.wait(t); err != nil {
+		t.Errorf("greeter exited with %v after SIGTERM, want status 0", err)
+	}
+	if n := nodes(r); len(n) != 0 {
+		t.Errorf("greeter still registered at %v after a clean exit", n)
+	}
+}
+
+func TestFaultyProcess(t *testing.T) {
+	dir := t.TempDir()
+	c, r := caller(t, dir)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, self, nil, []string{
+		"GREETER_TEST_FAULTY=1", "MICRO_REGISTRY=local", "MICRO_REGISTRY_ADDRESS=" + dir,
+		"MICRO_REGISTER_TTL=10s", "MICRO_REGISTER_INTERVAL=1s", "MICRO_SERVER_MAX_BODY_SIZE=64KiB",
+	})
+	waitFor(t, "the faulty greeter is registered", func() bool { return len(nodes(r)) == 1 })
+	hello(t, c, "John")
+	badInput(t, c, nodes(r)[0], []badCase{
+		unknownService, unknownEndpoint, malformedBody, oversizeBody(100 << 10),
+		{"handler panic", greeter, "Faulty.Panic", &Request{Name: "Ann"}, nil, 500, "handler Faulty.Panic panicked: boom for Ann"},
+		{"handler exceeds the caller's timeout", greeter, "Faulty.Slow", &Request{}, []client.CallOption{client.WithRequestTimeout(500 * time.Millisecond)},
+			408, "call to go.micro.srv.greeter Faulty.Slow timed out after 500ms"},
+	})
+	if !p.alive() {
+		t.Fatal("the faulty greeter died")
+	}
+	if out := p.out.String(); !strings.Contains(out, "handler panicked") || !strings.Contains(out, "goroutine") {
+		t.Errorf("the panic was not logged with its stack:\n%s", out)
+	}
+}
+
+type badCase struct {
+	name     string
+	service  string
+	endpoint string
+	req      any
+	opts     []client.CallOption
+	code     int32
+	detail   string
+}
+
+var (
+	unknownService  = badCase{"unknown service", "go.micro.srv.nope", "Say.Hello", &Request{}, nil, 404, "service go.micro.srv.nope: not found"}
+	unknownEndpoint = badCase{"unknown endpoint", greeter, "Say.Bye", &Request{}, nil, 404, "unknown endpoint Say.Bye of service go.micro.srv.greeter"}
+	malformedBody   = badCase{"malformed body", greeter, "Say.Hello", json.RawMessage(`{"name": ["John"]}`), nil, 400,
+		"malformed request for Say.Hello: json: cannot unmarshal array into Go struct field Request.name of type string"}
+)
+
+func oversizeBody(n int) badCase {
+	return badCase{"oversize body", greeter, "Say.Hello", &Request{Name: strings.Repeat("x", n)}, nil, 413,
+		"request body for Say.Hello is larger than the limit of"}
+}
+
+// badInput checks each case gets its clear error and the service still
+// answers afterwards; then sends a call with a wrong content type straight
+// to node, as any HTTP client could.
+func badInput(t *testing.T, c *client.Client, node string, cases []badCase) {
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			err := c.Call(context.Background(), tt.service, tt.endpoint, tt.req, &Response{}, tt.opts...)
+			var e *errors.Error
+			if !stderrors.As(err, &e) {
+				t.Fatalf("error %#v is not an *errors.Error", err)
+			}
+			if e.Code != tt.code || !strings.Contains(e.Detail, tt.detail) {
+				t.Errorf("error = %d %q, want %d containing %q", e.Code, e.Detail, tt.code, tt.detail)
+			}
+			hello(t, c, "after "+tt.name)
+		})
+	}
+	t.Run("wrong content type", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", "http://"+node+"/", strings.NewReader(`name=John`))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Micro-Service", greeter)
+		req.Header.Set("Micro-Endpoint", "Say.Hello")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		e := errors.Parse(res.Header.Get("Micro-Error"))
+		want := `unsupported content type "application/x-www-form-urlencoded" for Say.Hello; supported: application/json, application/protobuf`
+		if res.StatusCode != 415 || e.Detail != want {
+			t.Errorf("got %d %s, want 415 %q", res.StatusCode, body, want)
+		}
+		hello(t, c, "after a wrong content type")
+	})
+}
+
+func endpointNames(svcs []*registry.Service) string {
+	var names []string
+	for _, s := range svcs {
+		for _, e := range s.Endpoints {
+			names = append(names, e.Name)
+		}
+	}
+	return strings.Join(names, ",")
+}
