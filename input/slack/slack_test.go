@@ -247,6 +247,31 @@ func TestSlashCommandAnswered(t *testing.T) {
 	}
 }
 
+func TestLongSlashCommandReply(t *testing.T) {
+	h := newHarness(t)
+	h.srv.NotInChannel("C3")
+	text := bigText(20 * 1024) // 6 parts: more than a response_url takes
+	for _, ch := range []string{"C2", "C3"} {
+		if _, err := h.srv.SlashCommand(h.ctx(), slacktestws.SlashCommand{Text: "dump", Channel: ch, User: "U1"}); err != nil {
+			t.Fatal(err)
+		}
+		h.send(h.recv(), text, input.Code)
+	}
+	// In C2 the bot is a member: the reply is a file in the channel.
+	files, err := h.srv.WaitFiles(h.ctx(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := files[0]; f.Channel != "C2" || f.ThreadTS != "" || string(f.Content) != text {
+		t.Fatalf("file in %s thread %q, %d bytes: want the whole reply in C2", f.Channel, f.ThreadTS, len(f.Content))
+	}
+	// In C3 it is not: the person is told why, through the response_url.
+	p := h.posts(1)[0]
+	if p.Method != slacktestws.MethodResponseURL || p.Channel != "C3" || !strings.Contains(p.Text, "too long for a slash command") {
+		t.Fatalf("post %+v: want a notice in C3 through the response_url", p)
+	}
+}
+
 func TestDuplicateDeliveryAnsweredOnce(t *testing.T) {
 	h := newHarness(t)
 	bot := "<@" + h.srv.BotUserID + "> "
@@ -366,8 +391,8 @@ func TestRateLimitWaitIsBounded(t *testing.T) {
 
 func TestReconnects(t *testing.T) {
 	tests := []struct {
-		name  string
-		break_ func(*slacktestws.Server) error
+		name string
+		cut  func(*slacktestws.Server) error
 	}{
 		{"disconnect envelope", func(s *slacktestws.Server) error { return s.Disconnect("refresh_requested") }},
 		{"dropped socket", func(s *slacktestws.Server) error {
@@ -386,7 +411,7 @@ func TestReconnects(t *testing.T) {
 				t.Fatal("Connected() false on a live connection")
 			}
 
-			if err := tt.break_(h.srv); err != nil {
+			if err := tt.cut(h.srv); err != nil {
 				t.Fatal(err)
 			}
 			_, err := h.conn.Recv(h.ctx())

@@ -93,6 +93,7 @@ type Server struct {
 	limits      map[string][]time.Duration
 	calls       map[string][]Call
 	responses   map[string]string // response URL path -> channel
+	outside     map[string]bool   // channels the bot is not a member of
 }
 
 // Option configures a Server.
@@ -132,6 +133,7 @@ func New(opts ...Option) *Server {
 		limits:       map[string][]time.Duration{},
 		calls:        map[string][]Call{},
 		responses:    map[string]string{},
+		outside:      map[string]bool{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -170,6 +172,21 @@ func (s *Server) AddUser(id, name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.users[id] = name
+}
+
+// NotInChannel makes the bot a non-member of channel: chat.postMessage and
+// files.completeUploadExternal there answer not_in_channel, as Slack does.
+// (Slash command response URLs still work: they need no membership.)
+func (s *Server) NotInChannel(channel string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outside[channel] = true
+}
+
+func (s *Server) isOutside(channel string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.outside[channel]
 }
 
 // UserLookups is how many times users.info was asked about id.
@@ -741,6 +758,8 @@ func (s *Server) postMessage(r *http.Request) any {
 		return fail("no_text")
 	case utf8.RuneCountInString(text) > MaxTextLength:
 		return fail("msg_too_long")
+	case s.isOutside(channel):
+		return fail("not_in_channel")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -870,6 +889,9 @@ func (s *Server) completeUpload(r *http.Request) any {
 	}
 	if err := json.Unmarshal([]byte(r.FormValue("files")), &files); err != nil || len(files) == 0 {
 		return fail("invalid_arguments")
+	}
+	if ch := r.FormValue("channel_id"); ch != "" && s.isOutside(ch) {
+		return fail("not_in_channel")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,0 +1,35 @@
+package slack
+
+import (
+	"testing"
+
+	"github.com/slack-go/slack/slackevents"
+)
+
+func TestEventIDDeduplicates(t *testing.T) {
+	in := New()
+	in.self = &selfInfo{userID: "UBOT"}
+	dm := func(eventID, ts string) slackevents.EventsAPIEvent {
+		return slackevents.EventsAPIEvent{
+			Type: slackevents.CallbackEvent,
+			Data: &slackevents.EventsAPICallbackEvent{EventID: eventID},
+			InnerEvent: slackevents.EventsAPIInnerEvent{Type: "message", Data: &slackevents.MessageEvent{
+				Type: "message", ChannelType: "im", Channel: "D1", User: "U1", Text: "hi", TimeStamp: ts,
+			}},
+		}
+	}
+	tests := []struct {
+		eventID, ts string
+		want        bool
+	}{
+		{"Ev1", "1.000001", true},
+		{"Ev1", "1.000002", false}, // the event id alone is enough
+		{"Ev2", "1.000001", false}, // so is the message
+		{"Ev3", "1.000003", true},
+	}
+	for _, tt := range tests {
+		if got := in.fromEventsAPI(dm(tt.eventID, tt.ts)) != nil; got != tt.want {
+			t.Errorf("delivery %s of message %s handled = %v, want %v", tt.eventID, tt.ts, got, tt.want)
+		}
+	}
+}
