@@ -1,0 +1,310 @@
+package consul_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/microbot/microbot/framework/client"
+	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/registry/consul/consultest"
+)
+
+// These tests run the greeter example (examples/greeter) as separate OS
+// processes registered in a real Consul agent, and call it from this test
+// process through the framework's client, which finds it in Consul.
+
+const greeterName = "go.micro.srv.greeter"
+
+// buildGreeter compiles examples/greeter into a temporary directory.
+func buildGreeter(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "examples", "greeter", "main.go")); err != nil {
+		t.Fatalf("the greeter example is missing: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "greeter")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./examples/greeter")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./examples/greeter: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// greeterProc is one greeter process. It listens on a port of its own and
+// publishes the address of a counting proxy in front of it, so the test can
+// tell which process served each call; killing the greeter closes the proxy
+// too, so its published address refuses connections as a dead process's
+// would.
+type greeterProc struct {
+	name   string
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	exited chan struct{}
+	proxy  *http.Server
+	addr   string // published (proxy) address
+	calls  atomic.Int64
+}
+
+func startGreeter(t *testing.T, bin, name, consulAddr string) *greeterProc {
+	t.Helper()
+	listen := deadAddr(t) // a free port for the greeter itself
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &greeterProc{name: name, out: &lockedBuffer{}, exited: make(chan struct{}), addr: l.Addr().String()}
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: listen})
+	g.proxy = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Micro-Endpoint") == "Say.Hello" {
+			g.calls.Add(1)
+		}
+		rp.ServeHTTP(w, r)
+	})}
+	go g.proxy.Serve(l)
+
+	g.cmd = exec.Command(bin,
+		"--registry=consul", "--registry_address="+consulAddr,
+		"--server_address="+listen, "--server_advertise="+g.addr,
+		"--server_id="+name)
+	// TTL and interval through the MICRO_* environment, as deployments do.
+	g.cmd.Env = append(os.Environ(), "MICRO_REGISTER_TTL=3s", "MICRO_REGISTER_INTERVAL=500ms", "CONSUL_HTTP_ADDR=")
+	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { g.cmd.Wait(); close(g.exited) }()
+	t.Cleanup(func() {
+		g.kill(t)
+		if t.Failed() {
+			t.Logf("output of greeter %s:\n%s", name, g.out.String())
+		}
+	})
+	return g
+}
+
+// kill SIGKILLs the greeter (no chance to deregister) and closes its proxy.
+func (g *greeterProc) kill(t *testing.T) {
+	t.Helper()
+	g.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-g.exited:
+	case <-time.After(wait):
+		t.Errorf("greeter %s still running %v after SIGKILL", g.name, wait)
+	}
+	g.proxy.Close()
+}
+
+// watchState replays a watcher's events into the set of node ids it shows,
+// so the test can wait for the watcher's view to reach a state.
+type watchState struct {
+	mu      sync.Mutex
+	nodes   map[string][]string // version -> node ids
+	actions []string
+}
+
+func follow(t *testing.T, w registry.Watcher) *watchState {
+	ws := &watchState{nodes: map[string][]string{}}
+	go func() {
+		for {
+			r, err := w.Next()
+			if err != nil {
+				return
+			}
+			if r.Service.Name != greeterName {
+				continue
+			}
+			ids := nodeIDs([]*registry.Service{r.Service})
+			ws.mu.Lock()
+			if r.Action == registry.Delete {
+				delete(ws.nodes, r.Service.Version)
+			} else {
+				ws.nodes[r.Service.Version] = ids
+			}
+			ws.actions = append(ws.actions, fmt.Sprintf("%s%v", r.Action, ids))
+			ws.mu.Unlock()
+		}
+	}()
+	return ws
+}
+
+// expect waits until the watcher's view holds exactly ids.
+func (ws *watchState) expect(t *testing.T, ids ...string) {
+	t.Helper()
+	slices.Sort(ids)
+	eventually(t, fmt.Sprintf("the watcher shows %v", ids), func() error {
+		ws.mu.Lock()
+		defer ws.mu.Unlock()
+		var got []string
+		for _, v := range ws.nodes {
+			got = append(got, v...)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, ids) {
+			return fmt.Errorf("watcher shows %v after events %v", got, ws.actions)
+		}
+		return nil
+	})
+}
+
+type helloReq struct {
+	Name string `json:"name"`
+}
+
+type helloRsp struct {
+	Msg string `json:"msg"`
+}
+
+func hello(ctx context.Context, c *client.Client, who string) error {
+	var rsp helloRsp
+	if err := c.Call(ctx, greeterName, "Say.Hello", &helloReq{Name: who}, &rsp); err != nil {
+		return err
+	}
+	if want := "Hello " + who; rsp.Msg != want {
+		return fmt.Errorf("Say.Hello answered %q, want %q", rsp.Msg, want)
+	}
+	return nil
+}
+
+// TestGreeterProcessesOverConsul: greeters in their own processes register
+// in Consul, are called from here, expire when SIGKILLed, register again by
+// themselves when the agent restarts, and share the calls between them; a
+// watcher follows every step.
+func TestGreeterProcessesOverConsul(t *testing.T) {
+	agent := consultest.Start(t)
+	bin := buildGreeter(t)
+	reg := newRegistry(t, registry.Addrs(agent.Addr()))
+	w, err := reg.Watch(context.Background(), registry.WatchService(greeterName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	ws := follow(t, w)
+	c := client.New(client.Registry(reg))
+	defer c.Close()
+	ctx := ctxT(t)
+
+	// One greeter: found and called.
+	a := startGreeter(t, bin, "greeter-a", agent.Addr())
+	expectNodes(t, reg, greeterName, "greeter-a")
+	ws.expect(t, "greeter-a")
+	eventually(t, "a call to the greeter", func() error { return hello(ctx, c, "John") })
+
+	// Consul restarts empty; the greeter registers again by itself.
+	if err := agent.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	expectNodes(t, reg, greeterName, "greeter-a")
+	ws.expect(t, "greeter-a")
+	eventually(t, "a call after the agent restarted", func() error { return hello(ctx, c, "again") })
+
+	// Two greeters: the calls are spread across both.
+	b := startGreeter(t, bin, "greeter-b", agent.Addr())
+	expectNodes(t, reg, greeterName, "greeter-a", "greeter-b")
+	ws.expect(t, "greeter-a", "greeter-b")
+	a.calls.Store(0)
+	for i := range 40 {
+		if err := hello(ctx, c, fmt.Sprint("caller ", i)); err != nil {
+			t.Fatalf("call %d with two greeters: %v", i, err)
+		}
+	}
+	if a.calls.Load() == 0 || b.calls.Load() == 0 {
+		t.Fatalf("40 calls went %d to greeter-a and %d to greeter-b; want both used", a.calls.Load(), b.calls.Load())
+	}
+	t.Logf("40 calls: %d to greeter-a, %d to greeter-b", a.calls.Load(), b.calls.Load())
+
+	// One killed: every call still succeeds, and it leaves Consul's
+	// answers within its TTL.
+	b.kill(t)
+	for i := range 40 {
+		if err := hello(ctx, c, fmt.Sprint("after the kill ", i)); err != nil {
+			t.Fatalf("call %d after greeter-b was killed: %v", i, err)
+		}
+	}
+	expectNodes(t, reg, greeterName, "greeter-a")
+	ws.expect(t, "greeter-a")
+
+	// The last one killed: gone from GetService, ListServices and the
+	// watcher; calls fail with not found.
+	a.kill(t)
+	expectNodes(t, reg, greeterName)
+	ws.expect(t)
+	list, err := reg.ListServices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range list {
+		if s.Name == greeterName {
+			t.Errorf("ListServices still lists %s after every node died", greeterName)
+		}
+	}
+	err = hello(ctx, c, "nobody")
+	if err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("call with no greeter left = %v, want not found", err)
+	}
+}
+
+// TestGreeterConsulUnreachable: a greeter started while Consul is down
+// keeps trying and registers once the agent comes up.
+func TestGreeterConsulUnreachable(t *testing.T) {
+	agent := consultest.Start(t)
+	bin := buildGreeter(t)
+	if err := agent.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	g := startGreeter(t, bin, "greeter-late", agent.Addr())
+	time.Sleep(time.Second) // a couple of failed register attempts
+	select {
+	case <-g.exited:
+		t.Fatalf("the greeter exited while Consul was down:\n%s", g.out.String())
+	default:
+	}
+	if err := agent.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	reg := newRegistry(t, registry.Addrs(agent.Addr()))
+	expectNodes(t, reg, greeterName, "greeter-late")
+	c := client.New(client.Registry(reg))
+	defer c.Close()
+	eventually(t, "a call to the late greeter", func() error { return hello(ctxT(t), c, "late") })
+	if out := g.out.String(); !strings.Contains(out, agent.Addr()) {
+		t.Errorf("the greeter's log does not name the Consul address it could not reach:\n%s", out)
+	}
+}
