@@ -22,6 +22,7 @@ import (
 	"context"
 	stderrors "errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,6 +52,7 @@ type Client struct {
 	sel    selector.Selector // opts.Selector, or one built over opts.Registry
 	ownSel bool              // sel was built here and is closed here
 	tr     *transport.Client
+	call   CallFunc // do wrapped in opts.Wrappers
 }
 
 // Options configure a Client.
@@ -66,6 +68,9 @@ type Options struct {
 	// it should be at least the number of concurrent calls to one node.
 	// It takes effect in New only.
 	PoolSize int
+	// Wrappers wrap every call (see [WrapCall]); the first is the
+	// outermost.
+	Wrappers []CallWrapper
 }
 
 // Option sets an Options field.
@@ -88,6 +93,20 @@ func Retries(n int) Option { return func(o *Options) { o.Retries = n } }
 
 // PoolSize sets how many idle connections are kept per node (New only).
 func PoolSize(n int) Option { return func(o *Options) { o.PoolSize = n } }
+
+// CallFunc is the signature of [Client.Call]; a [CallWrapper] wraps one.
+type CallFunc func(ctx context.Context, service, endpoint string, req, rsp any, opts ...CallOption) error
+
+// CallWrapper wraps the calls of a Client, to observe them (metrics,
+// tracing, logs) or to change them. It returns a CallFunc that calls next.
+type CallWrapper func(next CallFunc) CallFunc
+
+// WrapCall adds wrappers around every call the client makes; the first
+// given is the outermost. Wrappers added by Init apply to the calls that
+// start afterwards.
+func WrapCall(w ...CallWrapper) Option {
+	return func(o *Options) { o.Wrappers = append(slices.Clip(o.Wrappers), w...) }
+}
 
 // CallOptions are the options of one call.
 type CallOptions struct {
@@ -164,6 +183,10 @@ func (c *Client) setOptions(o Options) {
 		c.sel, c.ownSel = nil, false
 	}
 	c.opts = o
+	c.call = c.do
+	for i := len(o.Wrappers) - 1; i >= 0; i-- {
+		c.call = o.Wrappers[i](c.call)
+	}
 	if ownedOld && old != c.sel {
 		old.Close() //nolint:errcheck // nothing to do about it
 	}
@@ -193,8 +216,17 @@ func (c *Client) Close() error {
 // messages or, with JSON, any Go values (json.RawMessage passes JSON
 // through). The metadata of ctx (package metadata) travels with the call,
 // and so does its deadline or the call's timeout, whichever is sooner. A
-// failed call returns an *errors.Error (package framework/errors).
+// failed call returns an *errors.Error (package framework/errors). The
+// wrappers given with [WrapCall] see the call first.
 func (c *Client) Call(ctx context.Context, service, endpoint string, req, rsp any, opts ...CallOption) error {
+	c.mu.RLock()
+	call := c.call
+	c.mu.RUnlock()
+	return call(ctx, service, endpoint, req, rsp, opts...)
+}
+
+// do is Call without the wrappers.
+func (c *Client) do(ctx context.Context, service, endpoint string, req, rsp any, opts ...CallOption) error {
 	c.mu.RLock()
 	o, sel := c.opts, c.sel
 	c.mu.RUnlock()
