@@ -193,7 +193,13 @@ func classifyRunError(err error) error {
 
 // handle deals with one socketmode event; a non-nil error ends the
 // connection.
-func (c *conn) handle(ctx context.Context, evt socketmode.Event) error {
+func (c *conn) handle(ctx context.Context, evt socketmode.Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.in.log.Error("panic while handling a Slack event; event dropped", "type", evt.Type, "panic", fmt.Sprint(r))
+			err = nil
+		}
+	}()
 	switch evt.Type {
 	case socketmode.EventTypeConnecting:
 		if ce, ok := evt.Data.(*slackapi.ConnectingEvent); ok && ce.ConnectionCount > 0 {
@@ -273,22 +279,28 @@ func (c *conn) enqueue(p *pending) {
 // it returns the messages already received, then an error wrapping
 // ErrConnectionLost (or input.ErrClosed after Close).
 func (c *conn) Recv(ctx context.Context) (*input.Event, error) {
-	select {
-	case <-c.closed:
-		return nil, fmt.Errorf("slack: %w", input.ErrClosed)
-	default:
-	}
-	select {
-	case p, ok := <-c.queue:
-		if !ok {
-			<-c.done
-			return nil, c.err
+	for {
+		select {
+		case <-c.closed:
+			return nil, fmt.Errorf("slack: %w", input.ErrClosed)
+		default:
 		}
-		return c.in.toEvent(ctx, p), nil
-	case <-c.closed:
-		return nil, fmt.Errorf("slack: %w", input.ErrClosed)
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		select {
+		case p, ok := <-c.queue:
+			if !ok {
+				<-c.done
+				return nil, c.err
+			}
+			ev, err := c.in.toEvent(ctx, p)
+			if err != nil {
+				continue // logged; one bad message does not end the connection
+			}
+			return ev, nil
+		case <-c.closed:
+			return nil, fmt.Errorf("slack: %w", input.ErrClosed)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 }
 
@@ -404,7 +416,13 @@ func (in *Input) fromSlashCommand(cmd slackapi.SlashCommand, envelopeID string) 
 }
 
 // toEvent makes the Event for a pending message, resolving names.
-func (in *Input) toEvent(ctx context.Context, p pending) *input.Event {
+func (in *Input) toEvent(ctx context.Context, p pending) (ev *input.Event, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			in.log.Error("panic while reading a Slack message", "panic", fmt.Sprint(r))
+			ev, err = nil, fmt.Errorf("slack: reading a message from %s in %s failed: %v", p.user, p.channel, r)
+		}
+	}()
 	in.mu.Lock()
 	self := in.self
 	in.mu.Unlock()
@@ -413,7 +431,7 @@ func (in *Input) toEvent(ctx context.Context, p pending) *input.Event {
 		text, _ = stripMention(text, self.userID)
 	}
 	names := func(id string) string { return in.userName(ctx, id) }
-	ev := &input.Event{
+	ev = &input.Event{
 		Input:     Name,
 		UserID:    p.user,
 		UserName:  in.userName(ctx, p.user),
@@ -433,7 +451,7 @@ func (in *Input) toEvent(ctx context.Context, p pending) *input.Event {
 	if p.responseKey != "" {
 		ev.Meta[MetaSlash] = p.responseKey
 	}
-	return ev
+	return ev, nil
 }
 
 // userName returns the display name of a user, from users.info through a

@@ -24,13 +24,13 @@ const wait = 20 * time.Second
 // harness is a fake Slack and the input connected to it, driven through
 // the public API as the bot drives it.
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *slacktestws.Server
 	in   *slack.Input
 	conn input.Conn
 }
 
-func newHarness(t *testing.T, opts ...slack.Option) *harness {
+func newHarness(t testing.TB, opts ...slack.Option) *harness {
 	t.Helper()
 	srv := slacktestws.New(
 		slacktestws.WithUser("U1", "Ada"),
@@ -62,11 +62,11 @@ func initInput(in input.Input, args ...string) error {
 	return app.Run(append([]string{"microbot"}, args...))
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -598,6 +598,21 @@ func TestBadTokensRejectedAtInit(t *testing.T) {
 				t.Errorf("the error shows the token: %q", err)
 			}
 		})
+	}
+}
+
+// BenchmarkRoundTrip measures one message through the input: a mention
+// delivered over the socket, Recv, Send, and the reply posted.
+func BenchmarkRoundTrip(b *testing.B) {
+	h := newHarness(b, slack.WithLogger(slog.New(slog.DiscardHandler)))
+	text := "<@" + h.srv.BotUserID + "> list services"
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		h.mention(slacktestws.Message{Channel: "C1", User: "U1", Text: text})
+		h.send(h.recv(), "go.micro.srv.greeter", input.Code)
+		if err := h.srv.WaitFor(h.ctx(), func() bool { return h.srv.PostCount() > i }); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

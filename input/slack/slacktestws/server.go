@@ -808,6 +808,13 @@ func (s *Server) Posts() []Post {
 	return append([]Post(nil), s.posts...)
 }
 
+// PostCount is how many messages were posted so far.
+func (s *Server) PostCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.posts)
+}
+
 // WaitPosts waits until at least n messages were posted and returns them
 // all.
 func (s *Server) WaitPosts(ctx context.Context, n int) ([]Post, error) {
