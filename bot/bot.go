@@ -121,6 +121,7 @@ type options struct {
 	backoffMin     time.Duration
 	backoffMax     time.Duration
 	logger         *slog.Logger
+	inputHook      func(input string, up bool, err error)
 }
 
 // Option configures a Bot.
@@ -162,6 +163,15 @@ func WithBackoff(min, max time.Duration) Option {
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithInputHook sets a function told about the connection of every input
+// (for metrics): up with a nil error each time its stream opens, down with
+// the error each time opening fails, the connection breaks, or the input
+// ends (io.EOF). It is not called when the bot stops. It runs on the
+// input's loop, so it must be quick.
+func WithInputHook(f func(input string, up bool, err error)) Option {
+	return func(o *options) { o.inputHook = f }
+}
 
 // New returns a bot answering with table.
 func New(table *command.Table, opts ...Option) *Bot {
@@ -312,6 +322,10 @@ func (b *Bot) Run(ctx context.Context) error {
 // fails.
 func (b *Bot) serve(ctx context.Context, in input.Input) {
 	log := b.opts.logger.With("input", in.String())
+	hook := b.opts.inputHook
+	if hook == nil {
+		hook = func(string, bool, error) {}
+	}
 	// Commands and replies outlive ctx by up to the drain timeout.
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
@@ -329,12 +343,14 @@ func (b *Bot) serve(ctx context.Context, in input.Input) {
 			if ctx.Err() != nil {
 				return
 			}
+			hook(in.String(), false, err)
 			if !b.retry(ctx, log, &bo, "opening the input failed", err) {
 				return
 			}
 			continue
 		}
 		log.Info("input connected")
+		hook(in.String(), true, nil)
 		opened := time.Now()
 		var connWG sync.WaitGroup
 		got, err := b.receive(ctx, work, log, conn, sem, &inflight, &connWG)
@@ -345,12 +361,14 @@ func (b *Bot) serve(ctx context.Context, in input.Input) {
 			}
 		}()
 		switch {
-		case errors.Is(err, io.EOF):
-			log.Info("input ended")
-			return
 		case ctx.Err() != nil:
 			return
+		case errors.Is(err, io.EOF):
+			log.Info("input ended")
+			hook(in.String(), false, err)
+			return
 		}
+		hook(in.String(), false, err)
 		if got || time.Since(opened) > 2*b.opts.backoffMax {
 			bo.reset()
 		}
