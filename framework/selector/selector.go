@@ -1,6 +1,13 @@
 // Package selector picks the node of a service a call goes to. It caches the
 // registry's node lists, invalidates them from a registry watch, and avoids
 // for a short while a node that has just failed.
+//
+// New returns the Selector of this package over a registry.Registry, with
+// the strategy Random (the default) or RoundRobin; NewByName picks the
+// strategy by the name --selector gives ("random", "roundrobin"). Node lists
+// are cached per service and dropped as soon as the registry's watch says
+// the service changed, with a TTL (CacheTTL) as a backstop for lost events;
+// when the registry cannot be reached the last known list is used.
 package selector
 
 import (

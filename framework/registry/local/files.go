@@ -114,7 +114,7 @@ func decode(name string, data []byte) (*record, error) {
 // them (zero if none expires). Files that are bad, expired or left over are
 // removed in the background.
 func (r *Registry) scan(prefix string) (parts []*registry.Service, next time.Time, err error) {
-	entries, err := os.ReadDir(r.opts.Dir)
+	names, err := readDirNames(r.opts.Dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, time.Time{}, nil // nothing registered yet
 	}
@@ -123,19 +123,20 @@ func (r *Registry) scan(prefix string) (parts []*registry.Service, next time.Tim
 	}
 	now := time.Now()
 	var garbage []string
-	for _, e := range entries {
-		name := e.Name()
+	for _, name := range names {
 		if strings.HasPrefix(name, tmpPrefix) {
-			if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) > grace {
-				garbage = append(garbage, name)
+			if prefix == "" {
+				if fi, err := os.Lstat(filepath.Join(r.opts.Dir, name)); err == nil && now.Sub(fi.ModTime()) > grace {
+					garbage = append(garbage, name)
+				}
 			}
 			continue
 		}
 		if strings.HasPrefix(name, ".") || !strings.HasPrefix(name, prefix) ||
-			!strings.HasSuffix(name, ext) || !strings.Contains(name, sep) || !e.Type().IsRegular() {
+			!strings.HasSuffix(name, ext) || !strings.Contains(name, sep) {
 			continue // not ours
 		}
-		rec, old := r.load(e, now)
+		rec, old := r.load(name, now)
 		switch {
 		case rec == nil:
 			if old {
@@ -150,23 +151,33 @@ func (r *Registry) scan(prefix string) (parts []*registry.Service, next time.Tim
 			}
 		}
 	}
-	r.prune(entries)
+	r.prune(names)
 	if len(garbage) > 0 {
 		r.collect(garbage)
 	}
 	return parts, next, nil
 }
 
-// load returns the record of a directory entry, from the cache if the file
-// has not changed, or nil if the file is gone or bad. For a bad file, old
-// reports whether it is older than the grace period.
-func (r *Registry) load(e fs.DirEntry, now time.Time) (rec *record, old bool) {
-	fi, err := e.Info()
+// readDirNames returns the names in dir, unsorted.
+func readDirNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
 	if err != nil {
-		return nil, false // removed since ReadDir
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// load returns the record of the file name, from the cache if the file has
+// not changed, or nil if the file is gone or bad. For a bad file, old
+// reports whether it is older than the grace period.
+func (r *Registry) load(name string, now time.Time) (rec *record, old bool) {
+	path := filepath.Join(r.opts.Dir, name)
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil, false // removed since it was listed, or not a file
 	}
 	key := fileKey(fi)
-	name := e.Name()
 	r.mu.Lock()
 	c, ok := r.cache[name]
 	r.mu.Unlock()
@@ -175,7 +186,7 @@ func (r *Registry) load(e fs.DirEntry, now time.Time) (rec *record, old bool) {
 		var data []byte
 		if fi.Size() > maxFile {
 			c.err = fmt.Errorf("%d bytes, more than %d", fi.Size(), maxFile)
-		} else if data, err = os.ReadFile(filepath.Join(r.opts.Dir, name)); errors.Is(err, fs.ErrNotExist) {
+		} else if data, err = os.ReadFile(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, false
 		} else if err != nil {
 			c.err = err
@@ -206,15 +217,15 @@ func (r *Registry) warn(name, key string, err error) {
 
 // prune forgets the files that are no longer in the directory, once the
 // cache holds many more of them than the directory.
-func (r *Registry) prune(entries []fs.DirEntry) {
+func (r *Registry) prune(names []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.cache)+len(r.warned) <= 2*len(entries)+64 {
+	if len(r.cache)+len(r.warned) <= 2*len(names)+64 {
 		return
 	}
-	present := make(map[string]bool, len(entries))
-	for _, e := range entries {
-		present[e.Name()] = true
+	present := make(map[string]bool, len(names))
+	for _, name := range names {
+		present[name] = true
 	}
 	for name := range r.cache {
 		if !present[name] {

@@ -57,7 +57,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -301,8 +300,7 @@ func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error
 	for _, s := range svcs {
 		s.Nodes, s.Endpoints = nil, nil
 	}
-	sort.SliceStable(svcs, func(i, j int) bool { return svcs[i].Name < svcs[j].Name })
-	return svcs, nil
+	return svcs, nil // Merge sorted them
 }
 
 // locked runs fn holding the directory lock: the in-process semaphore, then

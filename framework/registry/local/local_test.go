@@ -28,7 +28,7 @@ func newTest(t *testing.T, opts ...Option) *Registry {
 }
 
 func TestConformance(t *testing.T) {
-	registrytest.Run(t, func(t *testing.T) registry.Registry { return newTest(t) }, registrytest.TTL(time.Second))
+	registrytest.Run(t, func(t *testing.T) registry.Registry { return newTest(t) })
 }
 
 // The polling fallback alone gives the same results, with every change made
@@ -45,7 +45,7 @@ func TestConformancePolling(t *testing.T) {
 			t.Fatal(err)
 		}
 		return split{Registry: w, writer: wr}
-	}, registrytest.TTL(time.Second))
+	})
 }
 
 // split writes through one Registry and reads through another.
@@ -409,5 +409,46 @@ func TestHubStops(t *testing.T) {
 	defer r.hubMu.Unlock()
 	if r.hub != nil {
 		t.Fatal("a stopped hub is still in use")
+	}
+}
+
+// The directory lock excludes other Registries (other processes): a writer
+// waits while another holds it, and gives up after the timeout.
+func TestLockExcludes(t *testing.T) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" && runtime.GOOS != "windows" && !strings.HasSuffix(runtime.GOOS, "bsd") {
+		t.Skip("no cross-process lock on " + runtime.GOOS)
+	}
+	dir := t.TempDir()
+	a, err := New(Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Dir(dir), LockTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error)
+	go func() {
+		done <- a.locked(context.Background(), func() error {
+			close(held)
+			<-release
+			return nil
+		})
+	}()
+	<-held
+	err = b.Register(context.Background(), svc("x", "n1"))
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "held by another process") {
+		t.Fatalf("Register while another holds the lock = %v, want a timeout", err)
+	}
+	if _, err := b.GetService(context.Background(), "x"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("a Register that timed out changed the registry: %v", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Register(context.Background(), svc("x", "n1")); err != nil {
+		t.Fatalf("Register once the lock is free: %v", err)
 	}
 }

@@ -89,7 +89,11 @@ func childChurn(r *Registry, c int) error {
 			if err := r.Register(ctx, churnSvc(churnNode(c, i)), registry.RegisterTTL(10*time.Minute)); err != nil {
 				return fmt.Errorf("round %d: %w", round, err)
 			}
-			if _, err := r.GetService(ctx, churnService); err != nil {
+			svcs, err := r.GetService(ctx, churnService)
+			if err != nil {
+				return err
+			}
+			if err := checkChurn(svcs); err != nil {
 				return err
 			}
 		}
@@ -97,6 +101,22 @@ func childChurn(r *Registry, c int) error {
 	for i := 1; i < churnNodes; i += 2 {
 		if err := r.Deregister(ctx, churnSvc(churnNode(c, i))); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkChurn fails if a node read back differs from what was registered.
+func checkChurn(svcs []*registry.Service) error {
+	for _, s := range svcs {
+		for _, n := range s.Nodes {
+			var c, i int
+			if _, err := fmt.Sscanf(strings.TrimPrefix(n.ID, churnService), "-c%d-n%d", &c, &i); err != nil {
+				return fmt.Errorf("unexpected node %q", n.ID)
+			}
+			if want := churnSvc(churnNode(c, i)); !registry.Equal(&registry.Service{Name: s.Name, Version: s.Version, Endpoints: s.Endpoints, Nodes: []*registry.Node{n}}, want) {
+				return fmt.Errorf("node %q read back corrupted: %+v", n.ID, n)
+			}
 		}
 	}
 	return nil
@@ -215,20 +235,41 @@ func (c *child) line(t *testing.T) string {
 	return ""
 }
 
-// model replays watch events into the node IDs of one version.
-type model struct{ ids []string }
+// model replays watch events into the node IDs of one version, counting
+// how often each node appeared.
+type model struct {
+	ids      []string
+	appeared map[string]int
+}
 
 func (m *model) apply(res *registry.Result) {
-	switch res.Action {
-	case registry.Create, registry.Update:
-		m.ids = m.ids[:0]
+	if m.appeared == nil {
+		m.appeared = map[string]int{}
+	}
+	old := m.ids
+	m.ids = nil
+	if res.Action != registry.Delete {
 		for _, n := range res.Service.Nodes {
 			m.ids = append(m.ids, n.ID)
+			if !slices.Contains(old, n.ID) {
+				m.appeared[n.ID]++
+			}
 		}
 		slices.Sort(m.ids)
-	case registry.Delete:
-		m.ids = nil
 	}
+}
+
+// flapped returns the nodes that appeared more than once: each was
+// registered, refreshed unchanged, and maybe deregistered, so a node that
+// went and came back was lost or misread for a while.
+func (m *model) flapped() map[string]int {
+	f := map[string]int{}
+	for id, n := range m.appeared {
+		if n > 1 {
+			f[id] = n
+		}
+	}
+	return f
 }
 
 // Several processes register, refresh and deregister nodes of one service
@@ -320,6 +361,13 @@ func TestMultiProcessChurn(t *testing.T) {
 	if err := <-watcher.done; err != nil {
 		t.Fatalf("watch child: %v", err)
 	}
+	mu.Lock()
+	defer mu.Unlock()
+	for who, m := range map[string]*model{"this process": &mine, "the watch child": &theirs} {
+		if f := m.flapped(); len(f) > 0 {
+			t.Errorf("%s saw nodes go and come back (times appeared): %v", who, f)
+		}
+	}
 }
 
 // A process killed with SIGKILL cannot deregister: its node vanishes when
@@ -368,12 +416,13 @@ func TestMultiProcessKilled(t *testing.T) {
 		}
 	}
 
-	a, b := startChild(t, dir, "hold", 1), startChild(t, dir, "hold", 2)
 	idA, idB := holdService+"-1", holdService+"-2"
+	a := startChild(t, dir, "hold", 1)
 	if l := a.line(t); l != "registered" {
 		t.Fatalf("child a said %q", l)
 	}
 	expect(registry.Create, idA)
+	b := startChild(t, dir, "hold", 2)
 	if l := b.line(t); l != "registered" {
 		t.Fatalf("child b said %q", l)
 	}
