@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -23,6 +24,9 @@ func init() {
 
 // Defaults used when the options leave them zero.
 const (
+	// DefaultAddress is the agent's address when neither registry.Addrs nor
+	// CONSUL_HTTP_ADDR gives one.
+	DefaultAddress = "127.0.0.1:8500"
 	// DefaultTimeout bounds each HTTP call to Consul (a blocking query gets
 	// its wait time on top).
 	DefaultTimeout = 5 * time.Second
@@ -77,7 +81,10 @@ func New(opts ...registry.Option) (*Registry, error) {
 		}
 	}
 	if len(addrs) == 0 {
-		addrs = []string{api.DefaultConfig().Address}
+		addrs = []string{DefaultAddress}
+		if env := os.Getenv(api.HTTPAddrEnvName); env != "" {
+			addrs = []string{env}
+		}
 	}
 	r := &Registry{
 		timeout:    o.Timeout,

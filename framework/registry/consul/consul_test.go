@@ -130,6 +130,10 @@ func TestPluginTable(t *testing.T) {
 }
 
 func TestAddressFromEnvironment(t *testing.T) {
+	t.Setenv("CONSUL_HTTP_ADDR", "")
+	if got := newRegistry(t).Addrs(); !slices.Equal(got, []string{consul.DefaultAddress}) {
+		t.Errorf("without Addrs or CONSUL_HTTP_ADDR: %v, want %s", got, consul.DefaultAddress)
+	}
 	t.Setenv("CONSUL_HTTP_ADDR", "127.0.0.1:7777")
 	if got := newRegistry(t).Addrs(); !slices.Equal(got, []string{"127.0.0.1:7777"}) {
 		t.Errorf("without Addrs: %v, want CONSUL_HTTP_ADDR", got)

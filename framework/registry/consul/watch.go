@@ -3,6 +3,7 @@ package consul
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -175,14 +176,14 @@ func (w *watcher) watchAll(ctx context.Context, index uint64, states map[string]
 			return
 		}
 		if err != nil {
-			w.r.log.Debug("watch: list services failed, retrying", "err", err)
+			bo.failed(w.r.log, "", err)
 			index = 0 // the agent may come back with a fresh, lower index
 			if !bo.sleep(ctx) {
 				return
 			}
 			continue
 		}
-		bo.reset()
+		bo.reset(w.r.log, "")
 		index = nextIndex(index, idx)
 		live := map[string]bool{}
 		for _, name := range names {
@@ -219,7 +220,7 @@ func (w *watcher) watchService(ctx context.Context, name string, st *serviceStat
 			return
 		}
 		if err != nil {
-			w.r.log.Debug("watch: service query failed, retrying", "service", name, "err", err)
+			bo.failed(w.r.log, name, err)
 			st.index = 0 // the agent may come back with a fresh, lower index
 			if !bo.sleep(ctx) {
 				gone()
@@ -227,7 +228,7 @@ func (w *watcher) watchService(ctx context.Context, name string, st *serviceStat
 			}
 			continue
 		}
-		bo.reset()
+		bo.reset(w.r.log, name)
 		st.index = nextIndex(st.index, idx)
 		cur := registry.Merge(w.r.decodeEntries(entries))
 		if !w.emit(registry.Diff(st.services, cur)) {
@@ -262,10 +263,30 @@ func (w *watcher) emit(rs []*registry.Result) bool {
 	return true
 }
 
-// backoff doubles from minBackoff to maxBackoff, with jitter.
-type backoff struct{ d time.Duration }
+// backoff doubles from minBackoff to maxBackoff, with jitter. It logs the
+// first failure of an outage as a warning and the recovery, not every retry.
+type backoff struct {
+	d     time.Duration
+	fails int
+}
 
-func (b *backoff) reset() { b.d = 0 }
+// failed records a failed query of service (empty: the service names).
+func (b *backoff) failed(log *slog.Logger, service string, err error) {
+	b.fails++
+	if b.fails == 1 {
+		log.Warn("watch: Consul query failed; retrying with backoff", "service", service, "err", err)
+	} else {
+		log.Debug("watch: Consul query failed again", "service", service, "attempt", b.fails, "err", err)
+	}
+}
+
+// reset records a successful query.
+func (b *backoff) reset(log *slog.Logger, service string) {
+	if b.fails > 0 {
+		log.Info("watch: Consul answers again", "service", service, "failed_attempts", b.fails)
+	}
+	b.d, b.fails = 0, 0
+}
 
 // sleep waits the next backoff; it returns false if ctx ended first.
 func (b *backoff) sleep(ctx context.Context) bool {
