@@ -106,6 +106,7 @@ type options struct {
 	watchBackoffMax time.Duration
 	helpConcurrency int
 	logger          *slog.Logger
+	watchHook       func(*registry.Result)
 }
 
 // Option configures a Watcher.
@@ -136,6 +137,11 @@ func WatchBackoff(min, max time.Duration) Option {
 
 // Logger sets the logger (default slog.Default()).
 func Logger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WatchHook sets a function told about every change the registry watch
+// delivers, in the namespace or not (for metrics). It runs on the watch
+// loop, so it must be quick, and must not change the result.
+func WatchHook(f func(*registry.Result)) Option { return func(o *options) { o.watchHook = f } }
 
 // New returns a Watcher that puts the command services found in reg into
 // table and calls them through c.
@@ -292,6 +298,9 @@ func (w *Watcher) follow(ctx context.Context, wt registry.Watcher, names chan<- 
 		}
 		if r == nil || r.Service == nil {
 			continue
+		}
+		if w.opts.watchHook != nil {
+			w.opts.watchHook(r)
 		}
 		if _, ok := w.CommandName(r.Service.Name); !ok {
 			continue
