@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -104,8 +105,12 @@ func Dial(ctx context.Context, user JID, password string, opts ...Option) (*Clie
 	}
 	if err != nil {
 		_ = c.conn.Close()
-		if ctx.Err() != nil && !isPermanent(err) {
-			err = fmt.Errorf("xmpp: negotiating with %s: %w (%v)", user.Domain, ctx.Err(), err)
+		if (ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)) && !isPermanent(err) {
+			cause := ctx.Err()
+			if cause == nil {
+				cause = context.DeadlineExceeded
+			}
+			err = fmt.Errorf("xmpp: negotiating with %s: %w (%v)", user.Domain, cause, err)
 		}
 		return nil, err
 	}

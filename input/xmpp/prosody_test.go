@@ -1,0 +1,550 @@
+package xmpp_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/microbot/microbot/input"
+	"github.com/microbot/microbot/input/xmpp"
+	"github.com/microbot/microbot/input/xmpp/internal/prosodytest"
+	"github.com/microbot/microbot/input/xmpp/xmppclient"
+)
+
+// wait is the generous bound of every wait in these tests (a loaded 2-core
+// machine can be slow; a healthy run takes a fraction of it).
+const wait = 20 * time.Second
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// human is a person's XMPP client, made with the same client package.
+type human struct {
+	t    *testing.T
+	name string
+	c    *xmppclient.Client
+	// present holds the room occupants (room/nick) whose presence the
+	// human has seen and who have not left since.
+	present map[string]bool
+}
+
+func newHuman(t *testing.T, srv *prosodytest.Server, name string) *human {
+	t.Helper()
+	srv.Register(name, name+"-pw")
+	h := &human{t: t, name: name, present: map[string]bool{}}
+	h.connect(srv)
+	return h
+}
+
+// connect (again) logs the human in and announces them.
+func (h *human) connect(srv *prosodytest.Server) {
+	h.t.Helper()
+	j, _ := xmppclient.ParseJID(prosodytest.JID(h.name))
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	c, err := xmppclient.Dial(ctx, j.WithResource("laptop"), h.name+"-pw",
+		xmppclient.WithServer(srv.Addr), xmppclient.WithTLSConfig(srv.TLSConfig()), xmppclient.WithLogger(quiet()))
+	if err != nil {
+		h.t.Fatalf("%s cannot log in: %v", h.name, err)
+	}
+	h.t.Cleanup(func() { _ = c.Close() })
+	h.c = c
+	clear(h.present)
+	h.send(&xmppclient.Presence{})
+	h.expect("own presence", func(s xmppclient.Stanza) bool {
+		p, ok := s.(*xmppclient.Presence)
+		return ok && p.From == c.JID().String()
+	})
+}
+
+func (h *human) send(s xmppclient.Stanza) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := h.c.Send(ctx, s); err != nil {
+		h.t.Fatalf("%s: send: %v", h.name, err)
+	}
+}
+
+func (h *human) say(to, typ, body string) {
+	h.t.Helper()
+	h.send(&xmppclient.Message{To: to, Type: typ, Body: body})
+}
+
+// expect waits for a stanza that matches, skipping others.
+func (h *human) expect(what string, match func(xmppclient.Stanza) bool) xmppclient.Stanza {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for {
+		s, err := h.c.Recv(ctx)
+		if err != nil {
+			h.t.Fatalf("%s: waiting for %s: %v", h.name, what, err)
+		}
+		if p, ok := s.(*xmppclient.Presence); ok && p.MUCUser != nil {
+			h.present[p.From] = p.Type == xmppclient.PresenceAvailable
+		}
+		if match(s) {
+			return s
+		}
+	}
+}
+
+// expectMessage waits for a message with a body from `from` (a JID, or a
+// bare JID matching any resource).
+func (h *human) expectMessage(from string) *xmppclient.Message {
+	h.t.Helper()
+	return h.expect("a message from "+from, func(s xmppclient.Stanza) bool {
+		m, ok := s.(*xmppclient.Message)
+		return ok && m.Body != "" && (m.From == from || strings.HasPrefix(m.From, from+"/"))
+	}).(*xmppclient.Message)
+}
+
+// join enters room as nick and waits until the room confirms.
+func (h *human) join(room, nick string) {
+	h.t.Helper()
+	h.send(&xmppclient.Presence{To: room + "/" + nick, MUC: &xmppclient.MUC{}})
+	h.expect("joining "+room, func(s xmppclient.Stanza) bool {
+		p, ok := s.(*xmppclient.Presence)
+		if ok && p.Type == xmppclient.PresenceError && strings.HasPrefix(p.From, room) {
+			h.t.Fatalf("%s cannot join %s: %v", h.name, room, p.Error)
+		}
+		return ok && p.From == room+"/"+nick && p.MUCUser.HasStatus(xmppclient.StatusSelf)
+	})
+}
+
+// expectOccupant waits until nick is present in room.
+func (h *human) expectOccupant(room, nick string) {
+	h.t.Helper()
+	if h.present[room+"/"+nick] {
+		return
+	}
+	h.expect(nick+" in "+room, func(s xmppclient.Stanza) bool {
+		p, ok := s.(*xmppclient.Presence)
+		return ok && p.From == room+"/"+nick && p.Type == xmppclient.PresenceAvailable
+	})
+}
+
+// dialCounter counts the bot's connection attempts.
+type dialCounter struct{ n atomic.Int64 }
+
+func (d *dialCounter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.n.Add(1)
+	return (&net.Dialer{}).DialContext(ctx, network, addr)
+}
+
+// bot is the input under test with its open connection.
+type bot struct {
+	in    *xmpp.Input
+	conn  input.Conn
+	dials *dialCounter
+}
+
+func botConfig(srv *prosodytest.Server, rooms ...string) xmpp.Config {
+	return xmpp.Config{
+		JID:      prosodytest.JID("bot"),
+		Password: "bot-pw",
+		Nick:     "microbot",
+		Rooms:    rooms,
+		Server:   srv.Addr,
+		CAFile:   srv.CAFile,
+	}
+}
+
+func fastOptions(d *dialCounter) []xmpp.Option {
+	return []xmpp.Option{
+		xmpp.WithLogger(quiet()),
+		xmpp.WithBackoff(100*time.Millisecond, time.Second),
+		xmpp.WithStableAfter(time.Minute),
+		xmpp.WithClientOptions(xmppclient.WithDialer(d.dial)),
+	}
+}
+
+// startBot configures and opens the input, and waits until it is connected.
+func startBot(t *testing.T, cfg xmpp.Config, opts ...xmpp.Option) *bot {
+	t.Helper()
+	d := &dialCounter{}
+	in := xmpp.New(append(fastOptions(d), opts...)...)
+	if err := in.Configure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	conn, err := in.Stream(ctx)
+	if err != nil {
+		t.Fatalf("Stream: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	b := &bot{in: in, conn: conn, dials: d}
+	b.waitConnected(t, true)
+	return b
+}
+
+func (b *bot) waitConnected(t *testing.T, want bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * wait)
+	for b.in.Connected() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("Connected() stayed %v", !want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (b *bot) recv(t *testing.T) *input.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	ev, err := b.conn.Recv(ctx)
+	if err != nil {
+		t.Fatalf("Recv: %v", err)
+	}
+	return ev
+}
+
+func (b *bot) reply(t *testing.T, ev *input.Event, text string, format input.Format) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := b.conn.Send(ctx, ev, &input.Reply{Text: text, Format: format}); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+}
+
+const tricky = `<services> & "more" ]]> </body></message><message to='x'> &amp; ]]&gt;`
+
+func TestDirectMessages(t *testing.T) {
+	t.Parallel()
+	srv := prosodytest.Start(t)
+	srv.Register("bot", "bot-pw")
+	alice := newHuman(t, srv, "alice")
+	b := startBot(t, botConfig(srv))
+
+	alice.say(prosodytest.JID("bot"), xmppclient.MessageChat, "list services")
+	ev := b.recv(t)
+	want := input.Event{Input: "xmpp", UserID: "alice@localhost", UserName: "alice", Room: "alice@localhost", Direct: true, Addressed: true, Text: "list services"}
+	if ev.Input != want.Input || ev.UserID != want.UserID || ev.UserName != want.UserName || ev.Room != want.Room ||
+		ev.Direct != want.Direct || ev.Addressed != want.Addressed || ev.Text != want.Text {
+		t.Fatalf("event %+v, want %+v", ev, want)
+	}
+	b.reply(t, ev, tricky, input.Plain)
+	m := alice.expectMessage(prosodytest.JID("bot"))
+	if m.Body != tricky || m.Type != xmppclient.MessageChat {
+		t.Errorf("alice got %q (%s), want %q", m.Body, m.Type, tricky)
+	}
+
+	// A leading nick in a direct message is stripped too; code is fenced.
+	alice.say(prosodytest.JID("bot"), "", "microbot: get service greeter")
+	ev = b.recv(t)
+	if ev.Text != "get service greeter" || !ev.Addressed {
+		t.Errorf("event %+v", ev)
+	}
+	b.reply(t, ev, "NAME  VERSION\ngreeter  1.0", input.Code)
+	if m := alice.expectMessage(prosodytest.JID("bot")); m.Body != "```\nNAME  VERSION\ngreeter  1.0\n```" {
+		t.Errorf("code reply arrived as %q", m.Body)
+	}
+
+	// A long reply arrives in several messages that make up the text.
+	var lines []string
+	for i := range 4000 {
+		lines = append(lines, strings.Repeat("<&>", 10)+" line "+string(rune('a'+i%26)))
+	}
+	long := strings.Join(lines, "\n")
+	b.reply(t, ev, long, input.Plain)
+	var got []string
+	for n := 0; n < len(long); {
+		m := alice.expectMessage(prosodytest.JID("bot"))
+		got = append(got, m.Body)
+		n += len(m.Body) + 1
+	}
+	if len(got) < 2 || strings.Join(got, "\n") != long {
+		t.Errorf("long reply: %d parts that do not make up the text", len(got))
+	}
+}
+
+func TestRooms(t *testing.T) {
+	t.Parallel()
+	srv := prosodytest.Start(t)
+	srv.Register("bot", "bot-pw")
+	ops := prosodytest.Room("ops")
+	alice := newHuman(t, srv, "alice")
+	alice.join(ops, "alice")
+	// Said before the bot came: history the bot must not act on.
+	alice.say(ops, xmppclient.MessageGroupchat, "microbot: deregister service everything")
+
+	b := startBot(t, botConfig(srv, ops))
+	alice.expectOccupant(ops, "microbot")
+
+	alice.say(ops, xmppclient.MessageGroupchat, "microbot: list services")
+	ev := b.recv(t)
+	if ev.Text != "list services" || !ev.Addressed || ev.Direct || ev.Room != ops || ev.UserID != "alice@localhost" || ev.UserName != "alice" {
+		t.Fatalf("event %+v", ev)
+	}
+	b.reply(t, ev, tricky, input.Plain)
+	m := alice.expectMessage(ops + "/microbot")
+	if m.Body != tricky || m.Type != xmppclient.MessageGroupchat {
+		t.Errorf("room got %q (%s)", m.Body, m.Type)
+	}
+
+	// Not addressed: delivered with Addressed false, text untouched. The
+	// bot's own reply, reflected by the room, is not an event.
+	tests := []struct {
+		say       string
+		addressed bool
+		text      string
+	}{
+		{"hello everyone", false, "hello everyone"},
+		{"@MicroBot ping", true, "ping"},
+		{"microbot list services", true, "list services"},
+		{"microbots are cool", false, "microbots are cool"},
+	}
+	for _, tt := range tests {
+		alice.say(ops, xmppclient.MessageGroupchat, tt.say)
+		ev := b.recv(t)
+		if ev.Addressed != tt.addressed || ev.Text != tt.text || ev.Room != ops {
+			t.Errorf("%q: event %+v, want addressed=%v text=%q", tt.say, ev, tt.addressed, tt.text)
+		}
+	}
+
+	// A private message from an occupant is direct; the reply goes back
+	// through the room to that occupant.
+	alice.say(ops+"/microbot", xmppclient.MessageChat, "health greeter")
+	ev = b.recv(t)
+	if !ev.Direct || !ev.Addressed || ev.Text != "health greeter" || ev.UserID != "alice@localhost" || ev.Room != ops+"/alice" {
+		t.Fatalf("private message event %+v", ev)
+	}
+	b.reply(t, ev, "ok", input.Plain)
+	if m := alice.expectMessage(ops + "/microbot"); m.Body != "ok" || m.Type != xmppclient.MessageChat {
+		t.Errorf("private reply %q (%s)", m.Body, m.Type)
+	}
+}
+
+func TestRoomNickConflict(t *testing.T) {
+	t.Parallel()
+	srv := prosodytest.Start(t)
+	srv.Register("bot", "bot-pw")
+	ops := prosodytest.Room("ops")
+	mallory := newHuman(t, srv, "mallory")
+	mallory.join(ops, "microbot") // takes the bot's nick first
+	b := startBot(t, botConfig(srv, ops))
+	mallory.expectOccupant(ops, "microbot_2")
+
+	for _, say := range []string{"microbot: ping", "microbot_2: ping"} {
+		mallory.say(ops, xmppclient.MessageGroupchat, say)
+		ev := b.recv(t)
+		if !ev.Addressed || ev.Text != "ping" || ev.UserID != "mallory@localhost" {
+			t.Errorf("%q: event %+v", say, ev)
+		}
+		b.reply(t, ev, "pong", input.Plain)
+		if m := mallory.expectMessage(ops + "/microbot_2"); m.Body != "pong" {
+			t.Errorf("reply %q", m.Body)
+		}
+	}
+}
+
+func TestReconnectAfterServerRestart(t *testing.T) {
+	t.Parallel()
+	srv := prosodytest.Start(t)
+	srv.Register("bot", "bot-pw")
+	ops := prosodytest.Room("ops")
+	alice := newHuman(t, srv, "alice")
+	b := startBot(t, botConfig(srv, ops))
+	if n := b.dials.n.Load(); n != 1 {
+		t.Fatalf("%d dials to connect once", n)
+	}
+
+	srv.Stop()
+	b.waitConnected(t, false)
+	time.Sleep(2 * time.Second) // the server stays down a while
+	srv.Start()
+	b.waitConnected(t, true)
+	// Backoff from 100 ms doubling to 1 s: a few attempts while the server
+	// was down for about 2 s, nowhere near a storm.
+	if n := b.dials.n.Load(); n < 2 || n > 15 {
+		t.Errorf("%d dials across the restart", n)
+	}
+
+	alice.connect(srv)
+	alice.join(ops, "alice")
+	alice.expectOccupant(ops, "microbot") // the bot joined the room again
+	alice.say(ops, xmppclient.MessageGroupchat, "microbot: ping")
+	ev := b.recv(t)
+	if ev.Text != "ping" || !ev.Addressed {
+		t.Fatalf("event after restart %+v", ev)
+	}
+	b.reply(t, ev, "pong", input.Plain)
+	if m := alice.expectMessage(ops + "/microbot"); m.Body != "pong" {
+		t.Errorf("reply after restart %q", m.Body)
+	}
+	alice.say(prosodytest.JID("bot"), xmppclient.MessageChat, "time")
+	if ev := b.recv(t); ev.Text != "time" || !ev.Direct {
+		t.Errorf("direct message after restart %+v", ev)
+	}
+}
+
+func TestReconnectAfterDeadStream(t *testing.T) {
+	t.Parallel()
+	srv := prosodytest.Start(t)
+	srv.Register("bot", "bot-pw")
+	b := startBot(t, botConfig(srv), xmpp.WithKeepalive(500*time.Millisecond, time.Second),
+		xmpp.WithClientOptions(xmppclient.WithTimeout(3*time.Second)))
+
+	srv.Pause() // the server vanishes: no FIN, no RST, just silence
+	b.waitConnected(t, false)
+	srv.Resume()
+	b.waitConnected(t, true)
+
+	alice := newHuman(t, srv, "alice")
+	alice.say(prosodytest.JID("bot"), xmppclient.MessageChat, "ping")
+	ev := b.recv(t)
+	b.reply(t, ev, "pong", input.Plain)
+	if m := alice.expectMessage(prosodytest.JID("bot")); m.Body != "pong" {
+		t.Errorf("reply %q", m.Body)
+	}
+}
+
+func TestWrongPassword(t *testing.T) {
+	t.Parallel()
+	srv := prosodytest.Start(t)
+	srv.Register("bot", "bot-pw")
+	d := &dialCounter{}
+	in := xmpp.New(fastOptions(d)...)
+	cfg := botConfig(srv)
+	cfg.Password = "not-the-password"
+	if err := in.Configure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	_, err := in.Stream(ctx)
+	if err == nil {
+		t.Fatal("Stream with a wrong password succeeded")
+	}
+	if want := "xmpp: authentication failed for bot@localhost: not-authorized"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q, want it to say %q", err, want)
+	}
+	if strings.Contains(err.Error(), cfg.Password) {
+		t.Errorf("error shows the password: %v", err)
+	}
+	var p interface{ Permanent() bool }
+	if !errors.Is(err, xmpp.ErrPermanent) || !errors.As(err, &p) || !p.Permanent() {
+		t.Errorf("error %v is not marked permanent", err)
+	}
+	if n := d.n.Load(); n != 1 {
+		t.Errorf("%d connection attempts for one Stream", n)
+	}
+	if in.Connected() {
+		t.Error("Connected() after a failed Stream")
+	}
+}
+
+func TestPasswordRevokedWhileConnected(t *testing.T) {
+	t.Parallel()
+	srv := prosodytest.Start(t)
+	srv.Register("bot", "bot-pw")
+	b := startBot(t, botConfig(srv))
+	srv.Stop()
+	srv.Unregister("bot")
+	srv.Start()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
+	defer cancel()
+	ev, err := b.conn.Recv(ctx)
+	if err == nil {
+		t.Fatalf("Recv returned %+v after the account was deleted", ev)
+	}
+	if !errors.Is(err, xmpp.ErrPermanent) || !strings.Contains(err.Error(), "authentication failed for bot@localhost") {
+		t.Fatalf("Recv: %v, want a permanent authentication error", err)
+	}
+	n := b.dials.n.Load()
+	time.Sleep(3 * time.Second) // no attempts after a permanent failure
+	if m := b.dials.n.Load(); m != n || n > 15 {
+		t.Errorf("dials: %d when Recv failed, %d three seconds later (want a few, then no more)", n, m)
+	}
+	if b.in.Connected() {
+		t.Error("Connected() after a permanent failure")
+	}
+}
+
+func TestCloseEndsRecvAndSend(t *testing.T) {
+	t.Parallel()
+	srv := prosodytest.Start(t)
+	srv.Register("bot", "bot-pw")
+	b := startBot(t, botConfig(srv))
+	errc := make(chan error, 1)
+	go func() { _, err := b.conn.Recv(context.Background()); errc <- err }()
+	if err := b.conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, input.ErrClosed) {
+			t.Errorf("Recv after Close: %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Close did not unblock Recv")
+	}
+	ev := &input.Event{Room: "alice@localhost", Direct: true}
+	if err := b.conn.Send(context.Background(), ev, &input.Reply{Text: "hi"}); !errors.Is(err, input.ErrClosed) {
+		t.Errorf("Send after Close: %v", err)
+	}
+	if b.in.Connected() {
+		t.Error("Connected() after Close")
+	}
+	if err := b.conn.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestHipChatFlags(t *testing.T) {
+	t.Parallel()
+	srv := prosodytest.Start(t)
+	srv.Register("bot", "bot-pw")
+	in, err := input.New("hipchat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := in.(*xmpp.Input)
+	// The hipchat flags stand for the account; the xmpp flags still apply.
+	if err := runInit(x, []string{"--hipchat_username", "bot@localhost", "--hipchat_password", "bot-pw",
+		"--hipchat_server", srv.Addr, "--xmpp_ca_file", srv.CAFile}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	conn, err := x.Stream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	b := &bot{in: x, conn: conn}
+	b.waitConnected(t, true)
+	alice := newHuman(t, srv, "alice")
+	alice.say("bot@localhost", xmppclient.MessageChat, "hello")
+	ev := b.recv(t)
+	if ev.Input != "hipchat" || ev.Text != "hello" {
+		t.Errorf("event %+v", ev)
+	}
+}
+
+// runInit runs in.Init on args, with the flags of both XMPP inputs defined
+// as cmd/microbot defines every input's flags.
+func runInit(in *xmpp.Input, args []string) error {
+	flags := append(xmpp.NewHipChat().Flags(), xmpp.New().Flags()...)
+	var initErr error
+	app := &cli.App{Name: "microbot", Flags: flags, Action: func(c *cli.Context) error {
+		initErr = in.Init(c)
+		return nil
+	}}
+	if err := app.Run(append([]string{"microbot"}, args...)); err != nil {
+		return err
+	}
+	return initErr
+}
