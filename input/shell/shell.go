@@ -12,10 +12,12 @@
 // by --shell_user (MICRO_SHELL_USER; default: the operating system's user
 // name), so a policy can be tried as any user. Blank lines are skipped.
 //
-// Replies are printed in the order of the lines that asked, whatever order
-// the commands finish in: a reply waits until the replies to the lines
-// before it are out. The connection implements the bot's Skipper, so a
-// line the bot answers with nothing does not hold the later replies back.
+// Lines are run one after the other, as a shell runs a script: Recv hands
+// out the next line only once the previous one is answered, so "register
+// service" then "get service" see each other's effect and the replies come
+// out in the order of the lines. The connection implements the bot's
+// Skipper, so a line the bot answers with nothing does not hold the next
+// one back.
 package shell
 
 import (
@@ -157,13 +159,13 @@ func (s *Shell) Stream(ctx context.Context) (input.Conn, error) {
 	}
 	c := &conn{
 		userID: s.userID, userName: name,
-		lines:   make(chan string),
-		done:    make(chan struct{}),
-		closed:  make(chan struct{}),
-		pending: map[int]*input.Reply{},
-		next:    1,
-		out:     s.out,
+		lines:  make(chan string),
+		done:   make(chan struct{}),
+		closed: make(chan struct{}),
+		free:   make(chan struct{}, 1),
+		out:    s.out,
 	}
+	c.free <- struct{}{}
 	interactive := s.in == os.Stdin && s.out == os.Stdout &&
 		readline.IsTerminal(int(os.Stdin.Fd())) && readline.IsTerminal(int(os.Stdout.Fd()))
 	if s.interactive != nil {
@@ -216,12 +218,14 @@ type conn struct {
 	closed    chan struct{} // closed by Close
 	closeOnce sync.Once
 
-	seq int // lines handed out by Recv; only Recv touches it
+	// free holds a token while no line is being answered: Recv takes it
+	// before handing out a line, the line's reply (or Skip) gives it back.
+	free chan struct{}
 
-	mu      sync.Mutex // guards pending, next and writes to out
-	pending map[int]*input.Reply
-	next    int // number of the next line whose reply is printed
-	out     io.Writer
+	mu          sync.Mutex // guards seq, outstanding and writes to out
+	seq         int        // lines handed out
+	outstanding int        // the line being answered, 0 if none
+	out         io.Writer
 }
 
 // readPlain reads lines from r until it ends.
@@ -294,11 +298,23 @@ func (c *conn) deliver(line string) bool {
 	}
 }
 
-// Recv returns the next line as an event, or io.EOF at end of input.
+// Recv returns the next line as an event once the previous line has been
+// answered, or io.EOF at end of input.
 func (c *conn) Recv(ctx context.Context) (*input.Event, error) {
 	select {
+	case <-c.free:
+	case <-c.closed:
+		return nil, fmt.Errorf("shell: %w", input.ErrClosed)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
 	case line := <-c.lines:
+		c.mu.Lock()
 		c.seq++
+		c.outstanding = c.seq
+		seq := c.seq
+		c.mu.Unlock()
 		return &input.Event{
 			Input:     Name,
 			UserID:    c.userID,
@@ -307,58 +323,42 @@ func (c *conn) Recv(ctx context.Context) (*input.Event, error) {
 			Direct:    true,
 			Addressed: true,
 			Text:      line,
-			Meta:      map[string]string{metaSeq: strconv.Itoa(c.seq)},
+			Meta:      map[string]string{metaSeq: strconv.Itoa(seq)},
 		}, nil
 	case <-c.done:
 		// lines is unbuffered, so every line read was taken before done
 		// closed.
+		c.free <- struct{}{}
 		return nil, io.EOF
 	case <-c.closed:
+		c.free <- struct{}{}
 		return nil, fmt.Errorf("shell: %w", input.ErrClosed)
 	case <-ctx.Done():
+		c.free <- struct{}{}
 		return nil, ctx.Err()
 	}
 }
 
-// Send prints reply once the replies to the earlier lines are out.
+// Send prints reply; if it answers the line being answered, the next line
+// may go.
 func (c *conn) Send(ctx context.Context, to *input.Event, reply *input.Reply) error {
 	c.put(to, reply)
 	return nil
 }
 
-// Skip lets the lines after to print their replies: to gets none.
+// Skip lets the next line go: to gets no reply.
 func (c *conn) Skip(to *input.Event) { c.put(to, nil) }
 
 func (c *conn) put(to *input.Event, reply *input.Reply) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n, err := strconv.Atoi(to.Meta[metaSeq])
-	if err != nil || n < c.next {
-		c.print(reply) // not one of our lines: print at once
-		return
+	if reply != nil && reply.Text != "" {
+		fmt.Fprintln(c.out, strings.TrimRight(reply.Text, "\n"))
 	}
-	if reply == nil {
-		reply = &input.Reply{} // a skipped line: nothing to print
+	if n, err := strconv.Atoi(to.Meta[metaSeq]); err == nil && n == c.outstanding {
+		c.outstanding = 0
+		c.free <- struct{}{} // cannot block: the token was taken for this line
 	}
-	c.pending[n] = reply
-	for {
-		r, ok := c.pending[c.next]
-		if !ok {
-			return
-		}
-		delete(c.pending, c.next)
-		c.next++
-		c.print(r)
-	}
-}
-
-// print writes a reply; c.mu must be held.
-func (c *conn) print(r *input.Reply) {
-	if r == nil || r.Text == "" {
-		return
-	}
-	text := strings.TrimRight(r.Text, "\n")
-	fmt.Fprintln(c.out, text)
 }
 
 // Close stops reading; Recv returns an error wrapping input.ErrClosed.

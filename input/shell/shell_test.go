@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -36,6 +37,7 @@ func TestRecvLinesThenEOF(t *testing.T) {
 			t.Errorf("event %+v", ev)
 		}
 		got = append(got, ev.Text)
+		conn.(interface{ Skip(*input.Event) }).Skip(ev)
 	}
 	want := []string{"hello", "\x00\xff garbage", "last line without newline"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
@@ -46,31 +48,40 @@ func TestRecvLinesThenEOF(t *testing.T) {
 	}
 }
 
-func TestSendKeepsTheOrderOfLines(t *testing.T) {
+func TestNextLineWaitsForTheReply(t *testing.T) {
 	var out bytes.Buffer
-	s := New(WithIO(strings.NewReader("a\nb\nc\nd\n"), &out))
+	s := New(WithIO(strings.NewReader("a\nb\nc\n"), &out))
 	conn, _ := s.Stream(context.Background())
-	var evs []*input.Event
-	for range 4 {
-		ev, err := conn.Recv(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		evs = append(evs, ev)
-	}
 	ctx := context.Background()
-	conn.Send(ctx, evs[2], &input.Reply{Text: "C"})
-	conn.Send(ctx, evs[1], &input.Reply{Text: "B\n"})
-	if out.Len() != 0 {
-		t.Fatalf("printed %q before the first line's reply", out.String())
+	a, err := conn.Recv(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	conn.(interface{ Skip(*input.Event) }).Skip(evs[0])
-	if got := out.String(); got != "B\nC\n" {
-		t.Fatalf("after skipping a: %q", got)
+	// b is not handed out while a is unanswered.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if ev, err := conn.Recv(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second Recv before the reply = %v, %v; want it to wait", ev, err)
 	}
-	conn.Send(ctx, evs[3], &input.Reply{Text: "D"})
+	conn.Send(ctx, a, &input.Reply{Text: "A\n"})
+	b, err := conn.Recv(ctx)
+	if err != nil || b.Text != "b" {
+		t.Fatalf("Recv after the reply = %v, %v", b, err)
+	}
+	conn.(interface{ Skip(*input.Event) }).Skip(b)
+	c, err := conn.Recv(ctx)
+	if err != nil || c.Text != "c" {
+		t.Fatalf("Recv after Skip = %v, %v", c, err)
+	}
 	conn.Send(ctx, &input.Event{}, &input.Reply{Text: "not a line"})
-	if got := out.String(); got != "B\nC\nD\nnot a line\n" {
+	conn.Send(ctx, c, &input.Reply{Text: "C"})
+	if _, err := conn.Recv(ctx); !errors.Is(err, io.EOF) {
+		t.Fatalf("Recv at the end = %v", err)
+	}
+	if _, err := conn.Recv(ctx); !errors.Is(err, io.EOF) {
+		t.Fatalf("Recv again at the end = %v", err)
+	}
+	if got := out.String(); got != "A\nnot a line\nC\n" {
 		t.Errorf("output %q", got)
 	}
 }

@@ -1,0 +1,341 @@
+// Command microbot is a chat-ops bot for microservices: people type in
+// Slack, an XMPP room or the console, and the bot answers by looking at the
+// service registry and calling services.
+//
+// This file only wires the parts together: the flags (each with a MICRO_*
+// environment variable), the framework service the bot registers as, the
+// command table with its built-ins, the watcher that adds command services,
+// the inputs, and the bot loop.
+//
+//	microbot                                   console bot on the local registry
+//	microbot --inputs=slack,shell              Slack and the console at once
+//	microbot exec "list services"              run one command and exit
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/microbot/microbot/bot"
+	"github.com/microbot/microbot/command"
+	"github.com/microbot/microbot/commandsvc"
+	"github.com/microbot/microbot/framework"
+	"github.com/microbot/microbot/input"
+
+	// Inputs, picked with --inputs.
+	_ "github.com/microbot/microbot/input/shell"
+	_ "github.com/microbot/microbot/input/slack"
+	// TODO(xmpp): import _ "github.com/microbot/microbot/input/xmpp" once
+	// that package exists (it serves --inputs=xmpp and hipchat).
+
+	// Registries, picked with --registry.
+	_ "github.com/microbot/microbot/framework/registry/consul"
+	_ "github.com/microbot/microbot/framework/registry/local"
+	_ "github.com/microbot/microbot/framework/registry/memory"
+)
+
+// DefaultServerName is the name the bot registers under. It is outside the
+// command namespace on purpose: the bot is no command.
+const DefaultServerName = "go.micro.srv.bot"
+
+// Flag names of the bot (the framework's and the inputs' are added).
+const (
+	flagInputs         = "inputs"
+	flagNamespace      = "namespace"
+	flagCommandTimeout = "command_timeout"
+	flagMaxConcurrent  = "max_concurrent"
+	flagResync         = "command_resync"
+	flagLogLevel       = "log_level"
+	flagDiscoveryWait  = "discovery_wait"
+)
+
+func main() {
+	if err := newApp(os.Stdout, os.Stderr).Run(os.Args); err != nil {
+		var ec cli.ExitCoder
+		if errors.As(err, &ec) {
+			os.Exit(ec.ExitCode())
+		}
+		fmt.Fprintln(os.Stderr, "microbot:", err)
+		os.Exit(1)
+	}
+}
+
+const description = `microbot is a chat-ops bot for microservices. Type commands in Slack, an
+XMPP room or this console; the bot answers from the service registry and by
+calling services over RPC:
+
+   list services
+   get service go.micro.srv.greeter
+   query go.micro.srv.greeter Say.Hello {"name": "John"}
+   health go.micro.srv.greeter
+   help
+
+Any service registered as go.micro.bot.<name> that serves Command.Help and
+Command.Exec becomes the command <name> (see examples/echo), without
+rebuilding the bot.
+
+With no flags it is a console bot on the local registry (services of this
+host). Every flag can also be set by its environment variable (MICRO_...).
+
+Examples:
+   microbot                                          # console
+   echo "list services" | microbot                   # scripted console
+   microbot exec "query go.micro.srv.greeter Say.Hello {\"name\": \"John\"}"
+   MICRO_SLACK_BOT_TOKEN=... MICRO_SLACK_APP_TOKEN=... microbot --inputs=slack
+   microbot --registry=consul --registry_address=127.0.0.1:8500 --inputs=slack,shell`
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:            "microbot",
+		Usage:           "a chat-ops bot for microservices (Slack, XMPP, console)",
+		UsageText:       "microbot [flags]\nmicrobot [flags] exec COMMAND...",
+		Description:     description,
+		Flags:           allFlags(),
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		Action:          func(c *cli.Context) error { return runBot(c, stderr) },
+		Commands: []*cli.Command{{
+			Name:      "exec",
+			Usage:     "run one command, print its reply and exit (status 1 if it failed)",
+			ArgsUsage: `COMMAND...   e.g. exec "list services"`,
+			Description: "Runs one command as the console user (--shell_user) after a first discovery of\n" +
+				"the command services, prints the reply on standard output (an error reply on\n" +
+				"standard error) and exits with status 0, or 1 if the reply is an error.",
+			Flags:  allFlags(),
+			Action: func(c *cli.Context) error { return runExec(c, stdout, stderr) },
+		}},
+	}
+}
+
+// allFlags returns the framework's flags, the bot's, and every input's, new
+// each call.
+func allFlags() []cli.Flag {
+	flags := framework.Flags()
+	flags = append(flags,
+		&cli.StringFlag{Name: flagInputs, EnvVars: []string{"MICRO_INPUTS", "MICRO_BOT_INPUTS"}, Value: "shell",
+			Usage: "comma-separated inputs to listen on: " + strings.Join(input.Plugins(), ", ")},
+		&cli.StringFlag{Name: flagNamespace, EnvVars: []string{"MICRO_NAMESPACE", "MICRO_BOT_NAMESPACE"}, Value: commandsvc.DefaultNamespace,
+			Usage: "registry namespace of command services: <namespace>.<name> is the command <name>"},
+		&cli.DurationFlag{Name: flagCommandTimeout, EnvVars: []string{"MICRO_COMMAND_TIMEOUT"}, Value: bot.DefaultCommandTimeout,
+			Usage: "how long one command may run"},
+		&cli.IntFlag{Name: flagMaxConcurrent, EnvVars: []string{"MICRO_MAX_CONCURRENT"}, Value: bot.DefaultMaxConcurrent,
+			Usage: "how many messages of one input are handled at once"},
+		&cli.DurationFlag{Name: flagResync, EnvVars: []string{"MICRO_COMMAND_RESYNC"}, Value: commandsvc.DefaultResync,
+			Usage: "how often the command namespace is listed again in full (the registry watch does the rest)"},
+		&cli.StringFlag{Name: flagLogLevel, EnvVars: []string{"MICRO_LOG_LEVEL"},
+			Usage: "debug, info, warn or error (default: info; warn when the console is the only input)"},
+		&cli.DurationFlag{Name: flagDiscoveryWait, EnvVars: []string{"MICRO_DISCOVERY_WAIT"}, Value: 5 * time.Second,
+			Usage: "how long to wait at start for the first discovery of command services before reading messages"},
+	)
+	seen := map[string]bool{}
+	for _, f := range flags {
+		seen[f.Names()[0]] = true
+	}
+	for _, name := range input.Plugins() {
+		in, err := input.New(name)
+		if err != nil {
+			continue
+		}
+		for _, f := range in.Flags() {
+			if !seen[f.Names()[0]] { // inputs sharing flags (xmpp, hipchat) add them once
+				seen[f.Names()[0]] = true
+				flags = append(flags, f)
+			}
+		}
+	}
+	// The server name defaults to the bot's own.
+	for _, f := range flags {
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == framework.FlagServerName {
+			sf.Value = DefaultServerName
+		}
+	}
+	return flags
+}
+
+// parts is everything the bot and exec share.
+type parts struct {
+	svc     *framework.Service
+	table   *command.Table
+	watcher *commandsvc.Watcher
+	log     *slog.Logger
+}
+
+func setup(c *cli.Context, stderr io.Writer, consoleOnly bool) (*parts, error) {
+	log, err := newLogger(c, stderr, consoleOnly)
+	if err != nil {
+		return nil, err
+	}
+	slog.SetDefault(log)
+	svc := framework.NewService(framework.Name(DefaultServerName))
+	if err := svc.InitCLI(c); err != nil {
+		return nil, err
+	}
+	ns := strings.TrimSuffix(c.String(flagNamespace), ".")
+	if ns == "" {
+		return nil, fmt.Errorf("--%s must not be empty", flagNamespace)
+	}
+	if name := svc.Name(); name == ns || strings.HasPrefix(name, ns+".") {
+		return nil, fmt.Errorf("--%s %q is inside the command namespace %q: the bot would be a command; pick another name", framework.FlagServerName, name, ns)
+	}
+	if c.Int(flagMaxConcurrent) < 1 {
+		return nil, fmt.Errorf("--%s must be at least 1", flagMaxConcurrent)
+	}
+	for _, f := range []string{flagCommandTimeout, flagResync} {
+		if c.Duration(f) <= 0 {
+			return nil, fmt.Errorf("--%s must be positive", f)
+		}
+	}
+	reg, cl := svc.Registry(), svc.Client()
+	if reg == nil {
+		return nil, errors.New("no registry")
+	}
+	table := command.NewTable()
+	if err := command.RegisterBuiltins(table, reg, cl); err != nil {
+		return nil, err
+	}
+	w := commandsvc.New(reg, cl, table,
+		commandsvc.Namespace(ns),
+		commandsvc.CommandTimeout(c.Duration(flagCommandTimeout)),
+		commandsvc.Resync(c.Duration(flagResync)),
+		commandsvc.Logger(log))
+	return &parts{svc: svc, table: table, watcher: w, log: log}, nil
+}
+
+func newLogger(c *cli.Context, stderr io.Writer, consoleOnly bool) (*slog.Logger, error) {
+	level := slog.LevelInfo
+	if consoleOnly {
+		level = slog.LevelWarn
+	}
+	if s := c.String(flagLogLevel); s != "" {
+		if err := level.UnmarshalText([]byte(s)); err != nil {
+			return nil, fmt.Errorf("--%s %q: want debug, info, warn or error", flagLogLevel, s)
+		}
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})), nil
+}
+
+func botOptions(c *cli.Context, p *parts) []bot.Option {
+	return []bot.Option{
+		bot.WithCommandTimeout(c.Duration(flagCommandTimeout)),
+		bot.WithMaxConcurrent(c.Int(flagMaxConcurrent)),
+		bot.WithLogger(p.log),
+	}
+}
+
+// discovered waits, up to --discovery_wait, for the first discovery of the
+// command services, so the first lines of a script find them; false if ctx
+// ended first.
+func (p *parts) discovered(ctx context.Context, c *cli.Context) bool {
+	t := time.NewTimer(c.Duration(flagDiscoveryWait))
+	defer t.Stop()
+	select {
+	case <-p.watcher.Ready():
+	case <-t.C:
+		p.log.Warn("command services not all discovered in time; going on", "waited", c.Duration(flagDiscoveryWait))
+	case <-ctx.Done():
+		return false
+	}
+	return true
+}
+
+// runBot runs the bot on its inputs until they end or a signal comes.
+func runBot(c *cli.Context, stderr io.Writer) error {
+	if c.Args().Present() {
+		return fmt.Errorf("unexpected argument %q (to run one command: microbot exec %q)", c.Args().First(), strings.Join(c.Args().Slice(), " "))
+	}
+	var names []string
+	for _, n := range strings.Split(c.String(flagInputs), ",") {
+		if n = strings.TrimSpace(n); n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	p, err := setup(c, stderr, slices.Equal(names, []string{"shell"}))
+	if err != nil {
+		return err
+	}
+	var inputs []input.Input
+	for _, n := range names {
+		in, err := input.New(n)
+		if err != nil {
+			return fmt.Errorf("--%s: %w", flagInputs, err)
+		}
+		if err := in.Init(c); err != nil {
+			return fmt.Errorf("input %s: %w", n, err)
+		}
+		inputs = append(inputs, in)
+	}
+	ctx, cancel := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := p.svc.Start(ctx); err != nil {
+		return fmt.Errorf("starting the bot's service: %w", err)
+	}
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		if err := p.svc.Stop(sctx); err != nil {
+			p.log.Warn("stopping the bot's service", "err", err)
+		}
+	}()
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	go p.watcher.Run(wctx)
+	if !p.discovered(ctx, c) {
+		return nil
+	}
+	p.log.Info("microbot started", "service", p.svc.Name(), "inputs", names, "registry", p.svc.Registry().String())
+	b := bot.New(p.table, append(botOptions(c, p), bot.WithInputs(inputs...))...)
+	err = b.Run(ctx)
+	cancel() // a second signal kills the process at once
+	return err
+}
+
+// runExec runs one command and exits: status 1 if its reply is an error.
+func runExec(c *cli.Context, stdout, stderr io.Writer) error {
+	text := strings.Join(c.Args().Slice(), " ")
+	if strings.TrimSpace(text) == "" {
+		return cli.Exit(`exec: which command? e.g. microbot exec "list services"`, 2)
+	}
+	p, err := setup(c, stderr, true)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	go p.watcher.Run(wctx)
+	if !p.discovered(ctx, c) {
+		return cli.Exit("interrupted", 130)
+	}
+	user := c.String("shell_user")
+	name := c.String("shell_user_name")
+	if name == "" {
+		name = user
+	}
+	b := bot.New(p.table, botOptions(c, p)...)
+	rep := b.Handle(ctx, &input.Event{
+		Input: "exec", UserID: user, UserName: name, Room: "exec",
+		Direct: true, Addressed: true, Text: text,
+	})
+	if rep == nil {
+		return nil
+	}
+	if rep.Error {
+		fmt.Fprintln(stderr, strings.TrimRight(rep.Text, "\n"))
+		return cli.Exit("", 1)
+	}
+	fmt.Fprintln(stdout, strings.TrimRight(rep.Text, "\n"))
+	return nil
+}

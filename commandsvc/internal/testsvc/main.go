@@ -1,0 +1,107 @@
+// Command testsvc is a command service for tests that misbehaves on demand.
+// Named by --server_name (default go.micro.bot.trial), it answers
+//
+//	trial ok words...   "trial says: words..."
+//	trial fail          the command's error (ExecResponse.error)
+//	trial hang          never answers (ignores the caller's deadline)
+//	trial crash         exits the process in the middle of the call
+//	trial panic         panics in the handler
+//
+// With TESTSVC_COUNT=N it instead serves N command services in one process,
+// named TESTSVC_PREFIX + 0..N-1 (default go.micro.bot.cmd), registered in
+// the local registry at MICRO_REGISTRY_ADDRESS: the load for benchmarks.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/microbot/microbot/commandsvc"
+	"github.com/microbot/microbot/framework"
+	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/server"
+	pb "github.com/microbot/microbot/proto/bot"
+)
+
+func exec(ctx context.Context, args []string) (string, error) {
+	mode := ""
+	if len(args) > 1 {
+		mode = args[1]
+	}
+	switch mode {
+	case "ok":
+		return args[0] + " says: " + strings.Join(args[2:], " "), nil
+	case "fail":
+		return "", errors.New("failed on purpose")
+	case "hang":
+		time.Sleep(time.Hour)
+		return "", nil
+	case "crash":
+		os.Exit(3)
+	case "panic":
+		panic("testsvc: panic on purpose")
+	}
+	return "", fmt.Errorf("unknown mode %q; want ok, fail, hang, crash or panic", mode)
+}
+
+func main() {
+	if n := os.Getenv("TESTSVC_COUNT"); n != "" {
+		if err := many(n); err != nil {
+			slog.Error("testsvc", "err", err)
+			os.Exit(1)
+		}
+		return
+	}
+	err := commandsvc.Run("go.micro.bot.trial", "trial [ok|fail|hang|crash|panic] [words]",
+		"misbehaves on demand (tests only)", exec, framework.RegisterTTL(10*time.Second), framework.RegisterInterval(2*time.Second))
+	if err != nil {
+		slog.Error("testsvc", "err", err)
+		os.Exit(1)
+	}
+}
+
+// many serves count command services from one process.
+func many(count string) error {
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 1 {
+		return fmt.Errorf("TESTSVC_COUNT=%q: want a positive number", count)
+	}
+	prefix := os.Getenv("TESTSVC_PREFIX")
+	if prefix == "" {
+		prefix = "go.micro.bot.cmd"
+	}
+	reg, err := registry.New("local", registry.Addrs(os.Getenv("MICRO_REGISTRY_ADDRESS")))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	var servers []*server.Server
+	for i := range n {
+		name := prefix + strconv.Itoa(i)
+		s := server.New(server.Name(name), server.Registry(reg), server.RegisterTTL(time.Hour))
+		if err := pb.RegisterCommandHandler(s, commandsvc.Handler(name+" [args]", "benchmark command "+strconv.Itoa(i), exec)); err != nil {
+			return err
+		}
+		if err := s.Start(ctx); err != nil {
+			return err
+		}
+		servers = append(servers, s)
+	}
+	fmt.Println("ready") // the benchmark waits for this line
+	<-ctx.Done()
+	sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
+	defer scancel()
+	for _, s := range servers {
+		s.Stop(sctx)
+	}
+	return nil
+}
