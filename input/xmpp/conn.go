@@ -99,6 +99,10 @@ func (c *conn) run(cl *xmppclient.Client) {
 		if time.Since(opened) >= c.in.opts.stableAfter {
 			failures = 0
 		}
+		var se *xmppclient.StreamError
+		if errors.As(err, &se) && se.Condition == "conflict" {
+			c.log.Warn("xmpp: another connection logged in as " + c.cfg.jid.String() + " with the same resource; is a second bot running?")
+		}
 		c.log.Warn("xmpp: connection lost; reconnecting", "err", err)
 		for {
 			d := c.backoff(failures)

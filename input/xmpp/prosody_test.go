@@ -548,3 +548,54 @@ func runInit(in *xmpp.Input, args []string) error {
 	}
 	return initErr
 }
+
+// BenchmarkRoundTrip measures one command's trip through a real prosody: a
+// person's direct message becomes an Event, the reply reaches the person.
+func BenchmarkRoundTrip(b *testing.B) {
+	srv := prosodytest.Start(b)
+	srv.Register("bot", "bot-pw")
+	srv.Register("alice", "alice-pw")
+	ctx := b.Context()
+	d := &dialCounter{}
+	in := xmpp.New(fastOptions(d)...)
+	if err := in.Configure(botConfig(srv)); err != nil {
+		b.Fatal(err)
+	}
+	conn, err := in.Stream(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	for !in.Connected() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	j, _ := xmppclient.ParseJID(prosodytest.JID("alice"))
+	alice, err := xmppclient.Dial(ctx, j, "alice-pw", xmppclient.WithServer(srv.Addr),
+		xmppclient.WithTLSConfig(srv.TLSConfig()), xmppclient.WithLogger(quiet()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer alice.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := alice.Send(ctx, &xmppclient.Message{To: "bot@localhost", Type: xmppclient.MessageChat, Body: "ping"}); err != nil {
+			b.Fatal(err)
+		}
+		ev, err := conn.Recv(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := conn.Send(ctx, ev, &input.Reply{Text: "pong"}); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			s, err := alice.Recv(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if m, ok := s.(*xmppclient.Message); ok && m.Body == "pong" {
+				break
+			}
+		}
+	}
+}
