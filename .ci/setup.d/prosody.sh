@@ -1,22 +1,18 @@
 #!/usr/bin/env bash
-# Installs the real XMPP server the input/xmpp tests run against (prosody),
-# and openssl. Idempotent; run as root by .ci/setup.
+# Installs the real XMPP server the input/xmpp tests run against (prosody;
+# the tests start their own servers from temporary configs, see
+# input/xmpp/internal/prosodytest). Idempotent; run as root by .ci/setup.
 set -euo pipefail
 
-need=()
-command -v prosody >/dev/null 2>&1 || need+=(prosody)
-command -v prosodyctl >/dev/null 2>&1 || need+=(prosody)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-if ((${#need[@]})); then
+if ! command -v prosody >/dev/null 2>&1 || ! command -v prosodyctl >/dev/null 2>&1; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q
-	apt-get install -y -q --no-install-recommends "${need[@]}"
+	apt-get install -y -q --no-install-recommends prosody
 fi
 
-# The Debian package starts a system-wide prosody (on ports 5222/5269) where
-# an init system runs; the tests start their own servers on free loopback
-# ports, so stop it if it is running to keep the fixed ports free.
-if command -v service >/dev/null 2>&1 && [ -f /etc/init.d/prosody ]; then
+# Where an init system runs, the package starts a system-wide prosody on the
+# fixed ports 5222/5269; the tests need none of it, so stop it if it runs.
+if [ -x /etc/init.d/prosody ] && command -v service >/dev/null 2>&1; then
 	service prosody stop >/dev/null 2>&1 || true
 fi
-prosodyctl about 2>/dev/null | head -n 3 || true
+echo "prosody: $(command -v prosody)"
