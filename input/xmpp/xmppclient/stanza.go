@@ -36,7 +36,8 @@ type Stanza interface {
 	Header() Header
 }
 
-// Header holds the attributes every stanza has.
+// Header holds the attributes every stanza has: its ID (to match a
+// response to its request), sender and recipient JIDs, type, and language.
 type Header struct {
 	ID, From, To, Type, Lang string
 }
@@ -348,7 +349,7 @@ func ErrorReply(req Stanza, typ, cond string) Stanza {
 	}
 }
 
-// String describes a stanza briefly, for logs (never with its body).
+// describe summarises a stanza for logs (never with its body).
 func describe(s Stanza) string {
 	h := s.Header()
 	kind := fmt.Sprintf("%T", s)
