@@ -22,6 +22,7 @@ import (
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/consul/consultest"
+	"github.com/microbot/microbot/framework/selector"
 )
 
 // These tests run the greeter example (examples/greeter) as separate OS
@@ -310,4 +311,42 @@ func TestGreeterConsulUnreachable(t *testing.T) {
 	if out := g.out.String(); !strings.Contains(out, agent.Addr()) {
 		t.Errorf("the greeter's log does not name the Consul address it could not reach:\n%s", out)
 	}
+}
+
+// TestCallsWhileConsulDown: with Consul gone, callers keep calling the
+// nodes they last saw, from the selector's cache, even once the cached list
+// is old enough to be looked up again (the lookup fails and the list is
+// kept); when Consul is back, the greeter registers again and lookups work.
+func TestCallsWhileConsulDown(t *testing.T) {
+	agent := consultest.Start(t)
+	bin := buildGreeter(t)
+	reg := newRegistry(t, registry.Addrs(agent.Addr()))
+	sel := selector.New(reg, selector.CacheTTL(300*time.Millisecond))
+	defer sel.Close()
+	c := client.New(client.Registry(reg), client.Selector(sel))
+	defer c.Close()
+	ctx := ctxT(t)
+
+	startGreeter(t, bin, "greeter-cached", agent.Addr())
+	expectNodes(t, reg, greeterName, "greeter-cached")
+	eventually(t, "a call to the greeter", func() error { return hello(ctx, c, "John") })
+
+	if err := agent.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.GetService(ctx, greeterName); err == nil {
+		t.Fatal("GetService works with the agent stopped")
+	}
+	for i := range 10 {
+		time.Sleep(100 * time.Millisecond) // past the cache TTL: lookups are tried and fail
+		if err := hello(ctx, c, fmt.Sprint("while Consul is down ", i)); err != nil {
+			t.Fatalf("call %d with Consul down: %v", i, err)
+		}
+	}
+
+	if err := agent.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	expectNodes(t, reg, greeterName, "greeter-cached")
+	eventually(t, "a call once Consul is back", func() error { return hello(ctx, c, "back") })
 }
