@@ -1,0 +1,155 @@
+package ops_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/microbot/microbot/bot/ops"
+)
+
+func TestLoggerFormats(t *testing.T) {
+	pipeR, pipeW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pipeR.Close()
+	defer pipeW.Close()
+	tests := []struct {
+		name, format string
+		json         bool
+	}{
+		{"auto on a buffer is JSON", ops.FormatAuto, true},
+		{"json", ops.FormatJSON, true},
+		{"text", ops.FormatText, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			log, err := ops.NewLogger(&buf, tt.format, slog.LevelInfo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log.Debug("hidden")
+			log.Info("hello", "input", "slack", "latency_ms", 12)
+			out := buf.String()
+			if strings.Contains(out, "hidden") {
+				t.Errorf("debug line logged at info level: %s", out)
+			}
+			var m map[string]any
+			isJSON := json.Unmarshal([]byte(out), &m) == nil
+			if isJSON != tt.json {
+				t.Fatalf("JSON=%v, want %v: %s", isJSON, tt.json, out)
+			}
+			if isJSON && (m["msg"] != "hello" || m["input"] != "slack" || m["latency_ms"] != 12.0) {
+				t.Errorf("fields: %v", m)
+			}
+		})
+	}
+	// A pipe is no terminal either.
+	if ops.IsTerminal(pipeW) {
+		t.Error("a pipe is a terminal")
+	}
+	if _, err := ops.NewLogger(&bytes.Buffer{}, "yaml", slog.LevelInfo); err == nil || !strings.Contains(err.Error(), "want auto, text or json") {
+		t.Errorf("format yaml: %v", err)
+	}
+}
+
+type token struct{ Value string }
+
+func (t token) String() string { return "token " + t.Value }
+
+type config struct {
+	Name  string
+	Token string
+}
+
+func TestRedaction(t *testing.T) {
+	const secret = "xoxb-1-very-secret"
+	const other = "hunter2-password"
+	tests := []struct {
+		name string
+		log  func(l *slog.Logger)
+	}{
+		{"message", func(l *slog.Logger) { l.Info("connecting with " + secret) }},
+		{"string value", func(l *slog.Logger) { l.Info("x", "url", "https://h/?t="+secret) }},
+		{"error value", func(l *slog.Logger) { l.Info("x", "err", fmt.Errorf("auth %s: %w", secret, errors.New("bad"))) }},
+		{"stringer", func(l *slog.Logger) { l.Info("x", "tok", token{secret}) }},
+		{"struct", func(l *slog.Logger) { l.Info("x", "cfg", config{Name: "n", Token: other}) }},
+		{"map", func(l *slog.Logger) { l.Info("x", "m", map[string]string{"a": secret}) }},
+		{"bytes", func(l *slog.Logger) { l.Info("x", "raw", []byte(secret)) }},
+		{"group", func(l *slog.Logger) { l.Info("x", slog.Group("g", "inner", secret)) }},
+		{"with attrs", func(l *slog.Logger) { l.With("conn", secret).Info("x") }},
+		{"with group", func(l *slog.Logger) { l.WithGroup("g").Info("x", "v", secret) }},
+		{"secret key, unknown value", func(l *slog.Logger) { l.Info("x", "slack_bot_token", "xoxb-not-in-the-list") }},
+		{"password key", func(l *slog.Logger) { l.Info("x", "Password", "not-in-the-list-either") }},
+	}
+	for _, format := range []string{ops.FormatJSON, ops.FormatText} {
+		for _, tt := range tests {
+			t.Run(format+"/"+tt.name, func(t *testing.T) {
+				var buf bytes.Buffer
+				l, err := ops.NewLogger(&buf, format, slog.LevelDebug, secret, other, "ab")
+				if err != nil {
+					t.Fatal(err)
+				}
+				tt.log(l)
+				out := buf.String()
+				for _, s := range []string{secret, other, "very-secret", "not-in-the-list"} {
+					if strings.Contains(out, s) {
+						t.Errorf("logged %q: %s", s, out)
+					}
+				}
+				if !strings.Contains(out, ops.Redacted) {
+					t.Errorf("no %s in %s", ops.Redacted, out)
+				}
+			})
+		}
+	}
+	// Short secrets are ignored; empty secret-named values stay empty.
+	var buf bytes.Buffer
+	l, _ := ops.NewLogger(&buf, ops.FormatJSON, slog.LevelInfo, "ab")
+	l.Info("abc", "token", "")
+	if out := buf.String(); !strings.Contains(out, `"msg":"abc"`) || !strings.Contains(out, `"token":""`) {
+		t.Errorf("short secret or empty token: %s", out)
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	t.Setenv("TEST_OPS_BOT_TOKEN", "xoxb-from-the-env")
+	var got []string
+	app := &cli.App{
+		Name: "x",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "slack_bot_token", EnvVars: []string{"TEST_OPS_BOT_TOKEN"}},
+			&cli.StringFlag{Name: "slack_app_token"},
+			&cli.StringFlag{Name: "xmpp_password"},
+			&cli.StringFlag{Name: "registry_address"},
+			&cli.StringSliceFlag{Name: "api_secret"},
+			&cli.StringFlag{Name: "short_token"},
+		},
+		Commands: []*cli.Command{{
+			Name:   "exec",
+			Flags:  []cli.Flag{&cli.StringFlag{Name: "exec_password"}},
+			Action: func(c *cli.Context) error { got = ops.Secrets(c); return nil },
+		}},
+	}
+	err := app.Run([]string{"x", "--xmpp_password", "pa55word", "--registry_address", "127.0.0.1:8500",
+		"--api_secret", "s3cret-one", "--api_secret", "s3cret-two", "--short_token", "abc",
+		"exec", "--exec_password", "sub-command-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	want := []string{"pa55word", "s3cret-one", "s3cret-two", "sub-command-pw", "xoxb-from-the-env"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Secrets = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,273 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/input"
+)
+
+// Defaults of a Server.
+const (
+	DefaultRegistryTimeout = 2 * time.Second
+	DefaultCacheFor        = 2 * time.Second
+)
+
+// Paths served by a Server.
+const (
+	PathHealth  = "/healthz"
+	PathReady   = "/readyz"
+	PathMetrics = "/metrics"
+)
+
+// Lister is what readiness needs of the registry.
+type Lister interface {
+	ListServices(ctx context.Context) ([]*registry.Service, error)
+	String() string
+}
+
+// Server is the operations HTTP listener:
+//
+//	/healthz   200 "ok" while the process runs (liveness)
+//	/readyz    200 when every input is connected and the registry answers,
+//	           503 otherwise and once the bot is stopping; the body says
+//	           which check failed (readiness)
+//	/metrics   the Metrics, in the Prometheus text format
+//
+// Only GET and HEAD are served. The registry check is a ListServices under
+// a short timeout, its result kept for a moment so that frequent probes do
+// not load the registry; the inputs are asked each time (it costs nothing).
+type Server struct {
+	opts     serverOptions
+	handler  http.Handler
+	stopping atomic.Bool
+
+	regMu    sync.Mutex
+	regAt    time.Time // when the registry was last asked
+	regErr   error
+	regCount int
+
+	mu sync.Mutex
+	hs *http.Server
+	ln net.Listener
+}
+
+type serverOptions struct {
+	inputs          []input.Input
+	reg             Lister
+	metrics         *Metrics
+	logger          *slog.Logger
+	registryTimeout time.Duration
+	cacheFor        time.Duration
+}
+
+// ServerOption configures a Server.
+type ServerOption func(*serverOptions)
+
+// WithInputs sets the inputs that must be connected for the bot to be
+// ready. An input that does not implement input.StatusReporter counts as
+// connected.
+func WithInputs(ins ...input.Input) ServerOption {
+	return func(o *serverOptions) { o.inputs = append(o.inputs, ins...) }
+}
+
+// WithRegistry sets the registry that must answer for the bot to be ready.
+func WithRegistry(r Lister) ServerOption { return func(o *serverOptions) { o.reg = r } }
+
+// WithMetrics sets the metrics served on /metrics (none: /metrics is 404).
+func WithMetrics(m *Metrics) ServerOption { return func(o *serverOptions) { o.metrics = m } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) ServerOption { return func(o *serverOptions) { o.logger = l } }
+
+// WithRegistryTimeout bounds the registry check (default 2 s).
+func WithRegistryTimeout(d time.Duration) ServerOption {
+	return func(o *serverOptions) { o.registryTimeout = d }
+}
+
+// WithCacheFor sets how long the registry check's result is kept (default
+// 2 s).
+func WithCacheFor(d time.Duration) ServerOption { return func(o *serverOptions) { o.cacheFor = d } }
+
+// NewServer returns a Server; Start makes it listen.
+func NewServer(opts ...ServerOption) *Server {
+	o := serverOptions{registryTimeout: DefaultRegistryTimeout, cacheFor: DefaultCacheFor}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	if o.registryTimeout <= 0 {
+		o.registryTimeout = DefaultRegistryTimeout
+	}
+	s := &Server{opts: o}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+PathHealth, func(w http.ResponseWriter, r *http.Request) {
+		plain(w, http.StatusOK, "ok\n")
+	})
+	mux.HandleFunc("GET "+PathReady, func(w http.ResponseWriter, r *http.Request) {
+		ready, report := s.Check(r.Context())
+		code := http.StatusOK
+		if !ready {
+			code = http.StatusServiceUnavailable
+		}
+		plain(w, code, report)
+	})
+	if m := o.metrics; m != nil {
+		mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+			ErrorLog: slog.NewLogLogger(o.logger.Handler(), slog.LevelError),
+			Timeout:  10 * time.Second,
+		}))
+	}
+	s.handler = mux
+	return s
+}
+
+func plain(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	io.WriteString(w, body) //nolint:errcheck // the prober went away
+}
+
+// Handler returns the server's HTTP handler (to mount it elsewhere, or to
+// test it).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// SetStopping makes /readyz answer 503 from now on: the bot is stopping
+// and should get no more traffic.
+func (s *Server) SetStopping() { s.stopping.Store(true) }
+
+// Check runs the readiness checks. It returns whether the bot is ready and
+// a report, one line per check.
+func (s *Server) Check(ctx context.Context) (bool, string) {
+	var b strings.Builder
+	ready := true
+	fail := func(format string, a ...any) {
+		ready = false
+		fmt.Fprintf(&b, format+"\n", a...)
+	}
+	if s.stopping.Load() {
+		fail("stopping: the bot is shutting down")
+	}
+	for _, in := range s.opts.inputs {
+		st, ok := in.(input.StatusReporter)
+		switch {
+		case !ok:
+			fmt.Fprintf(&b, "input %s: no status (counted as connected)\n", in)
+		case st.Connected():
+			fmt.Fprintf(&b, "input %s: connected\n", in)
+		default:
+			fail("input %s: not connected", in)
+		}
+	}
+	if s.opts.reg != nil {
+		n, err := s.registryState(ctx)
+		if err != nil {
+			fail("registry %s: unreachable: %v", s.opts.reg, err)
+		} else {
+			fmt.Fprintf(&b, "registry %s: reachable (%d services)\n", s.opts.reg, n)
+		}
+	}
+	head := "ready\n"
+	if !ready {
+		head = "not ready\n"
+	}
+	return ready, head + b.String()
+}
+
+// registryState lists the services, or returns the last result if it is
+// recent enough. Concurrent probes wait for one another, so the registry
+// sees one call at a time.
+func (s *Server) registryState(ctx context.Context) (int, error) {
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	if !s.regAt.IsZero() && time.Since(s.regAt) < s.opts.cacheFor {
+		return s.regCount, s.regErr
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.opts.registryTimeout)
+	defer cancel()
+	list, err := s.opts.reg.ListServices(cctx)
+	if err != nil && ctx.Err() != nil {
+		return 0, err // the prober went away: keep nothing
+	}
+	if err != nil && cctx.Err() != nil {
+		err = fmt.Errorf("no answer within %s: %w", s.opts.registryTimeout, err)
+	}
+	s.regAt, s.regErr, s.regCount = time.Now(), err, len(list)
+	return s.regCount, s.regErr
+}
+
+// Start listens on addr (host:port; port 0 picks a free one) and serves in
+// the background until Shutdown. Once ctx is done, /readyz answers 503
+// (the bot is stopping) while /healthz and /metrics go on answering.
+func (s *Server) Start(ctx context.Context, addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("ops: HTTP address %q: want host:port (e.g. 127.0.0.1:8080, or :8080 for every interface): %w", addr, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hs != nil {
+		return errors.New("ops: server already started")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("ops: HTTP listener: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.opts.logger.Handler(), slog.LevelDebug),
+	}
+	s.hs, s.ln = hs, ln
+	context.AfterFunc(ctx, s.SetStopping)
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.opts.logger.Error("ops HTTP listener failed", "err", err)
+		}
+	}()
+	s.opts.logger.Info("ops HTTP listener started", "address", ln.Addr().String(),
+		"paths", []string{PathHealth, PathReady, PathMetrics})
+	return nil
+}
+
+// Addr returns the address the server listens on ("" before Start).
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Shutdown stops the listener and waits for the requests being served,
+// until ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.SetStopping()
+	s.mu.Lock()
+	hs := s.hs
+	s.mu.Unlock()
+	if hs == nil {
+		return nil
+	}
+	return hs.Shutdown(ctx)
+}
