@@ -382,6 +382,7 @@ func (l *loop) check(ctx context.Context, service string) {
 			}
 		}
 	}
+	policyMeta(meta, versions)
 	slices.Sort(nodes)
 	nodes = slices.Compact(nodes)
 	s := l.svcs[service]
@@ -424,6 +425,37 @@ func (l *loop) check(ctx context.Context, service string) {
 	if !maps.Equal(meta, s.meta) {
 		s.meta = meta
 		l.put(s)
+	}
+}
+
+// PolicyPrefix starts the metadata keys by which a command service declares
+// access rules for itself (bot.group, bot.confirm: see package
+// bot/access). They are read from the service's metadata and from every
+// node's (framework.Metadata and --server_metadata set node metadata); the
+// command's Metadata holds each such key with every distinct value found,
+// sorted, one per line, so that when nodes disagree (a rolling upgrade) a
+// policy can obey them all.
+const PolicyPrefix = "bot."
+
+// policyMeta puts the PolicyPrefix keys of versions and their nodes in meta.
+func policyMeta(meta map[string]string, versions []*registry.Service) {
+	vals := map[string][]string{}
+	add := func(md map[string]string) {
+		for k, v := range md {
+			if strings.HasPrefix(k, PolicyPrefix) && !slices.Contains(vals[k], v) {
+				vals[k] = append(vals[k], v)
+			}
+		}
+	}
+	for _, v := range versions {
+		add(v.Metadata)
+		for _, n := range v.Nodes {
+			add(n.Metadata)
+		}
+	}
+	for k, vs := range vals {
+		slices.Sort(vs)
+		meta[k] = strings.Join(vs, "\n")
 	}
 }
 
