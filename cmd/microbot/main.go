@@ -139,6 +139,7 @@ func allFlags() []cli.Flag {
 		&cli.DurationFlag{Name: flagDiscoveryWait, EnvVars: []string{"MICRO_DISCOVERY_WAIT"}, Value: 5 * time.Second,
 			Usage: "how long to wait at start for the first discovery of command services before reading messages"},
 	)
+	flags = append(flags, opsFlags()...)
 	seen := map[string]bool{}
 	for _, f := range flags {
 		seen[f.Names()[0]] = true
@@ -170,6 +171,7 @@ type parts struct {
 	table   *command.Table
 	watcher *commandsvc.Watcher
 	log     *slog.Logger
+	ops     *opsKit
 }
 
 func setup(c *cli.Context, stderr io.Writer, consoleOnly bool) (*parts, error) {
@@ -205,12 +207,16 @@ func setup(c *cli.Context, stderr io.Writer, consoleOnly bool) (*parts, error) {
 	if err := command.RegisterBuiltins(table, reg, cl); err != nil {
 		return nil, err
 	}
-	w := commandsvc.New(reg, cl, table,
+	kit, err := newOps(c, cl, table, log)
+	if err != nil {
+		return nil, err
+	}
+	w := commandsvc.New(reg, cl, table, kit.watchHook(),
 		commandsvc.Namespace(ns),
 		commandsvc.CommandTimeout(c.Duration(flagCommandTimeout)),
 		commandsvc.Resync(c.Duration(flagResync)),
 		commandsvc.Logger(log))
-	return &parts{svc: svc, table: table, watcher: w, log: log}, nil
+	return &parts{svc: svc, table: table, watcher: w, log: log, ops: kit}, nil
 }
 
 func newLogger(c *cli.Context, stderr io.Writer, consoleOnly bool) (*slog.Logger, error) {
@@ -223,15 +229,15 @@ func newLogger(c *cli.Context, stderr io.Writer, consoleOnly bool) (*slog.Logger
 			return nil, fmt.Errorf("--%s %q: want debug, info, warn or error", flagLogLevel, s)
 		}
 	}
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})), nil
+	return opsLogger(c, stderr, level)
 }
 
 func botOptions(c *cli.Context, p *parts) []bot.Option {
-	return []bot.Option{
+	return append(p.ops.botOptions(),
 		bot.WithCommandTimeout(c.Duration(flagCommandTimeout)),
 		bot.WithMaxConcurrent(c.Int(flagMaxConcurrent)),
 		bot.WithLogger(p.log),
-	}
+	)
 }
 
 // discovered waits, up to --discovery_wait, for the first discovery of the
@@ -278,6 +284,11 @@ func runBot(c *cli.Context, stderr io.Writer) error {
 	}
 	ctx, cancel := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer cancel()
+	stopOps, err := p.ops.start(ctx, inputs, p.svc.Registry())
+	if err != nil {
+		return err
+	}
+	defer stopOps()
 	if err := p.svc.Start(ctx); err != nil {
 		return fmt.Errorf("starting the bot's service: %w", err)
 	}
