@@ -18,7 +18,7 @@
 //     for two seconds); it turns unready as soon as the bot is stopping.
 //   - [NewLogger]: log/slog, text on a terminal and JSON otherwise, with
 //     secrets (the values of the token and password flags, and any
-//     attribute named like one) replaced by "[redacted]".
+//     attribute named like one) replaced by "[REDACTED]" (as in the audit log).
 //   - [Flags] and [ConfigFromCLI]: --http_address, --log_format and
 //     --shutdown_timeout, each with its MICRO_* environment variable.
 //

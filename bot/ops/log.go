@@ -21,7 +21,7 @@ const (
 )
 
 // Redacted replaces a secret in the logs.
-const Redacted = "[redacted]"
+const Redacted = "[REDACTED]"
 
 // minSecretLen is the shortest value that is looked for in log lines: a
 // shorter one would blank out ordinary words.
@@ -112,9 +112,9 @@ func Secrets(c *cli.Context) []string {
 
 // NewRedactingHandler returns a handler that passes records to h with the
 // secrets taken out: the value of any attribute whose key is secret (see
-// [SecretKey]) becomes "[redacted]", and each secret found in the message
+// [SecretKey]) becomes "[REDACTED]", and each secret found in the message
 // or in a value (a string, an error, anything printed) is replaced by
-// "[redacted]". Secrets shorter than 4 bytes are ignored.
+// "[REDACTED]". Secrets shorter than 4 bytes are ignored.
 func NewRedactingHandler(h slog.Handler, secrets ...string) slog.Handler {
 	var ss []string
 	for _, s := range secrets {

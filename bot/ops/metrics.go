@@ -223,7 +223,7 @@ func (m *Metrics) Middleware() bot.Middleware {
 				m.cmdLatency.WithLabelValues(name).Observe(d.Seconds())
 				if m.log.Enabled(ctx, slog.LevelDebug) {
 					attrs := []slog.Attr{slog.String("command", name), slog.String("outcome", outcome),
-						slog.Int64("latency_ms", d.Milliseconds())}
+						slog.Float64("latency_ms", float64(d.Microseconds())/1000)}
 					if ev := req.Event; ev != nil {
 						attrs = append(attrs, slog.String("input", ev.Input), slog.String("user_id", ev.UserID),
 							slog.String("user_name", ev.UserName), slog.String("room", ev.Room))

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/microbot/microbot/bot/ops"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/input/slack/slacktestws"
 
@@ -307,7 +308,7 @@ func checkLogs(t *testing.T, p *proc) {
 	redacted := 0
 	defer func() { t.Logf("%d log lines, %d with a secret redacted", len(lines), redacted) }()
 	for _, l := range lines {
-		if strings.Contains(l, "[redacted]") {
+		if strings.Contains(l, ops.Redacted) {
 			redacted++
 		}
 		var m map[string]any
