@@ -43,11 +43,11 @@ type pending struct {
 type confirmResult int
 
 const (
-	confirmOK        confirmResult = iota // taken: run it
-	confirmUnknown                        // no such code here
-	confirmExpired                        // too late (now forgotten)
-	confirmNotYours                       // only the requester may confirm
-	confirmNotSelf                        // two-person: the requester may not
+	confirmOK       confirmResult = iota // taken: run it
+	confirmUnknown                       // no such code here
+	confirmExpired                       // too late (now forgotten)
+	confirmNotYours                      // only the requester may confirm
+	confirmNotSelf                       // two-person: the requester may not
 )
 
 // confirmations holds the commands waiting for a confirmation.
