@@ -105,6 +105,7 @@ type options struct {
 	watchBackoffMin time.Duration
 	watchBackoffMax time.Duration
 	helpConcurrency int
+	helpCaller      command.Caller
 	logger          *slog.Logger
 	watchHook       func(*registry.Result)
 }
@@ -134,6 +135,13 @@ func HelpBackoff(min, max time.Duration) Option {
 func WatchBackoff(min, max time.Duration) Option {
 	return func(o *options) { o.watchBackoffMin, o.watchBackoffMax = min, max }
 }
+
+// HelpCaller makes the watcher call Command.Help through c (default: the
+// caller given to New). Help goes straight to a node's address, once per
+// service and node change, so a client without a pool of kept-alive
+// connections (client.New(client.PoolSize(0))) avoids holding a connection
+// open to every command service.
+func HelpCaller(c command.Caller) Option { return func(o *options) { o.helpCaller = c } }
 
 // Logger sets the logger (default slog.Default()).
 func Logger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
@@ -193,6 +201,7 @@ type svc struct {
 	service string
 	name    string
 	nodes   []string // sorted node ids
+	addrs   []string // their addresses, for Help
 	meta    map[string]string
 
 	usage, desc string
@@ -370,11 +379,12 @@ func (l *loop) check(ctx context.Context, service string) {
 		}
 		return
 	}
-	var nodes []string
+	var nodes, addrs []string
 	meta := map[string]string{}
 	for _, v := range versions {
 		for _, n := range v.Nodes {
 			nodes = append(nodes, n.ID)
+			addrs = append(addrs, n.Address)
 		}
 		for k, val := range v.Metadata {
 			if _, dup := meta[k]; !dup {
@@ -385,6 +395,8 @@ func (l *loop) check(ctx context.Context, service string) {
 	policyMeta(meta, versions)
 	slices.Sort(nodes)
 	nodes = slices.Compact(nodes)
+	slices.Sort(addrs)
+	addrs = slices.Compact(addrs)
 	s := l.svcs[service]
 	if len(nodes) == 0 {
 		if s != nil {
@@ -398,7 +410,7 @@ func (l *loop) check(ctx context.Context, service string) {
 	}
 	meta[MetaService] = service
 	if s == nil {
-		s = &svc{service: service, name: name, meta: meta, nodes: nodes}
+		s = &svc{service: service, name: name, meta: meta, nodes: nodes, addrs: addrs}
 		l.svcs[service] = s
 		s.helpAt = time.Now()
 		l.put(s)
@@ -407,6 +419,7 @@ func (l *loop) check(ctx context.Context, service string) {
 		}
 		return
 	}
+	s.addrs = addrs
 	if s.refused {
 		s.nodes = nodes
 		return
@@ -498,9 +511,10 @@ func (l *loop) startHelp(ctx context.Context) {
 			return
 		}
 		s.helping = true
+		addr := s.addrs[s.helpFails%len(s.addrs)] // another node after each failure
 		l.wg.Go(func() {
 			defer func() { <-l.sem }()
-			r := l.w.help(ctx, s.service)
+			r := l.w.help(ctx, s.service, addr)
 			select {
 			case l.results <- r:
 			case <-ctx.Done():
@@ -557,13 +571,17 @@ func (l *loop) checkReady() {
 	l.w.readyOnce.Do(func() { close(l.w.ready) })
 }
 
-// help calls Command.Help on a service.
-func (w *Watcher) help(ctx context.Context, service string) helpResult {
+// help calls Command.Help on the node of service at addr.
+func (w *Watcher) help(ctx context.Context, service, addr string) helpResult {
 	ctx, cancel := context.WithTimeout(ctx, w.opts.helpTimeout)
 	defer cancel()
 	var rsp pb.HelpResponse
-	err := w.caller.Call(ctx, service, "Command.Help", &pb.HelpRequest{}, &rsp,
-		client.WithContentType("application/protobuf"), client.WithRequestTimeout(w.opts.helpTimeout), client.Idempotent())
+	c := w.opts.helpCaller
+	if c == nil {
+		c = w.caller
+	}
+	err := c.Call(ctx, service, "Command.Help", &pb.HelpRequest{}, &rsp, client.WithAddress(addr),
+		client.WithContentType("application/protobuf"), client.WithRequestTimeout(w.opts.helpTimeout))
 	r := helpResult{service: service, err: err}
 	if err == nil {
 		r.usage = strings.TrimSpace(rsp.GetUsage())

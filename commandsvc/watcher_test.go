@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -320,6 +321,53 @@ func TestCommandName(t *testing.T) {
 		got, ok := w.CommandName(tt.in)
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("CommandName(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// BenchmarkServiceCommand1000 measures a line run by a command service:
+// match among 1,000 other commands, dispatch, and the Command.Exec call over
+// loopback to a real server.
+func BenchmarkServiceCommand1000(b *testing.B) {
+	reg := memory.New()
+	c := client.New(client.Registry(reg))
+	defer c.Close()
+	table := command.NewTable()
+	if err := command.RegisterBuiltins(table, reg, c); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 1000 {
+		if err := table.Put(&command.Command{Name: "cmd" + strconv.Itoa(i), Run: func(context.Context, *command.Request) (*input.Reply, error) {
+			return command.Text("x"), nil
+		}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	w := commandsvc.New(reg, c, table, commandsvc.Logger(quiet()))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	s := server.New(server.Name("go.micro.bot.bench"), server.Registry(reg))
+	if err := pb.RegisterCommandHandler(s, &cmdHandler{usage: "bench"}); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	bt := bot.New(table, bot.WithLogger(quiet()))
+	ev := &input.Event{Input: "bench", UserID: "U1", Addressed: true, Text: "bench a b"}
+	deadline := time.Now().Add(20 * time.Second)
+	for bt.Handle(ctx, ev).Text != "got bench,a,b" {
+		if time.Now().After(deadline) {
+			b.Fatal("bench command not discovered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if rep := bt.Handle(ctx, ev); rep.Text != "got bench,a,b" {
+			b.Fatal(rep.Text)
 		}
 	}
 }

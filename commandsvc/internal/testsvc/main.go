@@ -87,8 +87,9 @@ func many(count string) error {
 	var servers []*server.Server
 	for i := range n {
 		name := prefix + strconv.Itoa(i)
+		word := name[strings.LastIndexByte(name, '.')+1:]
 		s := server.New(server.Name(name), server.Registry(reg), server.RegisterTTL(time.Hour))
-		if err := pb.RegisterCommandHandler(s, commandsvc.Handler(name+" [args]", "benchmark command "+strconv.Itoa(i), exec)); err != nil {
+		if err := pb.RegisterCommandHandler(s, commandsvc.Handler(word+" [args]", "benchmark command "+strconv.Itoa(i), exec)); err != nil {
 			return err
 		}
 		if err := s.Start(ctx); err != nil {
