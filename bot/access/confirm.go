@@ -43,11 +43,12 @@ type pending struct {
 type confirmResult int
 
 const (
-	confirmOK       confirmResult = iota // taken: run it
-	confirmUnknown                       // no such code here
-	confirmExpired                       // too late (now forgotten)
-	confirmNotYours                      // only the requester may confirm
-	confirmNotSelf                       // two-person: the requester may not
+	confirmOK         confirmResult = iota // taken: run it
+	confirmUnknown                         // no such code here
+	confirmExpired                         // too late (now forgotten)
+	confirmNotYours                        // only the requester may confirm
+	confirmNotSelf                         // two-person: the requester may not
+	confirmNotAllowed                      // two-person: who may not run it here
 )
 
 // confirmations holds the commands waiting for a confirmation.
@@ -119,18 +120,20 @@ func (cs *confirmations) sweep(now time.Time) {
 	}
 }
 
-// take looks up code for who, in who's place. A confirmation taken (OK) or
-// expired is forgotten: codes are single-use. A refused one stays for its
-// rightful confirmer. mode is the confirmation the command needs now (the
-// policy may have changed since it was asked for); the strongest of it and
-// the one asked for applies.
-func (cs *confirmations) take(code string, who Caller, now time.Time, mode func(*pending) ConfirmMode) (*pending, confirmResult) {
+// take looks up code for who, in who's place. A confirmation taken (OK)
+// or expired is forgotten: codes are single-use. A refused one stays for
+// its rightful confirmer, so nobody can burn someone else's code. judge
+// says what confirmation the command needs now (the policy or the command
+// may have changed since it was asked for; the strongest of that and the
+// one asked for applies) and whether who may run the command here; it
+// runs under the store's lock.
+func (cs *confirmations) take(code string, who Caller, now time.Time, judge func(*pending) (mode ConfirmMode, whoMay bool)) (*pending, confirmResult) {
 	code = strings.ToLower(strings.TrimSpace(code))
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	cs.sweep(now)
 	p, ok := cs.byCode[code]
-	if !ok || p.requester.place() != who.place() || normInput(p.requester.Input) != normInput(who.Input) {
+	if !ok || p.requester.place() != who.place() {
 		// A code of another room is unknown here: nothing is told about it.
 		return nil, confirmUnknown
 	}
@@ -138,13 +141,16 @@ func (cs *confirmations) take(code string, who Caller, now time.Time, mode func(
 		delete(cs.byCode, code)
 		return p, confirmExpired
 	}
-	m := max(p.mode, mode(p))
+	mode, whoMay := judge(p)
+	mode = max(p.mode, mode)
 	self := p.requester.ID() != "" && p.requester.ID() == who.ID()
 	switch {
-	case m == ConfirmTwoPerson && self:
+	case mode == ConfirmTwoPerson && self:
 		return p, confirmNotSelf
-	case m != ConfirmTwoPerson && !self:
+	case mode != ConfirmTwoPerson && !self:
 		return p, confirmNotYours
+	case !self && !whoMay:
+		return p, confirmNotAllowed
 	}
 	delete(cs.byCode, code)
 	return p, confirmOK

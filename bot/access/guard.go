@@ -236,11 +236,12 @@ func (g *Guard) confirm(ctx context.Context, req *command.Request, next bot.Hand
 		g.write(rec, start)
 		return command.Errorf("confirm what? give the code the command answered with (usage: confirm [code])")
 	}
-	pd, res := g.pend.take(params[0], who, start, func(pd *pending) ConfirmMode {
-		if fresh := g.rematch(pd.req); fresh.Command != nil {
-			return g.decide(p, pd.requester, fresh).Confirm
+	pd, res := g.pend.take(params[0], who, start, func(pd *pending) (ConfirmMode, bool) {
+		fresh := g.rematch(pd.req)
+		if fresh.Command == nil {
+			return pd.mode, false
 		}
-		return pd.mode
+		return g.decide(p, pd.requester, fresh).Confirm, g.decide(p, who, fresh).Allow
 	})
 	if pd != nil {
 		rec.Command, rec.Args, rec.Target, rec.Rule = pd.req.Command.Name, args(pd.req), pd.decision.Target, pd.decision.Rule
@@ -263,6 +264,10 @@ func (g *Guard) confirm(ctx context.Context, req *command.Request, next bot.Hand
 		rec.Reason = "two-person rule: the requester may not confirm"
 		g.write(rec, start)
 		return command.Errorf("you asked for %s: someone else allowed to run it must confirm it (two-person rule)", pd.req.Command.Name)
+	case confirmNotAllowed:
+		rec.Reason = "the confirmer may not run it here"
+		g.write(rec, start)
+		return command.Errorf("you are not allowed to run %s here, so you cannot confirm it", pd.req.Command.Name)
 	}
 	// Taken. Decide again, with the policy and the command as they are now.
 	fresh := g.rematch(pd.req)
@@ -275,13 +280,6 @@ func (g *Guard) confirm(ctx context.Context, req *command.Request, next bot.Hand
 		rec.Rule, rec.Reason = d.Rule, "the requester may no longer run it: "+d.Reason
 		g.write(rec, start)
 		return command.Errorf("%s may no longer be run by %s here: it did not run", pd.req.Command.Name, nameOf(pd))
-	}
-	if who.ID() != pd.requester.ID() {
-		if d := g.decide(p, who, fresh); !d.Allow {
-			rec.Rule, rec.Reason = d.Rule, "the confirmer may not run it: "+d.Reason
-			g.write(rec, start)
-			return command.Errorf("you are not allowed to run %s here, so you cannot confirm it", pd.req.Command.Name)
-		}
 	}
 	ctx = bot.WithCaller(ctx, pd.req.Event)
 	ctx = metadata.MergeContext(ctx, metadata.Metadata{MetaConfirmedBy: who.ID()})
