@@ -31,6 +31,7 @@ import (
 	"github.com/microbot/microbot/command"
 	"github.com/microbot/microbot/commandsvc"
 	"github.com/microbot/microbot/framework"
+	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/input"
 
 	// Inputs, picked with --inputs.
@@ -107,9 +108,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand: true,
 		Action:          func(c *cli.Context) error { return runBot(c, stderr) },
 		Commands: []*cli.Command{{
-			Name:      "exec",
-			Usage:     "run one command, print its reply and exit (status 1 if it failed)",
-			ArgsUsage: `COMMAND...   e.g. exec "list services"`,
+			Name:            "exec",
+			HideHelpCommand: true, // "exec help" runs the bot's help
+			Usage:           "run one command, print its reply and exit (status 1 if it failed)",
+			ArgsUsage:       `COMMAND...   e.g. exec "list services"`,
 			Description: "Runs one command as the console user (--shell_user) after a first discovery of\n" +
 				"the command services, prints the reply on standard output (an error reply on\n" +
 				"standard error) and exits with status 0, or 1 if the reply is an error.",
@@ -213,6 +215,8 @@ func setup(c *cli.Context, stderr io.Writer, consoleOnly bool) (*parts, error) {
 	}
 	w := commandsvc.New(reg, cl, table, kit.watchHook(),
 		commandsvc.Namespace(ns),
+		// Help is asked once per service: no kept-alive connection to each.
+		commandsvc.HelpCaller(client.New(client.PoolSize(0))),
 		commandsvc.CommandTimeout(c.Duration(flagCommandTimeout)),
 		commandsvc.Resync(c.Duration(flagResync)),
 		commandsvc.Logger(log))
