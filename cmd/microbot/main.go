@@ -28,6 +28,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/microbot/microbot/bot"
+	"github.com/microbot/microbot/bot/access"
 	"github.com/microbot/microbot/command"
 	"github.com/microbot/microbot/commandsvc"
 	"github.com/microbot/microbot/framework"
@@ -142,6 +143,7 @@ func allFlags() []cli.Flag {
 			Usage: "how long to wait at start for the first discovery of command services before reading messages"},
 	)
 	flags = append(flags, opsFlags()...)
+	flags = append(flags, accessFlags()...)
 	seen := map[string]bool{}
 	for _, f := range flags {
 		seen[f.Names()[0]] = true
@@ -174,6 +176,7 @@ type parts struct {
 	watcher *commandsvc.Watcher
 	log     *slog.Logger
 	ops     *opsKit
+	guard   *access.Guard
 }
 
 func setup(c *cli.Context, stderr io.Writer, consoleOnly bool) (*parts, error) {
@@ -205,8 +208,8 @@ func setup(c *cli.Context, stderr io.Writer, consoleOnly bool) (*parts, error) {
 	if reg == nil {
 		return nil, errors.New("no registry")
 	}
-	table := command.NewTable()
-	if err := command.RegisterBuiltins(table, reg, cl); err != nil {
+	table, guard, err := accessTable(c, log, ns, reg, cl)
+	if err != nil {
 		return nil, err
 	}
 	kit, err := newOps(c, cl, table, log)
@@ -220,7 +223,7 @@ func setup(c *cli.Context, stderr io.Writer, consoleOnly bool) (*parts, error) {
 		commandsvc.CommandTimeout(c.Duration(flagCommandTimeout)),
 		commandsvc.Resync(c.Duration(flagResync)),
 		commandsvc.Logger(log))
-	return &parts{svc: svc, table: table, watcher: w, log: log, ops: kit}, nil
+	return &parts{svc: svc, table: table, watcher: w, log: log, ops: kit, guard: guard}, nil
 }
 
 func newLogger(c *cli.Context, stderr io.Writer, consoleOnly bool) (*slog.Logger, error) {
@@ -241,6 +244,7 @@ func botOptions(c *cli.Context, p *parts) []bot.Option {
 		bot.WithCommandTimeout(c.Duration(flagCommandTimeout)),
 		bot.WithMaxConcurrent(c.Int(flagMaxConcurrent)),
 		bot.WithLogger(p.log),
+		bot.WithMiddleware(p.guard.Middleware()),
 	)
 }
 
@@ -293,6 +297,7 @@ func runBot(c *cli.Context, stderr io.Writer) error {
 		return err
 	}
 	defer stopOps()
+	defer startAccess(ctx, p.guard)()
 	if err := p.svc.Start(ctx); err != nil {
 		return fmt.Errorf("starting the bot's service: %w", err)
 	}
@@ -326,6 +331,7 @@ func runExec(c *cli.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer p.guard.Close()
 	ctx, cancel := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	wctx, wcancel := context.WithCancel(ctx)
