@@ -38,8 +38,7 @@ import (
 	// Inputs, picked with --inputs.
 	_ "github.com/microbot/microbot/input/shell"
 	_ "github.com/microbot/microbot/input/slack"
-	// TODO(xmpp): import _ "github.com/microbot/microbot/input/xmpp" once
-	// that package exists (it serves --inputs=xmpp and hipchat).
+	_ "github.com/microbot/microbot/input/xmpp" // also serves --inputs=hipchat
 
 	// Registries, picked with --registry.
 	_ "github.com/microbot/microbot/framework/registry/consul"
