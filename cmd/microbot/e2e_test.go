@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 	bins.dir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
+	if benchBins.microbot != "" {
+		os.RemoveAll(filepath.Dir(benchBins.microbot))
+	}
 	os.Exit(code)
 }
 
