@@ -36,12 +36,28 @@ func main() {
 		if md := parseMeta(os.Getenv("WHOAMI_METADATA")); len(md) > 0 {
 			opts = append(opts, framework.Metadata(md))
 		}
-		err = commandsvc.Run("go.micro.bot.whoami", "whoami [words]", "tells who the bot says is asking (tests only)", exec, opts...)
+		name := serverName("go.micro.bot.whoami")
+		cmd := name[strings.LastIndexByte(name, '.')+1:]
+		err = commandsvc.Run(name, cmd+" [words]", "tells who the bot says is asking (tests only)", exec, opts...)
 	}
 	if err != nil {
 		slog.Error("whoami", "err", err)
 		os.Exit(1)
 	}
+}
+
+// serverName returns the --server_name on the command line, for the usage
+// line (the framework reads the flag itself).
+func serverName(def string) string {
+	for i, a := range os.Args {
+		if v, ok := strings.CutPrefix(a, "--server_name="); ok {
+			return v
+		}
+		if a == "--server_name" && i+1 < len(os.Args) {
+			return os.Args[i+1]
+		}
+	}
+	return def
 }
 
 func parseMeta(s string) map[string]string {
