@@ -178,6 +178,7 @@ func newWorld(t *testing.T, policy string) *world {
 	w.serveCommand("drop", map[string]string{MetaConfirm: "true"})
 	w.serveCommand("wipe", nil)
 	w.serveCommand("whoami", nil)
+	w.serveCommand("confirm", nil) // may never shadow the guard's confirm
 	s := server.New(server.Name("go.micro.srv.who"), server.Registry(w.reg), server.RegisterTTL(time.Minute))
 	if err := s.Handle(&Who{calls: w.calls}); err != nil {
 		t.Fatal(err)
@@ -197,6 +198,9 @@ func newWorld(t *testing.T, policy string) *world {
 		if w.table.Lookup(n) == nil {
 			t.Fatalf("no command %s", n)
 		}
+	}
+	if w.table.Lookup("confirm") != w.guard.Command() {
+		t.Fatal("the confirm command service took over confirm")
 	}
 	w.bot = bot.New(w.table, bot.WithLogger(quiet()), bot.WithCommandTimeout(10*time.Second), bot.WithMiddleware(w.guard.Middleware()))
 	return w

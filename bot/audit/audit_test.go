@@ -205,3 +205,18 @@ func TestReopen(t *testing.T) {
 		t.Errorf("rotated file %d lines, new file %d lines", n, m)
 	}
 }
+
+// BenchmarkRedact is the cost of redacting typical arguments.
+func BenchmarkRedact(b *testing.B) {
+	for _, bc := range []struct{ name, s string }{
+		{"words", "web v2 --force --region eu-west-1"},
+		{"json", `go.micro.srv.auth Auth.Login {"user": "bob", "password": "hunter2", "opts": {"ttl": 30, "scopes": ["a", "b"]}}`},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				audit.Redact(bc.s)
+			}
+		})
+	}
+}
