@@ -234,7 +234,7 @@ func (c *Client) do(ctx context.Context, service, endpoint string, req, rsp any,
 	for _, f := range opts {
 		f(&co)
 	}
-	call := service + " " + endpoint
+	call := callName{service, endpoint}
 
 	cd, err := codec.For(co.ContentType)
 	if err != nil {
@@ -296,11 +296,11 @@ func (c *Client) do(ctx context.Context, service, endpoint string, req, rsp any,
 		tried++
 		res, err := c.tr.Send(ctx, node.Address, treq)
 		if err == nil {
-			defer res.Release()
-			if rsp == nil {
-				return nil
+			if rsp != nil {
+				err = cd.Unmarshal(res.Body, rsp)
 			}
-			if err := cd.Unmarshal(res.Body, rsp); err != nil {
+			res.Release()
+			if err != nil {
 				return errors.InternalServerError(errorID, "call to %s: decoding the response (%s) from %s: %v", call, cd.ContentType(), node.Address, err)
 			}
 			return nil
@@ -339,7 +339,7 @@ func done(ctx context.Context) bool {
 }
 
 // ctxError is the error of a call whose context is done.
-func ctxError(ctx context.Context, call string, timeout time.Duration) *errors.Error {
+func ctxError(ctx context.Context, call callName, timeout time.Duration) *errors.Error {
 	if err := ctx.Err(); err == nil || stderrors.Is(err, context.DeadlineExceeded) {
 		if timeout > 0 {
 			return errors.Timeout(errorID, "call to %s timed out after %v", call, timeout)
@@ -348,6 +348,12 @@ func ctxError(ctx context.Context, call string, timeout time.Duration) *errors.E
 	}
 	return errors.Timeout(errorID, "call to %s: %v", call, context.Cause(ctx))
 }
+
+// callName names a call in error details ("go.micro.srv.x Foo.Bar"),
+// formatted only when an error needs it.
+type callName struct{ service, endpoint string }
+
+func (c callName) String() string { return c.service + " " + c.endpoint }
 
 // single yields one node at addr, once.
 func single(addr string) selector.Next {

@@ -33,7 +33,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,7 +57,7 @@ type Server struct {
 	handlers map[string]bool                      // handler names taken
 	eps      atomic.Pointer[map[string]*endpoint] // copied on write
 	ln       net.Listener
-	http     *http.Server
+	srv      *transport.Server
 	served   chan struct{} // closed when Serve returns
 	name     atomic.Pointer[string]
 	id       string // generated node id, used when opts.ID is empty
@@ -202,7 +201,7 @@ func (s *Server) Endpoints() []*registry.Endpoint { return endpointInfos(*s.eps.
 // registers again on its interval; call Register to see the error.
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
-	if s.http != nil {
+	if s.srv != nil {
 		s.mu.Unlock()
 		return errors.New("server already started")
 	}
@@ -228,20 +227,14 @@ func (s *Server) Start(ctx context.Context) error {
 		maxBody = DefaultMaxBodySize
 	}
 	s.ln = ln
-	s.http = &http.Server{
-		Handler:           transport.NewHandler((*rpcHandler)(s), transport.MaxBodySize(maxBody), transport.ErrorID(s.opts.Name)),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    1 << 20,
-		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
-	}
+	s.srv = transport.NewServer((*rpcHandler)(s), transport.MaxBodySize(maxBody), transport.ErrorID(s.opts.Name))
 	s.served = make(chan struct{})
-	srv, served, name := s.http, s.served, s.opts.Name
+	srv, served, name := s.srv, s.served, s.opts.Name
 	s.mu.Unlock()
 
 	go func() {
 		defer close(served)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, transport.ErrServerClosed) {
 			slog.Error("server stopped serving", "service", name, "err", err)
 		}
 	}()
@@ -315,12 +308,12 @@ func (s *Server) Register(ctx context.Context) error {
 // saying so.
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
-	if s.http == nil {
+	if s.srv == nil {
 		s.mu.Unlock()
 		return nil
 	}
-	r, svc, srv, served := s.opts.Registry, s.service(), s.http, s.served
-	s.http, s.ln = nil, nil
+	r, svc, srv, served := s.opts.Registry, s.service(), s.srv, s.served
+	s.srv, s.ln = nil, nil
 	s.mu.Unlock()
 
 	var errs []error
@@ -330,7 +323,6 @@ func (s *Server) Stop(ctx context.Context) error {
 		}
 	}
 	if err := srv.Shutdown(ctx); err != nil {
-		srv.Close()
 		errs = append(errs, fmt.Errorf("server %s: in-flight requests cut off: %w", svc.Name, err))
 	}
 	<-served

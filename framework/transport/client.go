@@ -1,17 +1,18 @@
 package transport
 
 import (
-	"bytes"
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/url"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
-	"github.com/microbot/microbot/framework/errors"
+	merrors "github.com/microbot/microbot/framework/errors"
 )
 
 // Defaults of a Client.
@@ -22,6 +23,10 @@ const (
 	// DefaultMaxResponseSize bounds the body of a response.
 	DefaultMaxResponseSize = 64 << 20
 )
+
+// staleAfter is how long a connection may sit idle before it is checked
+// for having been closed by the server before it is used again.
+const staleAfter = time.Second
 
 // ClientOptions configure a Client.
 type ClientOptions struct {
@@ -58,10 +63,26 @@ func IdleConnTimeout(d time.Duration) ClientOption {
 func MaxResponseSize(n int64) ClientOption { return func(o *ClientOptions) { o.MaxResponseSize = n } }
 
 // Client sends requests to nodes over a pool of keep-alive HTTP/1.1
-// connections. It is safe for concurrent use.
+// connections, one request at a time on each. It is safe for concurrent use.
+//
+// The request is written and the response read on the caller's goroutine,
+// with no goroutine per connection: a call costs one write and, usually,
+// one read.
 type Client struct {
-	opts ClientOptions
-	rt   *http.Transport
+	opts   ClientOptions
+	dialer net.Dialer
+	mu     sync.Mutex
+	idle   map[string][]*conn // per address, most recently used last
+	closed bool
+}
+
+// conn is one pooled connection.
+type conn struct {
+	nc        net.Conn
+	br        *bufio.Reader
+	lr        lineReader
+	wbuf      []byte
+	idleSince time.Time
 }
 
 // NewClient returns a Client.
@@ -75,121 +96,358 @@ func NewClient(opts ...ClientOption) *Client {
 	for _, f := range opts {
 		f(&o)
 	}
-	d := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
-	rt := &http.Transport{
-		Proxy:               nil, // nodes are called directly, never through $HTTP_PROXY
-		DialContext:         d.DialContext,
-		MaxIdleConnsPerHost: o.MaxIdleConnsPerHost,
-		IdleConnTimeout:     o.IdleConnTimeout,
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
+	return &Client{
+		opts:   o,
+		dialer: net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second},
+		idle:   map[string][]*conn{},
 	}
-	return &Client{opts: o, rt: rt}
 }
 
-// Close closes the idle connections of the pool.
+// Close closes the idle connections of the pool. Calls in flight finish;
+// their connections are closed afterwards. The client stays usable.
 func (c *Client) Close() error {
-	c.rt.CloseIdleConnections()
+	c.mu.Lock()
+	idle := c.idle
+	c.idle = map[string][]*conn{}
+	c.mu.Unlock()
+	for _, cs := range idle {
+		for _, cn := range cs {
+			cn.nc.Close()
+		}
+	}
 	return nil
 }
+
+// get returns an idle connection to addr or dials one.
+func (c *Client) get(ctx context.Context, addr string) (cn *conn, reused bool, err error) {
+	now := time.Now()
+	for {
+		c.mu.Lock()
+		cs := c.idle[addr]
+		if len(cs) == 0 {
+			c.mu.Unlock()
+			break
+		}
+		cn = cs[len(cs)-1]
+		cs[len(cs)-1] = nil
+		c.idle[addr] = cs[:len(cs)-1]
+		c.mu.Unlock()
+		idle := now.Sub(cn.idleSince)
+		if idle > c.opts.IdleConnTimeout || (idle > staleAfter && cn.closedByPeer()) {
+			cn.nc.Close()
+			continue
+		}
+		return cn, true, nil
+	}
+	nc, err := c.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	cn = &conn{nc: nc, br: bufio.NewReaderSize(nc, 8<<10)}
+	cn.lr.br = cn.br
+	return cn, false, nil
+}
+
+// closedByPeer reports whether the server has closed (or written to) an
+// idle connection, with a read that does not wait.
+func (cn *conn) closedByPeer() bool {
+	return cn.br.Buffered() > 0 || peerClosed(cn.nc)
+}
+
+// put returns a connection to the pool.
+func (c *Client) put(addr string, cn *conn) {
+	cn.idleSince = time.Now()
+	c.mu.Lock()
+	if cs := c.idle[addr]; len(cs) < c.opts.MaxIdleConnsPerHost {
+		c.idle[addr] = append(cs, cn)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	cn.nc.Close()
+}
+
+// aLongTimeAgo is a deadline in the past, to interrupt I/O at once.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // Send sends req to the node at addr (host:port) and waits for the answer
 // until ctx is done. It returns the response, or an *errors.Error the server
 // answered with, or a *SendError if no answer came (then ctx's error, if
 // any, is wrapped too).
 func (c *Client) Send(ctx context.Context, addr string, req *Request) (*Response, error) {
-	hr, err := c.newHTTPRequest(ctx, addr, req)
+	if err := checkRequest(req); err != nil {
+		return nil, &SendError{Addr: addr, NotSent: true, Err: err}
+	}
+	cn, reused, err := c.get(ctx, addr)
 	if err != nil {
 		return nil, &SendError{Addr: addr, NotSent: true, Err: err}
 	}
-	hres, err := c.rt.RoundTrip(hr)
-	if err != nil {
-		return nil, &SendError{Addr: addr, NotSent: isDialError(err), Err: err}
+	// The end of ctx (its deadline or a cancel) interrupts the I/O. This
+	// costs less than setting the connection's deadline for every call.
+	stop := func() bool { return true }
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { cn.nc.SetDeadline(aLongTimeAgo) }) //nolint:errcheck
 	}
-	defer hres.Body.Close()
-	if e := hres.Header.Get(HeaderError); e != "" {
-		return nil, errors.Parse(e)
+	res, keep, err := c.roundTrip(cn, addr, req, reused)
+	if !stop() {
+		keep = false // the deadline was moved: the connection is spoilt
 	}
-	if hres.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(hres.Body, 256))
-		return nil, &SendError{Addr: addr, Err: fmt.Errorf("unexpected HTTP status %q (not a microbot node?): %q", hres.Status, b)}
+	if err != nil && !isServerError(err) {
+		if cerr := ctxErr(ctx, err); cerr != nil {
+			err = &SendError{Addr: addr, Err: fmt.Errorf("%w (%v)", cerr, err)}
+		}
 	}
-	body, buf, err := c.readBody(hres)
-	if err != nil {
-		return nil, &SendError{Addr: addr, Err: fmt.Errorf("reading response: %w", err)}
+	if keep && err == nil || keep && isServerError(err) {
+		c.put(addr, cn)
+	} else {
+		cn.nc.Close()
 	}
-	ct := hres.Header.Get("Content-Type")
-	return &Response{ContentType: ct, Body: body, buf: buf}, nil
+	return res, err
 }
 
-func (c *Client) newHTTPRequest(ctx context.Context, addr string, req *Request) (*http.Request, error) {
-	h := make(http.Header, 5+len(req.Metadata))
+// ctxErr returns ctx's error if ctx is why err happened: ctx is done, or
+// err is the connection's deadline (ctx's) passing a moment before ctx's
+// own timer fires.
+func ctxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	if dl, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+func isServerError(err error) bool {
+	var e *merrors.Error
+	return errors.As(err, &e)
+}
+
+// roundTrip writes req on cn and reads the answer; keep says whether cn can
+// be used again.
+func (c *Client) roundTrip(cn *conn, addr string, req *Request, reused bool) (res *Response, keep bool, err error) {
+	b := appendRequest(cn.wbuf[:0], addr, req)
+	if len(req.Body) <= 64<<10 {
+		b = append(b, req.Body...)
+		_, err = cn.nc.Write(b)
+	} else {
+		bufs := net.Buffers{b, req.Body}
+		_, err = bufs.WriteTo(cn.nc)
+	}
+	if cap(b) <= 64<<10 {
+		cn.wbuf = b[:0]
+	}
+	if err != nil {
+		// The request was not written whole, so no server can have handled
+		// it. The server may have refused it early (a body over its limit)
+		// and said why: read that answer if it is there.
+		werr := &SendError{Addr: addr, NotSent: true, Err: fmt.Errorf("writing request: %w", err)}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			cn.nc.SetReadDeadline(time.Now().Add(time.Second)) //nolint:errcheck
+			if _, _, rerr := c.readResponse(cn); isServerError(rerr) {
+				return nil, false, rerr
+			}
+		}
+		return nil, false, werr
+	}
+	res, keep, err = c.readResponse(cn)
+	if err != nil {
+		if _, ok := err.(*merrors.Error); ok {
+			return nil, keep, err
+		}
+		if reused && errors.Is(err, errNoResponse) {
+			err = fmt.Errorf("%w on a reused connection (closed by the server?)", err)
+		}
+		return nil, false, &SendError{Addr: addr, Err: err}
+	}
+	return res, keep, nil
+}
+
+var errNoResponse = errors.New("connection closed before any response")
+
+// readResponse reads one response from cn.
+func (c *Client) readResponse(cn *conn) (*Response, bool, error) {
+	lr := &cn.lr
+	lr.count = 0
+	line, err := lr.line()
+	if err != nil {
+		if lr.count == 0 && (err == io.EOF || errors.Is(err, net.ErrClosed) || isReset(err)) {
+			return nil, false, fmt.Errorf("%w: %v", errNoResponse, err)
+		}
+		return nil, false, fmt.Errorf("reading response: %w", err)
+	}
+	// HTTP/1.1 200 OK
+	if len(line) < 12 || string(line[:7]) != "HTTP/1." || line[8] != ' ' {
+		return nil, false, fmt.Errorf("not an HTTP/1.x response (not a microbot node?): %.40q", line)
+	}
+	status, err := strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return nil, false, fmt.Errorf("bad status line %.40q", line)
+	}
+	statusLine := line[9:] // valid until the next line is read
+	statusText := ""
+	if status != 200 {
+		statusText = string(statusLine)
+	}
+	keep := line[7] == '1'
+	var (
+		length          int64 = -1
+		chunked         bool
+		ctype, errField string
+	)
+	for {
+		line, err := lr.line()
+		if err != nil {
+			return nil, false, fmt.Errorf("reading response header: %w", unexpected(err))
+		}
+		if len(line) == 0 {
+			break
+		}
+		name, value, err := splitField(line)
+		if err != nil {
+			return nil, false, err
+		}
+		switch {
+		case equalFold(name, "content-length"):
+			if length, err = parseLength(value); err != nil {
+				return nil, false, err
+			}
+		case equalFold(name, "content-type"):
+			ctype = contentTypeString(value)
+		case equalFold(name, "micro-error"):
+			errField = string(value)
+		case equalFold(name, "connection"):
+			if hasToken(value, "close") {
+				keep = false
+			} else if hasToken(value, "keep-alive") {
+				keep = true
+			}
+		case equalFold(name, "transfer-encoding"):
+			chunked = hasToken(value, "chunked")
+		}
+	}
+	if status >= 100 && status < 200 { // 1xx: skip it, the real answer follows
+		return c.readResponse(cn)
+	}
+	buf := getBuf()
+	body := (*buf)[:0]
+	limit := c.opts.MaxResponseSize
+	switch {
+	case chunked:
+		body, err = readChunked(lr, body, limit)
+	case length >= 0:
+		if length > limit {
+			err = errTooLarge
+			break
+		}
+		body = grow(body, int(length))
+		_, err = io.ReadFull(cn.br, body)
+		err = unexpected(err)
+	case status == 204 || status == 304:
+	default: // delimited by the end of the connection
+		keep = false
+		body, err = readAll(cn.br, body, limit)
+	}
+	if err != nil {
+		putBuf(buf)
+		if err == errTooLarge {
+			err = fmt.Errorf("response is over the limit of %d bytes", limit)
+		}
+		return nil, false, fmt.Errorf("reading response body: %w", err)
+	}
+	if errField != "" {
+		putBuf(buf)
+		return nil, keep, merrors.Parse(errField)
+	}
+	if status != 200 {
+		msg := body[:min(len(body), 256)]
+		putBuf(buf)
+		return nil, false, fmt.Errorf("unexpected HTTP status %q (not a microbot node?): %q", statusText, msg)
+	}
+	*buf = body
+	return &Response{ContentType: ctype, Body: body, buf: buf}, keep, nil
+}
+
+// readAll appends r's bytes to b until EOF, failing past limit bytes.
+func readAll(r io.Reader, b []byte, limit int64) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if int64(len(b)) > limit {
+			return b, errTooLarge
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// isReset reports whether err is a connection reset by the peer.
+func isReset(err error) bool { return errors.Is(err, errConnReset) }
+
+// contentTypeString returns v as a string, sharing the common values.
+func contentTypeString(v []byte) string {
+	switch string(v) { // no allocation: the compiler optimises the conversion
+	case "application/json":
+		return "application/json"
+	case "application/protobuf":
+		return "application/protobuf"
+	}
+	return string(v)
+}
+
+// checkRequest refuses what cannot be sent as header values.
+func checkRequest(req *Request) error {
+	for _, f := range []struct{ name, v string }{
+		{"service", req.Service}, {"endpoint", req.Endpoint}, {"content type", req.ContentType},
+	} {
+		if !validValue(f.v) {
+			return fmt.Errorf("%s %q holds a control character", f.name, f.v)
+		}
+	}
+	for k := range req.Metadata {
+		if !validKey(k) {
+			return fmt.Errorf("metadata key %q cannot be a header name", k)
+		}
+	}
+	return nil
+}
+
+// appendRequest appends the request line and header of req to b.
+func appendRequest(b []byte, addr string, req *Request) []byte {
 	ct := req.ContentType
 	if ct == "" {
 		ct = "application/json"
 	}
-	h["Content-Type"] = []string{ct}
-	h[HeaderService] = []string{req.Service}
-	h[HeaderEndpoint] = []string{req.Endpoint}
+	b = append(b, "POST / HTTP/1.1\r\nHost: "...)
+	b = append(b, addr...)
+	b = append(b, "\r\nContent-Type: "...)
+	b = append(b, ct...)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(req.Body)), 10)
+	b = append(b, "\r\n"+HeaderService+": "...)
+	b = append(b, req.Service...)
+	b = append(b, "\r\n"+HeaderEndpoint+": "...)
+	b = append(b, req.Endpoint...)
 	if req.Timeout > 0 {
-		h[HeaderTimeout] = []string{formatTimeout(req.Timeout)}
+		b = append(b, "\r\n"+HeaderTimeout+": "...)
+		ms := (req.Timeout + time.Millisecond - 1) / time.Millisecond
+		b = strconv.AppendInt(b, int64(ms), 10)
+		b = append(b, "ms"...)
 	}
 	for k, v := range req.Metadata {
-		if !validKey(k) {
-			return nil, fmt.Errorf("metadata key %q cannot be a header name", k)
-		}
-		h[http.CanonicalHeaderKey(MetadataPrefix+k)] = []string{encodeValue(v)}
+		b = append(b, "\r\n"+MetadataPrefix...)
+		b = append(b, k...)
+		b = append(b, ": "...)
+		b = append(b, encodeValue(v)...)
 	}
-	body := req.Body
-	hr := &http.Request{
-		Method:        http.MethodPost,
-		URL:           &url.URL{Scheme: "http", Host: addr, Path: "/"},
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		Host:          addr,
-		ContentLength: int64(len(body)),
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		// The transport may resend a request that was not written on a
-		// keep-alive connection the server had just closed.
-		GetBody: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
-	}
-	if len(body) == 0 {
-		hr.Body = http.NoBody
-	}
-	return hr.WithContext(ctx), nil
-}
-
-// readBody reads the response body into a pooled buffer.
-func (c *Client) readBody(hres *http.Response) ([]byte, *[]byte, error) {
-	limit := c.opts.MaxResponseSize
-	if hres.ContentLength > limit {
-		return nil, nil, fmt.Errorf("response of %d bytes is over the limit of %d", hres.ContentLength, limit)
-	}
-	buf := getBuf()
-	b := *buf
-	if n := int(hres.ContentLength); n >= 0 {
-		if cap(b) < n {
-			b = make([]byte, n)
-		}
-		b = b[:n]
-		if _, err := io.ReadFull(hres.Body, b); err != nil {
-			putBuf(buf)
-			return nil, nil, err
-		}
-		return b, buf, nil
-	}
-	w := bytes.NewBuffer(b[:0])
-	n, err := w.ReadFrom(io.LimitReader(hres.Body, limit+1))
-	if err == nil && n > limit {
-		err = fmt.Errorf("response is over the limit of %d bytes", limit)
-	}
-	if err != nil {
-		putBuf(buf)
-		return nil, nil, err
-	}
-	return w.Bytes(), buf, nil
+	return append(b, "\r\n\r\n"...)
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}

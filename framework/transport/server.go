@@ -1,173 +1,602 @@
 package transport
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
-	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/microbot/microbot/framework/errors"
+	merrors "github.com/microbot/microbot/framework/errors"
 	"github.com/microbot/microbot/framework/metadata"
 )
 
-// DefaultMaxBodySize is the default limit of a request body (4 MiB).
-const DefaultMaxBodySize = 4 << 20
+// Defaults of a Server.
+const (
+	// DefaultMaxBodySize is the default limit of a request body (4 MiB).
+	DefaultMaxBodySize = 4 << 20
+	// DefaultIdleTimeout bounds both the wait for the next request on a
+	// keep-alive connection and the reading of one request.
+	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultWriteTimeout bounds the writing of responses to a caller that
+	// does not read them.
+	DefaultWriteTimeout = 30 * time.Second
+)
 
 // maxErrorHeader bounds the Micro-Error header; longer details are cut.
 const maxErrorHeader = 8 << 10
 
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("transport: server closed")
+
 // Handler answers calls that arrived over the wire.
 type Handler interface {
 	// ServeRPC answers req. ctx carries the request's metadata and the
-	// caller's deadline and is cancelled if the caller goes away. It returns
-	// the response body, encoded in req.ContentType, or an error; an error
-	// that is not an *errors.Error is sent as a 500.
+	// caller's deadline, and is cancelled when the server is closed. It
+	// returns the response body, encoded in req.ContentType, or an error; an
+	// error that is not an *errors.Error is sent as a 500. req.Body is only
+	// valid until ServeRPC returns.
 	ServeRPC(ctx context.Context, req *Request) ([]byte, error)
 }
 
-// HandlerOptions configure the HTTP handler returned by NewHandler.
-type HandlerOptions struct {
+// ServerOptions configure a Server.
+type ServerOptions struct {
 	// MaxBodySize is the largest request body accepted (default 4 MiB).
 	MaxBodySize int64
 	// ErrorID is the id of the errors the transport itself answers with
 	// (bad headers, oversize bodies): the service's name.
 	ErrorID string
+	// IdleTimeout bounds the wait for, and the reading of, a request.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds the writing of responses.
+	WriteTimeout time.Duration
+	// Logger gets connection-level problems (default slog.Default()).
+	Logger *slog.Logger
 }
 
-// HandlerOption sets a HandlerOptions field.
-type HandlerOption func(*HandlerOptions)
+// ServerOption sets a ServerOptions field.
+type ServerOption func(*ServerOptions)
 
 // MaxBodySize sets the largest request body accepted.
-func MaxBodySize(n int64) HandlerOption { return func(o *HandlerOptions) { o.MaxBodySize = n } }
+func MaxBodySize(n int64) ServerOption { return func(o *ServerOptions) { o.MaxBodySize = n } }
 
 // ErrorID sets the id of the transport's own errors.
-func ErrorID(id string) HandlerOption { return func(o *HandlerOptions) { o.ErrorID = id } }
+func ErrorID(id string) ServerOption { return func(o *ServerOptions) { o.ErrorID = id } }
 
-// NewHandler returns an http.Handler that speaks the wire format and passes
-// each call to h.
-func NewHandler(h Handler, opts ...HandlerOption) http.Handler {
-	o := HandlerOptions{MaxBodySize: DefaultMaxBodySize}
+// IdleTimeout bounds the wait for, and the reading of, a request.
+func IdleTimeout(d time.Duration) ServerOption { return func(o *ServerOptions) { o.IdleTimeout = d } }
+
+// WriteTimeout bounds the writing of responses.
+func WriteTimeout(d time.Duration) ServerOption {
+	return func(o *ServerOptions) { o.WriteTimeout = d }
+}
+
+// Logger sets where connection-level problems are logged.
+func Logger(l *slog.Logger) ServerOption { return func(o *ServerOptions) { o.Logger = l } }
+
+// Server serves the wire format over HTTP/1.1: one goroutine per
+// connection, requests answered in order (pipelined requests too, with
+// their responses written together), keep-alive by default.
+type Server struct {
+	h      Handler
+	opts   ServerOptions
+	ctx    context.Context // base of every handler's context; ends with Close
+	cancel context.CancelFunc
+
+	date atomic.Pointer[dateValue] // Date header of the current second
+
+	mu       sync.Mutex
+	lns      map[net.Listener]struct{}
+	conns    map[*serverConn]struct{}
+	shutting atomic.Bool    // set once by Shutdown or Close
+	wg       sync.WaitGroup // connections
+}
+
+// NewServer returns a Server passing calls to h.
+func NewServer(h Handler, opts ...ServerOption) *Server {
+	o := ServerOptions{
+		MaxBodySize:  DefaultMaxBodySize,
+		IdleTimeout:  DefaultIdleTimeout,
+		WriteTimeout: DefaultWriteTimeout,
+	}
 	for _, f := range opts {
 		f(&o)
 	}
 	if o.MaxBodySize <= 0 {
 		o.MaxBodySize = DefaultMaxBodySize
 	}
-	return &httpHandler{h: h, opts: o}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{h: h, opts: o, ctx: ctx, cancel: cancel,
+		lns: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{}}
 }
 
-type httpHandler struct {
-	h    Handler
-	opts HandlerOptions
+// Serve accepts connections on ln until Shutdown or Close, then returns
+// ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.opts.Logger.Warn("accept failed; retrying", "in", backoff, "err", err)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		sc := &serverConn{s: s, nc: nc, state: stateIdle}
+		sc.ctx, sc.cancel = context.WithCancel(s.ctx)
+		s.mu.Lock()
+		if s.shutting.Load() {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.conns[sc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go sc.serve()
+	}
 }
 
-var (
-	jsonContentType = []string{"application/json"}
-	allowPost       = []string{http.MethodPost}
+// Shutdown stops accepting, closes idle connections, lets the requests in
+// flight finish (their connections close after the response) and waits for
+// them until ctx is done; then it closes everything and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutting.Store(true)
+	s.mu.Lock()
+	for ln := range s.lns {
+		ln.Close()
+	}
+	for sc := range s.conns {
+		sc.mu.Lock()
+		if sc.state == stateIdle {
+			sc.nc.SetReadDeadline(aLongTimeAgo) //nolint:errcheck // wakes its goroutine
+		}
+		sc.mu.Unlock()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		// Handlers that ignore their (now cancelled) context may still
+		// run; their connections are closed and they are not waited for.
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and every connection at once, and cancels the
+// contexts of the handlers still running.
+func (s *Server) Close() error {
+	s.shutting.Store(true)
+	s.mu.Lock()
+	for ln := range s.lns {
+		ln.Close()
+	}
+	for sc := range s.conns {
+		sc.nc.Close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	return nil
+}
+
+// Connection states, under serverConn.mu.
+const (
+	stateIdle   = iota // waiting for the first byte of a request
+	stateActive        // reading, handling or answering a request
 )
 
-func (hh *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header()["Allow"] = allowPost
-		writeError(w, errors.New(hh.opts.ErrorID, "method "+r.Method+" not allowed: calls are POST requests", http.StatusMethodNotAllowed))
-		return
-	}
-	req := &Request{
-		Service:     headerValue(r.Header, HeaderService),
-		Endpoint:    headerValue(r.Header, HeaderEndpoint),
-		ContentType: headerValue(r.Header, "Content-Type"),
-	}
-	ctx := r.Context()
-	if t := headerValue(r.Header, HeaderTimeout); t != "" {
-		d, err := time.ParseDuration(t)
-		if err != nil || d <= 0 {
-			writeError(w, errors.BadRequest(hh.opts.ErrorID, "bad %s header %q: want a positive duration like 1500ms", HeaderTimeout, t))
+type serverConn struct {
+	s      *Server
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	lr     lineReader
+	ctx    context.Context // base of its handlers' contexts
+	cancel context.CancelFunc
+	mu     sync.Mutex // guards state against Shutdown
+	state  int
+	// deadlines currently set on nc
+	readDeadline, writeDeadline time.Time
+	req                         request  // the request being served, reused
+	num                         [20]byte // scratch for numbers
+	// last strings seen, reused when the next request repeats them
+	lastService, lastEndpoint, lastCT string
+}
+
+// request is what readRequest found in a request's header.
+type request struct {
+	Request
+	method, version string
+	length          int64 // -1: none given
+	chunked         bool
+	keepAlive       bool
+	expectContinue  bool
+	err             *merrors.Error // a header the transport refuses
+}
+
+func (sc *serverConn) serve() {
+	s := sc.s
+	defer func() {
+		if r := recover(); r != nil {
+			s.opts.Logger.Error("transport: connection handler panicked", "remote", sc.nc.RemoteAddr(), "panic", r)
+		}
+		sc.nc.Close()
+		sc.cancel()
+		s.mu.Lock()
+		delete(s.conns, sc)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	sc.br = bufio.NewReaderSize(sc.nc, 8<<10)
+	sc.bw = bufio.NewWriterSize(sc.nc, 8<<10)
+	sc.lr.br = sc.br
+	for {
+		if sc.br.Buffered() == 0 {
+			if !sc.toIdle() {
+				return
+			}
+			if _, err := sc.br.Peek(1); err != nil {
+				return // closed, idle too long, or shut down while idle
+			}
+			// Bytes of a request arrived: serve it even if the server is
+			// shutting down meanwhile (the response then closes the
+			// connection).
+			sc.toActive()
+		}
+		if !sc.serveOne() {
+			sc.lingeringClose()
 			return
 		}
-		req.Timeout = d
+	}
+}
+
+// toIdle marks the connection idle, waiting for a request, and refreshes
+// its read deadline if less than half the idle timeout is left (deadlines
+// are not set per request: that costs a timer change each). It returns
+// false if the connection must close instead: the server is shutting down.
+// It holds the connection's lock so Shutdown's wake-up cannot be
+// overwritten.
+func (sc *serverConn) toIdle() bool {
+	s := sc.s
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if s.shutting.Load() {
+		return false
+	}
+	sc.state = stateIdle
+	now := time.Now()
+	if now.Add(s.opts.IdleTimeout / 2).After(sc.readDeadline) {
+		sc.readDeadline = now.Add(s.opts.IdleTimeout)
+		sc.nc.SetReadDeadline(sc.readDeadline) //nolint:errcheck // a broken conn fails the read
+	}
+	return true
+}
+
+// toActive marks the connection as busy with a request. If Shutdown woke
+// it meanwhile, its read deadline is put back so the request that arrived
+// can be read and served.
+func (sc *serverConn) toActive() {
+	sc.mu.Lock()
+	sc.state = stateActive
+	if sc.s.shutting.Load() {
+		sc.readDeadline = time.Now().Add(sc.s.opts.IdleTimeout)
+		sc.nc.SetReadDeadline(sc.readDeadline) //nolint:errcheck
+	}
+	sc.mu.Unlock()
+}
+
+// refreshWriteDeadline sets the write deadline if less than half the write
+// timeout is left.
+func (sc *serverConn) refreshWriteDeadline() {
+	now := time.Now()
+	if now.Add(sc.s.opts.WriteTimeout / 2).After(sc.writeDeadline) {
+		sc.writeDeadline = now.Add(sc.s.opts.WriteTimeout)
+		sc.nc.SetWriteDeadline(sc.writeDeadline) //nolint:errcheck // a broken conn fails the write
+	}
+}
+
+// serveOne reads, handles and answers one request. It returns false when the
+// connection must close.
+func (sc *serverConn) serveOne() bool {
+	s := sc.s
+	req, err := sc.readHeader()
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isTimeout(err) || isReset(err) {
+			return false
+		}
+		code := int32(http.StatusBadRequest)
+		if errors.Is(err, errHeaderTooLarge) {
+			code = http.StatusRequestHeaderFieldsTooLarge
+		}
+		sc.writeError(merrors.New(s.opts.ErrorID, "bad HTTP request: "+err.Error(), code), false)
+		return false
+	}
+	keep := req.keepAlive
+	if req.err != nil { // refused before its body: the connection cannot be reused
+		sc.writeError(req.err, false)
+		return false
+	}
+	if req.length > s.opts.MaxBodySize {
+		sc.writeError(sc.tooLarge(&req.Request), false)
+		return false
+	}
+	if req.expectContinue {
+		sc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n") //nolint:errcheck // seen at Flush
+		if err := sc.bw.Flush(); err != nil {
+			return false
+		}
+	}
+	buf := getBuf()
+	body := (*buf)[:0]
+	if req.chunked {
+		body, err = readChunked(&sc.lr, body, s.opts.MaxBodySize)
+	} else if req.length > 0 {
+		body = grow(body, int(req.length))
+		_, err = io.ReadFull(sc.br, body)
+		err = unexpected(err)
+	}
+	if err != nil {
+		putBuf(buf)
+		switch {
+		case errors.Is(err, errTooLarge):
+			sc.writeError(sc.tooLarge(&req.Request), false)
+		case errors.Is(err, errMalformed):
+			sc.writeError(merrors.BadRequest(s.opts.ErrorID, "bad HTTP request body: %v", err), false)
+		}
+		return false
+	}
+	req.Body = body
+	if req.method != http.MethodPost {
+		keep = sc.writeError(merrors.New(s.opts.ErrorID, "method "+req.method+" not allowed: calls are POST requests",
+			http.StatusMethodNotAllowed), keep)
+	} else {
+		keep = sc.handle(&req.Request, keep)
+	}
+	*buf = body
+	putBuf(buf)
+	if sc.br.Buffered() == 0 || !keep { // nothing pipelined behind: send now
+		sc.refreshWriteDeadline()
+		if err := sc.bw.Flush(); err != nil {
+			return false
+		}
+	}
+	return keep
+}
+
+// handle runs the handler and writes its answer; it returns whether the
+// connection stays open.
+func (sc *serverConn) handle(req *Request, keep bool) bool {
+	ctx := sc.ctx // per connection: deriving from one shared context contends
+	if req.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
+		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
 		defer cancel()
-	}
-	for k, v := range r.Header {
-		if len(k) <= len(MetadataPrefix) || !strings.HasPrefix(k, MetadataPrefix) || len(v) == 0 {
-			continue
-		}
-		val, err := decodeValue(v[0])
-		if err != nil {
-			writeError(w, errors.BadRequest(hh.opts.ErrorID, "bad metadata header %s: %v", k, err))
-			return
-		}
-		if req.Metadata == nil {
-			req.Metadata = metadata.Metadata{}
-		}
-		req.Metadata[k[len(MetadataPrefix):]] = val
 	}
 	if req.Metadata != nil {
 		ctx = metadata.NewContext(ctx, req.Metadata)
 	}
-	body, rerr := hh.readBody(r, req)
-	if rerr != nil {
-		writeError(w, rerr)
-		return
+	rsp, err := sc.s.h.ServeRPC(ctx, req)
+	if keep && sc.s.shutting.Load() {
+		keep = false
 	}
-	req.Body = body
-	rsp, err := hh.h.ServeRPC(ctx, req)
-	putBuf(&body)
 	if err != nil {
-		e := errors.FromError(err)
+		e := merrors.FromError(err)
 		if e.ID == "" {
-			e.ID = hh.opts.ErrorID
+			e.ID = sc.s.opts.ErrorID
 		}
-		writeError(w, e)
-		return
+		return sc.writeError(e, keep)
 	}
-	wh := w.Header()
-	wh["Content-Type"] = contentTypeValue(req.ContentType)
-	wh["Content-Length"] = []string{strconv.Itoa(len(rsp))}
-	w.WriteHeader(http.StatusOK)
-	w.Write(rsp) //nolint:errcheck // the caller went away; nothing to tell
+	bw := sc.bw
+	bw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: ") //nolint:errcheck // seen at Flush
+	bw.WriteString(req.ContentType)                     //nolint:errcheck
+	sc.writeCommon(len(rsp), keep)                      //nolint:errcheck
+	bw.Write(rsp)                                       //nolint:errcheck
+	return keep
 }
 
-// readBody reads the request body, refusing one over the limit with 413.
-func (hh *httpHandler) readBody(r *http.Request, req *Request) ([]byte, *errors.Error) {
-	limit := hh.opts.MaxBodySize
-	tooLarge := func() *errors.Error {
-		return errors.RequestEntityTooLarge(hh.opts.ErrorID,
-			"request body for %s is larger than the limit of %s", endpointName(req), formatSize(limit))
+// writeCommon writes Content-Length, Date, Connection and the end of the
+// header.
+func (sc *serverConn) writeCommon(n int, keep bool) {
+	bw := sc.bw
+	bw.WriteString("\r\nContent-Length: ")
+	bw.Write(strconv.AppendInt(sc.num[:0], int64(n), 10))
+	bw.WriteString("\r\nDate: ")    //nolint:errcheck
+	bw.WriteString(sc.s.httpDate()) //nolint:errcheck
+	if !keep {
+		bw.WriteString("\r\nConnection: close") //nolint:errcheck
 	}
-	if r.ContentLength > limit {
-		return nil, tooLarge()
+	bw.WriteString("\r\n\r\n") //nolint:errcheck
+}
+
+// writeError writes e as the answer: its code as status, its JSON in the
+// Micro-Error header and as the body. It returns keep.
+func (sc *serverConn) writeError(e *merrors.Error, keep bool) bool {
+	js := e.Marshal()
+	if len(js) > maxErrorHeader {
+		cut := *e
+		cut.Detail = cut.Detail[:min(len(cut.Detail), maxErrorHeader/2)] + " …(cut)"
+		js = cut.Marshal()
 	}
-	b := (*getBuf())[:0]
-	if n := r.ContentLength; n >= 0 {
-		if int64(cap(b)) < n {
-			b = make([]byte, n)
-		}
-		b = b[:n]
-		if _, err := io.ReadFull(r.Body, b); err != nil {
-			return nil, errors.BadRequest(hh.opts.ErrorID, "reading request body for %s: %v", endpointName(req), err)
-		}
-		return b, nil
+	status := int(e.Code)
+	if status < 400 || status > 599 {
+		status = http.StatusInternalServerError
 	}
-	for { // chunked: read up to limit+1 bytes
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
+	bw := sc.bw
+	bw.WriteString("HTTP/1.1 ")
+	bw.Write(strconv.AppendInt(sc.num[:0], int64(status), 10))
+	bw.WriteByte(' ')                       //nolint:errcheck
+	bw.WriteString(http.StatusText(status)) //nolint:errcheck
+	if status == http.StatusMethodNotAllowed {
+		bw.WriteString("\r\nAllow: POST") //nolint:errcheck
+	}
+	bw.WriteString("\r\nContent-Type: application/json\r\n" + HeaderError + ": ") //nolint:errcheck
+	bw.WriteString(js)                                                            //nolint:errcheck
+	sc.writeCommon(len(js), keep)
+	bw.WriteString(js) //nolint:errcheck
+	if !keep {
+		sc.refreshWriteDeadline()
+		bw.Flush() //nolint:errcheck // closing anyway
+	}
+	return keep
+}
+
+func (sc *serverConn) tooLarge(req *Request) *merrors.Error {
+	return merrors.RequestEntityTooLarge(sc.s.opts.ErrorID,
+		"request body for %s is larger than the limit of %s", endpointName(req), formatSize(sc.s.opts.MaxBodySize))
+}
+
+// lingeringClose half-closes the connection and reads what the caller still
+// sends for a moment, so an answer sent before the request was read whole
+// (413) reaches the caller instead of being lost to a TCP reset.
+func (sc *serverConn) lingeringClose() {
+	sc.bw.Flush() //nolint:errcheck
+	if tc, ok := sc.nc.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()                                               //nolint:errcheck
+		sc.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond)) //nolint:errcheck
+		io.CopyN(io.Discard, sc.br, 64<<20)                           //nolint:errcheck
+	}
+}
+
+// readHeader reads a request line and header section.
+func (sc *serverConn) readHeader() (*request, error) {
+	lr := &sc.lr
+	lr.count = 0
+	line, err := lr.line()
+	if err != nil {
+		return nil, err
+	}
+	// Like net/http, ignore empty lines before a request line (RFC 9112 2.2).
+	for len(line) == 0 {
+		if line, err = lr.line(); err != nil {
+			return nil, err
 		}
-		n, err := r.Body.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if int64(len(b)) > limit {
-			return nil, tooLarge()
-		}
-		if err == io.EOF {
-			return b, nil
-		}
+	}
+	method, rest, ok1 := bytes.Cut(line, []byte{' '})
+	_, version, ok2 := bytes.Cut(rest, []byte{' '})
+	if !ok1 || !ok2 || len(method) == 0 {
+		return nil, fmt.Errorf("%w: request line %.60q", errMalformed, line)
+	}
+	sc.req = request{length: -1}
+	req := &sc.req
+	switch string(version) {
+	case "HTTP/1.1":
+		req.keepAlive = true
+	case "HTTP/1.0":
+	default:
+		return nil, fmt.Errorf("%w: version %.20q (want HTTP/1.1)", errMalformed, version)
+	}
+	if string(method) == http.MethodPost {
+		req.method = http.MethodPost
+	} else {
+		req.method = string(method)
+	}
+	id := sc.s.opts.ErrorID
+	for {
+		line, err := lr.line()
 		if err != nil {
-			return nil, errors.BadRequest(hh.opts.ErrorID, "reading request body for %s: %v", endpointName(req), err)
+			return nil, unexpected(err)
+		}
+		if len(line) == 0 {
+			break
+		}
+		name, value, err := splitField(line)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case equalFold(name, "content-type"):
+			req.ContentType = sc.intern(&sc.lastCT, value)
+		case equalFold(name, "content-length"):
+			n, err := parseLength(value)
+			if err != nil || req.length >= 0 && req.length != n {
+				return nil, fmt.Errorf("%w: Content-Length %.20q", errMalformed, value)
+			}
+			req.length = n
+		case equalFold(name, "micro-service"):
+			req.Service = sc.intern(&sc.lastService, value)
+		case equalFold(name, "micro-endpoint"):
+			req.Endpoint = sc.intern(&sc.lastEndpoint, value)
+		case equalFold(name, "micro-timeout"):
+			d, err := parseTimeout(value)
+			if err != nil || d <= 0 {
+				req.err = merrors.BadRequest(id, "bad %s header %q: want a positive duration like 1500ms", HeaderTimeout, value)
+			}
+			req.Timeout = d
+		case len(name) > len(MetadataPrefix) && equalFold(name[:len(MetadataPrefix)], "micro-meta-"):
+			v, err := decodeValue(string(value))
+			key := textproto.CanonicalMIMEHeaderKey(string(name))
+			if err != nil {
+				req.err = merrors.BadRequest(id, "bad metadata header %s: %v", key, err)
+			}
+			if req.Metadata == nil {
+				req.Metadata = metadata.Metadata{}
+			}
+			req.Metadata[key[len(MetadataPrefix):]] = v
+		case equalFold(name, "transfer-encoding"):
+			if !equalFold(value, "chunked") {
+				req.err = merrors.New(id, fmt.Sprintf("transfer encoding %q not supported (only chunked)", value), http.StatusNotImplemented)
+			}
+			req.chunked = true
+		case equalFold(name, "connection"):
+			if hasToken(value, "close") {
+				req.keepAlive = false
+			} else if hasToken(value, "keep-alive") {
+				req.keepAlive = true
+			}
+		case equalFold(name, "expect"):
+			if equalFold(value, "100-continue") {
+				req.expectContinue = true
+			} else {
+				req.err = merrors.New(id, fmt.Sprintf("expectation %q not supported", value), http.StatusExpectationFailed)
+			}
 		}
 	}
+	if req.chunked && req.length >= 0 {
+		return nil, fmt.Errorf("%w: both Content-Length and Transfer-Encoding", errMalformed)
+	}
+	return req, nil
+}
+
+// intern returns v as a string, reusing *last when equal, so a connection
+// calling the same endpoint again allocates nothing for it.
+func (sc *serverConn) intern(last *string, v []byte) string {
+	if string(v) != *last { // no allocation for the comparison
+		*last = string(v)
+	}
+	return *last
 }
 
 func endpointName(req *Request) string {
@@ -188,44 +617,36 @@ func formatSize(n int64) string {
 	return strconv.FormatInt(n, 10) + " bytes"
 }
 
-// contentTypeValue returns a header value slice for ct, shared for the
-// common types to save an allocation per response.
-func contentTypeValue(ct string) []string {
-	switch ct {
-	case "", "application/json":
-		return jsonContentType
-	case "application/protobuf":
-		return protobufContentType
-	}
-	return []string{ct}
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
-var protobufContentType = []string{"application/protobuf"}
-
-func headerValue(h http.Header, canonicalKey string) string {
-	if v := h[canonicalKey]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
+// dateValue is a Date header value and the second it is for.
+type dateValue struct {
+	sec int64
+	s   string
 }
 
-// writeError answers with e: its code as status, its JSON in the Micro-Error
-// header and as the body.
-func writeError(w http.ResponseWriter, e *errors.Error) {
-	js := e.Marshal()
-	if len(js) > maxErrorHeader {
-		cut := *e
-		cut.Detail = cut.Detail[:min(len(cut.Detail), maxErrorHeader/2)] + " …(cut)"
-		js = cut.Marshal()
+// httpDate returns the current time in the HTTP date format, formatted once
+// a second.
+func (s *Server) httpDate() string {
+	now := time.Now()
+	if d := s.date.Load(); d != nil && d.sec == now.Unix() {
+		return d.s
 	}
-	status := int(e.Code)
-	if status < 400 || status > 599 {
-		status = http.StatusInternalServerError
+	d := &dateValue{sec: now.Unix(), s: now.UTC().Format(http.TimeFormat)}
+	s.date.Store(d)
+	return d.s
+}
+
+// parseTimeout parses a Micro-Timeout value: "1500ms" quickly, anything
+// else with time.ParseDuration.
+func parseTimeout(v []byte) (time.Duration, error) {
+	if n := len(v); n > 2 && n < 14 && v[n-2] == 'm' && v[n-1] == 's' {
+		if ms, err := parseLength(v[:n-2]); err == nil {
+			return time.Duration(ms) * time.Millisecond, nil
+		}
 	}
-	h := w.Header()
-	h[HeaderError] = []string{js}
-	h["Content-Type"] = jsonContentType
-	h["Content-Length"] = []string{strconv.Itoa(len(js))}
-	w.WriteHeader(status)
-	io.WriteString(w, js) //nolint:errcheck // the caller went away
+	return time.ParseDuration(string(v))
 }
