@@ -15,8 +15,8 @@ import (
 
 	"github.com/microbot/microbot/input"
 	"github.com/microbot/microbot/input/xmpp"
-	"github.com/microbot/microbot/input/xmpp/internal/prosodytest"
 	"github.com/microbot/microbot/input/xmpp/xmppclient"
+	"github.com/microbot/microbot/internal/prosodytest"
 )
 
 // wait is the generous bound of every wait in these tests (a loaded 2-core

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/microbot/microbot/input/xmpp/internal/prosodytest"
 	"github.com/microbot/microbot/input/xmpp/xmppclient"
+	"github.com/microbot/microbot/internal/prosodytest"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
