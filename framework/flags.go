@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/selector"
 )
 
 // Flag names of the framework (see Flags). Each has the environment variable
@@ -64,7 +65,7 @@ func Flags() []cli.Flag {
 		&cli.GenericFlag{Name: FlagRegisterInterval, EnvVars: env(FlagRegisterInterval), Value: &Duration{d.RegisterInterval},
 			Usage: "how often a node registers again: seconds or a duration; 0 registers only at start"},
 		&cli.StringFlag{Name: FlagSelector, EnvVars: env(FlagSelector), Value: d.Selector,
-			Usage: "how a call picks the node of a service: random, roundrobin"},
+			Usage: "how a call picks the node of a service: " + strings.Join(selector.Strategies(), ", ")},
 		&cli.IntFlag{Name: FlagClientRetries, EnvVars: env(FlagClientRetries), Value: d.ClientRetries,
 			Usage: "how many other nodes a call tries when that is safe (the request never reached a server, or it is idempotent)"},
 		&cli.GenericFlag{Name: FlagClientRequestTimeout, EnvVars: env(FlagClientRequestTimeout), Value: &Duration{d.ClientRequestTimeout},

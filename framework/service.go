@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/selector"
 	"github.com/microbot/microbot/framework/server"
 
 	// The registries every service can pick by flag.
@@ -34,6 +34,8 @@ type Service struct {
 	dirty   bool // options changed since the last setup
 	reg     registry.Registry
 	regKey  string // plugin name and addresses reg was built from
+	sel     selector.Selector
+	selKey  string // strategy and registry sel was built for
 	client  *client.Client
 	server  *server.Server
 	stop    context.CancelFunc // ends the re-registration loop
@@ -174,8 +176,8 @@ func (s *Service) setup() error {
 		return nil
 	}
 	o := s.opts
-	if !slices.Contains([]string{"random", "roundrobin"}, o.Selector) {
-		return fmt.Errorf("selector %q: unknown (have random, roundrobin)", o.Selector)
+	if _, err := selector.StrategyByName(o.Selector); err != nil {
+		return err
 	}
 	reg := o.Registry
 	if reg == nil {
@@ -192,8 +194,19 @@ func (s *Service) setup() error {
 		}
 	}
 	s.reg = reg
+	if key := fmt.Sprintf("%s|%p", o.Selector, reg); s.sel == nil || s.selKey != key {
+		sel, err := selector.NewByName(o.Selector, reg)
+		if err != nil {
+			return err
+		}
+		if s.sel != nil {
+			defer s.sel.Close() //nolint:errcheck // after the client has the new one
+		}
+		s.sel, s.selKey = sel, key
+	}
 	s.client.Init(
 		client.Registry(reg),
+		client.Selector(s.sel),
 		client.Retries(o.ClientRetries),
 		client.RequestTimeout(o.ClientRequestTimeout),
 	)

@@ -80,7 +80,7 @@ func TestInitCLIErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--registry=nope"}, `registry "nope": unknown (have [`},
-		{[]string{"--selector=fastest"}, `selector "fastest": unknown (have random, roundrobin)`},
+		{[]string{"--selector=fastest"}, `selector "fastest": unknown (have [random roundrobin])`},
 		{[]string{"--register_ttl=soon"}, `"soon" is neither seconds nor a duration like 30s`},
 		{[]string{"--server_max_body_size=lots"}, `"lots" is not a positive size`},
 		{[]string{"--server_metadata=novalue"}, `--server_metadata "novalue": want key=value`},

@@ -178,7 +178,7 @@ func (c *Client) setOptions(o Options) {
 	case c.ownSel && o.Registry == c.opts.Registry:
 		// keep the selector built over the same registry
 	case o.Registry != nil:
-		c.sel, c.ownSel = newSelector(o.Registry), true
+		c.sel, c.ownSel = selector.New(o.Registry), true
 	default:
 		c.sel, c.ownSel = nil, false
 	}
