@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -408,7 +409,7 @@ func (sc *serverConn) handle(req *Request, keep bool) bool {
 	if req.Metadata != nil {
 		ctx = metadata.NewContext(ctx, req.Metadata)
 	}
-	rsp, err := sc.s.h.ServeRPC(ctx, req)
+	rsp, err := sc.serveRPC(ctx, req)
 	if keep && sc.s.shutting.Load() {
 		keep = false
 	}
@@ -425,6 +426,17 @@ func (sc *serverConn) handle(req *Request, keep bool) bool {
 	sc.writeCommon(len(rsp), keep)                      //nolint:errcheck
 	bw.Write(rsp)                                       //nolint:errcheck
 	return keep
+}
+
+// serveRPC calls the handler, turning a panic into a 500.
+func (sc *serverConn) serveRPC(ctx context.Context, req *Request) (rsp []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			sc.s.opts.Logger.Error("transport: handler panicked", "endpoint", req.Endpoint, "panic", r, "stack", string(debug.Stack()))
+			rsp, err = nil, merrors.InternalServerError(sc.s.opts.ErrorID, "%s panicked: %v", endpointName(req), r)
+		}
+	}()
+	return sc.s.h.ServeRPC(ctx, req)
 }
 
 // writeCommon writes Content-Length, Date, Connection and the end of the

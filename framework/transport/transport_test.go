@@ -70,6 +70,8 @@ func echoHandler(got chan<- seen) Handler {
 			return nil, errors.NotFound("", "no such thing")
 		case "plain":
 			return nil, stderrors.New("plain failure")
+		case "panic":
+			panic("transport-level boom")
 		}
 		return append([]byte("echo:"), req.Body...), nil
 	})
@@ -120,6 +122,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{"handler error", Request{Endpoint: "A.B", Body: []byte("fail")}, 404, "no such thing"},
 		{"plain error is 500 with the service id", Request{Endpoint: "A.B", Body: []byte("plain")}, 500, "plain failure"},
+		{"panic outside the handlers", Request{Endpoint: "A.B", Body: []byte("panic")}, 500, "A.B panicked: transport-level boom"},
 		{"oversize", Request{Endpoint: "A.B", Body: bytes.Repeat([]byte("x"), 11)}, 413,
 			"request body for A.B is larger than the limit of 10 bytes"},
 	}
