@@ -32,11 +32,11 @@
 //
 // When Stream or Recv fails, the input is opened again after a capped
 // exponential backoff with jitter (1 s doubling up to 60 s by default). An
-// error that reports itself permanent (it, or an error it wraps, has a
-// method Permanent() bool returning true, e.g. bad credentials) is retried
-// at the cap only, so it never turns into a storm. Recv returning io.EOF
-// ends the input for good: its in-flight commands finish and reply, then
-// its loop ends; [Bot.Run] returns when every input has ended.
+// error that wraps [input.ErrPermanent] (bad credentials, a certificate
+// refused) is retried at the cap only, so it never turns into a storm.
+// Recv returning io.EOF ends the input for good: its in-flight commands
+// finish and reply, then its loop ends; [Bot.Run] returns when every input
+// has ended.
 //
 // # Stopping
 //
@@ -443,12 +443,8 @@ func (b *Bot) retry(ctx context.Context, log *slog.Logger, bo *backoff, msg stri
 	}
 }
 
-// isPermanent reports whether err, or an error it wraps, says it is
-// permanent.
-func isPermanent(err error) bool {
-	var p interface{ Permanent() bool }
-	return errors.As(err, &p) && p.Permanent()
-}
+// isPermanent reports whether retrying cannot fix err.
+func isPermanent(err error) bool { return errors.Is(err, input.ErrPermanent) }
 
 // backoff is capped exponential backoff with jitter.
 type backoff struct {

@@ -205,10 +205,12 @@ func (c *flakyConn) Send(ctx context.Context, to *input.Event, r *input.Reply) e
 
 func (c *flakyConn) Close() error { return nil }
 
+// permanentErr is permanent the way input/xmpp marks its errors: by an Is
+// method matching input.ErrPermanent.
 type permanentErr struct{}
 
-func (permanentErr) Error() string   { return "invalid_auth" }
-func (permanentErr) Permanent() bool { return true }
+func (permanentErr) Error() string        { return "invalid_auth" }
+func (permanentErr) Is(target error) bool { return target == input.ErrPermanent }
 
 func TestInputRestartsWithBackoff(t *testing.T) {
 	tests := []struct {
@@ -219,7 +221,8 @@ func TestInputRestartsWithBackoff(t *testing.T) {
 		// 20ms, 40ms, 80ms, each at least halved by the jitter: >= 70ms.
 		{"transient", errors.New("connection refused"), 70 * time.Millisecond},
 		// Permanent: every wait at the cap (200ms), at least halved: >= 300ms.
-		{"permanent", fmt.Errorf("auth: %w", permanentErr{}), 300 * time.Millisecond},
+		{"permanent", fmt.Errorf("slack: rejected the bot token (invalid_auth): %w", input.ErrPermanent), 300 * time.Millisecond},
+		{"permanent by an Is method", fmt.Errorf("auth: %w", permanentErr{}), 300 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,6 +20,14 @@ import (
 // ErrClosed is returned (wrapped) by Conn methods after Close.
 var ErrClosed = errors.New("input connection closed")
 
+// ErrPermanent is wrapped by the errors of Stream and Recv that retrying
+// cannot fix: bad credentials, a revoked token, a certificate refused. The
+// bot then retries the input only at its backoff cap, so a wrong
+// configuration never turns into a storm of connections (the problem may
+// still be fixed outside the bot, e.g. a token re-enabled). Check for it
+// with errors.Is(err, ErrPermanent).
+var ErrPermanent = errors.New("permanent failure")
+
 // Input is a chat system the bot can listen on.
 type Input interface {
 	// String names the input ("shell", "slack", "xmpp").

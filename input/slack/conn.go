@@ -179,11 +179,15 @@ func (c *conn) pump(ctx context.Context, runErr <-chan error) {
 // errSocketEnded is why a Conn ends when its socket does.
 var errSocketEnded = fmt.Errorf("%w: Slack asked to reconnect, the socket dropped or Slack stopped pinging", ErrConnectionLost)
 
-// classifyRunError explains why socketmode's Run ended.
+// classifyRunError explains why socketmode's Run ended. Slack refusing the
+// app-level token is permanent (it wraps input.ErrPermanent).
 func classifyRunError(err error) error {
 	if se, ok := errors.AsType[slackapi.SlackErrorResponse](err); ok {
-		return fmt.Errorf("slack: Slack refused to open the socket (apps.connections.open: %s): check --%s / %s, an xapp-… token with connections:write: %w",
-			se.Err, FlagAppToken, EnvAppToken, err)
+		if tokenRefused(se.Err) {
+			return fmt.Errorf("slack: Slack refused to open the socket (apps.connections.open: %s): check --%s / %s, an xapp-… token with connections:write: %w: %w",
+				se.Err, FlagAppToken, EnvAppToken, input.ErrPermanent, err)
+		}
+		return fmt.Errorf("slack: Slack refused to open the socket (apps.connections.open: %s): %w", se.Err, err)
 	}
 	if sc, ok := errors.AsType[slackapi.StatusCodeError](err); ok && sc.Code == http.StatusNotFound {
 		return fmt.Errorf("slack: apps.connections.open is not served at the API URL (HTTP 404): %w", err)
@@ -214,7 +218,9 @@ func (c *conn) handle(ctx context.Context, evt socketmode.Event) (err error) {
 		}
 		return classifyRunError(err)
 	case socketmode.EventTypeInvalidAuth:
-		return fmt.Errorf("slack: Slack refused the app-level token: check --%s / %s", FlagAppToken, EnvAppToken)
+		// socketmode says so when apps.connections.open answers HTTP 404,
+		// then its Run returns that error, which classifyRunError explains.
+		c.in.log.Debug("Socket Mode: apps.connections.open not found")
 	case socketmode.EventTypeConnected:
 		c.connected.Store(true)
 		c.readyOnce.Do(func() { close(c.ready) })

@@ -255,7 +255,8 @@ func (in *Input) Connected() bool {
 // Stream checks the bot token (auth.test, once), opens a Socket Mode
 // connection and returns it when the socket is up. It fails, rather than
 // retrying, when the socket cannot be opened: the caller retries with
-// backoff.
+// backoff. When Slack refuses a token (revoked, invalid, inactive account,
+// wrong type or scope) the error wraps input.ErrPermanent.
 func (in *Input) Stream(ctx context.Context) (input.Conn, error) {
 	in.mu.Lock()
 	api := in.api
@@ -297,7 +298,10 @@ func (in *Input) whoAmI(ctx context.Context) (*selfInfo, error) {
 	res, err := api.AuthTestContext(ctx)
 	if err != nil {
 		if se, ok := errors.AsType[slackapi.SlackErrorResponse](err); ok {
-			return nil, fmt.Errorf("slack: Slack rejected the bot token (auth.test: %s): check --%s / %s: %w", se.Err, FlagBotToken, EnvBotToken, err)
+			if tokenRefused(se.Err) {
+				return nil, fmt.Errorf("slack: Slack rejected the bot token (auth.test: %s): check --%s / %s: %w: %w", se.Err, FlagBotToken, EnvBotToken, input.ErrPermanent, err)
+			}
+			return nil, fmt.Errorf("slack: auth.test failed (%s): %w", se.Err, err)
 		}
 		return nil, fmt.Errorf("slack: auth.test: %w", err)
 	}
@@ -306,6 +310,18 @@ func (in *Input) whoAmI(ctx context.Context) (*selfInfo, error) {
 	in.self = self
 	in.mu.Unlock()
 	return self, nil
+}
+
+// tokenRefused reports whether a Web API error code (of auth.test or
+// apps.connections.open) means Slack refuses the token itself, so that
+// retrying with it cannot help: errors for those wrap input.ErrPermanent.
+func tokenRefused(code string) bool {
+	switch code {
+	case "invalid_auth", "not_authed", "account_inactive", "token_revoked",
+		"token_expired", "not_allowed_token_type", "missing_scope":
+		return true
+	}
+	return false
 }
 
 // logWriter hands slack-go's debug lines to slog at debug level.

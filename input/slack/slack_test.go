@@ -659,14 +659,52 @@ func TestTokensFromEnvironmentAndAlias(t *testing.T) {
 func TestRejectedTokensFailStream(t *testing.T) {
 	srv := slacktestws.New()
 	defer srv.Close()
-	tests := []struct{ name, app, bot, want string }{
-		{"revoked bot token", srv.AppToken, "xoxb-1-revoked-token", "rejected the bot token (auth.test: invalid_auth)"},
-		{"revoked app token", "xapp-1-A1-revoked-token", srv.BotToken, "refused to open the socket (apps.connections.open: invalid_auth)"},
+	gone := slacktestws.New()
+	goneURL := gone.APIURL()
+	gone.Close()
+	tests := []struct {
+		name, app, bot string
+		apiURL         string                    // default srv's
+		setup          func(*slacktestws.Server) // then undone
+		want           string
+		permanent      bool
+	}{
+		{name: "unknown bot token", app: srv.AppToken, bot: "xoxb-1-revoked-token",
+			want: "rejected the bot token (auth.test: invalid_auth)", permanent: true},
+		{name: "unknown app token", app: "xapp-1-A1-revoked-token", bot: srv.BotToken,
+			want: "refused to open the socket (apps.connections.open: invalid_auth)", permanent: true},
+		{name: "bot token revoked", app: srv.AppToken, bot: srv.BotToken,
+			setup: func(s *slacktestws.Server) { s.RevokeToken(s.BotToken, "token_revoked") },
+			want:  "rejected the bot token (auth.test: token_revoked)", permanent: true},
+		{name: "bot's account inactive", app: srv.AppToken, bot: srv.BotToken,
+			setup: func(s *slacktestws.Server) { s.RevokeToken(s.BotToken, "account_inactive") },
+			want:  "rejected the bot token (auth.test: account_inactive)", permanent: true},
+		{name: "app token revoked", app: srv.AppToken, bot: srv.BotToken,
+			setup: func(s *slacktestws.Server) { s.RevokeToken(s.AppToken, "token_revoked") },
+			want:  "refused to open the socket (apps.connections.open: token_revoked)", permanent: true},
+		{name: "app token without connections:write", app: srv.AppToken, bot: srv.BotToken,
+			setup: func(s *slacktestws.Server) { s.RevokeToken(s.AppToken, "missing_scope") },
+			want:  "refused to open the socket (apps.connections.open: missing_scope)", permanent: true},
+		// Not the tokens' fault: worth retrying soon.
+		{name: "Slack unreachable", app: srv.AppToken, bot: srv.BotToken, apiURL: goneURL,
+			want: "auth.test", permanent: false},
+		{name: "Slack busy", app: srv.AppToken, bot: srv.BotToken,
+			setup: func(s *slacktestws.Server) { s.RateLimit("apps.connections.open", 1, time.Second) },
+			want:  "Socket Mode connection lost", permanent: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.setup != nil {
+				tt.setup(srv)
+				defer srv.RevokeToken(srv.BotToken, "")
+				defer srv.RevokeToken(srv.AppToken, "")
+			}
+			apiURL := tt.apiURL
+			if apiURL == "" {
+				apiURL = srv.APIURL()
+			}
 			in := slack.New(slack.WithLogger(testLogger(t)))
-			if err := initInput(in, "--slack_app_token="+tt.app, "--slack_bot_token="+tt.bot, "--slack_api_url="+srv.APIURL()); err != nil {
+			if err := initInput(in, "--slack_app_token="+tt.app, "--slack_bot_token="+tt.bot, "--slack_api_url="+apiURL); err != nil {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -676,8 +714,11 @@ func TestRejectedTokensFailStream(t *testing.T) {
 				_ = c.Close()
 				t.Fatal("Stream succeeded")
 			}
-			if !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "revoked-token") {
+			if !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "revoked-token") || strings.Contains(err.Error(), srv.BotToken) {
 				t.Fatalf("Stream = %q, want %q and no token", err, tt.want)
+			}
+			if got := errors.Is(err, input.ErrPermanent); got != tt.permanent {
+				t.Fatalf("Stream = %q: permanent = %v, want %v", err, got, tt.permanent)
 			}
 			if in.Connected() {
 				t.Fatal("Connected() after a failed Stream")

@@ -59,10 +59,11 @@ func env(flag string) string { return "MICRO_" + strings.ToUpper(flag) }
 // with the same configuration cannot fix: the server refused the
 // credentials ("xmpp: authentication failed for bot@example.org:
 // not-authorized"), offers no acceptable SASL mechanism or no TLS, or
-// presented a certificate that does not verify. Such errors also have a
-// method Permanent() bool returning true, which the bot recognises: it
-// then retries only at its slowest pace instead of reconnecting in a loop.
-var ErrPermanent = errors.New("permanent failure")
+// presented a certificate that does not verify. It is [input.ErrPermanent],
+// which the bot recognises: it then retries only at its slowest pace
+// instead of reconnecting in a loop. (Such errors also have a method
+// Permanent() bool returning true.)
+var ErrPermanent = input.ErrPermanent
 
 // permanentError marks an error as permanent.
 type permanentError struct{ err error }

@@ -6,7 +6,8 @@
 // apps.connections.open, auth.test, users.info, chat.postMessage, the
 // files.uploadV2 flow (files.getUploadURLExternal, the upload,
 // files.completeUploadExternal) and slash-command response URLs. Tokens are
-// checked like Slack does, and HTTP 429 rate limits can be injected.
+// checked like Slack does (and can be revoked), and HTTP 429 rate limits
+// can be injected.
 //
 // It is importable from any test (it is not internal):
 //
@@ -94,6 +95,7 @@ type Server struct {
 	calls       map[string][]Call
 	responses   map[string]string // response URL path -> channel
 	outside     map[string]bool   // channels the bot is not a member of
+	revoked     map[string]string // token -> the error Slack answers it
 }
 
 // Option configures a Server.
@@ -134,6 +136,7 @@ func New(opts ...Option) *Server {
 		calls:        map[string][]Call{},
 		responses:    map[string]string{},
 		outside:      map[string]bool{},
+		revoked:      map[string]string{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -181,6 +184,26 @@ func (s *Server) NotInChannel(channel string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.outside[channel] = true
+}
+
+// RevokeToken makes every method answer the error code ("token_revoked",
+// "account_inactive", "invalid_auth" …) to token from now on, as Slack does
+// once a token is revoked or its app uninstalled; code "" accepts it again.
+func (s *Server) RevokeToken(token, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if code == "" {
+		delete(s.revoked, token)
+		return
+	}
+	s.revoked[token] = code
+}
+
+// revocation is the error code token gets, "" if it is not revoked.
+func (s *Server) revocation(token string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.revoked[token]
 }
 
 func (s *Server) isOutside(channel string) bool {
@@ -661,6 +684,8 @@ func (s *Server) api(method string, h func(r *http.Request) any) http.HandlerFun
 		switch tok := token(r); {
 		case tok == "":
 			res = fail("not_authed")
+		case s.revocation(tok) != "":
+			res = fail(s.revocation(tok))
 		case tok == s.AppToken:
 			res = fail("not_allowed_token_type")
 		case tok != s.BotToken:
@@ -702,6 +727,8 @@ func (s *Server) appsConnectionsOpen(w http.ResponseWriter, r *http.Request) {
 	switch tok := token(r); {
 	case tok == "":
 		writeJSON(w, fail("not_authed"))
+	case s.revocation(tok) != "":
+		writeJSON(w, fail(s.revocation(tok)))
 	case tok == s.BotToken:
 		writeJSON(w, fail("not_allowed_token_type"))
 	case tok != s.AppToken:
