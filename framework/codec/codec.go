@@ -2,7 +2,8 @@
 // codec per Content-Type:
 //
 //   - application/json: protobuf messages through protojson (the canonical
-//     proto3 JSON mapping), any other Go value through encoding/json.
+//     proto3 JSON mapping), any other Go value through encoding/json
+//     (without its HTML escaping: "<" stays "<").
 //     A json.RawMessage (or *json.RawMessage) passes through unchanged, so a
 //     caller can send and receive JSON it did not decode.
 //   - application/protobuf: protobuf messages (proto.Message), and values that
@@ -113,7 +114,15 @@ func (jsonC) Marshal(v any) ([]byte, error) {
 	case proto.Message:
 		return protojsonMarshal.Marshal(m)
 	}
-	return json.Marshal(v)
+	// Not json.Marshal: it writes <, > and & as \u003c... (for HTML), which
+	// people reading answers in chat should not have to decode.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 func rawJSON(m json.RawMessage) ([]byte, error) {

@@ -68,6 +68,8 @@ func TestRoundTrip(t *testing.T) {
 	}{
 		{"struct json", JSON, &hello{"John"}, new(hello), `{"name":"John"}`,
 			func(o any) bool { return o.(*hello).Name == "John" }},
+		{"no HTML escaping", JSON, &hello{"<a&b>"}, new(hello), `{"name":"<a&b>"}`,
+			func(o any) bool { return o.(*hello).Name == "<a&b>" }},
 		{"proto json", JSON, &apipb.Method{Name: "Hello", RequestStreaming: true}, new(apipb.Method), "",
 			func(o any) bool { m := o.(*apipb.Method); return m.Name == "Hello" && m.RequestStreaming }},
 		{"proto protobuf", Protobuf, &apipb.Method{Name: "Hello"}, new(apipb.Method), "",
