@@ -34,6 +34,13 @@
 // exponential backoff with jitter (1 s doubling up to 60 s by default). An
 // error that wraps [input.ErrPermanent] (bad credentials, a certificate
 // refused) is retried at the cap only, so it never turns into a storm.
+// The backoff starts over only once a connection has stayed up for
+// [StableAfter] (or the cap, if that is shorter): a connection that drops
+// soon after opening counts as one more failure even if it delivered
+// events, so a socket that keeps dropping right after it opens is opened
+// ever more slowly, never in a loop; and as each cycle then lasts at least
+// that long, starting over never reconnects faster than once per
+// StableAfter (or cap).
 // Recv returning io.EOF ends the input for good: its in-flight commands
 // finish and reply, then its loop ends; [Bot.Run] returns when every input
 // has ended.
@@ -79,6 +86,9 @@ const (
 	DefaultMaxTextSize    = 64 << 10
 	DefaultBackoffMin     = time.Second
 	DefaultBackoffMax     = time.Minute
+	// StableAfter is how long a connection must stay up before the backoff
+	// starts over (the backoff cap, if that is shorter).
+	StableAfter = 30 * time.Second
 )
 
 // Handler handles one request and returns the reply, or nil for none.
@@ -156,7 +166,8 @@ func WithDrainTimeout(d time.Duration) Option { return func(o *options) { o.drai
 func WithMaxTextSize(n int) Option { return func(o *options) { o.maxTextSize = n } }
 
 // WithBackoff sets the first and the longest wait before an input that
-// failed is opened again.
+// failed is opened again. The waits start over from min once a connection
+// has stayed up for StableAfter or max, whichever is shorter.
 func WithBackoff(min, max time.Duration) Option {
 	return func(o *options) { o.backoffMin, o.backoffMax = min, max }
 }
@@ -353,7 +364,7 @@ func (b *Bot) serve(ctx context.Context, in input.Input) {
 		hook(in.String(), true, nil)
 		opened := time.Now()
 		var connWG sync.WaitGroup
-		got, err := b.receive(ctx, work, log, conn, sem, &inflight, &connWG)
+		err = b.receive(ctx, work, log, conn, sem, &inflight, &connWG)
 		go func() { // close once its replies are out
 			connWG.Wait()
 			if cerr := conn.Close(); cerr != nil {
@@ -369,8 +380,8 @@ func (b *Bot) serve(ctx context.Context, in input.Input) {
 			return
 		}
 		hook(in.String(), false, err)
-		if got || time.Since(opened) > 2*b.opts.backoffMax {
-			bo.reset()
+		if time.Since(opened) >= min(StableAfter, b.opts.backoffMax) {
+			bo.reset() // it was a healthy connection: start over
 		}
 		if !b.retry(ctx, log, &bo, "the input failed", err) {
 			return
@@ -378,15 +389,13 @@ func (b *Bot) serve(ctx context.Context, in input.Input) {
 	}
 }
 
-// receive reads conn until it fails, dispatching each event. It reports
-// whether conn delivered any event (then the backoff starts over).
-func (b *Bot) receive(ctx, work context.Context, log *slog.Logger, conn input.Conn, sem chan struct{}, inflight, connWG *sync.WaitGroup) (got bool, err error) {
+// receive reads conn until it fails, dispatching each event.
+func (b *Bot) receive(ctx, work context.Context, log *slog.Logger, conn input.Conn, sem chan struct{}, inflight, connWG *sync.WaitGroup) error {
 	for {
 		ev, err := conn.Recv(ctx)
 		if err != nil {
-			return got, err
+			return err
 		}
-		got = true
 		if ev == nil {
 			continue
 		}
@@ -402,7 +411,7 @@ func (b *Bot) receive(ctx, work context.Context, log *slog.Logger, conn input.Co
 			if s, ok := conn.(Skipper); ok {
 				s.Skip(ev)
 			}
-			return got, ctx.Err()
+			return ctx.Err()
 		}
 		inflight.Add(1)
 		connWG.Add(1)
