@@ -249,15 +249,25 @@ func TestGreeterProcess(t *testing.T) {
 	}
 	g.wait(t) //nolint:errcheck // killed
 	waitFor(t, "the killed greeter expires from the registry", func() bool { return len(nodes(r)) == 0 })
-	err := c.Call(context.Background(), greeter, "Say.Hello", &Request{Name: "x"}, &Response{})
-	if e := errors.FromError(err); e == nil || e.Code != 404 || e.Detail != "service go.micro.srv.greeter: not found" {
-		t.Errorf("call after the kill = %v, want 404 service not found", err)
-	}
+	// The client's selector learns it from its registry watch: until then
+	// a call fails to reach the dead node (503), then it is unknown (404).
+	var err error
+	waitFor(t, "calls say the service is not found", func() bool {
+		err = c.Call(context.Background(), greeter, "Say.Hello", &Request{Name: "x"}, &Response{})
+		e := errors.FromError(err)
+		if e == nil || e.Code != 404 && e.Code != 503 {
+			t.Fatalf("call after the kill = %v, want 503 then 404", err)
+		}
+		return e.Code == 404 && e.Detail == "service go.micro.srv.greeter: not found"
+	})
 
 	// Restarted, it comes back. With a TTL of a minute, its leaving right
 	// after SIGTERM shows it deregistered itself.
 	g2 := start(t, bin, flags(dir, "60s"), nil)
 	waitFor(t, "the restarted greeter is registered", func() bool { return len(nodes(r)) == 1 })
+	waitFor(t, "the restarted greeter answers", func() bool {
+		return c.Call(context.Background(), greeter, "Say.Hello", &Request{Name: "again"}, &Response{}) == nil
+	})
 	hello(t, c, "again")
 	if err := g2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
