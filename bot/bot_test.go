@@ -1,7 +1,6 @@
 package bot_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,26 +18,8 @@ import (
 	"github.com/microbot/microbot/framework/metadata"
 	"github.com/microbot/microbot/input"
 	"github.com/microbot/microbot/input/shell"
+	"github.com/microbot/microbot/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for the shell's writes and the test's
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func testTable(t *testing.T) *command.Table {
 	t.Helper()
@@ -81,7 +62,7 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 // printed once the input ended.
 func runShell(t *testing.T, tb *command.Table, lines string, opts ...bot.Option) string {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &testenv.Buffer{}
 	sh := shell.New(shell.WithIO(strings.NewReader(lines), out), shell.WithUser("U1", "Ann"))
 	b := bot.New(tb, append([]bot.Option{bot.WithInputs(sh), bot.WithLogger(quietLogger())}, opts...)...)
 	done := make(chan error, 1)
@@ -252,7 +233,7 @@ func TestInputRestartsWithBackoff(t *testing.T) {
 
 func TestStopWaitsForRunningCommands(t *testing.T) {
 	pr, pw := io.Pipe()
-	out := &syncBuffer{}
+	out := &testenv.Buffer{}
 	sh := shell.New(shell.WithIO(pr, out), shell.WithUser("U1", ""))
 	tb := testTable(t)
 	started := make(chan struct{})

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	stderrors "errors"
@@ -11,9 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +20,7 @@ import (
 	"github.com/microbot/microbot/framework/errors"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/server"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 // These tests run services as separate OS processes that find the test
@@ -37,7 +35,7 @@ func TestMain(m *testing.M) {
 		faultyMain()
 		return
 	}
-	os.Exit(m.Run())
+	testenv.Main(m)
 }
 
 // Faulty has endpoints that misbehave, to show the server survives them.
@@ -76,44 +74,9 @@ func faultyMain() {
 	os.Exit(0)
 }
 
-// build compiles the greeter into a temporary directory.
-func build(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "greeter")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, goBin, "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type proc struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *testenv.Buffer
 	exited chan struct{}
 	err    error // of Wait, once exited is closed
 }
@@ -122,7 +85,7 @@ type proc struct {
 // ends, and its output logged if the test failed.
 func start(t *testing.T, bin string, args, env []string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{cmd: exec.Command(bin, args...), out: &testenv.Buffer{}, exited: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.Env = append(os.Environ(), env...)
 	if err := p.cmd.Start(); err != nil {
@@ -214,7 +177,7 @@ func flags(dir, ttl string) []string {
 }
 
 func TestGreeterProcess(t *testing.T) {
-	bin := build(t)
+	bin := testenv.Build(t, "github.com/microbot/microbot/examples/greeter")
 	dir := t.TempDir()
 	c, r := caller(t, dir)
 

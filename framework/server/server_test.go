@@ -21,6 +21,7 @@ import (
 	"github.com/microbot/microbot/framework/metadata"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/server"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 type Request struct {
@@ -277,26 +278,8 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestPanicIsLoggedWithStack(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.Buffer
 	old := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
 	defer slog.SetDefault(old)

@@ -1,7 +1,6 @@
 package consul_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +21,7 @@ import (
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/consul/consultest"
 	"github.com/microbot/microbot/framework/selector"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 // These tests run the greeter example (examples/greeter) as separate OS
@@ -31,43 +30,8 @@ import (
 
 const greeterName = "go.micro.srv.greeter"
 
-// buildGreeter compiles examples/greeter into a temporary directory.
-func buildGreeter(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs("../../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "examples", "greeter", "main.go")); err != nil {
-		t.Fatalf("the greeter example is missing: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "greeter")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./examples/greeter")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./examples/greeter: %v\n%s", err, out)
-	}
-	return bin
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// TestMain removes the greeter binaries the tests built.
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // greeterProc is one greeter process. It listens on a port of its own and
 // publishes the address of a counting proxy in front of it, so the test can
@@ -77,7 +41,7 @@ func (l *lockedBuffer) String() string {
 type greeterProc struct {
 	name   string
 	cmd    *exec.Cmd
-	out    *lockedBuffer
+	out    *testenv.Buffer
 	exited chan struct{}
 	proxy  *http.Server
 	addr   string // published (proxy) address
@@ -91,7 +55,7 @@ func startGreeter(t *testing.T, bin, name, consulAddr string) *greeterProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &greeterProc{name: name, out: &lockedBuffer{}, exited: make(chan struct{}), addr: l.Addr().String()}
+	g := &greeterProc{name: name, out: &testenv.Buffer{}, exited: make(chan struct{}), addr: l.Addr().String()}
 	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: listen})
 	g.proxy = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Micro-Endpoint") == "Say.Hello" {
@@ -210,7 +174,7 @@ func hello(ctx context.Context, c *client.Client, who string, opts ...client.Cal
 // watcher follows every step.
 func TestGreeterProcessesOverConsul(t *testing.T) {
 	agent := consultest.Start(t)
-	bin := buildGreeter(t)
+	bin := testenv.Build(t, "github.com/microbot/microbot/examples/greeter")
 	reg := newRegistry(t, registry.Addrs(agent.Addr()))
 	w, err := reg.Watch(context.Background(), registry.WatchService(greeterName))
 	if err != nil {
@@ -289,7 +253,7 @@ func TestGreeterProcessesOverConsul(t *testing.T) {
 // keeps trying and registers once the agent comes up.
 func TestGreeterConsulUnreachable(t *testing.T) {
 	agent := consultest.Start(t)
-	bin := buildGreeter(t)
+	bin := testenv.Build(t, "github.com/microbot/microbot/examples/greeter")
 	if err := agent.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +283,7 @@ func TestGreeterConsulUnreachable(t *testing.T) {
 // kept); when Consul is back, the greeter registers again and lookups work.
 func TestCallsWhileConsulDown(t *testing.T) {
 	agent := consultest.Start(t)
-	bin := buildGreeter(t)
+	bin := testenv.Build(t, "github.com/microbot/microbot/examples/greeter")
 	reg := newRegistry(t, registry.Addrs(agent.Addr()))
 	sel := selector.New(reg, selector.CacheTTL(300*time.Millisecond))
 	defer sel.Close()
