@@ -42,3 +42,11 @@ func DefaultDir() (string, error) {
 	}
 	return filepath.Join(top, "registry"), nil
 }
+
+// dirStamp identifies a version of the list of names in a directory (see
+// stamp).
+type dirStamp struct {
+	ino   uint64
+	size  int64
+	mtime int64 // unix nanoseconds
+}

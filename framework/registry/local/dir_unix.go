@@ -35,3 +35,14 @@ func inode(fi fs.FileInfo) uint64 {
 	}
 	return 0
 }
+
+// stamp identifies a version of the directory's list of names: creating,
+// removing or renaming an entry sets the directory's modification time.
+// ok is false if the system gives no inode number.
+func stamp(fi fs.FileInfo) (s dirStamp, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return dirStamp{}, false
+	}
+	return dirStamp{ino: uint64(st.Ino), size: fi.Size(), mtime: fi.ModTime().UnixNano()}, true
+}

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,7 +115,7 @@ func decode(name string, data []byte) (*record, error) {
 // them (zero if none expires). Files that are bad, expired or left over are
 // removed in the background.
 func (r *Registry) scan(prefix string) (parts []*registry.Service, next time.Time, err error) {
-	names, err := readDirNames(r.opts.Dir)
+	names, err := r.names()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, time.Time{}, nil // nothing registered yet
 	}
@@ -123,7 +124,14 @@ func (r *Registry) scan(prefix string) (parts []*registry.Service, next time.Tim
 	}
 	now := time.Now()
 	var garbage []string
-	for _, name := range names {
+	from := 0
+	if prefix != "" { // names are sorted: the service's files are together
+		from, _ = slices.BinarySearch(names, prefix)
+	}
+	for _, name := range names[from:] {
+		if prefix != "" && !strings.HasPrefix(name, prefix) {
+			break
+		}
 		if strings.HasPrefix(name, tmpPrefix) {
 			if prefix == "" {
 				if fi, err := os.Lstat(filepath.Join(r.opts.Dir, name)); err == nil && now.Sub(fi.ModTime()) > grace {
@@ -132,8 +140,7 @@ func (r *Registry) scan(prefix string) (parts []*registry.Service, next time.Tim
 			}
 			continue
 		}
-		if strings.HasPrefix(name, ".") || !strings.HasPrefix(name, prefix) ||
-			!strings.HasSuffix(name, ext) || !strings.Contains(name, sep) {
+		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ext) || !strings.Contains(name, sep) {
 			continue // not ours
 		}
 		rec, old := r.load(name, now)
@@ -158,14 +165,58 @@ func (r *Registry) scan(prefix string) (parts []*registry.Service, next time.Tim
 	return parts, next, nil
 }
 
-// readDirNames returns the names in dir, unsorted.
-func readDirNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
+// racy is how long after the directory last changed its list of names is
+// read again on every scan, however unchanged its stamp: a change made in
+// the same tick of the file system's clock as the one before it leaves the
+// modification time as it was.
+const racy = 100 * time.Millisecond
+
+// listing is the directory's list of names as last read.
+type listing struct {
+	stamp dirStamp
+	at    time.Time // when the reading started
+	names []string  // sorted; never changed once made
+}
+
+// names returns the names in the directory, sorted. The caller must not
+// change the slice. The list is read again only if the directory has
+// changed (its stamp) since the last time, or changed just before it
+// (racy), or if the registry polls only (a network file system, whose
+// stamps may lag).
+func (r *Registry) names() ([]string, error) {
+	fi, err := os.Stat(r.opts.Dir)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	return f.Readdirnames(-1)
+	st, ok := stamp(fi)
+	ok = ok && r.opts.Notify
+	start := time.Now()
+	if ok {
+		r.mu.Lock()
+		l := r.listing
+		r.mu.Unlock()
+		if l != nil && l.stamp == st && st.mtime < l.at.Add(-racy).UnixNano() {
+			return l.names, nil
+		}
+	}
+	f, err := os.Open(r.opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	if ok {
+		// The stamp was taken before the reading: a change in between
+		// makes the next stamp differ, and the list is read again.
+		r.mu.Lock()
+		r.listing = &listing{stamp: st, at: start, names: names}
+		r.mu.Unlock()
+	}
+	return names, nil
 }
 
 // load returns the record of the file name, from the cache if the file has

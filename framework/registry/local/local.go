@@ -134,9 +134,10 @@ type Registry struct {
 	opts Options
 	sem  chan struct{} // the in-process half of the directory lock
 
-	mu     sync.Mutex
-	cache  map[string]cached // file name -> what it held when last read
-	warned map[string]string // file name -> the cache key it was warned about
+	mu      sync.Mutex
+	listing *listing          // the directory's names as last read
+	cache   map[string]cached // file name -> what it held when last read
+	warned  map[string]string // file name -> the cache key it was warned about
 
 	gcBusy atomic.Bool
 	gcLast atomic.Int64 // unix nanos of the last collection

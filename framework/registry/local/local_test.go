@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -450,5 +451,40 @@ func TestLockExcludes(t *testing.T) {
 	}
 	if err := b.Register(context.Background(), svc("x", "n1")); err != nil {
 		t.Fatalf("Register once the lock is free: %v", err)
+	}
+}
+
+// The list of names is read again whenever the directory changes: a file
+// added or removed by another process is seen by the next GetService,
+// whether the change comes at once or after the list has been kept a while.
+func TestListingFollowsChanges(t *testing.T) {
+	dir := t.TempDir()
+	r := newTest(t, Dir(dir))
+	other, err := New(Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 40 {
+		if i%10 == 9 {
+			time.Sleep(2 * racy) // the kept list is trusted from now on
+		}
+		s := svc("go.micro.srv.listing", fmt.Sprintf("n%d", i))
+		if err := other.Register(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.GetService(ctx, s.Name)
+		if err != nil || len(got) != 1 || len(got[0].Nodes) != 1 || got[0].Nodes[0].ID != s.Nodes[0].ID {
+			t.Fatalf("round %d: after Register: %s, %v", i, describe(got), err)
+		}
+		if i%10 == 4 {
+			time.Sleep(2 * racy)
+		}
+		if err := other.Deregister(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := r.GetService(ctx, s.Name); !errors.Is(err, registry.ErrNotFound) {
+			t.Fatalf("round %d: after Deregister: %s, %v", i, describe(got), err)
+		}
 	}
 }
