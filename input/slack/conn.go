@@ -43,9 +43,10 @@ const (
 type conn struct {
 	in     *Input
 	smc    *socketmode.Client
+	ctx    context.Context // ends with the socket, or at Close
 	cancel context.CancelFunc
 
-	queue     chan pending  // received, acked, not yet returned by Recv; closed by pump
+	queue     chan pending  // received, not yet acked nor returned by Recv; closed by pump
 	ready     chan struct{} // closed once the socket is up
 	done      chan struct{} // closed when pump ends; err is set before
 	closed    chan struct{} // closed by Close
@@ -68,6 +69,9 @@ type pending struct {
 	thread      string
 	direct      bool
 	responseKey string
+
+	envelope string   // the envelope to ack when Recv hands it to the bot
+	keys     []string // dedup keys of the delivery (see Input.claim)
 }
 
 // open starts a Socket Mode client for one connection.
@@ -78,6 +82,7 @@ func (in *Input) open(api *slackapi.Client) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
 		in:     in,
+		ctx:    ctx,
 		cancel: cancel,
 		queue:  make(chan pending, 64),
 		ready:  make(chan struct{}),
@@ -135,8 +140,9 @@ func (s *socketConn) Close() error {
 	return s.Conn.Close()
 }
 
-// pump reads socketmode's events until the connection ends: it acks every
-// envelope, filters and deduplicates, and queues messages for Recv.
+// pump reads socketmode's events until the connection ends: it filters
+// them, acks at once the envelopes with nothing for the bot, and queues the
+// messages for Recv, which acks them as it hands them over.
 func (c *conn) pump(ctx context.Context, runErr <-chan error) {
 	defer close(c.done)
 	defer close(c.queue)
@@ -155,9 +161,9 @@ func (c *conn) pump(ctx context.Context, runErr <-chan error) {
 			err = c.handle(ctx, evt)
 		}
 	}
-	// Envelopes read before the end still reach the bot (their acks may
-	// not have gone out: Slack then sends them again, and the repeat is
-	// dropped as a duplicate).
+	// Envelopes read before the end still reach the bot (their acks cannot
+	// go out any more: Slack sends them again, and the repeat is dropped as
+	// a duplicate).
 	for {
 		select {
 		case evt := <-c.smc.Events:
@@ -227,19 +233,17 @@ func (c *conn) handle(ctx context.Context, evt socketmode.Event) (err error) {
 	case socketmode.EventTypeHello:
 		c.in.log.Debug("Socket Mode hello")
 	case socketmode.EventTypeEventsAPI:
-		c.ack(ctx, evt.Request)
-		if c.in.firstDelivery(evt.Request) {
-			if ea, ok := evt.Data.(slackevents.EventsAPIEvent); ok {
-				c.enqueue(c.in.fromEventsAPI(ea))
-			}
+		var p *pending
+		if ea, ok := evt.Data.(slackevents.EventsAPIEvent); ok {
+			p = c.in.fromEventsAPI(ea)
 		}
+		c.offer(ctx, evt.Request, p)
 	case socketmode.EventTypeSlashCommand:
-		c.ack(ctx, evt.Request)
-		if c.in.firstDelivery(evt.Request) {
-			if cmd, ok := evt.Data.(slackapi.SlashCommand); ok {
-				c.enqueue(c.in.fromSlashCommand(cmd, evt.Request.EnvelopeID))
-			}
+		var p *pending
+		if cmd, ok := evt.Data.(slackapi.SlashCommand); ok {
+			p = c.in.fromSlashCommand(cmd, envelopeID(evt.Request))
 		}
+		c.offer(ctx, evt.Request, p)
 	case socketmode.EventTypeInteractive:
 		c.ack(ctx, evt.Request)
 	case socketmode.EventTypeErrorBadMessage:
@@ -260,30 +264,59 @@ func (c *conn) handle(ctx context.Context, evt socketmode.Event) (err error) {
 	return nil
 }
 
-// ack acknowledges an envelope, before anything else is done with it.
-func (c *conn) ack(ctx context.Context, req *socketmode.Request) {
-	if req == nil || req.EnvelopeID == "" {
-		return
+// offer queues p for Recv, which acks req's envelope when it hands p to
+// the bot. An envelope with nothing for the bot (p nil), or repeating a
+// delivery the bot already has, is acked at once.
+//
+// So an envelope is acked only once the bot has taken its message: one
+// that arrives after the bot stopped reading (it is shutting down) stays
+// unacked when the connection closes, and Slack delivers it again, to the
+// next connection.
+func (c *conn) offer(ctx context.Context, req *socketmode.Request, p *pending) {
+	if p != nil && envelopeID(req) != "" {
+		p.envelope = req.EnvelopeID
+		p.keys = append([]string{"envelope:" + req.EnvelopeID}, p.keys...)
 	}
-	if err := c.smc.AckCtx(ctx, req.EnvelopeID, nil); err != nil {
-		c.in.log.Warn("ack failed", "envelope_id", req.EnvelopeID, "err", err)
+	if p != nil && c.in.handled(p.keys) {
+		c.in.log.Debug("repeated delivery ignored", "envelope_id", p.envelope)
+		p = nil
 	}
-}
-
-// enqueue hands p (if any) to Recv.
-func (c *conn) enqueue(p *pending) {
 	if p == nil {
+		c.ack(ctx, req)
 		return
 	}
 	select {
 	case c.queue <- *p:
-	case <-c.closed:
+	case <-c.closed: // not acked: Slack sends it again
 	}
 }
 
-// Recv returns the next message for the bot. When the connection has ended
-// it returns the messages already received, then an error wrapping
-// ErrConnectionLost (or input.ErrClosed after Close).
+// envelopeID is req's envelope id, "" if none.
+func envelopeID(req *socketmode.Request) string {
+	if req == nil {
+		return ""
+	}
+	return req.EnvelopeID
+}
+
+// ack acknowledges an envelope. Once the connection is over it cannot: it
+// says nothing then (Slack sends the envelope again, and the repeat is
+// acked, as a duplicate, on the next connection).
+func (c *conn) ack(ctx context.Context, req *socketmode.Request) {
+	if req == nil || req.EnvelopeID == "" || ctx.Err() != nil {
+		return
+	}
+	if err := c.smc.AckCtx(ctx, req.EnvelopeID, nil); err != nil && ctx.Err() == nil {
+		c.in.log.Warn("ack failed", "envelope_id", req.EnvelopeID, "err", err)
+	}
+}
+
+// Recv returns the next message for the bot, and acks its envelope: an
+// envelope is acked when its message is handed to the bot. When the
+// connection has ended it returns the messages already received, then an
+// error wrapping ErrConnectionLost (or input.ErrClosed after Close: the
+// messages received but not returned then are left unacked, for Slack to
+// send again).
 func (c *conn) Recv(ctx context.Context) (*input.Event, error) {
 	for {
 		select {
@@ -296,6 +329,12 @@ func (c *conn) Recv(ctx context.Context) (*input.Event, error) {
 			if !ok {
 				<-c.done
 				return nil, c.err
+			}
+			c.ack(c.ctx, &socketmode.Request{EnvelopeID: p.envelope})
+			if !c.in.claim(p.keys) {
+				// A repeat of a delivery handed over since it was queued.
+				c.in.log.Debug("repeated delivery ignored", "envelope_id", p.envelope)
+				continue
 			}
 			ev, err := c.in.toEvent(ctx, p)
 			if err != nil {
@@ -335,33 +374,40 @@ func (c *conn) Close() error {
 // Connected reports whether this connection's socket is up.
 func (c *conn) Connected() bool { return c.connected.Load() }
 
-// firstDelivery reports whether an envelope is seen for the first time (by
-// envelope id), so a repeated envelope is acked but not handled twice.
-func (in *Input) firstDelivery(req *socketmode.Request) bool {
-	if req == nil || req.EnvelopeID == "" {
-		return true
+// handled reports whether a delivery sharing one of keys was handed to the
+// bot already. The keys of a delivery are its envelope id, its event id
+// (Slack repeats an event with the same one) and its message (channel and
+// timestamp: one message can come as two events, app_mention and
+// message.im): it is handed to the bot only if none of them was.
+func (in *Input) handled(keys []string) bool {
+	for _, k := range keys {
+		if _, ok := in.seen.get(k); ok {
+			return true
+		}
 	}
-	if !in.seen.add("envelope:"+req.EnvelopeID, struct{}{}, in.opts.dedupTTL) {
-		in.log.Debug("repeated envelope ignored", "envelope_id", req.EnvelopeID, "retry_attempt", req.RetryAttempt)
-		return false
+	return false
+}
+
+// claim records that the delivery with keys is handed to the bot; false if
+// one of them was already (a repeat, not to be handled twice).
+func (in *Input) claim(keys []string) bool {
+	for _, k := range keys {
+		if !in.seen.add(k, struct{}{}, in.opts.dedupTTL) {
+			return false
+		}
 	}
 	return true
 }
 
 // fromEventsAPI picks what the bot must see from an Events API envelope:
-// app mentions and direct messages from people, once each.
+// app mentions and direct messages from people, with the keys that tell
+// repeats (see claim).
 func (in *Input) fromEventsAPI(ea slackevents.EventsAPIEvent) *pending {
 	if ea.Type != slackevents.CallbackEvent {
 		if ea.Type == slackevents.AppRateLimited {
 			in.log.Warn("Slack is dropping events for this app: it exceeded the Events API rate limit")
 		}
 		return nil
-	}
-	if cb, ok := ea.Data.(*slackevents.EventsAPICallbackEvent); ok && cb.EventID != "" {
-		if !in.seen.add("event:"+cb.EventID, struct{}{}, in.opts.dedupTTL) {
-			in.log.Debug("repeated event ignored", "event_id", cb.EventID)
-			return nil
-		}
 	}
 	in.mu.Lock()
 	self := in.self
@@ -386,10 +432,11 @@ func (in *Input) fromEventsAPI(ea slackevents.EventsAPIEvent) *pending {
 	default:
 		return nil
 	}
-	// One message can arrive as two events (app_mention and message.im for
-	// a mention in a direct message): handle it once.
-	if p.ts != "" && !in.seen.add("message:"+p.channel+":"+p.ts, struct{}{}, in.opts.dedupTTL) {
-		return nil
+	if cb, ok := ea.Data.(*slackevents.EventsAPICallbackEvent); ok && cb.EventID != "" {
+		p.keys = append(p.keys, "event:"+cb.EventID)
+	}
+	if p.ts != "" {
+		p.keys = append(p.keys, "message:"+p.channel+":"+p.ts)
 	}
 	return p
 }

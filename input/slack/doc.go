@@ -11,9 +11,12 @@
 // message of a direct conversation with the app (message events of
 // channel_type im) and a slash command (its text). Messages of bots, the
 // app's own messages, edits, deletions and other message subtypes are
-// ignored. Every Socket Mode envelope is acknowledged as soon as it arrives
-// and a delivery Slack repeats (same event_id, or the same message) reaches
-// the bot once. The text reaches the bot as the person typed it: the leading
+// ignored. A Socket Mode envelope is acknowledged when its message is
+// handed to the bot (Recv returns it), and one with nothing for the bot as
+// soon as it arrives; so a message that arrives after the bot stopped
+// reading (it is shutting down) is left unacknowledged and Slack delivers
+// it again to the next connection instead of it being lost. A delivery
+// Slack repeats (same event_id, or the same message) reaches the bot once. The text reaches the bot as the person typed it: the leading
 // mention of the bot is removed and Slack's escapes, links and user or
 // channel references are undone.
 //

@@ -28,7 +28,11 @@ func TestEventIDDeduplicates(t *testing.T) {
 		{"Ev3", "1.000003", true},
 	}
 	for _, tt := range tests {
-		if got := in.fromEventsAPI(dm(tt.eventID, tt.ts)) != nil; got != tt.want {
+		p := in.fromEventsAPI(dm(tt.eventID, tt.ts))
+		if p == nil {
+			t.Fatalf("delivery %s of message %s filtered out", tt.eventID, tt.ts)
+		}
+		if got := !in.handled(p.keys) && in.claim(p.keys); got != tt.want {
 			t.Errorf("delivery %s of message %s handled = %v, want %v", tt.eventID, tt.ts, got, tt.want)
 		}
 	}

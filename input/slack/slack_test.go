@@ -3,6 +3,7 @@ package slack_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -286,17 +287,117 @@ func TestDuplicateDeliveryAnsweredOnce(t *testing.T) {
 	dmAgain := h.mention(slacktestws.Message{Channel: "D1", User: "U1", Text: bot + "status", TS: dm.TS})
 	marker := h.dm(slacktestws.Message{Channel: "D1", User: "U2", Text: "marker"})
 
-	for _, d := range []slacktestws.Delivery{retry, dm, dmAgain, marker} {
-		h.waitAck(d) // every envelope is acked, repeated or not
-	}
+	h.waitAck(retry) // a repeat of a message the bot has: acked at once
 	if ev := h.recv(); ev.Text != "status" {
 		t.Fatalf("after the retry, Recv gave %q, want the DM", ev.Text)
 	}
 	if ev := h.recv(); ev.Text != "marker" {
 		t.Fatalf("Recv gave %q, want the marker: a repeat got through", ev.Text)
 	}
+	for _, d := range []slacktestws.Delivery{retry, dm, dmAgain, marker} {
+		h.waitAck(d) // every envelope is acked, repeated or not
+	}
 	if n := len(h.srv.Posts()); n != 1 {
 		t.Fatalf("%d replies, want 1", n)
+	}
+}
+
+// A message that arrives while the bot no longer reads (it is shutting
+// down: running commands drain, then the connection closes) must not be
+// acked: Slack then delivers it again to the next connection, where it is
+// answered, instead of being lost.
+func TestMessageNotTakenIsNotAcked(t *testing.T) {
+	h := newHarness(t)
+	lost := h.mention(slacktestws.Message{Channel: "C1", User: "U1", Text: "<@" + h.srv.BotUserID + "> deploy", EventID: "Ev0LOST"})
+	// Nobody calls Recv. An envelope with nothing for the bot is still
+	// acked at once; once it is, the one before it was read too.
+	after := h.dm(slacktestws.Message{Channel: "D1", User: h.srv.BotUserID, Text: "my own reply"})
+	h.waitAck(after)
+	if n := h.srv.Acked(lost.EnvelopeID); n != 0 {
+		t.Fatalf("the message nobody took was acked %d times", n)
+	}
+	if err := h.conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.srv.WaitFor(h.ctx(), func() bool { return h.srv.Live() == 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.srv.Acked(lost.EnvelopeID); n != 0 {
+		t.Fatalf("the message nobody took was acked %d times by Close", n)
+	}
+
+	// Slack sends it again, on the next connection: the bot gets it (the
+	// dedup cache does not take it for a repeat), once, and it is acked.
+	h.stream()
+	if err := h.srv.WaitConnections(h.ctx(), 2); err != nil {
+		t.Fatal(err)
+	}
+	again := h.mention(slacktestws.Message{Channel: "C1", User: "U1", Text: "<@" + h.srv.BotUserID + "> deploy", TS: lost.TS, EventID: "Ev0LOST", RetryAttempt: 1})
+	if ev := h.recv(); ev.Text != "deploy" || ev.Meta[slack.MetaTS] != lost.TS {
+		t.Fatalf("Recv gave %+v, want the message sent again", ev)
+	}
+	h.waitAck(again)
+	for _, a := range h.srv.Acks() {
+		if a.EnvelopeID == again.EnvelopeID && a.Connection != 2 {
+			t.Errorf("acked on connection %d, want 2", a.Connection)
+		}
+	}
+	// And once only: a further repeat is acked at once and dropped.
+	third := h.mention(slacktestws.Message{Channel: "C1", User: "U1", Text: "<@" + h.srv.BotUserID + "> deploy", TS: lost.TS, EventID: "Ev0LOST", RetryAttempt: 2})
+	h.waitAck(third)
+	h.dm(slacktestws.Message{Channel: "D1", User: "U2", Text: "marker"})
+	if ev := h.recv(); ev.Text != "marker" {
+		t.Fatalf("Recv gave %q, want the marker: a repeat got through", ev.Text)
+	}
+}
+
+// While the bot reads, as its loop does all the time, every envelope is
+// acked: those with a message as Recv returns it, the others at once.
+func TestEveryEnvelopeAckedWhileReading(t *testing.T) {
+	h := newHarness(t)
+	got := make(chan string, 100)
+	go func() {
+		for {
+			ev, err := h.conn.Recv(context.Background())
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- ev.Text
+		}
+	}()
+	bot := "<@" + h.srv.BotUserID + "> "
+	var ds []slacktestws.Delivery
+	var want []string
+	for i := range 10 {
+		text := fmt.Sprintf("m%d", i)
+		m := h.mention(slacktestws.Message{Channel: "C1", User: "U1", Text: bot + text})
+		ds = append(ds, m,
+			h.dm(slacktestws.Message{Channel: "D1", User: "U2", Text: "d" + text}),
+			h.dm(slacktestws.Message{Channel: "D1", User: "U3", BotID: "B0OTHER", Text: "from a bot"}),
+			h.mention(slacktestws.Message{Channel: "C1", User: "U1", Text: bot + text, TS: m.TS, EventID: m.EventID, RetryAttempt: 1}))
+		want = append(want, text, "d"+text)
+	}
+	for _, d := range ds {
+		h.waitAck(d)
+	}
+	for i, w := range want {
+		select {
+		case text := <-got:
+			if text != w {
+				t.Fatalf("message %d = %q, want %q", i, text, w)
+			}
+		case <-time.After(wait):
+			t.Fatalf("message %d (%q) never came", i, w)
+		}
+	}
+	for _, a := range h.srv.Acks() {
+		if a.Connection != 1 {
+			t.Errorf("ack of %s on connection %d", a.EnvelopeID, a.Connection)
+		}
+	}
+	if n := len(h.srv.Acks()); n != len(ds) {
+		t.Errorf("%d acks for %d envelopes", n, len(ds))
 	}
 }
 
@@ -322,13 +423,14 @@ func TestBotsOwnAndOthersMessagesIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	ds = append(ds, d)
-	ds = append(ds, h.dm(slacktestws.Message{Channel: "D1", User: "U1", Text: "marker"}))
 	for _, d := range ds {
-		h.waitAck(d)
+		h.waitAck(d) // ignored: acked at once, before any Recv
 	}
+	marker := h.dm(slacktestws.Message{Channel: "D1", User: "U1", Text: "marker"})
 	if ev := h.recv(); ev.Text != "marker" {
 		t.Fatalf("Recv gave %q from %s: want the marker, all before it ignored", ev.Text, ev.UserID)
 	}
+	h.waitAck(marker)
 }
 
 func TestTextReachesTheEventAsTyped(t *testing.T) {
