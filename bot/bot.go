@@ -113,6 +113,16 @@ type Skipper interface {
 	Skip(ev *input.Event)
 }
 
+// Reconnector is implemented by connections that reconnect by themselves
+// (XMPP): their breaks and reconnections never reach the bot's loop, which
+// sees only Stream and Recv. The bot gives such a connection a function to
+// report them and passes each report on to the input hook (so metrics
+// count them): report(false, err) when the link breaks or fails to open
+// again, report(true, nil) when it is up again.
+type Reconnector interface {
+	ReportConnection(report func(up bool, err error))
+}
+
 // Bot reads events from inputs and answers them with the command table.
 type Bot struct {
 	table   *command.Table
@@ -362,6 +372,9 @@ func (b *Bot) serve(ctx context.Context, in input.Input) {
 		}
 		log.Info("input connected")
 		hook(in.String(), true, nil)
+		if r, ok := conn.(Reconnector); ok {
+			r.ReportConnection(func(up bool, err error) { hook(in.String(), up, err) })
+		}
 		opened := time.Now()
 		var connWG sync.WaitGroup
 		err = b.receive(ctx, work, log, conn, sem, &inflight, &connWG)

@@ -39,8 +39,10 @@ type conn struct {
 	cl      *xmppclient.Client // nil while reconnecting
 	changed chan struct{}      // closed and replaced whenever cl changes
 	err     error              // why run ended, if not Close
+	report  func(up bool, err error)
 
 	rooms map[xmppclient.JID]*room
+	again bool // serving a client after the first (run only)
 }
 
 // room is the state of one configured room on the current stream.
@@ -104,6 +106,8 @@ func (c *conn) run(cl *xmppclient.Client) {
 			c.log.Warn("xmpp: another connection logged in as " + c.cfg.jid.String() + " with the same resource; is a second bot running?")
 		}
 		c.log.Warn("xmpp: connection lost; reconnecting", "err", err)
+		c.again = true
+		c.observe(false, err)
 		for {
 			d := c.backoff(failures)
 			failures++
@@ -129,6 +133,7 @@ func (c *conn) run(cl *xmppclient.Client) {
 				return
 			}
 			c.log.Warn("xmpp: reconnecting failed", "err", err, "attempt", failures)
+			c.observe(false, err)
 		}
 	}
 }
@@ -170,6 +175,9 @@ func (c *conn) serve(cl *xmppclient.Client) error {
 		ready = true
 		c.setClient(cl)
 		c.log.Info("xmpp: connected", "jid", cl.JID().String(), "rooms", len(c.rooms))
+		if c.again {
+			c.observe(true, nil)
+		}
 	}
 	for {
 		rctx, cancel := ctx, context.CancelFunc(func() {})
@@ -350,6 +358,27 @@ func (c *conn) event(m *xmppclient.Message) *input.Event {
 	ev.Text, _ = addressed(m.Body, c.cfg.nick, c.cfg.jid.Local)
 	ev.Meta = map[string]string{MetaTo: from.String(), MetaType: xmppclient.MessageChat}
 	return ev
+}
+
+// ReportConnection sets the function told about the reconnections this
+// connection makes by itself, which Recv never shows (the bot passes them
+// on to its input hook, see bot.Reconnector): report(false, err) when the
+// stream breaks or a reconnection attempt fails, report(true, nil) when
+// the stream is up again. A permanent failure is not reported: it ends
+// Recv.
+func (c *conn) ReportConnection(report func(up bool, err error)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.report = report
+}
+
+func (c *conn) observe(up bool, err error) {
+	c.mu.Lock()
+	report := c.report
+	c.mu.Unlock()
+	if report != nil {
+		report(up, err)
+	}
 }
 
 // setClient makes cl the current client (nil while reconnecting).
