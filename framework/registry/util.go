@@ -167,7 +167,17 @@ func validateNodes(s *Service, needAddress bool) error {
 // or on which node refreshed last. Parts without nodes only contribute when
 // no part of their name and version has nodes. The result is a deep copy,
 // sorted by name then version.
-func Merge(parts []*Service) []*Service {
+func Merge(parts []*Service) []*Service { return merge(parts, true) }
+
+// MergeView groups parts as Merge does, without the deep copy: the
+// Services returned are new, and so are their Nodes slices, but their
+// metadata, endpoints and nodes are those of parts. It is for registries
+// that keep parts unchanged once made (a cache of decoded entries) and hand
+// out only copies; neither the parts nor the result may be changed while
+// the other is in use.
+func MergeView(parts []*Service) []*Service { return merge(parts, false) }
+
+func merge(parts []*Service, deep bool) []*Service {
 	type group struct {
 		svc   *Service
 		owner string // smallest node ID seen; "" before the first node
@@ -200,20 +210,27 @@ func Merge(parts []*Service) []*Service {
 	out := make([]*Service, 0, len(groups))
 	for _, g := range groups {
 		s := &Service{
-			Name:     g.svc.Name,
-			Version:  g.svc.Version,
-			Metadata: maps.Clone(g.svc.Metadata),
+			Name:      g.svc.Name,
+			Version:   g.svc.Version,
+			Metadata:  g.svc.Metadata,
+			Endpoints: g.svc.Endpoints,
 		}
-		if g.svc.Endpoints != nil {
-			s.Endpoints = make([]*Endpoint, len(g.svc.Endpoints))
-			for i, e := range g.svc.Endpoints {
-				s.Endpoints[i] = CopyEndpoint(e)
+		if deep {
+			s.Metadata = maps.Clone(g.svc.Metadata)
+			if g.svc.Endpoints != nil {
+				s.Endpoints = make([]*Endpoint, len(g.svc.Endpoints))
+				for i, e := range g.svc.Endpoints {
+					s.Endpoints[i] = CopyEndpoint(e)
+				}
 			}
 		}
 		if len(g.nodes) > 0 {
 			s.Nodes = make([]*Node, 0, len(g.nodes))
 			for _, n := range g.nodes {
-				s.Nodes = append(s.Nodes, CopyNode(n))
+				if deep {
+					n = CopyNode(n)
+				}
+				s.Nodes = append(s.Nodes, n)
 			}
 			sortNodes(s.Nodes)
 		}

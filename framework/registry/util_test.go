@@ -89,6 +89,35 @@ func TestMerge(t *testing.T) {
 	}
 }
 
+// MergeView groups as Merge does, and shares the parts' memory.
+func TestMergeView(t *testing.T) {
+	parts := []*registry.Service{
+		svc("b", "1", "from-n3", "n3"),
+		svc("a", "1", "from-n2", "n2"),
+		svc("a", "1", "from-n1", "n1"),
+		svc("a", "2", "v2", "n4"),
+		svc("a", "1", "from-n2-again", "n2"),
+	}
+	parts[2].Endpoints = []*registry.Endpoint{{Name: "E"}}
+	want := registry.Merge(parts)
+	got := registry.MergeView(parts)
+	if len(got) != len(want) {
+		t.Fatalf("MergeView = %d services, Merge %d", len(got), len(want))
+	}
+	for i := range got {
+		if !registry.Equal(got[i], want[i]) {
+			t.Errorf("MergeView[%d] = %+v, Merge %+v", i, got[i], want[i])
+		}
+	}
+	if got[0].Nodes[0] != parts[2].Nodes[0] || &got[0].Endpoints[0] != &parts[2].Endpoints[0] {
+		t.Errorf("MergeView copied the nodes or endpoints of its parts")
+	}
+	got[0].Nodes[0], got[0].Nodes[1] = got[0].Nodes[1], got[0].Nodes[0]
+	if parts[1].Nodes[0].ID != "n2" || parts[2].Nodes[0].ID != "n1" {
+		t.Errorf("the Nodes slice of MergeView is the parts'")
+	}
+}
+
 func TestValidate(t *testing.T) {
 	ok := svc("a", "1", "", "n1")
 	tests := []struct {
