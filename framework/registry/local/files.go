@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,10 +39,6 @@ type record struct {
 	Service *registry.Service `json:"service"`          // with exactly one node
 }
 
-func (r *record) expired(now time.Time) bool {
-	return !r.Expires.IsZero() && !now.Before(r.Expires)
-}
-
 // fileName is the name of the file of node id of service name.
 func fileName(name, id string) string { return part(name) + sep + part(id) + ext }
 
@@ -70,49 +67,205 @@ func part(s string) string {
 	return b.String()
 }
 
-// cached is what a file held when it was last read.
+// cached is what a file held when it was last read. It is never changed
+// once made, and its svc is shared: by every scan that finds the file
+// unchanged, by a new version of the file whose service is the same (a
+// refresh changes only the expiry), and by the watch's snapshot. The
+// metadata and endpoints of svc are shared too, with every file whose text
+// of them is the same (see sharedParts). So nothing that comes out of the
+// cache may be changed: callers get copies (registry.Merge, CopyService).
 type cached struct {
-	key string  // identifies the file's version: inode, size, mtime
-	rec *record // nil if the file was bad
-	err error   // why it was bad
+	key     fileKey
+	expires time.Time         // zero: never
+	svc     *registry.Service // with its one node; nil if the file is bad
+	sum     [sha256.Size]byte // of the service's JSON text
+	shared  [3]sharedKey      // of svc's metadata, endpoints and node metadata
+	err     error             // why the file is bad
+}
+
+func (c *cached) expired(now time.Time) bool { return expired(c.expires, now) }
+
+func expired(expires, now time.Time) bool {
+	return !expires.IsZero() && !now.Before(expires)
 }
 
 // fileKey identifies a version of a file. A file is never written in place
 // (always renamed over), so a new version has a new inode and mtime.
-func fileKey(fi fs.FileInfo) string {
-	return fmt.Sprintf("%d/%d/%d", inode(fi), fi.Size(), fi.ModTime().UnixNano())
+type fileKey struct {
+	ino   uint64
+	size  int64
+	mtime int64 // unix nanoseconds
+}
+
+func keyOf(fi fs.FileInfo) fileKey {
+	return fileKey{ino: inode(fi), size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 }
 
 // errNewer marks a file written by a newer format: ignored, left alone.
 var errNewer = errors.New("written in a newer format")
 
-// decode parses and checks the content of the file called name.
-func decode(name string, data []byte) (*record, error) {
-	var rec record
-	if err := json.Unmarshal(data, &rec); err != nil {
+// file is a node file as read, with the service's parts that many files
+// have in common (metadata, endpoints) still as JSON text.
+type file struct {
+	expires time.Time
+	sum     [sha256.Size]byte // of the service's JSON text
+	svc     *fileService
+}
+
+// envelope, fileService and fileNode read what record wrote.
+type envelope struct {
+	Format  int             `json:"format"`
+	Expires time.Time       `json:"expires"`
+	Service json.RawMessage `json:"service"`
+}
+
+type fileService struct {
+	Name      string          `json:"name"`
+	Version   string          `json:"version"`
+	Metadata  json.RawMessage `json:"metadata"`
+	Endpoints json.RawMessage `json:"endpoints"`
+	Nodes     []*fileNode     `json:"nodes"`
+}
+
+type fileNode struct {
+	ID       string          `json:"id"`
+	Address  string          `json:"address"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+// parse reads and checks the content of the file called name.
+func parse(name string, data []byte) (*file, error) {
+	var env envelope
+	if err := json.Unmarshal(data, &env); err != nil {
 		return nil, err
 	}
 	switch {
-	case rec.Format > format:
-		return nil, fmt.Errorf("%w %d (this program reads %d)", errNewer, rec.Format, format)
-	case rec.Format != format:
-		return nil, fmt.Errorf("format %d, want %d", rec.Format, format)
-	case rec.Service == nil:
+	case env.Format > format:
+		return nil, fmt.Errorf("%w %d (this program reads %d)", errNewer, env.Format, format)
+	case env.Format != format:
+		return nil, fmt.Errorf("format %d, want %d", env.Format, format)
+	}
+	var s *fileService
+	if len(env.Service) > 0 {
+		if err := json.Unmarshal(env.Service, &s); err != nil {
+			return nil, fmt.Errorf("service: %w", err)
+		}
+	}
+	switch {
+	case s == nil:
 		return nil, errors.New("no service")
-	case rec.Service.Name == "":
+	case s.Name == "":
 		return nil, errors.New("no service name")
-	case len(rec.Service.Nodes) != 1 || rec.Service.Nodes[0] == nil || rec.Service.Nodes[0].ID == "":
-		return nil, fmt.Errorf("%d nodes, want one with an id", len(rec.Service.Nodes))
+	case len(s.Nodes) != 1 || s.Nodes[0] == nil || s.Nodes[0].ID == "":
+		return nil, fmt.Errorf("%d nodes, want one with an id", len(s.Nodes))
 	}
-	if want := fileName(rec.Service.Name, rec.Service.Nodes[0].ID); want != name {
-		return nil, fmt.Errorf("holds node %q of %q, whose file is %s", rec.Service.Nodes[0].ID, rec.Service.Name, want)
+	if want := fileName(s.Name, s.Nodes[0].ID); want != name {
+		return nil, fmt.Errorf("holds node %q of %q, whose file is %s", s.Nodes[0].ID, s.Name, want)
 	}
-	return &rec, nil
+	return &file{expires: env.Expires, sum: sha256.Sum256(env.Service), svc: s}, nil
+}
+
+// sharedKey identifies a JSON text shared by files (its SHA-256); zero for
+// none.
+type sharedKey [sha256.Size]byte
+
+// sharedParts holds one decoded value per distinct JSON text of the parts
+// of services that many files have in common: service and node metadata,
+// endpoints with their schemas. A thousand services registered by the same
+// framework share one copy of their endpoints. Guarded by Registry.mu.
+type sharedParts struct {
+	maps      map[sharedKey]map[string]string
+	endpoints map[sharedKey][]*registry.Endpoint
+	kept      int // entries after the last sweep
+}
+
+// share returns the value decoded from raw, decoding it only if no file
+// seen before had the same text.
+func share[V any](m map[sharedKey]V, raw json.RawMessage) (V, sharedKey, error) {
+	var v V
+	if len(raw) == 0 || string(raw) == "null" {
+		return v, sharedKey{}, nil
+	}
+	k := sharedKey(sha256.Sum256(raw))
+	if v, ok := m[k]; ok {
+		return v, k, nil
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, sharedKey{}, err
+	}
+	m[k] = v
+	return v, k, nil
+}
+
+func newSharedParts() sharedParts {
+	return sharedParts{maps: map[sharedKey]map[string]string{}, endpoints: map[sharedKey][]*registry.Endpoint{}}
+}
+
+// build makes the service of f, sharing its common parts, or tells why they
+// are bad.
+func (sp *sharedParts) build(f *fileService) (*registry.Service, [3]sharedKey, error) {
+	var keys [3]sharedKey
+	var err error
+	s := &registry.Service{Name: f.Name, Version: f.Version}
+	n := &registry.Node{ID: f.Nodes[0].ID, Address: f.Nodes[0].Address}
+	if s.Metadata, keys[0], err = share(sp.maps, f.Metadata); err != nil {
+		return nil, keys, fmt.Errorf("service metadata: %w", err)
+	}
+	if s.Endpoints, keys[1], err = share(sp.endpoints, f.Endpoints); err != nil {
+		return nil, keys, fmt.Errorf("endpoints: %w", err)
+	}
+	if n.Metadata, keys[2], err = share(sp.maps, f.Nodes[0].Metadata); err != nil {
+		return nil, keys, fmt.Errorf("node metadata: %w", err)
+	}
+	s.Nodes = []*registry.Node{n}
+	return s, keys, nil
+}
+
+// store puts what the version key of the file name holds in the cache and
+// returns the entry. f is the file as parsed, or nil and the error that
+// makes it bad. Runs under r.mu.
+func (r *Registry) store(name string, key fileKey, f *file, err error) *cached {
+	old := r.cache[name]
+	if old != nil && old.key == key {
+		return old // read by another scan meanwhile
+	}
+	c := &cached{key: key, err: err}
+	switch {
+	case err != nil:
+	case old != nil && old.svc != nil && old.sum == f.sum:
+		// A refresh: only the expiry changed.
+		c.expires, c.sum, c.svc, c.shared = f.expires, f.sum, old.svc, old.shared
+	default:
+		c.expires, c.sum = f.expires, f.sum
+		c.svc, c.shared, c.err = r.shared.build(f.svc)
+	}
+	r.cache[name] = c
+	r.sweep()
+	return c
+}
+
+// sweep forgets the shared parts no cached file holds any more, once there
+// are many more of them than after the last sweep. Runs under r.mu.
+func (r *Registry) sweep() {
+	sp := &r.shared
+	if len(sp.maps)+len(sp.endpoints) <= 2*sp.kept+64 {
+		return
+	}
+	used := map[sharedKey]bool{}
+	for _, c := range r.cache {
+		for _, k := range c.shared {
+			used[k] = true
+		}
+	}
+	maps.DeleteFunc(sp.maps, func(k sharedKey, _ map[string]string) bool { return !used[k] })
+	maps.DeleteFunc(sp.endpoints, func(k sharedKey, _ []*registry.Endpoint) bool { return !used[k] })
+	sp.kept = len(sp.maps) + len(sp.endpoints)
 }
 
 // scan reads the live nodes of the files whose names start with prefix (all
-// if empty). It returns one Service per node and the earliest expiry among
-// them (zero if none expires). Files that are bad, expired or left over are
+// if empty). It returns one Service per node, straight from the cache (not
+// to be changed), and the earliest expiry among them (zero if none
+// expires). Files that are bad, expired or left over are
 // removed in the background.
 func (r *Registry) scan(prefix string) (parts []*registry.Service, next time.Time, err error) {
 	names, err := r.names()
@@ -143,18 +296,18 @@ func (r *Registry) scan(prefix string) (parts []*registry.Service, next time.Tim
 		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ext) || !strings.Contains(name, sep) {
 			continue // not ours
 		}
-		rec, old := r.load(name, now)
+		c, old := r.load(name, now)
 		switch {
-		case rec == nil:
+		case c == nil:
 			if old {
 				garbage = append(garbage, name)
 			}
-		case rec.expired(now):
+		case c.expired(now):
 			garbage = append(garbage, name)
 		default:
-			parts = append(parts, rec.Service)
-			if !rec.Expires.IsZero() && (next.IsZero() || rec.Expires.Before(next)) {
-				next = rec.Expires
+			parts = append(parts, c.svc)
+			if !c.expires.IsZero() && (next.IsZero() || c.expires.Before(next)) {
+				next = c.expires
 			}
 		}
 	}
@@ -219,44 +372,42 @@ func (r *Registry) names() ([]string, error) {
 	return names, nil
 }
 
-// load returns the record of the file name, from the cache if the file has
-// not changed, or nil if the file is gone or bad. For a bad file, old
+// load returns the cache entry of the file name, read again if the file
+// has changed, or nil if the file is gone or bad. For a bad file, old
 // reports whether it is older than the grace period.
-func (r *Registry) load(name string, now time.Time) (rec *record, old bool) {
+func (r *Registry) load(name string, now time.Time) (c *cached, old bool) {
 	path := filepath.Join(r.opts.Dir, name)
 	fi, err := os.Lstat(path)
 	if err != nil || !fi.Mode().IsRegular() {
 		return nil, false // removed since it was listed, or not a file
 	}
-	key := fileKey(fi)
+	key := keyOf(fi)
 	r.mu.Lock()
-	c, ok := r.cache[name]
+	c = r.cache[name]
 	r.mu.Unlock()
-	if !ok || c.key != key {
-		c = cached{key: key}
+	if c == nil || c.key != key {
+		var f *file
 		var data []byte
 		if fi.Size() > maxFile {
-			c.err = fmt.Errorf("%d bytes, more than %d", fi.Size(), maxFile)
+			err = fmt.Errorf("%d bytes, more than %d", fi.Size(), maxFile)
 		} else if data, err = os.ReadFile(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, false
-		} else if err != nil {
-			c.err = err
-		} else {
-			c.rec, c.err = decode(name, data)
+		} else if err == nil {
+			f, err = parse(name, data)
 		}
 		r.mu.Lock()
-		r.cache[name] = c
+		c = r.store(name, key, f, err)
 		r.mu.Unlock()
 	}
 	if c.err != nil {
 		r.warn(name, key, c.err)
 		return nil, !errors.Is(c.err, errNewer) && now.Sub(fi.ModTime()) > grace
 	}
-	return c.rec, false
+	return c, false
 }
 
 // warn logs a bad file once per version of the file.
-func (r *Registry) warn(name, key string, err error) {
+func (r *Registry) warn(name string, key fileKey, err error) {
 	r.mu.Lock()
 	done := r.warned[name] == key
 	r.warned[name] = key
@@ -344,9 +495,13 @@ func (r *Registry) isGarbage(name string, now time.Time) bool {
 	if err != nil {
 		return false
 	}
-	rec, err := decode(name, data)
+	f, err := parse(name, data)
+	if err == nil {
+		sp := newSharedParts()
+		_, _, err = sp.build(f.svc)
+	}
 	if err != nil {
 		return old && !errors.Is(err, errNewer)
 	}
-	return rec.expired(now)
+	return expired(f.expires, now)
 }

@@ -55,6 +55,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -135,9 +136,10 @@ type Registry struct {
 	sem  chan struct{} // the in-process half of the directory lock
 
 	mu      sync.Mutex
-	listing *listing          // the directory's names as last read
-	cache   map[string]cached // file name -> what it held when last read
-	warned  map[string]string // file name -> the cache key it was warned about
+	listing *listing           // the directory's names as last read
+	cache   map[string]*cached // file name -> what it held when last read
+	shared  sharedParts        // what the cached services have in common
+	warned  map[string]fileKey // file name -> the version it was warned about
 
 	gcBusy atomic.Bool
 	gcLast atomic.Int64 // unix nanos of the last collection
@@ -187,8 +189,9 @@ func New(opts ...Option) (*Registry, error) {
 	return &Registry{
 		opts:   o,
 		sem:    make(chan struct{}, 1),
-		cache:  map[string]cached{},
-		warned: map[string]string{},
+		cache:  map[string]*cached{},
+		shared: newSharedParts(),
+		warned: map[string]fileKey{},
 	}, nil
 }
 
@@ -297,11 +300,11 @@ func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error
 	if err != nil {
 		return nil, fmt.Errorf("local registry: list services: %w", err)
 	}
-	svcs := registry.Merge(parts)
-	for _, s := range svcs {
-		s.Nodes, s.Endpoints = nil, nil
+	svcs := registry.MergeView(parts) // not to be changed: see cached
+	for i, s := range svcs {
+		svcs[i] = &registry.Service{Name: s.Name, Version: s.Version, Metadata: maps.Clone(s.Metadata)}
 	}
-	return svcs, nil // Merge sorted them
+	return svcs, nil // MergeView sorted them
 }
 
 // locked runs fn holding the directory lock: the in-process semaphore, then

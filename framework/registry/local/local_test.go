@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -212,6 +213,11 @@ func TestBadFiles(t *testing.T) {
 		fileName("good", "nonodes"):   `{"format":1,"service":{"name":"good"}}`,
 		fileName("good", "newer"):     `{"format":99,"service":{"name":"good","nodes":[{"id":"newer","address":"x:1"}]}}`,
 		fileName("good", "noformat"):  `{"service":{"name":"good","nodes":[{"id":"noformat","address":"x:1"}]}}`,
+		fileName("good", "badmeta"):   `{"format":1,"service":{"name":"good","metadata":5,"nodes":[{"id":"badmeta","address":"x:1"}]}}`,
+		fileName("good", "badeps"):    `{"format":1,"service":{"name":"good","endpoints":{"name":"E"},"nodes":[{"id":"badeps","address":"x:1"}]}}`,
+		fileName("good", "badnode"):   `{"format":1,"service":{"name":"good","nodes":[{"id":"badnode","address":"x:1","metadata":[1]}]}}`,
+		fileName("good", "badsvc"):    `{"format":1,"service":"good"}`,
+		fileName("good", "newerodd"):  `{"format":2,"service":"a format this program cannot know"}`,
 		"README":                      "not ours",
 	}
 	for name, data := range bad {
@@ -260,7 +266,7 @@ func TestBadFiles(t *testing.T) {
 		_, _ = r.GetService(ctx, "good")
 		for name := range bad {
 			_, err := os.Stat(filepath.Join(r.Dir(), name))
-			keep := name == "README" || name == fileName("good", "newer")
+			keep := name == "README" || name == fileName("good", "newer") || name == fileName("good", "newerodd")
 			if keep != (err == nil) {
 				return false
 			}
@@ -486,5 +492,98 @@ func TestListingFollowsChanges(t *testing.T) {
 		if got, err := r.GetService(ctx, s.Name); !errors.Is(err, registry.ErrNotFound) {
 			t.Fatalf("round %d: after Deregister: %s, %v", i, describe(got), err)
 		}
+	}
+}
+
+// Services registered with the same endpoints and metadata share one
+// decoded copy of them in the cache; a refresh without change keeps the
+// cached service, a change replaces it; what callers get stays theirs.
+func TestSharedParts(t *testing.T) {
+	r := newTest(t)
+	ctx := context.Background()
+	full := func(name, id, nodeMeta string) *registry.Service {
+		return &registry.Service{
+			Name: name, Version: "1", Metadata: map[string]string{"team": "bots"},
+			Endpoints: []*registry.Endpoint{{Name: "Command.Exec", Request: &registry.Value{Name: "ExecRequest", Type: "ExecRequest",
+				Values: []*registry.Value{{Name: "args", Type: "[]string"}}}, Metadata: map[string]string{"stream": "false"}}},
+			Nodes: []*registry.Node{{ID: id, Address: "127.0.0.1:1", Metadata: map[string]string{"transport": "http", "n": nodeMeta}}},
+		}
+	}
+	a, b := full("a", "a1", "x"), full("b", "b1", "x")
+	for _, s := range []*registry.Service{a, b} {
+		if err := r.Register(ctx, s, registry.RegisterTTL(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entry := func(s *registry.Service) *cached {
+		t.Helper()
+		if _, err := r.GetService(ctx, s.Name); err != nil {
+			t.Fatal(err)
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.cache[fileName(s.Name, s.Nodes[0].ID)]
+	}
+	ca, cb := entry(a), entry(b)
+	if ca.svc == cb.svc || &ca.svc.Endpoints[0] != &cb.svc.Endpoints[0] {
+		t.Errorf("the endpoints of a and b are not shared")
+	}
+	if reflect.ValueOf(ca.svc.Metadata).UnsafePointer() != reflect.ValueOf(cb.svc.Metadata).UnsafePointer() ||
+		reflect.ValueOf(ca.svc.Nodes[0].Metadata).UnsafePointer() != reflect.ValueOf(cb.svc.Nodes[0].Metadata).UnsafePointer() {
+		t.Errorf("the metadata of a and b are not shared")
+	}
+
+	// A refresh writes a new file with a new expiry; the service is kept.
+	if err := r.Register(ctx, a, registry.RegisterTTL(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if c := entry(a); c == ca || c.svc != ca.svc || !c.expires.After(ca.expires) {
+		t.Errorf("after a refresh: entry %p svc %p expires %v; before: %p %p %v", c, c.svc, c.expires, ca, ca.svc, ca.expires)
+	}
+	// A change makes a new service, still sharing what did not change.
+	a.Nodes[0].Metadata["n"] = "y"
+	if err := r.Register(ctx, a, registry.RegisterTTL(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	c := entry(a)
+	if c.svc == ca.svc || c.svc.Nodes[0].Metadata["n"] != "y" || &c.svc.Endpoints[0] != &cb.svc.Endpoints[0] {
+		t.Errorf("after a change: node metadata %v, endpoints shared %v", c.svc.Nodes[0].Metadata, &c.svc.Endpoints[0] == &cb.svc.Endpoints[0])
+	}
+
+	// What GetService returns for a is a's to change: b is intact.
+	got, err := r.GetService(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got[0].Metadata["team"] = "changed"
+	got[0].Endpoints[0].Request.Values[0].Name = "changed"
+	got[0].Nodes[0].Metadata["transport"] = "changed"
+	gb, err := r.GetService(ctx, "b")
+	if err != nil || !registry.Equal(gb[0], b) {
+		t.Fatalf("b after changing what GetService returned for a: %+v, %v", gb, err)
+	}
+}
+
+// The shared parts that no file holds any more are forgotten: a node that
+// registers with new metadata every time does not grow the cache.
+func TestSharedPartsSwept(t *testing.T) {
+	r := newTest(t)
+	ctx := context.Background()
+	s := svc("churn", "n1")
+	for i := range 1000 {
+		s.Nodes[0].Metadata = map[string]string{"i": fmt.Sprint(i)}
+		if err := r.Register(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.GetService(ctx, "churn")
+		if err != nil || got[0].Nodes[0].Metadata["i"] != fmt.Sprint(i) {
+			t.Fatalf("round %d: %s, %v", i, describe(got), err)
+		}
+	}
+	r.mu.Lock()
+	n := len(r.shared.maps) + len(r.shared.endpoints)
+	r.mu.Unlock()
+	if n > 2*1+64+1 {
+		t.Errorf("%d shared parts kept for 1 file", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -60,9 +61,63 @@ type hub struct {
 	stop chan struct{} // closed when the last watcher stops
 
 	mu      sync.Mutex // serializes rescans and subscriptions
-	snap    []*registry.Service
+	snap    snapshot
 	next    time.Time // the earliest expiry in snap
 	lastErr string    // the last scan error logged
+}
+
+// snapshot is what the directory held at a scan, by service name and
+// version.
+type snapshot map[[2]string]*version
+
+// version is one service name and version in a snapshot.
+type version struct {
+	parts []*registry.Service // its nodes' cache entries, in file name order
+	svc   *registry.Service   // their registry.MergeView
+}
+
+// newSnapshot groups the parts of a scan. A version whose parts are the
+// same entries as in old is old's: the cache entries of unchanged files,
+// and of files refreshed without change, are the same pointers from scan to
+// scan, so telling what changed takes no merging and no comparing.
+func newSnapshot(parts []*registry.Service, old snapshot) snapshot {
+	groups := map[[2]string][]*registry.Service{}
+	for _, p := range parts {
+		k := [2]string{p.Name, p.Version}
+		groups[k] = append(groups[k], p)
+	}
+	snap := make(snapshot, len(groups))
+	for k, ps := range groups {
+		if o := old[k]; o != nil && slices.Equal(o.parts, ps) {
+			snap[k] = o
+			continue
+		}
+		snap[k] = &version{parts: ps, svc: registry.MergeView(ps)[0]}
+	}
+	return snap
+}
+
+// diff returns the events from old to new (registry.Diff of the versions
+// that are not the same in both).
+func diff(old, new snapshot) []*registry.Result {
+	var was, is []*registry.Service
+	for k, v := range new {
+		if o := old[k]; o != v {
+			is = append(is, v.svc)
+			if o != nil {
+				was = append(was, o.svc)
+			}
+		}
+	}
+	for k, o := range old {
+		if new[k] == nil {
+			was = append(was, o.svc)
+		}
+	}
+	if len(was)+len(is) == 0 {
+		return nil
+	}
+	return registry.Diff(was, is)
 }
 
 // startHub takes the first snapshot and starts watching. Runs under r.hubMu.
@@ -91,7 +146,7 @@ func (r *Registry) startHub() (*hub, error) {
 		}
 		return nil, fmt.Errorf("local registry: watch: %w", err)
 	}
-	h.snap, h.next = registry.Merge(parts), next
+	h.snap, h.next = newSnapshot(parts, nil), next
 	go h.loop(fsw)
 	return h, nil
 }
@@ -196,8 +251,8 @@ func (h *hub) rescanLocked() {
 		return
 	}
 	h.lastErr = ""
-	snap := registry.Merge(parts)
-	results := registry.Diff(h.snap, snap)
+	snap := newSnapshot(parts, h.snap)
+	results := diff(h.snap, snap)
 	h.snap, h.next = snap, next
 	h.subs.Publish(results)
 }
