@@ -86,9 +86,15 @@ func Find() (prosody, prosodyctl string, err error) {
 		if prosody, err = exec.LookPath("prosody"); err != nil {
 			return "", "", fmt.Errorf("prosody not on PATH (apt-get install prosody, or set MICROBOT_PROSODY): %w", err)
 		}
+	} else if prosody, err = exec.LookPath(prosody); err != nil {
+		return "", "", fmt.Errorf("MICROBOT_PROSODY: %w", err)
 	}
 	prosodyctl = os.Getenv("MICROBOT_PROSODYCTL")
-	if prosodyctl == "" {
+	if prosodyctl != "" {
+		if prosodyctl, err = exec.LookPath(prosodyctl); err != nil {
+			return "", "", fmt.Errorf("MICROBOT_PROSODYCTL: %w", err)
+		}
+	} else {
 		prosodyctl = filepath.Join(filepath.Dir(prosody), "prosodyctl")
 		if _, err := os.Stat(prosodyctl); err != nil {
 			if prosodyctl, err = exec.LookPath("prosodyctl"); err != nil {
