@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real XMPP server the input/xmpp tests run against (prosody;
 # the tests start their own servers from temporary configs, see
-# input/xmpp/internal/prosodytest). Idempotent; run as root by .ci/setup.
+# internal/prosodytest). Idempotent; run as root by .ci/setup.
 set -euo pipefail
 
 if ! command -v prosody >/dev/null 2>&1 || ! command -v prosodyctl >/dev/null 2>&1; then
