@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +21,7 @@ import (
 	"github.com/microbot/microbot/input/slack/slacktestws"
 
 	_ "github.com/microbot/microbot/framework/registry/local"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 // Tokens the bot gets from its environment, as in a deployment; they must
@@ -31,53 +31,21 @@ const (
 	botToken = "xoxb-1-opsbotsecret-5520-zq"
 )
 
+// The binaries the tests run, built once per test process.
 var bins struct {
-	dir                        string
 	microbot, greeter, sleeper string
-	err                        error
 }
 
-var buildOnce sync.Once
+// TestMain removes the binaries after the tests.
+func TestMain(m *testing.M) { testenv.Main(m) }
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "microbot-ops-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins.dir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// build builds microbot, the greeter and sleepsvc once (with -race when
-// the tests run with it, so a race in a child fails the test too).
+// build builds microbot, the greeter and sleepsvc (with -race when the tests
+// run with it, so a race in a child fails the test too).
 func build(t *testing.T) {
 	t.Helper()
-	buildOnce.Do(func() {
-		for _, tg := range []struct {
-			out       *string
-			name, pkg string
-		}{
-			{&bins.microbot, "microbot", "../../../../cmd/microbot"},
-			{&bins.greeter, "greeter", "../../../../examples/greeter"},
-			{&bins.sleeper, "sleepsvc", "../sleepsvc"},
-		} {
-			*tg.out = filepath.Join(bins.dir, tg.name)
-			args := []string{"build", "-o", *tg.out}
-			if raceEnabled {
-				args = append(args, "-race")
-			}
-			if out, err := exec.Command("go", append(args, tg.pkg)...).CombinedOutput(); err != nil {
-				bins.err = fmt.Errorf("go build %s: %v\n%s", tg.pkg, err, out)
-				return
-			}
-		}
-	})
-	if bins.err != nil {
-		t.Fatal(bins.err)
-	}
+	bins.microbot = testenv.Build(t, "github.com/microbot/microbot/cmd/microbot")
+	bins.greeter = testenv.Build(t, "github.com/microbot/microbot/examples/greeter")
+	bins.sleeper = testenv.Build(t, "github.com/microbot/microbot/bot/ops/internal/sleepsvc")
 }
 
 // proc is a child process whose output lines the test can wait for.
