@@ -224,7 +224,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 	log := w.opts.logger.With("namespace", w.opts.namespace)
 	names := make(chan string, 256)
 	rewatch := make(chan struct{}, 1)
-	go w.watch(ctx, log, names, rewatch)
+	// The watch starts before the first listing, so a service registered
+	// in between is in one or the other.
+	wt, err := w.reg.Watch(ctx)
+	go w.watch(ctx, log, wt, err, names, rewatch)
 
 	l := &loop{w: w, log: log, svcs: map[string]*svc{}, results: make(chan helpResult),
 		sem: make(chan struct{}, max(w.opts.helpConcurrency, 1))}
@@ -268,11 +271,16 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 // watch streams the names of the namespace's services that changed, and
 // starts the watch again with backoff when it breaks (asking for a resync,
-// since events may have been lost).
-func (w *Watcher) watch(ctx context.Context, log *slog.Logger, names chan<- string, rewatch chan<- struct{}) {
+// since events may have been lost). The first watch is the one Run started
+// (first, or the error starting it).
+func (w *Watcher) watch(ctx context.Context, log *slog.Logger, first registry.Watcher, firstErr error, names chan<- string, rewatch chan<- struct{}) {
 	fails := 0
 	for ctx.Err() == nil {
-		wt, err := w.reg.Watch(ctx)
+		wt, err := first, firstErr
+		if wt == nil && err == nil {
+			wt, err = w.reg.Watch(ctx)
+		}
+		first, firstErr = nil, nil
 		if err == nil {
 			if fails > 0 {
 				log.Info("registry watch restored")

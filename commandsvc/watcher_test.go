@@ -288,6 +288,44 @@ func TestResyncRepairsLostEvents(t *testing.T) {
 	}
 }
 
+// late is a registry in which a service registers right after the first
+// listing, and whose watches wait for that (a second at most): a watcher
+// whose watch started after its first listing would miss the service.
+type late struct {
+	registry.Registry
+	svc    *registry.Service
+	listed chan struct{}
+	once   sync.Once
+}
+
+func (l *late) ListServices(ctx context.Context) ([]*registry.Service, error) {
+	list, err := l.Registry.ListServices(ctx)
+	l.once.Do(func() {
+		if err := l.Registry.Register(ctx, l.svc); err != nil {
+			panic(err)
+		}
+		close(l.listed)
+	})
+	return list, err
+}
+
+func (l *late) Watch(ctx context.Context, opts ...registry.WatchOption) (registry.Watcher, error) {
+	select {
+	case <-l.listed:
+	case <-time.After(time.Second):
+	}
+	return l.Registry.Watch(ctx, opts...)
+}
+
+// A service registered between the first listing and the start of the
+// watch is found without waiting for a resync.
+func TestRegisteredWhileStarting(t *testing.T) {
+	reg := &late{Registry: memory.New(), listed: make(chan struct{}),
+		svc: &registry.Service{Name: "go.micro.bot.late", Nodes: []*registry.Node{{ID: "late-1", Address: "127.0.0.1:1"}}}}
+	e := newEnv(t, reg, commandsvc.Resync(time.Hour))
+	e.eventually("late found", func() bool { return e.table.Lookup("late") != nil })
+}
+
 func TestReadyWaitsForHelp(t *testing.T) {
 	reg := memory.New()
 	e0 := &env{t: t, reg: reg}
