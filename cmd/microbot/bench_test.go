@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,13 @@ import (
 // is microbot watching 1,000 command services (all served by one testsvc
 // process), once it has discovered every one of them; it also reports how
 // long that discovery took (s-discovery).
+//
+// Both also report the Go heap as the runtime's GC trace (GODEBUG=gctrace=1,
+// which changes nothing else) gave it at the last collection before the
+// RSS was read: MB-heap-live, what was still reachable, and MB-heap-goal,
+// the size at which the next collection starts (whole MB, as the trace
+// prints them; not reported if no collection has run, i.e. the heap never
+// reached the runtime's minimum goal of 4 MB).
 
 var benchBins struct {
 	once              sync.Once
@@ -77,11 +85,58 @@ type benchBot struct {
 	cmd *exec.Cmd
 	in  io.WriteCloser
 	out *bufio.Scanner
+
+	mu       sync.Mutex
+	lastGC   string // the last GC trace line
+	gcs      int
+	stderrOK chan struct{} // closed when stderr is read to the end
+}
+
+// gcLine matches the sizes of a GC trace line: heap at start, at end, live
+// (marked), and the goal, in MB.
+var gcLine = regexp.MustCompile(`(\d+)->(\d+)->(\d+) MB, (\d+) MB goal`)
+
+// readStderr copies microbot's standard error to ours, keeping the GC
+// trace lines out of it.
+func (bb *benchBot) readStderr(r io.Reader) {
+	defer close(bb.stderrOK)
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "gc ") && gcLine.MatchString(l) {
+			bb.mu.Lock()
+			bb.lastGC, bb.gcs = l, bb.gcs+1
+			bb.mu.Unlock()
+			continue
+		}
+		fmt.Fprintln(os.Stderr, sc.Text())
+	}
+}
+
+// report reports the resident memory and the heap at the last collection.
+func (bb *benchBot) report(b *testing.B) {
+	b.Helper()
+	b.ReportMetric(rss(b, bb.cmd.Process.Pid), "MB-rss")
+	bb.mu.Lock()
+	l := bb.lastGC
+	bb.mu.Unlock()
+	m := gcLine.FindStringSubmatch(l)
+	if m == nil {
+		return // no collection yet: the heap never reached the runtime's 4 MB minimum goal
+	}
+	live, _ := strconv.ParseFloat(m[3], 64)
+	goal, _ := strconv.ParseFloat(m[4], 64)
+	b.ReportMetric(live, "MB-heap-live")
+	b.ReportMetric(goal, "MB-heap-goal")
 }
 
 func startBenchBot(b *testing.B, reg string) *benchBot {
 	b.Helper()
 	cmd := exec.Command(benchBins.microbot, "--registry_address", reg, "--log_level", "error", "--discovery_wait", "1ms")
+	godebug := "gctrace=1"
+	if v := os.Getenv("GODEBUG"); v != "" {
+		godebug = v + "," + godebug
+	}
+	cmd.Env = append(os.Environ(), "GODEBUG="+godebug)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -90,14 +145,19 @@ func startBenchBot(b *testing.B, reg string) *benchBot {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	return &benchBot{cmd: cmd, in: in, out: sc}
+	bb := &benchBot{cmd: cmd, in: in, out: sc, stderrOK: make(chan struct{})}
+	go bb.readStderr(stderr)
+	b.Cleanup(func() { in.Close(); cmd.Process.Kill(); <-bb.stderrOK; cmd.Wait() })
+	return bb
 }
 
 // ask sends line and returns the reply's lines, read up to a marker.
@@ -123,7 +183,7 @@ func BenchmarkRSSIdle(b *testing.B) {
 			b.Fatalf("ping: %q", got)
 		}
 		time.Sleep(2 * time.Second) // let it settle
-		b.ReportMetric(rss(b, bb.cmd.Process.Pid), "MB-rss")
+		bb.report(b)
 	}
 }
 
@@ -166,7 +226,7 @@ func BenchmarkRSS1000Commands(b *testing.B) {
 			b.Fatalf("cmd777: %q", got)
 		}
 		time.Sleep(2 * time.Second)
-		b.ReportMetric(rss(b, bb.cmd.Process.Pid), "MB-rss")
+		bb.report(b)
 		b.ReportMetric(discovery.Seconds(), "s-discovery")
 	}
 }
