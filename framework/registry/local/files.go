@@ -264,8 +264,8 @@ func (r *Registry) sweep() {
 
 // scan reads the live nodes of the files whose names start with prefix (all
 // if empty). It returns one Service per node, straight from the cache (not
-// to be changed), and the earliest expiry among them (zero if none
-// expires). Files that are bad, expired or left over are
+// to be changed), in file name order (so the nodes of a service are next to
+// each other), and the earliest expiry among them (zero if none expires). Files that are bad, expired or left over are
 // removed in the background.
 func (r *Registry) scan(prefix string) (parts []*registry.Service, next time.Time, err error) {
 	names, err := r.names()

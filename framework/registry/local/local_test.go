@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -585,5 +586,46 @@ func TestSharedPartsSwept(t *testing.T) {
 	r.mu.Unlock()
 	if n > 2*1+64+1 {
 		t.Errorf("%d shared parts kept for 1 file", n)
+	}
+}
+
+// A snapshot of unchanged parts is the old one; a changed part makes only
+// its version new; diff tells exactly what changed.
+func TestSnapshot(t *testing.T) {
+	part := func(name, version, id string) *registry.Service {
+		return &registry.Service{Name: name, Version: version, Nodes: []*registry.Node{{ID: id, Address: "127.0.0.1:1"}}}
+	}
+	a1, a2, a3 := part("a", "1", "a1"), part("a", "2", "a2"), part("a", "1", "a3")
+	b1 := part("b", "1", "b1")
+	s0 := newSnapshot([]*registry.Service{a1, a2, a3, b1}, nil)
+	if len(s0) != 3 || len(s0[[2]string{"a", "1"}].svc.Nodes) != 2 {
+		t.Fatalf("snapshot of a@1 a@2 a@1 b@1: %d versions, a@1 = %+v", len(s0), s0[[2]string{"a", "1"}])
+	}
+	s1 := newSnapshot([]*registry.Service{a1, a2, a3, b1}, s0)
+	if reflect.ValueOf(s1).UnsafePointer() != reflect.ValueOf(s0).UnsafePointer() {
+		t.Errorf("unchanged parts made a new snapshot")
+	}
+	if rs := diff(s0, s1); len(rs) != 0 {
+		t.Errorf("diff of unchanged snapshots: %v", rs)
+	}
+	b1x := part("b", "1", "b1")
+	b1x.Nodes[0].Address = "127.0.0.1:2"
+	s2 := newSnapshot([]*registry.Service{a1, a2, b1x}, s1)
+	if s2[[2]string{"a", "2"}] != s1[[2]string{"a", "2"}] {
+		t.Errorf("a@2 did not change but is new")
+	}
+	var got []string
+	for _, r := range diff(s1, s2) {
+		got = append(got, fmt.Sprintf("%s %s@%s %d", r.Action, r.Service.Name, r.Service.Version, len(r.Service.Nodes)))
+	}
+	if want := []string{"update a@1 1", "update b@1 1"}; !slices.Equal(got, want) {
+		t.Errorf("diff = %q, want %q", got, want)
+	}
+	got = nil
+	for _, r := range diff(s2, newSnapshot(nil, s2)) {
+		got = append(got, r.Action+" "+r.Service.Name+"@"+r.Service.Version)
+	}
+	if want := []string{"delete a@1", "delete a@2", "delete b@1"}; !slices.Equal(got, want) {
+		t.Errorf("diff to empty = %q, want %q", got, want)
 	}
 }

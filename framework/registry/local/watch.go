@@ -79,22 +79,62 @@ type version struct {
 // newSnapshot groups the parts of a scan. A version whose parts are the
 // same entries as in old is old's: the cache entries of unchanged files,
 // and of files refreshed without change, are the same pointers from scan to
-// scan, so telling what changed takes no merging and no comparing.
+// scan, so telling what changed takes no merging and no comparing. If
+// nothing changed, the result is old itself.
 func newSnapshot(parts []*registry.Service, old snapshot) snapshot {
-	groups := map[[2]string][]*registry.Service{}
-	for _, p := range parts {
-		k := [2]string{p.Name, p.Version}
-		groups[k] = append(groups[k], p)
+	groups, same := 0, 0
+	eachVersion(parts, func(k [2]string, ps []*registry.Service) {
+		groups++
+		if o := old[k]; o != nil && slices.Equal(o.parts, ps) {
+			same++
+		}
+	})
+	if same == groups && groups == len(old) && old != nil {
+		return old
 	}
-	snap := make(snapshot, len(groups))
-	for k, ps := range groups {
+	snap := make(snapshot, groups)
+	eachVersion(parts, func(k [2]string, ps []*registry.Service) {
 		if o := old[k]; o != nil && slices.Equal(o.parts, ps) {
 			snap[k] = o
+			return
+		}
+		v := &version{parts: ps, svc: ps[0]} // one node: already merged
+		if len(ps) > 1 {
+			v.svc = registry.MergeView(ps)[0]
+		}
+		snap[k] = v
+	})
+	return snap
+}
+
+// eachVersion calls f with the parts of each name and version, in order.
+// The parts of one name are next to each other (a scan returns them in file
+// name order); if they are all of one version, f gets a part of parts.
+func eachVersion(parts []*registry.Service, f func(k [2]string, ps []*registry.Service)) {
+	for i := 0; i < len(parts); {
+		name, version := parts[i].Name, parts[i].Version
+		j, mixed := i+1, false
+		for ; j < len(parts) && parts[j].Name == name; j++ {
+			mixed = mixed || parts[j].Version != version
+		}
+		if !mixed {
+			f([2]string{name, version}, parts[i:j:j])
+			i = j
 			continue
 		}
-		snap[k] = &version{parts: ps, svc: registry.MergeView(ps)[0]}
+		var versions []string
+		byVersion := map[string][]*registry.Service{}
+		for _, p := range parts[i:j] {
+			if byVersion[p.Version] == nil {
+				versions = append(versions, p.Version)
+			}
+			byVersion[p.Version] = append(byVersion[p.Version], p)
+		}
+		for _, v := range versions {
+			f([2]string{name, v}, byVersion[v])
+		}
+		i = j
 	}
-	return snap
 }
 
 // diff returns the events from old to new (registry.Diff of the versions
