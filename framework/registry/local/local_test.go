@@ -601,6 +601,13 @@ func TestSnapshot(t *testing.T) {
 	if len(s0) != 3 || len(s0[[2]string{"a", "1"}].svc.Nodes) != 2 {
 		t.Fatalf("snapshot of a@1 a@2 a@1 b@1: %d versions, a@1 = %+v", len(s0), s0[[2]string{"a", "1"}])
 	}
+	c1, c2 := part("c", "1", "c1"), part("c", "1", "c2")
+	scanned := []*registry.Service{c1, c2}
+	sc := newSnapshot(scanned, nil)
+	scanned[0] = nil // the scan's slice is not kept
+	if v := sc[[2]string{"c", "1"}]; !v.of([]*registry.Service{c1, c2}) {
+		t.Errorf("c@1 is made of %v, want c1 c2", v.parts)
+	}
 	s1 := newSnapshot([]*registry.Service{a1, a2, a3, b1}, s0)
 	if reflect.ValueOf(s1).UnsafePointer() != reflect.ValueOf(s0).UnsafePointer() {
 		t.Errorf("unchanged parts made a new snapshot")

@@ -72,8 +72,16 @@ type snapshot map[[2]string]*version
 
 // version is one service name and version in a snapshot.
 type version struct {
-	parts []*registry.Service // its nodes' cache entries, in file name order
-	svc   *registry.Service   // their registry.MergeView
+	svc   *registry.Service   // the registry.MergeView of its parts
+	parts []*registry.Service // its nodes' cache entries, in file name order; nil if one (svc)
+}
+
+// of reports whether v is made of ps.
+func (v *version) of(ps []*registry.Service) bool {
+	if v.parts == nil {
+		return len(ps) == 1 && ps[0] == v.svc
+	}
+	return slices.Equal(v.parts, ps)
 }
 
 // newSnapshot groups the parts of a scan. A version whose parts are the
@@ -85,7 +93,7 @@ func newSnapshot(parts []*registry.Service, old snapshot) snapshot {
 	groups, same := 0, 0
 	eachVersion(parts, func(k [2]string, ps []*registry.Service) {
 		groups++
-		if o := old[k]; o != nil && slices.Equal(o.parts, ps) {
+		if o := old[k]; o != nil && o.of(ps) {
 			same++
 		}
 	})
@@ -94,13 +102,15 @@ func newSnapshot(parts []*registry.Service, old snapshot) snapshot {
 	}
 	snap := make(snapshot, groups)
 	eachVersion(parts, func(k [2]string, ps []*registry.Service) {
-		if o := old[k]; o != nil && slices.Equal(o.parts, ps) {
+		if o := old[k]; o != nil && o.of(ps) {
 			snap[k] = o
 			return
 		}
-		v := &version{parts: ps, svc: ps[0]} // one node: already merged
+		v := &version{svc: ps[0]} // one node: already merged
 		if len(ps) > 1 {
-			v.svc = registry.MergeView(ps)[0]
+			// A copy: ps may be a part of the scan's slice, which would
+			// stay reachable for as long as the version.
+			v.svc, v.parts = registry.MergeView(ps)[0], slices.Clone(ps)
 		}
 		snap[k] = v
 	})
