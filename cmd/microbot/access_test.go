@@ -12,13 +12,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/microbot/microbot/bot/audit"
 	"github.com/microbot/microbot/input/slack/slacktestws"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 // These tests run microbot with an access policy, with command services
@@ -28,31 +28,10 @@ import (
 // on the console, and through a fake Slack (slacktestws) by their Slack
 // user ids.
 
-var whoami struct {
-	once sync.Once
-	bin  string
-	err  error
-}
-
-// buildWhoami builds the whoami test service next to the other binaries.
+// buildWhoami builds the whoami test service.
 func buildWhoami(t *testing.T) string {
 	t.Helper()
-	build(t)
-	whoami.once.Do(func() {
-		whoami.bin = filepath.Join(bins.dir, "whoami")
-		args := []string{"build", "-o", whoami.bin}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		out, err := exec.Command("go", append(args, "../../bot/access/internal/whoami")...).CombinedOutput()
-		if err != nil {
-			whoami.err = fmt.Errorf("go build whoami: %v\n%s", err, out)
-		}
-	})
-	if whoami.err != nil {
-		t.Fatal(whoami.err)
-	}
-	return whoami.bin
+	return testenv.Build(t, "github.com/microbot/microbot/bot/access/internal/whoami")
 }
 
 // whoamiService starts whoami as the service name. meta is the node

@@ -10,10 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 // These tests run microbot, the greeter, the echo command service and a
@@ -24,93 +25,34 @@ import (
 // command", and collects the output up to that answer (replies come out in
 // the order of the lines).
 
-// bins holds the binaries built once for the package's tests.
+// bins holds the binaries the package's tests run, built once.
 var bins struct {
-	dir                              string
 	microbot, greeter, echo, testsvc string
-	err                              error
 }
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "microbot-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins.dir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	if benchBins.microbot != "" {
-		os.RemoveAll(filepath.Dir(benchBins.microbot))
-	}
-	os.Exit(code)
-}
-
-var buildOnce sync.Once
-
-// build builds the binaries (with -race when the tests run with it, so a
-// race in a child process fails the test too) the first time a test needs
-// them.
-func build(t testing.TB) {
-	t.Helper()
-	buildOnce.Do(func() {
-		targets := []struct {
-			out *string
-			pkg string
-		}{
-			{&bins.microbot, "."},
-			{&bins.greeter, "../../examples/greeter"},
-			{&bins.echo, "../../examples/echo"},
-			{&bins.testsvc, "../../commandsvc/internal/testsvc"},
-		}
-		for _, tg := range targets {
-			name := filepath.Base(tg.pkg)
-			if tg.pkg == "." {
-				name = "microbot"
-			}
-			*tg.out = filepath.Join(bins.dir, name)
-			args := []string{"build", "-o", *tg.out}
-			if raceEnabled {
-				args = append(args, "-race")
-			}
-			out, err := exec.Command("go", append(args, tg.pkg)...).CombinedOutput()
-			if err != nil { // once more: the shared build cache can hiccup under load
-				out, err = exec.Command("go", append(args, tg.pkg)...).CombinedOutput()
-			}
-			if err != nil {
-				bins.err = fmt.Errorf("go build %s: %v\n%s", tg.pkg, err, out)
-				return
-			}
+	testenv.Main(m, func() {
+		if benchBins.microbot != "" {
+			os.RemoveAll(filepath.Dir(benchBins.microbot))
 		}
 	})
-	if bins.err != nil {
-		t.Fatal(bins.err)
-	}
 }
 
-// syncBuffer collects a process's standard error.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// build builds the binaries (with -race when the tests run with it, so a
+// race in a child process fails the test too).
+func build(t testing.TB) {
+	t.Helper()
+	bins.microbot = testenv.Build(t, "github.com/microbot/microbot/cmd/microbot")
+	bins.greeter = testenv.Build(t, "github.com/microbot/microbot/examples/greeter")
+	bins.echo = testenv.Build(t, "github.com/microbot/microbot/examples/echo")
+	bins.testsvc = testenv.Build(t, "github.com/microbot/microbot/commandsvc/internal/testsvc")
 }
 
 // proc is a child process.
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testenv.Buffer
 	done   chan struct{}
 	err    error // the exit, once done is closed
 }
@@ -118,7 +60,7 @@ type proc struct {
 // start runs bin with args; the test's cleanup kills it if still running.
 func start(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, cmd: exec.Command(bin, args...), stderr: &testenv.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	p.cmd.Env = append(os.Environ(), "MICRO_LOG_LEVEL=info")
 	if err := p.cmd.Start(); err != nil {
@@ -181,7 +123,7 @@ type console struct {
 func (w *world) bot(args ...string) *console {
 	w.t.Helper()
 	args = append([]string{"--registry_address", w.reg, "--shell_user", "tester", "--command_timeout", "3s"}, args...)
-	p := &proc{name: "microbot", cmd: exec.Command(bins.microbot, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: "microbot", cmd: exec.Command(bins.microbot, args...), stderr: &testenv.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	p.cmd.Env = append(os.Environ(), "MICRO_LOG_LEVEL=info")
 	in, err := p.cmd.StdinPipe()

@@ -101,13 +101,17 @@ func Build(tb testing.TB, pkg string) string {
 }
 
 // Main runs the tests of a package that uses [Build], removes the binaries
-// it built, and exits with the tests' status. Call it from TestMain.
-func Main(m *testing.M) {
+// it built, runs cleanup, and exits with the tests' status. Call it from
+// TestMain.
+func Main(m *testing.M, cleanup ...func()) {
 	code := m.Run()
 	builds.mu.Lock()
 	if builds.dir != "" {
 		os.RemoveAll(builds.dir)
 	}
 	builds.mu.Unlock()
+	for _, f := range cleanup {
+		f()
+	}
 	os.Exit(code)
 }
