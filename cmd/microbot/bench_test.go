@@ -23,7 +23,9 @@ import (
 // BenchmarkRSSIdle is microbot on an empty registry; BenchmarkRSS1000Commands
 // is microbot watching 1,000 command services (all served by one testsvc
 // process), once it has discovered every one of them; it also reports how
-// long that discovery took (s-discovery).
+// long that discovery took (s-discovery). BenchmarkRSS1000CommandsArriving
+// is the same with the services registering after microbot has started
+// (s-discovery then counts from the start of their process).
 //
 // Both also report the Go heap as the runtime's GC trace (GODEBUG=gctrace=1,
 // which changes nothing else) gave it at the last collection before the
@@ -187,16 +189,33 @@ func BenchmarkRSSIdle(b *testing.B) {
 	}
 }
 
-func BenchmarkRSS1000Commands(b *testing.B) {
+func BenchmarkRSS1000Commands(b *testing.B) { benchCommands(b, false) }
+
+// BenchmarkRSS1000CommandsArriving is microbot started on an empty
+// registry, into which the 1,000 command services then register while it
+// watches (their events, rather than its first listing, make them known).
+func BenchmarkRSS1000CommandsArriving(b *testing.B) { benchCommands(b, true) }
+
+// benchCommands runs microbot with 1,000 command services, started before
+// it or, if arriving, after it.
+func benchCommands(b *testing.B, arriving bool) {
 	buildBench(b)
 	for range b.N {
 		reg := b.TempDir()
+		var bb *benchBot
+		if arriving {
+			bb = startBenchBot(b, reg)
+			if got := bb.ask(b, "ping"); len(got) != 1 || got[0] != "pong" {
+				b.Fatalf("ping: %q", got)
+			}
+		}
 		svc := exec.Command(benchBins.testsvc)
 		svc.Env = append(os.Environ(), "TESTSVC_COUNT=1000", "MICRO_REGISTRY_ADDRESS="+reg)
 		svcOut, err := svc.StdoutPipe()
 		if err != nil {
 			b.Fatal(err)
 		}
+		start := time.Now()
 		if err := svc.Start(); err != nil {
 			b.Fatal(err)
 		}
@@ -204,8 +223,10 @@ func BenchmarkRSS1000Commands(b *testing.B) {
 		if sc := bufio.NewScanner(svcOut); !sc.Scan() || sc.Text() != "ready" {
 			b.Fatalf("testsvc did not get ready: %q %v", sc.Text(), sc.Err())
 		}
-		start := time.Now()
-		bb := startBenchBot(b, reg)
+		if !arriving {
+			start = time.Now()
+			bb = startBenchBot(b, reg)
+		}
 		for {
 			n := 0
 			for _, l := range bb.ask(b, "help") {
