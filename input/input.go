@@ -10,11 +10,10 @@ package input
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sort"
-	"sync"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/microbot/microbot/internal/plugin"
 )
 
 // ErrClosed is returned (wrapped) by Conn methods after Close.
@@ -112,41 +111,21 @@ type Reply struct {
 // Factory builds a new, unconfigured Input.
 type Factory func() Input
 
-var (
-	pluginsMu sync.RWMutex
-	plugins   = map[string]Factory{}
-)
+// plugins is the table of inputs; inputs add themselves in init.
+var plugins = plugin.NewTable[Factory]("input")
 
 // Plugin adds an input to the table under name. It panics if the name is
 // taken.
-func Plugin(name string, f Factory) {
-	pluginsMu.Lock()
-	defer pluginsMu.Unlock()
-	if _, dup := plugins[name]; dup {
-		panic("input: Plugin called twice for " + name)
-	}
-	plugins[name] = f
-}
+func Plugin(name string, f Factory) { plugins.Add(name, f) }
 
 // Plugins returns the names in the table, sorted.
-func Plugins() []string {
-	pluginsMu.RLock()
-	defer pluginsMu.RUnlock()
-	names := make([]string, 0, len(plugins))
-	for n := range plugins {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Plugins() []string { return plugins.Names() }
 
 // New builds the input called name from the table.
 func New(name string) (Input, error) {
-	pluginsMu.RLock()
-	f, ok := plugins[name]
-	pluginsMu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("input %q: unknown (have %v)", name, Plugins())
+	f, err := plugins.Get(name)
+	if err != nil {
+		return nil, err
 	}
 	return f(), nil
 }

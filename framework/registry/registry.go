@@ -11,10 +11,9 @@ package registry
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sort"
-	"sync"
 	"time"
+
+	"github.com/microbot/microbot/internal/plugin"
 )
 
 // ErrNotFound is returned (wrapped) by GetService when no node of the service
@@ -146,41 +145,22 @@ func WatchService(name string) WatchOption { return func(o *WatchOptions) { o.Se
 // Factory builds a registry from options.
 type Factory func(opts ...Option) (Registry, error)
 
-var (
-	pluginsMu sync.RWMutex
-	plugins   = map[string]Factory{}
-)
+// plugins is the table of registries; implementations add themselves in
+// init.
+var plugins = plugin.NewTable[Factory]("registry")
 
 // Plugin adds a registry implementation to the table under name. It panics if
 // name is taken, as database/sql.Register does.
-func Plugin(name string, f Factory) {
-	pluginsMu.Lock()
-	defer pluginsMu.Unlock()
-	if _, dup := plugins[name]; dup {
-		panic("registry: Plugin called twice for " + name)
-	}
-	plugins[name] = f
-}
+func Plugin(name string, f Factory) { plugins.Add(name, f) }
 
 // Plugins returns the names in the table, sorted.
-func Plugins() []string {
-	pluginsMu.RLock()
-	defer pluginsMu.RUnlock()
-	names := make([]string, 0, len(plugins))
-	for n := range plugins {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Plugins() []string { return plugins.Names() }
 
 // New builds the registry called name from the table.
 func New(name string, opts ...Option) (Registry, error) {
-	pluginsMu.RLock()
-	f, ok := plugins[name]
-	pluginsMu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("registry %q: unknown (have %v)", name, Plugins())
+	f, err := plugins.Get(name)
+	if err != nil {
+		return nil, err
 	}
 	return f(opts...)
 }
