@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -170,15 +168,10 @@ func (b *xmppBot) checkSecret(t *testing.T) {
 	}
 }
 
-// human is a person's XMPP client.
+// human is a person's XMPP client in the room.
 type human struct {
-	t    *testing.T
-	x    *xmppWorld
-	name string
-	c    *xmppclient.Client
-	// present holds the room occupants (room/nick) seen arriving and not
-	// seen leaving.
-	present map[string]bool
+	*prosodytest.Human
+	x *xmppWorld
 	// answers counts the bot's answers in the room this human has read.
 	answers int
 }
@@ -186,90 +179,21 @@ type human struct {
 // human registers name (password name-pw) and logs them in.
 func (x *xmppWorld) human(name string) *human {
 	x.t.Helper()
-	x.srv.Register(name, name+"-pw")
-	h := &human{t: x.t, x: x, name: name, present: map[string]bool{}}
-	h.connect()
-	return h
-}
-
-// connect (again) logs the human in and announces them.
-func (h *human) connect() {
-	h.t.Helper()
-	j, err := xmppclient.ParseJID(prosodytest.JID(h.name) + "/laptop")
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), xmppWait)
-	defer cancel()
-	c, err := xmppclient.Dial(ctx, j, h.name+"-pw", xmppclient.WithServer(h.x.srv.Addr),
-		xmppclient.WithTLSConfig(h.x.srv.TLSConfig()), xmppclient.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		h.t.Fatalf("%s cannot log in: %v", h.name, err)
-	}
-	h.t.Cleanup(func() { _ = c.Close() })
-	if h.c != nil {
-		_ = h.c.Close()
-	}
-	h.c = c
-	clear(h.present)
-	h.send(&xmppclient.Presence{})
-	h.expect("own presence", func(s xmppclient.Stanza) bool {
-		p, ok := s.(*xmppclient.Presence)
-		return ok && p.From == c.JID().String()
-	})
-}
-
-func (h *human) send(s xmppclient.Stanza) {
-	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), xmppWait)
-	defer cancel()
-	if err := h.c.Send(ctx, s); err != nil {
-		h.t.Fatalf("%s: send: %v", h.name, err)
-	}
-}
-
-// expect waits for a stanza that matches, skipping (and noting the room
-// presences of) others.
-func (h *human) expect(what string, match func(xmppclient.Stanza) bool) xmppclient.Stanza {
-	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), xmppWait)
-	defer cancel()
-	for {
-		s, err := h.c.Recv(ctx)
-		if err != nil {
-			h.t.Fatalf("%s: waiting for %s: %v", h.name, what, err)
-		}
-		if p, ok := s.(*xmppclient.Presence); ok && p.MUCUser != nil {
-			h.present[p.From] = p.Type == xmppclient.PresenceAvailable
-		}
+	h := &human{Human: prosodytest.NewHuman(x.t, x.srv, name), x: x}
+	h.OnStanza = func(s xmppclient.Stanza) {
 		if h.answer(s) {
 			h.answers++
 		}
-		if match(s) {
-			return s
-		}
 	}
+	return h
 }
 
 // join enters the room as nick and waits until the bot is in it too.
 func (h *human) join(nick string) {
-	h.t.Helper()
-	room := h.x.room
-	h.send(&xmppclient.Presence{To: room + "/" + nick, MUC: &xmppclient.MUC{}})
-	h.expect("joining "+room, func(s xmppclient.Stanza) bool {
-		p, ok := s.(*xmppclient.Presence)
-		if ok && p.Type == xmppclient.PresenceError && strings.HasPrefix(p.From, room) {
-			h.t.Fatalf("%s cannot join %s: %v", h.name, room, p.Error)
-		}
-		return ok && p.From == room+"/"+nick && p.MUCUser.HasStatus(xmppclient.StatusSelf)
-	})
+	h.x.t.Helper()
+	h.Join(h.x.room, nick)
 	h.answers = h.x.answers
-	if bot := room + "/microbot"; !h.present[bot] {
-		h.expect("the bot in "+room, func(s xmppclient.Stanza) bool {
-			p, ok := s.(*xmppclient.Presence)
-			return ok && p.From == bot && p.Type == xmppclient.PresenceAvailable
-		})
-	}
+	h.ExpectOccupant(h.x.room, "microbot")
 }
 
 // answer reports whether s is an answer of the bot in the room.
@@ -282,8 +206,8 @@ func (h *human) answer(s xmppclient.Stanza) bool {
 // (room true; the answers to others' questions are skipped) or directly.
 // Questions in the room must be asked one at a time.
 func (h *human) reply(room bool, what string) string {
-	h.t.Helper()
-	return h.expect("the bot's answer to "+what, func(s xmppclient.Stanza) bool {
+	h.x.t.Helper()
+	return h.Expect("the bot's answer to "+what, func(s xmppclient.Stanza) bool {
 		if room {
 			if h.answer(s) && h.answers > h.x.answers { // not an answer to someone else
 				h.x.answers = h.answers
@@ -298,28 +222,28 @@ func (h *human) reply(room bool, what string) string {
 
 // sayRoom says body in the room.
 func (h *human) sayRoom(body string) {
-	h.t.Helper()
-	h.send(&xmppclient.Message{To: h.x.room, Type: xmppclient.MessageGroupchat, Body: body})
+	h.x.t.Helper()
+	h.Say(h.x.room, xmppclient.MessageGroupchat, body)
 }
 
 // inRoom says text in the room, addressed to the bot, and returns its
 // answer there.
 func (h *human) inRoom(text string) string {
-	h.t.Helper()
+	h.x.t.Helper()
 	h.sayRoom("microbot: " + text)
 	return h.reply(true, text)
 }
 
 // direct sends text to the bot in a direct message and returns its answer.
 func (h *human) direct(text string) string {
-	h.t.Helper()
-	h.send(&xmppclient.Message{To: prosodytest.JID("microbot"), Type: xmppclient.MessageChat, Body: text})
+	h.x.t.Helper()
+	h.Say(prosodytest.JID("microbot"), xmppclient.MessageChat, text)
 	return h.reply(false, text)
 }
 
 // until asks (with ask) until the answer satisfies ok, up to xmppWait.
 func (h *human) until(ask func(string) string, text string, ok func(string) bool) string {
-	h.t.Helper()
+	h.x.t.Helper()
 	deadline := time.Now().Add(xmppWait)
 	for {
 		rep := ask(text)
@@ -327,7 +251,7 @@ func (h *human) until(ask func(string) string, text string, ok func(string) bool
 			return rep
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("%s: %q still answered %q after %v", h.name, text, rep, xmppWait)
+			h.x.t.Fatalf("%s: %q still answered %q after %v", h.Name, text, rep, xmppWait)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -493,7 +417,7 @@ func TestXMPPReconnect(t *testing.T) {
 	x.srv.Start()
 	bot.waitReady(t, http.StatusOK, "input xmpp: connected")
 	t.Logf("/readyz 200 %v after starting prosody again", time.Since(up).Round(time.Millisecond))
-	alice.connect()
+	alice.Connect()
 	alice.join("alice")
 	if got := alice.inRoom("ping"); got != "pong" {
 		t.Errorf("ping in the room after the restart: %q", got)

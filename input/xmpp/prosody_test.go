@@ -25,113 +25,6 @@ const wait = 20 * time.Second
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// human is a person's XMPP client, made with the same client package.
-type human struct {
-	t    *testing.T
-	name string
-	c    *xmppclient.Client
-	// present holds the room occupants (room/nick) whose presence the
-	// human has seen and who have not left since.
-	present map[string]bool
-}
-
-func newHuman(t *testing.T, srv *prosodytest.Server, name string) *human {
-	t.Helper()
-	srv.Register(name, name+"-pw")
-	h := &human{t: t, name: name, present: map[string]bool{}}
-	h.connect(srv)
-	return h
-}
-
-// connect (again) logs the human in and announces them.
-func (h *human) connect(srv *prosodytest.Server) {
-	h.t.Helper()
-	j, _ := xmppclient.ParseJID(prosodytest.JID(h.name))
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	c, err := xmppclient.Dial(ctx, j.WithResource("laptop"), h.name+"-pw",
-		xmppclient.WithServer(srv.Addr), xmppclient.WithTLSConfig(srv.TLSConfig()), xmppclient.WithLogger(quiet()))
-	if err != nil {
-		h.t.Fatalf("%s cannot log in: %v", h.name, err)
-	}
-	h.t.Cleanup(func() { _ = c.Close() })
-	h.c = c
-	clear(h.present)
-	h.send(&xmppclient.Presence{})
-	h.expect("own presence", func(s xmppclient.Stanza) bool {
-		p, ok := s.(*xmppclient.Presence)
-		return ok && p.From == c.JID().String()
-	})
-}
-
-func (h *human) send(s xmppclient.Stanza) {
-	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if err := h.c.Send(ctx, s); err != nil {
-		h.t.Fatalf("%s: send: %v", h.name, err)
-	}
-}
-
-func (h *human) say(to, typ, body string) {
-	h.t.Helper()
-	h.send(&xmppclient.Message{To: to, Type: typ, Body: body})
-}
-
-// expect waits for a stanza that matches, skipping others.
-func (h *human) expect(what string, match func(xmppclient.Stanza) bool) xmppclient.Stanza {
-	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	for {
-		s, err := h.c.Recv(ctx)
-		if err != nil {
-			h.t.Fatalf("%s: waiting for %s: %v", h.name, what, err)
-		}
-		if p, ok := s.(*xmppclient.Presence); ok && p.MUCUser != nil {
-			h.present[p.From] = p.Type == xmppclient.PresenceAvailable
-		}
-		if match(s) {
-			return s
-		}
-	}
-}
-
-// expectMessage waits for a message with a body from `from` (a JID, or a
-// bare JID matching any resource).
-func (h *human) expectMessage(from string) *xmppclient.Message {
-	h.t.Helper()
-	return h.expect("a message from "+from, func(s xmppclient.Stanza) bool {
-		m, ok := s.(*xmppclient.Message)
-		return ok && m.Body != "" && (m.From == from || strings.HasPrefix(m.From, from+"/"))
-	}).(*xmppclient.Message)
-}
-
-// join enters room as nick and waits until the room confirms.
-func (h *human) join(room, nick string) {
-	h.t.Helper()
-	h.send(&xmppclient.Presence{To: room + "/" + nick, MUC: &xmppclient.MUC{}})
-	h.expect("joining "+room, func(s xmppclient.Stanza) bool {
-		p, ok := s.(*xmppclient.Presence)
-		if ok && p.Type == xmppclient.PresenceError && strings.HasPrefix(p.From, room) {
-			h.t.Fatalf("%s cannot join %s: %v", h.name, room, p.Error)
-		}
-		return ok && p.From == room+"/"+nick && p.MUCUser.HasStatus(xmppclient.StatusSelf)
-	})
-}
-
-// expectOccupant waits until nick is present in room.
-func (h *human) expectOccupant(room, nick string) {
-	h.t.Helper()
-	if h.present[room+"/"+nick] {
-		return
-	}
-	h.expect(nick+" in "+room, func(s xmppclient.Stanza) bool {
-		p, ok := s.(*xmppclient.Presence)
-		return ok && p.From == room+"/"+nick && p.Type == xmppclient.PresenceAvailable
-	})
-}
-
 // dialCounter counts the bot's connection attempts.
 type dialCounter struct{ n atomic.Int64 }
 
@@ -224,10 +117,10 @@ func TestDirectMessages(t *testing.T) {
 	t.Parallel()
 	srv := prosodytest.Start(t)
 	srv.Register("bot", "bot-pw")
-	alice := newHuman(t, srv, "alice")
+	alice := prosodytest.NewHuman(t, srv, "alice")
 	b := startBot(t, botConfig(srv))
 
-	alice.say(prosodytest.JID("bot"), xmppclient.MessageChat, "list services")
+	alice.Say(prosodytest.JID("bot"), xmppclient.MessageChat, "list services")
 	ev := b.recv(t)
 	want := input.Event{Input: "xmpp", UserID: "alice@localhost", UserName: "alice", Room: "alice@localhost", Direct: true, Addressed: true, Text: "list services"}
 	if ev.Input != want.Input || ev.UserID != want.UserID || ev.UserName != want.UserName || ev.Room != want.Room ||
@@ -235,19 +128,19 @@ func TestDirectMessages(t *testing.T) {
 		t.Fatalf("event %+v, want %+v", ev, want)
 	}
 	b.reply(t, ev, tricky, input.Plain)
-	m := alice.expectMessage(prosodytest.JID("bot"))
+	m := alice.ExpectMessage(prosodytest.JID("bot"))
 	if m.Body != tricky || m.Type != xmppclient.MessageChat {
 		t.Errorf("alice got %q (%s), want %q", m.Body, m.Type, tricky)
 	}
 
 	// A leading nick in a direct message is stripped too; code is fenced.
-	alice.say(prosodytest.JID("bot"), "", "microbot: get service greeter")
+	alice.Say(prosodytest.JID("bot"), "", "microbot: get service greeter")
 	ev = b.recv(t)
 	if ev.Text != "get service greeter" || !ev.Addressed {
 		t.Errorf("event %+v", ev)
 	}
 	b.reply(t, ev, "NAME  VERSION\ngreeter  1.0", input.Code)
-	if m := alice.expectMessage(prosodytest.JID("bot")); m.Body != "```\nNAME  VERSION\ngreeter  1.0\n```" {
+	if m := alice.ExpectMessage(prosodytest.JID("bot")); m.Body != "```\nNAME  VERSION\ngreeter  1.0\n```" {
 		t.Errorf("code reply arrived as %q", m.Body)
 	}
 
@@ -260,7 +153,7 @@ func TestDirectMessages(t *testing.T) {
 	b.reply(t, ev, long, input.Plain)
 	var got []string
 	for n := 0; n < len(long); {
-		m := alice.expectMessage(prosodytest.JID("bot"))
+		m := alice.ExpectMessage(prosodytest.JID("bot"))
 		got = append(got, m.Body)
 		n += len(m.Body) + 1
 	}
@@ -274,21 +167,21 @@ func TestRooms(t *testing.T) {
 	srv := prosodytest.Start(t)
 	srv.Register("bot", "bot-pw")
 	ops := prosodytest.Room("ops")
-	alice := newHuman(t, srv, "alice")
-	alice.join(ops, "alice")
+	alice := prosodytest.NewHuman(t, srv, "alice")
+	alice.Join(ops, "alice")
 	// Said before the bot came: history the bot must not act on.
-	alice.say(ops, xmppclient.MessageGroupchat, "microbot: deregister service everything")
+	alice.Say(ops, xmppclient.MessageGroupchat, "microbot: deregister service everything")
 
 	b := startBot(t, botConfig(srv, ops))
-	alice.expectOccupant(ops, "microbot")
+	alice.ExpectOccupant(ops, "microbot")
 
-	alice.say(ops, xmppclient.MessageGroupchat, "microbot: list services")
+	alice.Say(ops, xmppclient.MessageGroupchat, "microbot: list services")
 	ev := b.recv(t)
 	if ev.Text != "list services" || !ev.Addressed || ev.Direct || ev.Room != ops || ev.UserID != "alice@localhost" || ev.UserName != "alice" {
 		t.Fatalf("event %+v", ev)
 	}
 	b.reply(t, ev, tricky, input.Plain)
-	m := alice.expectMessage(ops + "/microbot")
+	m := alice.ExpectMessage(ops + "/microbot")
 	if m.Body != tricky || m.Type != xmppclient.MessageGroupchat {
 		t.Errorf("room got %q (%s)", m.Body, m.Type)
 	}
@@ -306,7 +199,7 @@ func TestRooms(t *testing.T) {
 		{"microbots are cool", false, "microbots are cool"},
 	}
 	for _, tt := range tests {
-		alice.say(ops, xmppclient.MessageGroupchat, tt.say)
+		alice.Say(ops, xmppclient.MessageGroupchat, tt.say)
 		ev := b.recv(t)
 		if ev.Addressed != tt.addressed || ev.Text != tt.text || ev.Room != ops {
 			t.Errorf("%q: event %+v, want addressed=%v text=%q", tt.say, ev, tt.addressed, tt.text)
@@ -315,13 +208,13 @@ func TestRooms(t *testing.T) {
 
 	// A private message from an occupant is direct; the reply goes back
 	// through the room to that occupant.
-	alice.say(ops+"/microbot", xmppclient.MessageChat, "health greeter")
+	alice.Say(ops+"/microbot", xmppclient.MessageChat, "health greeter")
 	ev = b.recv(t)
 	if !ev.Direct || !ev.Addressed || ev.Text != "health greeter" || ev.UserID != "alice@localhost" || ev.Room != ops+"/alice" {
 		t.Fatalf("private message event %+v", ev)
 	}
 	b.reply(t, ev, "ok", input.Plain)
-	if m := alice.expectMessage(ops + "/microbot"); m.Body != "ok" || m.Type != xmppclient.MessageChat {
+	if m := alice.ExpectMessage(ops + "/microbot"); m.Body != "ok" || m.Type != xmppclient.MessageChat {
 		t.Errorf("private reply %q (%s)", m.Body, m.Type)
 	}
 }
@@ -331,19 +224,19 @@ func TestRoomNickConflict(t *testing.T) {
 	srv := prosodytest.Start(t)
 	srv.Register("bot", "bot-pw")
 	ops := prosodytest.Room("ops")
-	mallory := newHuman(t, srv, "mallory")
-	mallory.join(ops, "microbot") // takes the bot's nick first
+	mallory := prosodytest.NewHuman(t, srv, "mallory")
+	mallory.Join(ops, "microbot") // takes the bot's nick first
 	b := startBot(t, botConfig(srv, ops))
-	mallory.expectOccupant(ops, "microbot_2")
+	mallory.ExpectOccupant(ops, "microbot_2")
 
 	for _, say := range []string{"microbot: ping", "microbot_2: ping"} {
-		mallory.say(ops, xmppclient.MessageGroupchat, say)
+		mallory.Say(ops, xmppclient.MessageGroupchat, say)
 		ev := b.recv(t)
 		if !ev.Addressed || ev.Text != "ping" || ev.UserID != "mallory@localhost" {
 			t.Errorf("%q: event %+v", say, ev)
 		}
 		b.reply(t, ev, "pong", input.Plain)
-		if m := mallory.expectMessage(ops + "/microbot_2"); m.Body != "pong" {
+		if m := mallory.ExpectMessage(ops + "/microbot_2"); m.Body != "pong" {
 			t.Errorf("reply %q", m.Body)
 		}
 	}
@@ -354,7 +247,7 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 	srv := prosodytest.Start(t)
 	srv.Register("bot", "bot-pw")
 	ops := prosodytest.Room("ops")
-	alice := newHuman(t, srv, "alice")
+	alice := prosodytest.NewHuman(t, srv, "alice")
 	b := startBot(t, botConfig(srv, ops))
 	if n := b.dials.n.Load(); n != 1 {
 		t.Fatalf("%d dials to connect once", n)
@@ -371,19 +264,19 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 		t.Errorf("%d dials across the restart", n)
 	}
 
-	alice.connect(srv)
-	alice.join(ops, "alice")
-	alice.expectOccupant(ops, "microbot") // the bot joined the room again
-	alice.say(ops, xmppclient.MessageGroupchat, "microbot: ping")
+	alice.Connect()
+	alice.Join(ops, "alice")
+	alice.ExpectOccupant(ops, "microbot") // the bot joined the room again
+	alice.Say(ops, xmppclient.MessageGroupchat, "microbot: ping")
 	ev := b.recv(t)
 	if ev.Text != "ping" || !ev.Addressed {
 		t.Fatalf("event after restart %+v", ev)
 	}
 	b.reply(t, ev, "pong", input.Plain)
-	if m := alice.expectMessage(ops + "/microbot"); m.Body != "pong" {
+	if m := alice.ExpectMessage(ops + "/microbot"); m.Body != "pong" {
 		t.Errorf("reply after restart %q", m.Body)
 	}
-	alice.say(prosodytest.JID("bot"), xmppclient.MessageChat, "time")
+	alice.Say(prosodytest.JID("bot"), xmppclient.MessageChat, "time")
 	if ev := b.recv(t); ev.Text != "time" || !ev.Direct {
 		t.Errorf("direct message after restart %+v", ev)
 	}
@@ -401,11 +294,11 @@ func TestReconnectAfterDeadStream(t *testing.T) {
 	srv.Resume()
 	b.waitConnected(t, true)
 
-	alice := newHuman(t, srv, "alice")
-	alice.say(prosodytest.JID("bot"), xmppclient.MessageChat, "ping")
+	alice := prosodytest.NewHuman(t, srv, "alice")
+	alice.Say(prosodytest.JID("bot"), xmppclient.MessageChat, "ping")
 	ev := b.recv(t)
 	b.reply(t, ev, "pong", input.Plain)
-	if m := alice.expectMessage(prosodytest.JID("bot")); m.Body != "pong" {
+	if m := alice.ExpectMessage(prosodytest.JID("bot")); m.Body != "pong" {
 		t.Errorf("reply %q", m.Body)
 	}
 }
@@ -526,8 +419,8 @@ func TestHipChatFlags(t *testing.T) {
 	defer conn.Close()
 	b := &bot{in: x, conn: conn}
 	b.waitConnected(t, true)
-	alice := newHuman(t, srv, "alice")
-	alice.say("bot@localhost", xmppclient.MessageChat, "hello")
+	alice := prosodytest.NewHuman(t, srv, "alice")
+	alice.Say("bot@localhost", xmppclient.MessageChat, "hello")
 	ev := b.recv(t)
 	if ev.Input != "hipchat" || ev.Text != "hello" {
 		t.Errorf("event %+v", ev)

@@ -2,7 +2,8 @@
 // its own temporary directory, with its own configuration, data, log and
 // self-signed certificate, listening on free loopback ports only (no s2s,
 // no HTTP, every other port disabled), so servers of parallel tests never
-// collide.
+// collide. A Human is a person's XMPP client (input/xmpp/xmppclient) on
+// such a server: log in, send, wait for stanzas, join rooms.
 //
 // The prosody binary is found on PATH, or at $MICROBOT_PROSODY (prosodyctl
 // next to it, or at $MICROBOT_PROSODYCTL). When it is missing the test

@@ -46,40 +46,12 @@ func mustDial(t *testing.T, srv *prosodytest.Server, user, password string, opts
 	return c
 }
 
-// recvMessage waits for the next message with a body, skipping presences.
-func recvMessage(t *testing.T, c *xmppclient.Client) *xmppclient.Message {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for {
-		s, err := c.Recv(ctx)
-		if err != nil {
-			t.Fatalf("recv: %v", err)
-		}
-		if m, ok := s.(*xmppclient.Message); ok && m.Body != "" {
-			return m
-		}
-	}
-}
-
-// online sends initial presence and waits for the server to reflect it, so
-// that messages to the account are delivered from then on.
-func online(t *testing.T, c *xmppclient.Client) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := c.Send(ctx, &xmppclient.Presence{}); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		s, err := c.Recv(ctx)
-		if err != nil {
-			t.Fatalf("waiting for own presence: %v", err)
-		}
-		if p, ok := s.(*xmppclient.Presence); ok && p.From == c.JID().String() {
-			return
-		}
-	}
+// recvMessage waits for h's next message with a body, skipping presences.
+func recvMessage(h *prosodytest.Human) *xmppclient.Message {
+	return h.Expect("a message", func(s xmppclient.Stanza) bool {
+		m, ok := s.(*xmppclient.Message)
+		return ok && m.Body != ""
+	}).(*xmppclient.Message)
 }
 
 func TestLoginMechanisms(t *testing.T) {
@@ -181,48 +153,45 @@ func TestPlainWithoutTLS(t *testing.T) {
 func TestMessageRoundTripEscaping(t *testing.T) {
 	t.Parallel()
 	srv := prosodytest.Start(t)
-	srv.Register("alice", "a")
-	srv.Register("bob", "b")
-	alice := mustDial(t, srv, "alice", "a")
-	bob := mustDial(t, srv, "bob", "b")
+	// Both online (initial presence reflected): messages to them are
+	// delivered from then on.
+	alice, bob := prosodytest.NewHuman(t, srv, "alice").Client(), prosodytest.NewHuman(t, srv, "bob")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	online(t, alice)
-	online(t, bob)
 	bodies := []string{
 		"plain text",
 		`<b>not markup</b> & ]]> "quotes" 'apos' </message><message>`,
 		"tabs\tand\nnew lines\r\n and unicode: héllo ✓ 🚀",
 	}
 	for _, body := range bodies {
-		if err := alice.Send(ctx, &xmppclient.Message{To: "bob@localhost", Type: xmppclient.MessageChat, Body: body}); err != nil {
+		if err := alice.Send(ctx, &xmppclient.Message{To: prosodytest.JID("bob"), Type: xmppclient.MessageChat, Body: body}); err != nil {
 			t.Fatal(err)
 		}
-		m := recvMessage(t, bob)
+		m := recvMessage(bob)
 		want := strings.ReplaceAll(body, "\r\n", "\n") // XML normalises line ends
 		if m.Body != want {
 			t.Errorf("bob got %q, want %q", m.Body, want)
 		}
-		if from, _ := xmppclient.ParseJID(m.From); from.Bare().String() != "alice@localhost" {
+		if from, _ := xmppclient.ParseJID(m.From); from.Bare().String() != prosodytest.JID("alice") {
 			t.Errorf("from %q", m.From)
 		}
 	}
 	// Control characters XML cannot carry are replaced, not sent raw.
-	if err := alice.Send(ctx, &xmppclient.Message{To: "bob@localhost", Type: xmppclient.MessageChat, Body: "bell\x07end"}); err != nil {
+	if err := alice.Send(ctx, &xmppclient.Message{To: prosodytest.JID("bob"), Type: xmppclient.MessageChat, Body: "bell\x07end"}); err != nil {
 		t.Fatal(err)
 	}
-	if m := recvMessage(t, bob); m.Body != "bell\uFFFDend" {
+	if m := recvMessage(bob); m.Body != "bell\uFFFDend" {
 		t.Errorf("bob got %q", m.Body)
 	}
 	// An IQ to a client that does not understand it gets service-unavailable.
-	_, err := alice.SendIQ(ctx, &xmppclient.IQ{Type: xmppclient.IQGet, To: bob.JID().String(),
+	_, err := alice.SendIQ(ctx, &xmppclient.IQ{Type: xmppclient.IQGet, To: bob.Client().JID().String(),
 		Payload: &xmppclient.Element{XMLName: xmlName("urn:example:unknown", "query")}})
 	var se *xmppclient.StanzaError
 	if !errors.As(err, &se) || se.Condition != xmppclient.ConditionServiceUnavailable {
 		t.Errorf("unknown IQ: err = %v, want service-unavailable", err)
 	}
 	// And a ping between clients is answered.
-	if err := alice.Ping(ctx, bob.JID().String()); err != nil {
+	if err := alice.Ping(ctx, bob.Client().JID().String()); err != nil {
 		t.Errorf("ping bob: %v", err)
 	}
 }
