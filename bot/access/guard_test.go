@@ -1,10 +1,7 @@
 package access
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,40 +25,19 @@ import (
 	"github.com/microbot/microbot/framework/registry/memory"
 	"github.com/microbot/microbot/framework/server"
 	"github.com/microbot/microbot/input"
+	"github.com/microbot/microbot/internal/testenv"
 	pb "github.com/microbot/microbot/proto/bot"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// syncBuffer is an audit log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+// auditLog is an audit log sink.
+type auditLog struct{ testenv.Buffer }
 
 // records parses the audit lines written so far.
-func (s *syncBuffer) records(t *testing.T) []audit.Record {
+func (l *auditLog) records(t *testing.T) []audit.Record {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []audit.Record
-	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
-	for sc.Scan() {
-		var r audit.Record
-		dec := json.NewDecoder(strings.NewReader(sc.Text()))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&r); err != nil {
-			t.Fatalf("audit line %q: %v", sc.Text(), err)
-		}
-		out = append(out, r)
-	}
-	return out
+	return testenv.JSONLines[audit.Record](t, []byte(l.String()))
 }
 
 // clock is a clock the test moves.
@@ -90,7 +66,7 @@ type world struct {
 	table *command.Table
 	guard *Guard
 	bot   *bot.Bot
-	audit *syncBuffer
+	audit *auditLog
 	clock *clock
 	calls chan call // what the services received
 }
@@ -158,7 +134,7 @@ rules:
 
 func newWorld(t *testing.T, policy string) *world {
 	t.Helper()
-	w := &world{t: t, reg: memory.New(), audit: &syncBuffer{}, clock: &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+	w := &world{t: t, reg: memory.New(), audit: &auditLog{}, clock: &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
 		calls: make(chan call, 100)}
 	p, err := Parse("guard.yaml", []byte(policy))
 	if err != nil {

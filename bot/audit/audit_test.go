@@ -1,9 +1,7 @@
 package audit_test
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/microbot/microbot/bot/audit"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 func TestRedact(t *testing.T) {
@@ -68,16 +67,7 @@ func FuzzRedact(f *testing.F) {
 
 func readLines(t *testing.T, data []byte) []map[string]any {
 	t.Helper()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("line %q: %v", sc.Text(), err)
-		}
-		out = append(out, m)
-	}
-	return out
+	return testenv.JSONLines[map[string]any](t, data)
 }
 
 func TestFileLog(t *testing.T) {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -63,18 +61,7 @@ func auditRecords(t *testing.T, path string) []audit.Record {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []audit.Record
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		var r audit.Record
-		dec := json.NewDecoder(strings.NewReader(sc.Text()))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&r); err != nil {
-			t.Fatalf("audit line %q: %v", sc.Text(), err)
-		}
-		out = append(out, r)
-	}
-	return out
+	return testenv.JSONLines[audit.Record](t, data)
 }
 
 // auditWant is what a test expects of an audit record.
