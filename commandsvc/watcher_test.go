@@ -21,6 +21,7 @@ import (
 	"github.com/microbot/microbot/framework/registry/memory"
 	"github.com/microbot/microbot/framework/server"
 	"github.com/microbot/microbot/input"
+	"github.com/microbot/microbot/internal/testenv"
 	pb "github.com/microbot/microbot/proto/bot"
 )
 
@@ -67,13 +68,7 @@ func (e *env) say(text string) *input.Reply {
 // eventually polls cond for up to 20 s.
 func (e *env) eventually(what string, cond func() bool) {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(e.t, 20*time.Second, what, cond)
 }
 
 func (e *env) helpLine(prefix string) string {

@@ -14,6 +14,7 @@ import (
 	"github.com/microbot/microbot/framework"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/memory"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 // runCLI parses args with the framework's flags plus extra, as a program
@@ -128,7 +129,7 @@ func TestRegistrationLifecycle(t *testing.T) {
 		s, err := mem.GetService(context.Background(), "go.micro.srv.life")
 		return err == nil && len(s) == 1 && len(s[0].Nodes) == 1
 	}
-	waitFor(t, "the node registered despite the failed first attempts", registered)
+	testenv.Eventually(t, 20*time.Second, "the node registered despite the failed first attempts", registered)
 	// It stays registered well past its TTL, thanks to re-registration.
 	for range 3 {
 		time.Sleep(time.Second)
@@ -147,17 +148,6 @@ func TestRegistrationLifecycle(t *testing.T) {
 	}
 	if registered() {
 		t.Error("the node is still registered after Run returned")
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -122,18 +122,6 @@ func (p *proc) alive() bool {
 	}
 }
 
-// waitFor polls cond for up to 20s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after 20s waiting until %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // nodes returns the addresses of the registered greeter nodes.
 func nodes(r registry.Registry) []string {
 	svcs, err := r.GetService(context.Background(), greeter)
@@ -182,7 +170,7 @@ func TestGreeterProcess(t *testing.T) {
 	c, r := caller(t, dir)
 
 	g := start(t, bin, flags(dir, "2s"), nil)
-	waitFor(t, "the greeter is registered", func() bool { return len(nodes(r)) == 1 })
+	testenv.Eventually(t, 20*time.Second, "the greeter is registered", func() bool { return len(nodes(r)) == 1 })
 	hello(t, c, "John")
 
 	var raw json.RawMessage
@@ -211,11 +199,11 @@ func TestGreeterProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.wait(t) //nolint:errcheck // killed
-	waitFor(t, "the killed greeter expires from the registry", func() bool { return len(nodes(r)) == 0 })
+	testenv.Eventually(t, 20*time.Second, "the killed greeter expires from the registry", func() bool { return len(nodes(r)) == 0 })
 	// The client's selector learns it from its registry watch: until then
 	// a call fails to reach the dead node (503), then it is unknown (404).
 	var err error
-	waitFor(t, "calls say the service is not found", func() bool {
+	testenv.Eventually(t, 20*time.Second, "calls say the service is not found", func() bool {
 		err = c.Call(context.Background(), greeter, "Say.Hello", &Request{Name: "x"}, &Response{})
 		e := errors.FromError(err)
 		if e == nil || e.Code != 404 && e.Code != 503 {
@@ -227,8 +215,8 @@ func TestGreeterProcess(t *testing.T) {
 	// Restarted, it comes back. With a TTL of a minute, its leaving right
 	// after SIGTERM shows it deregistered itself.
 	g2 := start(t, bin, flags(dir, "60s"), nil)
-	waitFor(t, "the restarted greeter is registered", func() bool { return len(nodes(r)) == 1 })
-	waitFor(t, "the restarted greeter answers", func() bool {
+	testenv.Eventually(t, 20*time.Second, "the restarted greeter is registered", func() bool { return len(nodes(r)) == 1 })
+	testenv.Eventually(t, 20*time.Second, "the restarted greeter answers", func() bool {
 		return c.Call(context.Background(), greeter, "Say.Hello", &Request{Name: "again"}, &Response{}) == nil
 	})
 	hello(t, c, "again")
@@ -254,7 +242,7 @@ func TestFaultyProcess(t *testing.T) {
 		"GREETER_TEST_FAULTY=1", "MICRO_REGISTRY=local", "MICRO_REGISTRY_ADDRESS=" + dir,
 		"MICRO_REGISTER_TTL=10s", "MICRO_REGISTER_INTERVAL=1s", "MICRO_SERVER_MAX_BODY_SIZE=64KiB",
 	})
-	waitFor(t, "the faulty greeter is registered", func() bool { return len(nodes(r)) == 1 })
+	testenv.Eventually(t, 20*time.Second, "the faulty greeter is registered", func() bool { return len(nodes(r)) == 1 })
 	hello(t, c, "John")
 	badInput(t, c, nodes(r)[0], []badCase{
 		unknownService, unknownEndpoint, malformedBody, oversizeBody(100 << 10),

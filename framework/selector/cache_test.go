@@ -14,6 +14,7 @@ import (
 
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/memory"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 const wait = 20 * time.Second // the longest any condition is waited for
@@ -66,17 +67,6 @@ func all(t testing.TB, s Selector, service string) []string {
 			t.Fatalf("Next: %v", err)
 		}
 		ids = append(ids, n.ID)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, wait)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -189,13 +179,13 @@ func TestWatchInvalidates(t *testing.T) {
 		t.Fatalf("got %v", ids)
 	}
 	register(t, r, "svc", "b")
-	waitFor(t, "new node b seen", func() bool {
+	testenv.Eventually(t, wait, "new node b seen", func() bool {
 		return slices.Equal(slices.Sorted(slices.Values(all(t, s, "svc"))), []string{"a", "b"})
 	})
 	deregister(t, r, "svc", "a")
-	waitFor(t, "node a gone", func() bool { return slices.Equal(all(t, s, "svc"), []string{"b"}) })
+	testenv.Eventually(t, wait, "node a gone", func() bool { return slices.Equal(all(t, s, "svc"), []string{"b"}) })
 	deregister(t, r, "svc", "b")
-	waitFor(t, "service gone", func() bool {
+	testenv.Eventually(t, wait, "service gone", func() bool {
 		_, err := s.Select(context.Background(), "svc")
 		return errors.Is(err, registry.ErrNotFound)
 	})
@@ -239,7 +229,7 @@ func TestCacheTTLFallback(t *testing.T) {
 		t.Fatalf("got %v", ids)
 	}
 	register(t, f, "svc", "b")
-	waitFor(t, "node b seen after the cache TTL", func() bool { return len(all(t, s, "svc")) == 2 })
+	testenv.Eventually(t, wait, "node b seen after the cache TTL", func() bool { return len(all(t, s, "svc")) == 2 })
 }
 
 // Within the cache TTL, a Select does not ask the registry.
@@ -248,7 +238,7 @@ func TestCached(t *testing.T) {
 	register(t, f, "svc", "a", "b")
 	s := newSel(t, f, CacheTTL(time.Hour))
 	all(t, s, "svc") // starts the watch
-	waitFor(t, "the watch running", func() bool { return f.watches.Load() == 1 })
+	testenv.Eventually(t, wait, "the watch running", func() bool { return f.watches.Load() == 1 })
 	all(t, s, "svc") // the start of the watch made the list stale
 	before := f.lookups.Load()
 	for range 100 {
@@ -281,7 +271,7 @@ func TestRegistryOutage(t *testing.T) {
 	// Back: changes show again.
 	register(t, f, "svc", "c")
 	f.down.Store(false)
-	waitFor(t, "node c seen after the outage", func() bool { return len(all(t, s, "svc")) == 3 })
+	testenv.Eventually(t, wait, "node c seen after the outage", func() bool { return len(all(t, s, "svc")) == 3 })
 }
 
 // A watch that cannot start or breaks is restarted.
@@ -293,7 +283,7 @@ func TestWatchRestarts(t *testing.T) {
 	defer s.Close()
 	s.backoffMin, s.backoffMax = time.Millisecond, 10*time.Millisecond
 	all(t, s, "svc")
-	waitFor(t, "the watch running after 3 failures", func() bool { return f.watches.Load() == 1 })
+	testenv.Eventually(t, wait, "the watch running after 3 failures", func() bool { return f.watches.Load() == 1 })
 
 	// Break the running watch: it is restarted, and events flow again.
 	s.mu.Lock()
@@ -303,9 +293,9 @@ func TestWatchRestarts(t *testing.T) {
 		t.Fatal("no watcher")
 	}
 	w.Stop()
-	waitFor(t, "the watch restarted", func() bool { return f.watches.Load() == 2 })
+	testenv.Eventually(t, wait, "the watch restarted", func() bool { return f.watches.Load() == 2 })
 	register(t, f, "svc", "b")
-	waitFor(t, "node b seen through the new watch", func() bool { return len(all(t, s, "svc")) == 2 })
+	testenv.Eventually(t, wait, "node b seen through the new watch", func() bool { return len(all(t, s, "svc")) == 2 })
 }
 
 func TestFailedNodeAvoided(t *testing.T) {
@@ -344,7 +334,7 @@ func TestFailedNodeRecovers(t *testing.T) {
 	if ids := all(t, s, "svc"); ids[0] != "b" {
 		t.Fatalf("a failed, Select yields %v", ids)
 	}
-	waitFor(t, "a first again once AvoidFor passed", func() bool { return all(t, s, "svc")[0] == "a" })
+	testenv.Eventually(t, wait, "a first again once AvoidFor passed", func() bool { return all(t, s, "svc")[0] == "a" })
 }
 
 func TestClose(t *testing.T) {

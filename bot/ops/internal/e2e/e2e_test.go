@@ -31,6 +31,9 @@ const (
 	botToken = "xoxb-1-opsbotsecret-5520-zq"
 )
 
+// wait bounds every wait for a condition of these tests.
+const wait = 60 * time.Second
+
 // The binaries the tests run, built once per test process.
 var bins struct {
 	microbot, greeter, sleeper string
@@ -174,7 +177,7 @@ func (w *world) registry() registry.Registry {
 func (w *world) waitService(service string, want bool) {
 	w.t.Helper()
 	r := w.registry()
-	eventually(w.t, fmt.Sprintf("%s registered=%v", service, want), func() bool {
+	testenv.Eventually(w.t, wait, fmt.Sprintf("%s registered=%v", service, want), func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_, err := r.GetService(ctx, service)
@@ -223,17 +226,6 @@ func (w *world) ask(text string) string {
 		w.t.Fatalf("no reply to %q: %v", text, err)
 	}
 	return posts[before].Text
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func fetch(t *testing.T, url string) (int, string) {
@@ -300,7 +292,7 @@ func TestMetricsMoveWithCommands(t *testing.T) {
 	if code, body := fetch(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
-	eventually(t, "/readyz 200", func() bool { code, _ := fetch(t, base+"/readyz"); return code == 200 })
+	testenv.Eventually(t, wait, "/readyz 200", func() bool { code, _ := fetch(t, base+"/readyz"); return code == 200 })
 	_, page := fetch(t, base+"/metrics")
 	before := metric(page, `microbot_rpc_calls_total{service="go.micro.srv.greeter"}`)
 
@@ -356,7 +348,7 @@ func TestMetricsMoveWithCommands(t *testing.T) {
 func TestReadyzFollowsTheSlackConnection(t *testing.T) {
 	w := newWorld(t)
 	bot, base := w.bot()
-	eventually(t, "/readyz 200", func() bool { code, _ := fetch(t, base+"/readyz"); return code == 200 })
+	testenv.Eventually(t, wait, "/readyz 200", func() bool { code, _ := fetch(t, base+"/readyz"); return code == 200 })
 	if _, body := fetch(t, base+"/readyz"); !strings.Contains(body, "input slack: connected") || !strings.Contains(body, "registry local: reachable") {
 		t.Errorf("/readyz body:\n%s", body)
 	}
@@ -368,7 +360,7 @@ func TestReadyzFollowsTheSlackConnection(t *testing.T) {
 		t.Fatalf("dropped %d connections, want 1", n)
 	}
 	var body string
-	eventually(t, "/readyz 503", func() bool {
+	testenv.Eventually(t, wait, "/readyz 503", func() bool {
 		var code int
 		code, body = fetch(t, base+"/readyz")
 		return code == 503
@@ -385,7 +377,7 @@ func TestReadyzFollowsTheSlackConnection(t *testing.T) {
 	}
 
 	// The rate limit passes; the bot reconnects and is ready again.
-	eventually(t, "/readyz 200 again", func() bool { code, _ := fetch(t, base+"/readyz"); return code == 200 })
+	testenv.Eventually(t, wait, "/readyz 200 again", func() bool { code, _ := fetch(t, base+"/readyz"); return code == 200 })
 	_, page = fetch(t, base+"/metrics")
 	if got := metric(page, `microbot_input_reconnects_total{input="slack"}`); got < 1 {
 		t.Errorf("microbot_input_reconnects_total = %v, want at least 1", got)
@@ -405,7 +397,7 @@ func TestSIGTERMFinishesTheRunningCommand(t *testing.T) {
 	w.waitService("go.micro.bot.sleep", true)
 	bot, base := w.bot("--shutdown_timeout", "30s")
 	w.waitService("go.micro.srv.bot", true)
-	eventually(t, "/readyz 200", func() bool { code, _ := fetch(t, base+"/readyz"); return code == 200 })
+	testenv.Eventually(t, wait, "/readyz 200", func() bool { code, _ := fetch(t, base+"/readyz"); return code == 200 })
 	_, page := fetch(t, base+"/metrics")
 	if got := metric(page, "microbot_service_commands"); got != 1 {
 		t.Errorf("microbot_service_commands = %v, want 1 (sleep)", got)
@@ -422,7 +414,7 @@ func TestSIGTERMFinishesTheRunningCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Stopping: not ready any more, still alive, the command still running.
-	eventually(t, "/readyz 503 while draining", func() bool {
+	testenv.Eventually(t, wait, "/readyz 503 while draining", func() bool {
 		code, body := fetch(t, base+"/readyz")
 		return code == 503 && strings.Contains(body, "stopping")
 	})
