@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -53,29 +52,12 @@ func (c *healingConn) Send(ctx context.Context, to *input.Event, r *input.Reply)
 func (c *healingConn) Close() error                                                    { return nil }
 
 func TestReconnectorReportsReachTheHook(t *testing.T) {
-	var mu sync.Mutex
-	var got []string
-	hook := func(name string, up bool, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case up:
-			got = append(got, name+" up")
-		case errors.Is(err, io.EOF):
-			got = append(got, name+" ended")
-		default:
-			got = append(got, name+" down: "+err.Error())
-		}
-	}
+	var calls hookCalls
 	b := bot.New(testTable(t), bot.WithInputs(&selfHealing{}), bot.WithLogger(quietLogger()),
-		bot.WithBackoff(time.Millisecond, 5*time.Millisecond), bot.WithInputHook(hook))
+		bot.WithBackoff(time.Millisecond, 5*time.Millisecond), bot.WithInputHook(calls.hook))
 	if err := b.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"healing up", "healing down: stream closed", "healing down: connection refused", "healing up", "healing ended"}
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Equal(got, want) {
-		t.Errorf("hook calls:\n got %q\nwant %q", got, want)
-	}
+	calls.check(t, want)
 }
