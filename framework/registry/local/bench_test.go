@@ -220,3 +220,40 @@ func BenchmarkRescan1000(b *testing.B) {
 		h.mu.Unlock()
 	}
 }
+
+// BenchmarkRefresh1000 is the update of the watch after a change
+// notification about one node file among 1,000 (here, a refresh that
+// changed nothing but the expiry).
+func BenchmarkRefresh1000(b *testing.B) {
+	const n = 1000
+	dir := b.TempDir()
+	fillCommands(b, dir, n)
+	r, err := New(Dir(dir), Polling(), PollInterval(time.Hour))
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := discover(b, r, n)
+	defer w.Stop()
+	r.hubMu.Lock()
+	h := r.hub
+	r.hubMu.Unlock()
+	other, err := New(Dir(dir))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := commandLike(777)
+	name := fileName(s.Name, s.Nodes[0].ID)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		if err := other.Register(ctx, s, registry.RegisterTTL(time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		h.mu.Lock()
+		h.mark(name)
+		h.updateLocked()
+		h.mu.Unlock()
+	}
+}

@@ -263,17 +263,18 @@ func (r *Registry) sweep() {
 }
 
 // scan reads the live nodes of the files whose names start with prefix (all
-// if empty). It returns one Service per node, straight from the cache (not
-// to be changed), in file name order (so the nodes of a service are next to
-// each other), and the earliest expiry among them (zero if none expires). Files that are bad, expired or left over are
-// removed in the background.
-func (r *Registry) scan(prefix string) (parts []*registry.Service, next time.Time, err error) {
+// if empty) and calls f with each file's name and cache entry (not to be
+// changed), in file name order (so the nodes of a service come one after
+// the other). It returns the earliest expiry among them (zero if none
+// expires). Files that are bad, expired or left over are removed in the
+// background.
+func (r *Registry) scan(prefix string, f func(name string, c *cached)) (next time.Time, err error) {
 	names, err := r.names()
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, time.Time{}, nil // nothing registered yet
+		return time.Time{}, nil // nothing registered yet
 	}
 	if err != nil {
-		return nil, time.Time{}, err
+		return time.Time{}, err
 	}
 	now := time.Now()
 	var garbage []string
@@ -293,29 +294,52 @@ func (r *Registry) scan(prefix string) (parts []*registry.Service, next time.Tim
 			}
 			continue
 		}
-		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ext) || !strings.Contains(name, sep) {
-			continue // not ours
+		if !ours(name) {
+			continue
 		}
-		c, old := r.load(name, now)
-		switch {
-		case c == nil:
-			if old {
-				garbage = append(garbage, name)
-			}
-		case c.expired(now):
+		c, bad := r.live(name, now)
+		if bad {
 			garbage = append(garbage, name)
-		default:
-			parts = append(parts, c.svc)
-			if !c.expires.IsZero() && (next.IsZero() || c.expires.Before(next)) {
-				next = c.expires
-			}
+		}
+		if c == nil {
+			continue
+		}
+		f(name, c)
+		if !c.expires.IsZero() && (next.IsZero() || c.expires.Before(next)) {
+			next = c.expires
 		}
 	}
 	r.prune(names)
 	if len(garbage) > 0 {
 		r.collect(garbage)
 	}
-	return parts, next, nil
+	return next, nil
+}
+
+// services returns the services of the cache entries scan finds.
+func (r *Registry) services(prefix string) (parts []*registry.Service, next time.Time, err error) {
+	next, err = r.scan(prefix, func(_ string, c *cached) { parts = append(parts, c.svc) })
+	return parts, next, err
+}
+
+// ours reports whether name is the name of a node file (not a temporary
+// file, the lock, or anything else).
+func ours(name string) bool {
+	return !strings.HasPrefix(name, ".") && strings.HasSuffix(name, ext) && strings.Contains(name, sep)
+}
+
+// live returns the cache entry of the node file name if it is live: not
+// gone, bad or expired. garbage reports whether the file is to be removed:
+// expired, or bad for longer than the grace period.
+func (r *Registry) live(name string, now time.Time) (c *cached, garbage bool) {
+	c, old := r.load(name, now)
+	switch {
+	case c == nil:
+		return nil, old
+	case c.expired(now):
+		return nil, true
+	}
+	return c, false
 }
 
 // racy is how long after the directory last changed its list of names is
@@ -471,7 +495,7 @@ func (r *Registry) collect(names []string) {
 		}
 		if removed > 0 {
 			r.opts.Logger.Debug("local registry: removed expired or bad files", "dir", r.opts.Dir, "count", removed)
-			r.poke()
+			r.poke(names...)
 		}
 	}()
 }

@@ -33,10 +33,24 @@
 // Watchers of one Registry share one watch of the directory: fsnotify
 // events, a poll every PollInterval (the fallback when change notification
 // fails or is not available, e.g. on network file systems), and a timer at
-// the next expiry. On each of them the directory is read again and the new
-// snapshot diffed with the last one (registry.Diff), so the events are exact
-// whichever process made the change, and expiry produces Delete or Update
+// the next expiry. A change notification (or a change made through the
+// Registry itself) names the node files that changed: those are read again
+// and the services they belong to compared with the last snapshot
+// (registry.Diff). A poll, a notification that events were lost, and the
+// expiry timer read the whole directory again and compare everything. So
+// the events are exact whichever process made the change, a node refreshing
+// its registration costs one file read, and expiry produces Delete or Update
 // events within about the TTL.
+//
+// # Memory
+//
+// Files are read again only when they change (inode, size, modification
+// time), and the directory's list of names only when the directory does.
+// A refresh that changes only the expiry keeps the decoded service. The
+// metadata and endpoint schemas that files have in common (a thousand
+// command services registered by the same framework) are decoded once and
+// shared; the watch's snapshot shares the cache's entries. Callers always
+// get deep copies.
 //
 // # Where
 //
@@ -58,6 +72,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -246,7 +261,7 @@ func (r *Registry) Register(ctx context.Context, s *registry.Service, opts ...re
 	if err != nil {
 		return fmt.Errorf("local registry: register %q: %w", s.Name, err)
 	}
-	r.poke()
+	r.poke(slices.Collect(maps.Keys(files))...)
 	return nil
 }
 
@@ -256,9 +271,13 @@ func (r *Registry) Deregister(ctx context.Context, s *registry.Service) error {
 	if err := registry.ValidateDeregister(s); err != nil {
 		return err
 	}
+	names := make([]string, len(s.Nodes))
+	for i, n := range s.Nodes {
+		names[i] = fileName(s.Name, n.ID)
+	}
 	err := r.locked(ctx, func() error {
-		for _, n := range s.Nodes {
-			err := os.Remove(filepath.Join(r.opts.Dir, fileName(s.Name, n.ID)))
+		for _, name := range names {
+			err := os.Remove(filepath.Join(r.opts.Dir, name))
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
@@ -268,7 +287,7 @@ func (r *Registry) Deregister(ctx context.Context, s *registry.Service) error {
 	if err != nil {
 		return fmt.Errorf("local registry: deregister %q: %w", s.Name, err)
 	}
-	r.poke()
+	r.poke(names...)
 	return nil
 }
 
@@ -278,7 +297,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ser
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("get service %q: %w", name, err)
 	}
-	parts, _, err := r.scan(servicePrefix(name))
+	parts, _, err := r.services(servicePrefix(name))
 	if err != nil {
 		return nil, fmt.Errorf("local registry: get service %q: %w", name, err)
 	}
@@ -296,7 +315,7 @@ func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list services: %w", err)
 	}
-	parts, _, err := r.scan("")
+	parts, _, err := r.services("")
 	if err != nil {
 		return nil, fmt.Errorf("local registry: list services: %w", err)
 	}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/registrytest"
 )
@@ -634,5 +636,82 @@ func TestSnapshot(t *testing.T) {
 	}
 	if want := []string{"delete a@1", "delete a@2", "delete b@1"}; !slices.Equal(got, want) {
 		t.Errorf("diff to empty = %q, want %q", got, want)
+	}
+}
+
+// Changes made by another process (here another Registry, which pokes no
+// watcher) reach a watcher through change notification alone, exactly,
+// file by file: with no poll to fall back on.
+func TestWatchNotified(t *testing.T) {
+	if w, err := fsnotify.NewWatcher(); err != nil {
+		t.Skipf("no change notification on this system: %v", err)
+	} else {
+		w.Close()
+	}
+	dir := t.TempDir()
+	r := newTest(t, Dir(dir), PollInterval(time.Hour))
+	other, err := New(Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	w, err := r.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	results := make(chan *registry.Result, 100)
+	go func() {
+		for {
+			res, err := w.Next()
+			if err != nil {
+				close(results)
+				return
+			}
+			results <- res
+		}
+	}()
+	expect := func(action string, ids ...string) {
+		t.Helper()
+		select {
+		case res := <-results:
+			var got []string
+			for _, n := range res.Service.Nodes {
+				got = append(got, n.ID)
+			}
+			if res.Action != action || !slices.Equal(got, ids) {
+				t.Fatalf("event %s %v, want %s %v", res.Action, got, action, ids)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no event, want %s %v", action, ids)
+		}
+	}
+	do := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	n1 := svc("go.micro.srv.notified", "n1")
+	n2 := svc("go.micro.srv.notified", "n2")
+	do(other.Register(ctx, n1))
+	expect(registry.Create, "n1")
+	do(other.Register(ctx, n2))
+	expect(registry.Update, "n1", "n2")
+	do(other.Register(ctx, n1)) // a refresh: no event
+	n1.Nodes[0].Metadata = map[string]string{"changed": "yes"}
+	do(other.Register(ctx, n1))
+	expect(registry.Update, "n1", "n2")
+	do(other.Deregister(ctx, n1))
+	expect(registry.Update, "n2")
+	do(other.Deregister(ctx, n2))
+	expect(registry.Delete, "n2")
+	do(other.Register(ctx, n1, registry.RegisterTTL(300*time.Millisecond)))
+	expect(registry.Create, "n1")
+	expect(registry.Delete, "n1") // expired
+	select {
+	case res := <-results:
+		t.Fatalf("unexpected event %s %+v", res.Action, res.Service)
+	case <-time.After(200 * time.Millisecond):
 	}
 }

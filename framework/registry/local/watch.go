@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -46,7 +45,7 @@ func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (reg
 	// watcher sees exactly the changes after this point.
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.rescanLocked()
+	h.rescanLocked() //nolint:errcheck // logged; the snapshot stays as it was
 	return h.subs.Subscribe(ctx, o.Service, func() { r.release(h) }), nil
 }
 
@@ -57,13 +56,18 @@ type hub struct {
 	refs int // watchers, guarded by r.hubMu
 
 	subs broadcast.Hub
-	poke chan struct{} // a rescan is wanted
+	poke chan struct{} // an update is wanted: see pending
 	stop chan struct{} // closed when the last watcher stops
 
-	mu      sync.Mutex // serializes rescans and subscriptions
+	pmu     sync.Mutex
+	pending map[string]bool // node files changed since the last update
+	full    bool            // the whole directory is to be read again
+
+	mu      sync.Mutex // serializes updates and subscriptions
 	snap    snapshot
-	next    time.Time // the earliest expiry in snap
-	lastErr string    // the last scan error logged
+	files   map[string]*cached // the live node files snap is made of, by name
+	next    time.Time          // the earliest expiry in files
+	lastErr string             // the last scan error logged
 }
 
 // snapshot is what the directory held at a scan, by service name and
@@ -189,14 +193,12 @@ func (r *Registry) startHub() (*hub, error) {
 			fsw = nil
 		}
 	}
-	parts, next, err := r.scan("")
-	if err != nil {
+	if err := h.rescanLocked(); err != nil {
 		if fsw != nil {
 			fsw.Close()
 		}
 		return nil, fmt.Errorf("local registry: watch: %w", err)
 	}
-	h.snap, h.next = newSnapshot(parts, nil), next
 	go h.loop(fsw)
 	return h, nil
 }
@@ -214,16 +216,53 @@ func (r *Registry) release(h *hub) {
 	}
 }
 
-// poke asks the running hub, if any, to read the directory again.
-func (r *Registry) poke() {
+// poke tells the running hub, if any, that the node files names have
+// changed; no names: that anything may have.
+func (r *Registry) poke(names ...string) {
 	r.hubMu.Lock()
 	h := r.hub
 	r.hubMu.Unlock()
 	if h != nil {
-		select {
-		case h.poke <- struct{}{}:
-		default:
+		h.want(names...)
+	}
+}
+
+// want marks the node files names (all if none) to be read again and wakes
+// the loop.
+func (h *hub) want(names ...string) {
+	h.mark(names...)
+	select {
+	case h.poke <- struct{}{}:
+	default:
+	}
+}
+
+// mark marks the node files names (all if none) to be read again at the
+// next update.
+func (h *hub) mark(names ...string) {
+	h.pmu.Lock()
+	defer h.pmu.Unlock()
+	if len(names) == 0 {
+		h.full = true
+	}
+	for _, n := range names {
+		if h.pending == nil {
+			h.pending = map[string]bool{}
 		}
+		h.pending[n] = true
+	}
+}
+
+// event marks what a change notification is about: a node file, nothing
+// (a temporary file, the lock, a file not ours), or, for anything else (the
+// directory itself), everything.
+func (h *hub) event(ev fsnotify.Event) {
+	dir, name := filepath.Split(ev.Name)
+	switch {
+	case filepath.Clean(dir) != h.r.opts.Dir:
+		h.mark()
+	case ours(name):
+		h.mark(name)
 	}
 }
 
@@ -255,13 +294,16 @@ func (h *hub) loop(fsw *fsnotify.Watcher) {
 				events = nil
 				continue
 			}
-			if !relevant(ev) {
-				continue
-			}
-			// Take the burst at once: one rescan covers all of it.
+			h.event(ev)
+			// Take the burst at once: one update covers all of it.
 			for more := true; more; {
 				select {
-				case <-events:
+				case ev, ok := <-events:
+					if !ok {
+						events, more = nil, false
+						break
+					}
+					h.event(ev)
 				default:
 					more = false
 				}
@@ -273,36 +315,115 @@ func (h *hub) loop(fsw *fsnotify.Watcher) {
 			}
 			// Most likely an overflow: events were lost. Read it all again.
 			h.r.opts.Logger.Warn("local registry: change notification", "dir", h.r.opts.Dir, "err", err)
+			h.mark()
 		case <-h.poke:
 		case <-poll.C:
+			h.mark()
 		case <-expiry.C:
+			h.mark()
 		}
 		h.mu.Lock()
-		h.rescanLocked()
+		h.updateLocked()
 		h.mu.Unlock()
 	}
 }
 
-// relevant reports whether a change notification is about a node file (not
-// a temporary file or the lock).
-func relevant(ev fsnotify.Event) bool {
-	return !strings.HasPrefix(filepath.Base(ev.Name), ".")
+// updateLocked reads again what is marked: the whole directory, or only
+// the node files named by change notifications and pokes.
+func (h *hub) updateLocked() {
+	h.pmu.Lock()
+	pending, full := h.pending, h.full
+	h.pending, h.full = nil, false
+	h.pmu.Unlock()
+	switch {
+	case full:
+		h.rescanLocked() //nolint:errcheck // logged; the next poll tries again
+	case len(pending) > 0:
+		h.refreshLocked(pending)
+	}
 }
 
 // rescanLocked reads the directory and publishes how it changed since the
-// last snapshot. A failed read changes nothing (it is logged once).
-func (h *hub) rescanLocked() {
-	parts, next, err := h.r.scan("")
+// last snapshot. A failed read changes nothing; it is logged once.
+func (h *hub) rescanLocked() error {
+	files := make(map[string]*cached, len(h.files))
+	var parts []*registry.Service
+	next, err := h.r.scan("", func(name string, c *cached) {
+		files[name] = c
+		parts = append(parts, c.svc)
+	})
 	if err != nil {
 		if msg := err.Error(); msg != h.lastErr {
 			h.lastErr = msg
 			h.r.opts.Logger.Warn("local registry: reading the directory", "dir", h.r.opts.Dir, "err", err)
 		}
-		return
+		return err
 	}
 	h.lastErr = ""
 	snap := newSnapshot(parts, h.snap)
 	results := diff(h.snap, snap)
-	h.snap, h.next = snap, next
+	h.snap, h.files, h.next = snap, files, next
+	h.subs.Publish(results)
+	return nil
+}
+
+// refreshLocked reads the node files names again and publishes how the
+// services they belong to (before or now) changed. The rest of the
+// snapshot stays as it is: change notifications and pokes name every node
+// file that changes, and the polls read everything.
+func (h *hub) refreshLocked(names map[string]bool) {
+	now := time.Now()
+	touched := map[string]bool{} // the names of the services concerned
+	var garbage []string
+	for name := range names {
+		if c := h.files[name]; c != nil {
+			touched[c.svc.Name] = true
+		}
+		c, bad := h.r.live(name, now)
+		if bad {
+			garbage = append(garbage, name)
+		}
+		if c == nil {
+			delete(h.files, name)
+			continue
+		}
+		h.files[name] = c
+		touched[c.svc.Name] = true
+	}
+	if len(garbage) > 0 {
+		h.r.collect(garbage)
+	}
+	var files []string // of the services touched
+	h.next = time.Time{}
+	for name, c := range h.files {
+		if !c.expires.IsZero() && (h.next.IsZero() || c.expires.Before(h.next)) {
+			h.next = c.expires
+		}
+		if touched[c.svc.Name] {
+			files = append(files, name)
+		}
+	}
+	if len(touched) == 0 {
+		return
+	}
+	slices.Sort(files) // in file name order, as a scan gives them
+	parts := make([]*registry.Service, len(files))
+	for i, name := range files {
+		parts[i] = h.files[name].svc
+	}
+	was := snapshot{}
+	for k, v := range h.snap {
+		if touched[k[0]] {
+			was[k] = v
+		}
+	}
+	is := newSnapshot(parts, was)
+	results := diff(was, is)
+	for k := range was {
+		delete(h.snap, k)
+	}
+	for k, v := range is {
+		h.snap[k] = v
+	}
 	h.subs.Publish(results)
 }
