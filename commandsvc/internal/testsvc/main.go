@@ -10,6 +10,10 @@
 // With TESTSVC_COUNT=N it instead serves N command services in one process,
 // named TESTSVC_PREFIX + 0..N-1 (default go.micro.bot.cmd), registered in
 // the local registry at MICRO_REGISTRY_ADDRESS: the load for benchmarks.
+// They are registered once, with a TTL of an hour; with TESTSVC_REFRESH=d
+// (a duration, e.g. 15s as the framework's default --register_interval)
+// each registers again every d with a TTL of 2d, at evenly spread moments,
+// as N separate processes would.
 package main
 
 import (
@@ -78,6 +82,13 @@ func many(count string) error {
 	if prefix == "" {
 		prefix = "go.micro.bot.cmd"
 	}
+	ttl, refresh := time.Hour, time.Duration(0)
+	if v := os.Getenv("TESTSVC_REFRESH"); v != "" {
+		if refresh, err = time.ParseDuration(v); err != nil || refresh <= 0 {
+			return fmt.Errorf("TESTSVC_REFRESH=%q: want a positive duration", v)
+		}
+		ttl = 2 * refresh
+	}
 	reg, err := registry.New("local", registry.Addrs(os.Getenv("MICRO_REGISTRY_ADDRESS")))
 	if err != nil {
 		return err
@@ -88,7 +99,7 @@ func many(count string) error {
 	for i := range n {
 		name := prefix + strconv.Itoa(i)
 		word := name[strings.LastIndexByte(name, '.')+1:]
-		s := server.New(server.Name(name), server.Registry(reg), server.RegisterTTL(time.Hour))
+		s := server.New(server.Name(name), server.Registry(reg), server.RegisterTTL(ttl))
 		if err := pb.RegisterCommandHandler(s, commandsvc.Handler(word+" [args]", "benchmark command "+strconv.Itoa(i), exec)); err != nil {
 			return err
 		}
@@ -98,6 +109,9 @@ func many(count string) error {
 		servers = append(servers, s)
 	}
 	fmt.Println("ready") // the benchmark waits for this line
+	if refresh > 0 {
+		go refreshAll(ctx, servers, refresh)
+	}
 	<-ctx.Done()
 	sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
 	defer scancel()
@@ -105,4 +119,23 @@ func many(count string) error {
 		s.Stop(sctx)
 	}
 	return nil
+}
+
+// refreshAll registers each server again every interval, one after the
+// other at even steps.
+func refreshAll(ctx context.Context, servers []*server.Server, interval time.Duration) {
+	t := time.NewTicker(max(interval/time.Duration(len(servers)), time.Millisecond))
+	defer t.Stop()
+	for i := 0; ; i = (i + 1) % len(servers) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := servers[i].Register(rctx); err != nil && ctx.Err() == nil {
+			slog.Warn("testsvc: refresh", "err", err)
+		}
+		cancel()
+	}
 }
