@@ -3,7 +3,6 @@ package ops_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -23,6 +22,7 @@ import (
 	"github.com/microbot/microbot/framework/registry/memory"
 	"github.com/microbot/microbot/framework/server"
 	"github.com/microbot/microbot/input"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -37,20 +37,6 @@ func scrape(t *testing.T, m *ops.Metrics) string {
 		t.Fatalf("GET /metrics: %d %s", rec.Code, rec.Body)
 	}
 	return rec.Body.String()
-}
-
-// value returns the value of the sample series (name{labels} as in the
-// text format, labels sorted by name) on page, or -1 if absent.
-func value(page, series string) float64 {
-	for _, l := range strings.Split(page, "\n") {
-		if rest, ok := strings.CutPrefix(l, series+" "); ok {
-			var v float64
-			if _, err := fmt.Sscan(rest, &v); err == nil {
-				return v
-			}
-		}
-	}
-	return -1
 }
 
 // Say is a greeter handler.
@@ -143,7 +129,7 @@ func TestCommandMetrics(t *testing.T) {
 		{`microbot_rpc_calls_total{service="go.micro.srv.greeter"}`, 1},
 	}
 	for _, tt := range tests {
-		if got := value(page, tt.series); got != tt.want {
+		if got := testenv.Metric(page, tt.series); got != tt.want {
 			t.Errorf("%s = %v, want %v", tt.series, got, tt.want)
 		}
 	}
@@ -206,7 +192,7 @@ func TestRPCMetrics(t *testing.T) {
 		{`microbot_rpc_duration_seconds_count{service="go.micro.srv.greeter"}`, 2},
 	}
 	for _, tt := range tests {
-		if got := value(page, tt.series); got != tt.want {
+		if got := testenv.Metric(page, tt.series); got != tt.want {
 			t.Errorf("%s = %v, want %v", tt.series, got, tt.want)
 		}
 	}
@@ -245,7 +231,7 @@ func TestInputMetrics(t *testing.T) {
 	page := scrape(t, m)
 	for _, s := range []string{`microbot_input_connected{input="slack"}`, `microbot_input_connected{input="irc"}`,
 		`microbot_input_reconnects_total{input="slack"}`, `microbot_input_failures_total{input="irc"}`} {
-		if got := value(page, s); got != 0 {
+		if got := testenv.Metric(page, s); got != 0 {
 			t.Errorf("at start %s = %v, want 0", s, got)
 		}
 	}
@@ -269,7 +255,7 @@ func TestInputMetrics(t *testing.T) {
 		{`microbot_input_failures_total{input="irc"}`, 1},
 	}
 	for _, tt := range tests {
-		if got := value(page, tt.series); got != tt.want {
+		if got := testenv.Metric(page, tt.series); got != tt.want {
 			t.Errorf("%s = %v, want %v", tt.series, got, tt.want)
 		}
 	}
@@ -277,10 +263,10 @@ func TestInputMetrics(t *testing.T) {
 	slack.up.Store(true)
 	hook("slack", true, nil) // reconnected
 	page = scrape(t, m)
-	if got := value(page, `microbot_input_reconnects_total{input="slack"}`); got != 1 {
+	if got := testenv.Metric(page, `microbot_input_reconnects_total{input="slack"}`); got != 1 {
 		t.Errorf("reconnects after a reconnection = %v, want 1", got)
 	}
-	if got := value(page, `microbot_input_connected{input="slack"}`); got != 1 {
+	if got := testenv.Metric(page, `microbot_input_connected{input="slack"}`); got != 1 {
 		t.Errorf("connected after a reconnection = %v, want 1", got)
 	}
 }
@@ -314,12 +300,12 @@ func TestWatchAndServiceCommandMetrics(t *testing.T) {
 		{`microbot_service_commands`, 2},
 	}
 	for _, tt := range tests {
-		if got := value(page, tt.series); got != tt.want {
+		if got := testenv.Metric(page, tt.series); got != tt.want {
 			t.Errorf("%s = %v, want %v", tt.series, got, tt.want)
 		}
 	}
 	table.Remove("deploy")
-	if got := value(scrape(t, m), "microbot_service_commands"); got != 1 {
+	if got := testenv.Metric(scrape(t, m), "microbot_service_commands"); got != 1 {
 		t.Errorf("after a service command went: microbot_service_commands = %v, want 1", got)
 	}
 }
@@ -352,7 +338,7 @@ func TestMiddlewareCountsPanicsAndSilence(t *testing.T) {
 	}
 	page := scrape(t, m)
 	for _, outcome := range []string{"ok", "none", "panic"} {
-		if got := value(page, `microbot_commands_total{command="ping",outcome="`+outcome+`"}`); got != 1 {
+		if got := testenv.Metric(page, `microbot_commands_total{command="ping",outcome="`+outcome+`"}`); got != 1 {
 			t.Errorf("outcome %s: %v, want 1", outcome, got)
 		}
 	}

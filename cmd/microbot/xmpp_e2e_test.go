@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/microbot/microbot/input/xmpp/xmppclient"
 	"github.com/microbot/microbot/internal/prosodytest"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 // These tests run the real microbot binary on the xmpp input against a real
@@ -99,37 +99,17 @@ func waitLog(t *testing.T, p *proc, sub string) string {
 	}
 }
 
-// get returns the status and body of path on the bot's ops listener.
-func (b *xmppBot) get(t *testing.T, path string) (int, string) {
-	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
-	rsp, err := c.Get(b.ops + path)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer rsp.Body.Close()
-	body, err := io.ReadAll(rsp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rsp.StatusCode, string(body)
-}
-
 // readyz returns the status and body of the bot's /readyz.
-func (b *xmppBot) readyz(t *testing.T) (int, string) { t.Helper(); return b.get(t, "/readyz") }
+func (b *xmppBot) readyz(t *testing.T) (int, string) {
+	t.Helper()
+	return testenv.Get(t, b.ops+"/readyz")
+}
 
 // metric returns the value of series on the bot's /metrics, -1 if absent.
 func (b *xmppBot) metric(t *testing.T, series string) float64 {
 	t.Helper()
-	_, page := b.get(t, "/metrics")
-	for l := range strings.SplitSeq(page, "\n") {
-		if rest, ok := strings.CutPrefix(l, series+" "); ok {
-			if v, err := strconv.ParseFloat(rest, 64); err == nil {
-				return v
-			}
-		}
-	}
-	return -1
+	_, page := testenv.Get(t, b.ops+"/metrics")
+	return testenv.Metric(page, series)
 }
 
 // waitReady polls /readyz until it answers code with a body containing sub.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -228,34 +227,6 @@ func (w *world) ask(text string) string {
 	return posts[before].Text
 }
 
-func fetch(t *testing.T, url string) (int, string) {
-	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
-	rsp, err := c.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer rsp.Body.Close()
-	b, err := io.ReadAll(rsp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rsp.StatusCode, string(b)
-}
-
-// metric returns the value of series on the /metrics page, -1 if absent.
-func metric(page, series string) float64 {
-	for _, l := range strings.Split(page, "\n") {
-		if rest, ok := strings.CutPrefix(l, series+" "); ok {
-			var v float64
-			if _, err := fmt.Sscan(rest, &v); err == nil {
-				return v
-			}
-		}
-	}
-	return -1
-}
-
 // checkLogs fails if a line of standard error is not JSON or shows a token.
 func checkLogs(t *testing.T, p *proc) {
 	t.Helper()
@@ -289,12 +260,12 @@ func TestMetricsMoveWithCommands(t *testing.T) {
 	w.waitService("go.micro.srv.greeter", true)
 	bot, base := w.bot()
 
-	if code, body := fetch(t, base+"/healthz"); code != 200 || body != "ok\n" {
+	if code, body := testenv.Get(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
-	testenv.Eventually(t, wait, "/readyz 200", func() bool { code, _ := fetch(t, base+"/readyz"); return code == 200 })
-	_, page := fetch(t, base+"/metrics")
-	before := metric(page, `microbot_rpc_calls_total{service="go.micro.srv.greeter"}`)
+	testenv.Eventually(t, wait, "/readyz 200", func() bool { code, _ := testenv.Get(t, base+"/readyz"); return code == 200 })
+	_, page := testenv.Get(t, base+"/metrics")
+	before := testenv.Metric(page, `microbot_rpc_calls_total{service="go.micro.srv.greeter"}`)
 
 	if got := w.ask("ping"); !strings.Contains(got, "pong") {
 		t.Errorf("ping: %q", got)
@@ -309,7 +280,7 @@ func TestMetricsMoveWithCommands(t *testing.T) {
 		t.Errorf("query of nobody: %q", got)
 	}
 
-	_, page = fetch(t, base+"/metrics")
+	_, page = testenv.Get(t, base+"/metrics")
 	tests := []struct {
 		series string
 		want   float64
@@ -324,11 +295,11 @@ func TestMetricsMoveWithCommands(t *testing.T) {
 		{`microbot_rpc_errors_total{code="404",service="unknown"}`, 1},
 	}
 	for _, tt := range tests {
-		if got := metric(page, tt.series); got != tt.want {
+		if got := testenv.Metric(page, tt.series); got != tt.want {
 			t.Errorf("%s = %v, want %v", tt.series, got, tt.want)
 		}
 	}
-	if got := metric(page, `microbot_input_connects_total{input="slack"}`); got < 1 {
+	if got := testenv.Metric(page, `microbot_input_connects_total{input="slack"}`); got < 1 {
 		t.Errorf("microbot_input_connects_total = %v, want at least 1", got)
 	}
 	for _, typed := range []string{"drop", "go.micro.srv.nobody"} {
@@ -336,10 +307,10 @@ func TestMetricsMoveWithCommands(t *testing.T) {
 			t.Errorf("/metrics shows %q, typed by a user", typed)
 		}
 	}
-	if metric(page, "microbot_service_commands") != 0 {
-		t.Errorf("microbot_service_commands = %v, want 0", metric(page, "microbot_service_commands"))
+	if testenv.Metric(page, "microbot_service_commands") != 0 {
+		t.Errorf("microbot_service_commands = %v, want 0", testenv.Metric(page, "microbot_service_commands"))
 	}
-	if metric(page, "go_goroutines") <= 0 {
+	if testenv.Metric(page, "go_goroutines") <= 0 {
 		t.Error("no go_goroutines")
 	}
 	checkLogs(t, bot)
@@ -348,8 +319,8 @@ func TestMetricsMoveWithCommands(t *testing.T) {
 func TestReadyzFollowsTheSlackConnection(t *testing.T) {
 	w := newWorld(t)
 	bot, base := w.bot()
-	testenv.Eventually(t, wait, "/readyz 200", func() bool { code, _ := fetch(t, base+"/readyz"); return code == 200 })
-	if _, body := fetch(t, base+"/readyz"); !strings.Contains(body, "input slack: connected") || !strings.Contains(body, "registry local: reachable") {
+	testenv.Eventually(t, wait, "/readyz 200", func() bool { code, _ := testenv.Get(t, base+"/readyz"); return code == 200 })
+	if _, body := testenv.Get(t, base+"/readyz"); !strings.Contains(body, "input slack: connected") || !strings.Contains(body, "registry local: reachable") {
 		t.Errorf("/readyz body:\n%s", body)
 	}
 
@@ -362,27 +333,27 @@ func TestReadyzFollowsTheSlackConnection(t *testing.T) {
 	var body string
 	testenv.Eventually(t, wait, "/readyz 503", func() bool {
 		var code int
-		code, body = fetch(t, base+"/readyz")
+		code, body = testenv.Get(t, base+"/readyz")
 		return code == 503
 	})
 	if !strings.Contains(body, "input slack: not connected") {
 		t.Errorf("/readyz while disconnected:\n%s", body)
 	}
-	if code, _ := fetch(t, base+"/healthz"); code != 200 {
+	if code, _ := testenv.Get(t, base+"/healthz"); code != 200 {
 		t.Errorf("/healthz while disconnected: %d", code)
 	}
-	_, page := fetch(t, base+"/metrics")
-	if got := metric(page, `microbot_input_connected{input="slack"}`); got != 0 {
+	_, page := testenv.Get(t, base+"/metrics")
+	if got := testenv.Metric(page, `microbot_input_connected{input="slack"}`); got != 0 {
 		t.Errorf("microbot_input_connected while disconnected = %v", got)
 	}
 
 	// The rate limit passes; the bot reconnects and is ready again.
-	testenv.Eventually(t, wait, "/readyz 200 again", func() bool { code, _ := fetch(t, base+"/readyz"); return code == 200 })
-	_, page = fetch(t, base+"/metrics")
-	if got := metric(page, `microbot_input_reconnects_total{input="slack"}`); got < 1 {
+	testenv.Eventually(t, wait, "/readyz 200 again", func() bool { code, _ := testenv.Get(t, base+"/readyz"); return code == 200 })
+	_, page = testenv.Get(t, base+"/metrics")
+	if got := testenv.Metric(page, `microbot_input_reconnects_total{input="slack"}`); got < 1 {
 		t.Errorf("microbot_input_reconnects_total = %v, want at least 1", got)
 	}
-	if got := metric(page, `microbot_input_failures_total{input="slack"}`); got < 1 {
+	if got := testenv.Metric(page, `microbot_input_failures_total{input="slack"}`); got < 1 {
 		t.Errorf("microbot_input_failures_total = %v, want at least 1", got)
 	}
 	if got := w.ask("ping"); !strings.Contains(got, "pong") {
@@ -397,9 +368,9 @@ func TestSIGTERMFinishesTheRunningCommand(t *testing.T) {
 	w.waitService("go.micro.bot.sleep", true)
 	bot, base := w.bot("--shutdown_timeout", "30s")
 	w.waitService("go.micro.srv.bot", true)
-	testenv.Eventually(t, wait, "/readyz 200", func() bool { code, _ := fetch(t, base+"/readyz"); return code == 200 })
-	_, page := fetch(t, base+"/metrics")
-	if got := metric(page, "microbot_service_commands"); got != 1 {
+	testenv.Eventually(t, wait, "/readyz 200", func() bool { code, _ := testenv.Get(t, base+"/readyz"); return code == 200 })
+	_, page := testenv.Get(t, base+"/metrics")
+	if got := testenv.Metric(page, "microbot_service_commands"); got != 1 {
 		t.Errorf("microbot_service_commands = %v, want 1 (sleep)", got)
 	}
 
@@ -415,10 +386,10 @@ func TestSIGTERMFinishesTheRunningCommand(t *testing.T) {
 	}
 	// Stopping: not ready any more, still alive, the command still running.
 	testenv.Eventually(t, wait, "/readyz 503 while draining", func() bool {
-		code, body := fetch(t, base+"/readyz")
+		code, body := testenv.Get(t, base+"/readyz")
 		return code == 503 && strings.Contains(body, "stopping")
 	})
-	if code, _ := fetch(t, base+"/healthz"); code != 200 {
+	if code, _ := testenv.Get(t, base+"/healthz"); code != 200 {
 		t.Errorf("/healthz while draining: %d", code)
 	}
 
