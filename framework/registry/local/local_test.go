@@ -20,6 +20,7 @@ import (
 
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/registrytest"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 // newTest returns a Registry on a fresh directory.
@@ -265,7 +266,7 @@ func TestBadFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "bad files removed", func() bool {
+	testenv.Eventually(t, 20*time.Second, "bad files removed", func() bool {
 		_, _ = r.GetService(ctx, "good")
 		for name := range bad {
 			_, err := os.Stat(filepath.Join(r.Dir(), name))
@@ -276,17 +277,6 @@ func TestBadFiles(t *testing.T) {
 		}
 		return true
 	})
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 20s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func TestExpiredFilesRemoved(t *testing.T) {
@@ -307,7 +297,7 @@ func TestExpiredFilesRemoved(t *testing.T) {
 	_ = os.Chtimes(tmp, old, old)
 
 	expired := filepath.Join(r.Dir(), fileName("short", "n1"))
-	waitFor(t, "expired and left-over files removed", func() bool {
+	testenv.Eventually(t, 20*time.Second, "expired and left-over files removed", func() bool {
 		_, _ = r.ListServices(ctx) // any reader collects
 		_, err1 := os.Stat(expired)
 		_, err2 := os.Stat(tmp)
@@ -335,7 +325,7 @@ func TestCollectorKeepsRefreshed(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.collect([]string{name}) // with the stale verdict
-	waitFor(t, "collection done", func() bool { return !r.gcBusy.Load() })
+	testenv.Eventually(t, 20*time.Second, "collection done", func() bool { return !r.gcBusy.Load() })
 	if _, err := r.GetService(ctx, "a"); err != nil {
 		t.Fatalf("refreshed node removed: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 // The multi-process tests run this test binary again as child processes
@@ -272,23 +273,30 @@ func (m *model) flapped() map[string]int {
 	return f
 }
 
+// watchDir returns a Registry on dir and its watch of service, stopped when
+// the test ends.
+func watchDir(t *testing.T, dir, service string) (*Registry, registry.Watcher) {
+	t.Helper()
+	r, err := New(Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := r.Watch(t.Context(), registry.WatchService(service))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return r, w
+}
+
 // Several processes register, refresh and deregister nodes of one service
 // at once, while another process and this one watch: nothing is lost or
 // corrupted, and both watchers' events add up to the final state.
 func TestMultiProcessChurn(t *testing.T) {
 	const children = 4
 	dir := t.TempDir()
-	r, err := New(Dir(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	w, err := r.Watch(ctx, registry.WatchService(churnService))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	ctx := t.Context()
+	r, w := watchDir(t, dir, churnService)
 	var mine model
 	var mu sync.Mutex
 	go func() {
@@ -344,7 +352,7 @@ func TestMultiProcessChurn(t *testing.T) {
 		t.Fatalf("after the churn GetService = %s\nwant %s", describe(got), describe([]*registry.Service{wantSvc}))
 	}
 
-	waitFor(t, "this process's watch events add up", func() bool {
+	testenv.Eventually(t, 20*time.Second, "this process's watch events add up", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Equal(mine.ids, want)
@@ -375,17 +383,8 @@ func TestMultiProcessChurn(t *testing.T) {
 // running stays; its file is removed.
 func TestMultiProcessKilled(t *testing.T) {
 	dir := t.TempDir()
-	r, err := New(Dir(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	w, err := r.Watch(ctx, registry.WatchService(holdService))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	ctx := t.Context()
+	r, w := watchDir(t, dir, holdService)
 	events := make(chan *registry.Result, 100)
 	go func() {
 		for {
@@ -442,7 +441,7 @@ func TestMultiProcessKilled(t *testing.T) {
 	if _, err := r.GetService(ctx, holdService); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("GetService after both died = %v, want ErrNotFound", err)
 	}
-	waitFor(t, "the files of the dead removed", func() bool {
+	testenv.Eventually(t, 20*time.Second, "the files of the dead removed", func() bool {
 		_, _ = r.GetService(ctx, holdService)
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
