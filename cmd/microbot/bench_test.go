@@ -189,21 +189,34 @@ func BenchmarkRSSIdle(b *testing.B) {
 	}
 }
 
-func BenchmarkRSS1000Commands(b *testing.B) { benchCommands(b, false) }
+func BenchmarkRSS1000Commands(b *testing.B) { benchCommands(b, servicesFirst) }
 
 // BenchmarkRSS1000CommandsArriving is microbot started on an empty
 // registry, into which the 1,000 command services then register while it
 // watches (their events, rather than its first listing, make them known).
-func BenchmarkRSS1000CommandsArriving(b *testing.B) { benchCommands(b, true) }
+func BenchmarkRSS1000CommandsArriving(b *testing.B) { benchCommands(b, arriving) }
 
-// benchCommands runs microbot with 1,000 command services, started before
-// it or, if arriving, after it.
-func benchCommands(b *testing.B, arriving bool) {
+// BenchmarkRSS1000CommandsRefreshing is microbot with 1,000 command
+// services that each register again every 15 s, as the framework's
+// services do by default (--register_interval), measured 32 s after
+// discovery (so after a resync of the namespace, every 30 s by default).
+// It also reports the CPU microbot used meanwhile, in % of one core.
+func BenchmarkRSS1000CommandsRefreshing(b *testing.B) { benchCommands(b, refreshing) }
+
+// How the command services of benchCommands come.
+const (
+	servicesFirst = iota // registered before microbot starts
+	arriving             // registered after it started
+	refreshing           // before, and registering again every 15 s
+)
+
+// benchCommands runs microbot with 1,000 command services.
+func benchCommands(b *testing.B, load int) {
 	buildBench(b)
 	for range b.N {
 		reg := b.TempDir()
 		var bb *benchBot
-		if arriving {
+		if load == arriving {
 			bb = startBenchBot(b, reg)
 			if got := bb.ask(b, "ping"); len(got) != 1 || got[0] != "pong" {
 				b.Fatalf("ping: %q", got)
@@ -211,6 +224,9 @@ func benchCommands(b *testing.B, arriving bool) {
 		}
 		svc := exec.Command(benchBins.testsvc)
 		svc.Env = append(os.Environ(), "TESTSVC_COUNT=1000", "MICRO_REGISTRY_ADDRESS="+reg)
+		if load == refreshing {
+			svc.Env = append(svc.Env, "TESTSVC_REFRESH=15s")
+		}
 		svcOut, err := svc.StdoutPipe()
 		if err != nil {
 			b.Fatal(err)
@@ -223,7 +239,7 @@ func benchCommands(b *testing.B, arriving bool) {
 		if sc := bufio.NewScanner(svcOut); !sc.Scan() || sc.Text() != "ready" {
 			b.Fatalf("testsvc did not get ready: %q %v", sc.Text(), sc.Err())
 		}
-		if !arriving {
+		if load != arriving {
 			start = time.Now()
 			bb = startBenchBot(b, reg)
 		}
@@ -246,8 +262,35 @@ func benchCommands(b *testing.B, arriving bool) {
 		if got := bb.ask(b, "cmd777 ok hi"); len(got) != 1 || got[0] != "cmd777 says: hi" {
 			b.Fatalf("cmd777: %q", got)
 		}
-		time.Sleep(2 * time.Second)
+		if load == refreshing {
+			const window = 32 * time.Second
+			cpu0 := cpuTime(b, bb.cmd.Process.Pid)
+			time.Sleep(window)
+			b.ReportMetric(100*(cpuTime(b, bb.cmd.Process.Pid)-cpu0).Seconds()/window.Seconds(), "%-cpu")
+		} else {
+			time.Sleep(2 * time.Second)
+		}
 		bb.report(b)
 		b.ReportMetric(discovery.Seconds(), "s-discovery")
 	}
+}
+
+// cpuTime returns the CPU time (user and system) pid has used.
+func cpuTime(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(f) < 13 {
+		b.Fatalf("/proc/%d/stat: %q", pid, data)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("/proc/%d/stat: %q", pid, data)
+	}
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }
