@@ -463,16 +463,16 @@ func (c *cache) watch() {
 	for {
 		w, err := c.reg.Watch(c.ctx)
 		if err == nil {
+			// Changes before this watch started were not seen.
+			c.invalidate("")
 			c.mu.Lock()
 			if c.closed {
 				c.mu.Unlock()
 				w.Stop()
 				return
 			}
-			c.watcher = w
+			c.watcher = w // published after the invalidation, so a watcher seen means lists fetched from now on are kept
 			c.mu.Unlock()
-			// Changes before this watch started were not seen.
-			c.invalidate("")
 			started := time.Now()
 			for {
 				res, err2 := w.Next()

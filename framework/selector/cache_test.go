@@ -238,7 +238,11 @@ func TestCached(t *testing.T) {
 	register(t, f, "svc", "a", "b")
 	s := newSel(t, f, CacheTTL(time.Hour))
 	all(t, s, "svc") // starts the watch
-	testenv.Eventually(t, wait, "the watch running", func() bool { return f.watches.Load() == 1 })
+	testenv.Eventually(t, wait, "the watch running", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.watcher != nil
+	})
 	all(t, s, "svc") // the start of the watch made the list stale
 	before := f.lookups.Load()
 	for range 100 {
