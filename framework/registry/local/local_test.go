@@ -705,3 +705,71 @@ func TestWatchNotified(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// A burst of changes by another process gives events that, applied in
+// order, lead exactly to the registry's state: a Create only for a service
+// not up, an Update or Delete only for one that is.
+func TestWatchBurst(t *testing.T) {
+	dir := t.TempDir()
+	r := newTest(t, Dir(dir), PollInterval(time.Hour))
+	other, err := New(Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	w, err := r.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	const n = 200
+	up := map[string]int{} // service -> nodes, as the events tell
+	settle := func(nodes int) {
+		t.Helper()
+		deadline := time.AfterFunc(20*time.Second, w.Stop)
+		defer deadline.Stop()
+		for {
+			done := true
+			for i := range n {
+				if up[fmt.Sprintf("go.micro.srv.burst%03d", i)] != nodes {
+					done = false
+					break
+				}
+			}
+			if done {
+				return
+			}
+			res, err := w.Next()
+			if err != nil {
+				t.Fatalf("events so far: %v; %v", up, err)
+			}
+			name := res.Service.Name
+			switch _, ok := up[name]; {
+			case res.Action == registry.Create && !ok:
+				up[name] = len(res.Service.Nodes)
+			case res.Action == registry.Update && ok:
+				up[name] = len(res.Service.Nodes)
+			case res.Action == registry.Delete && ok:
+				delete(up, name)
+			default:
+				t.Fatalf("%s %s while it is up: %v", res.Action, name, ok)
+			}
+		}
+	}
+	for i := range n {
+		if err := other.Register(ctx, svc(fmt.Sprintf("go.micro.srv.burst%03d", i), "a", "b")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle(2)
+	for i := range n {
+		if err := other.Deregister(ctx, svc(fmt.Sprintf("go.micro.srv.burst%03d", i), "a", "b")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle(0)
+	time.AfterFunc(300*time.Millisecond, w.Stop)
+	if res, err := w.Next(); err == nil {
+		t.Errorf("event after the state was reached: %s %s", res.Action, res.Service.Name)
+	}
+}

@@ -63,11 +63,14 @@ type hub struct {
 	pending map[string]bool // node files changed since the last update
 	full    bool            // the whole directory is to be read again
 
-	mu      sync.Mutex // serializes updates and subscriptions
-	snap    snapshot
-	files   map[string]*cached // the live node files snap is made of, by name
-	next    time.Time          // the earliest expiry in files
-	lastErr string             // the last scan error logged
+	mu    sync.Mutex // serializes updates and subscriptions
+	snap  snapshot
+	files map[string]*cached // the live node files snap is made of, by name
+	// next is the earliest expiry in files, or an earlier time: an update
+	// of a few files only ever moves it earlier, and the expiry timer reads
+	// everything again, which sets it right.
+	next    time.Time
+	lastErr string // the last scan error logged
 }
 
 // snapshot is what the directory held at a scan, by service name and
@@ -88,6 +91,35 @@ func (v *version) of(ps []*registry.Service) bool {
 	return slices.Equal(v.parts, ps)
 }
 
+// files returns the names of the node files of v.
+func (v *version) files() []string {
+	if v.parts == nil {
+		return []string{fileName(v.svc.Name, v.svc.Nodes[0].ID)}
+	}
+	names := make([]string, len(v.parts))
+	for i, p := range v.parts {
+		names[i] = fileName(p.Name, p.Nodes[0].ID)
+	}
+	return names
+}
+
+// newVersion returns the version made of ps, old if it is.
+func newVersion(ps []*registry.Service, old *version) *version {
+	if old != nil && old.of(ps) {
+		return old
+	}
+	v := &version{svc: ps[0]} // one node: already merged
+	if len(ps) > 1 {
+		// A copy: ps may be a part of the scan's slice, which would stay
+		// reachable for as long as the version.
+		v.svc, v.parts = registry.MergeView(ps)[0], slices.Clone(ps)
+	}
+	return v
+}
+
+// key returns the snapshot key of a service.
+func key(s *registry.Service) [2]string { return [2]string{s.Name, s.Version} }
+
 // newSnapshot groups the parts of a scan. A version whose parts are the
 // same entries as in old is old's: the cache entries of unchanged files,
 // and of files refreshed without change, are the same pointers from scan to
@@ -106,17 +138,7 @@ func newSnapshot(parts []*registry.Service, old snapshot) snapshot {
 	}
 	snap := make(snapshot, groups)
 	eachVersion(parts, func(k [2]string, ps []*registry.Service) {
-		if o := old[k]; o != nil && o.of(ps) {
-			snap[k] = o
-			return
-		}
-		v := &version{svc: ps[0]} // one node: already merged
-		if len(ps) > 1 {
-			// A copy: ps may be a part of the scan's slice, which would
-			// stay reachable for as long as the version.
-			v.svc, v.parts = registry.MergeView(ps)[0], slices.Clone(ps)
-		}
-		snap[k] = v
+		snap[k] = newVersion(ps, old[k])
 	})
 	return snap
 }
@@ -368,16 +390,16 @@ func (h *hub) rescanLocked() error {
 }
 
 // refreshLocked reads the node files names again and publishes how the
-// services they belong to (before or now) changed. The rest of the
-// snapshot stays as it is: change notifications and pokes name every node
-// file that changes, and the polls read everything.
+// versions of services they belong to (before or now) changed. The rest of
+// the snapshot stays as it is: change notifications and pokes name every
+// node file that changes, and the polls read everything.
 func (h *hub) refreshLocked(names map[string]bool) {
 	now := time.Now()
-	touched := map[string]bool{} // the names of the services concerned
+	changed := map[[2]string][]string{} // the versions concerned: their files that changed
 	var garbage []string
 	for name := range names {
 		if c := h.files[name]; c != nil {
-			touched[c.svc.Name] = true
+			changed[key(c.svc)] = append(changed[key(c.svc)], name)
 		}
 		c, bad := h.r.live(name, now)
 		if bad {
@@ -388,36 +410,36 @@ func (h *hub) refreshLocked(names map[string]bool) {
 			continue
 		}
 		h.files[name] = c
-		touched[c.svc.Name] = true
+		changed[key(c.svc)] = append(changed[key(c.svc)], name)
+		if !c.expires.IsZero() && (h.next.IsZero() || c.expires.Before(h.next)) {
+			h.next = c.expires
+		}
 	}
 	if len(garbage) > 0 {
 		h.r.collect(garbage)
 	}
-	var files []string // of the services touched
-	h.next = time.Time{}
-	for name, c := range h.files {
-		if !c.expires.IsZero() && (h.next.IsZero() || c.expires.Before(h.next)) {
-			h.next = c.expires
+	was, is := snapshot{}, snapshot{}
+	for k, names := range changed {
+		// The files of version k: those it had, and those changed.
+		o := h.snap[k]
+		var files []string
+		if o != nil {
+			was[k] = o
+			files = o.files()
 		}
-		if touched[c.svc.Name] {
-			files = append(files, name)
+		files = append(files, names...)
+		slices.Sort(files) // in file name order, as a scan gives them
+		files = slices.Compact(files)
+		var parts []*registry.Service
+		for _, name := range files {
+			if c := h.files[name]; c != nil && key(c.svc) == k {
+				parts = append(parts, c.svc)
+			}
 		}
-	}
-	if len(touched) == 0 {
-		return
-	}
-	slices.Sort(files) // in file name order, as a scan gives them
-	parts := make([]*registry.Service, len(files))
-	for i, name := range files {
-		parts[i] = h.files[name].svc
-	}
-	was := snapshot{}
-	for k, v := range h.snap {
-		if touched[k[0]] {
-			was[k] = v
+		if len(parts) > 0 {
+			is[k] = newVersion(parts, o)
 		}
 	}
-	is := newSnapshot(parts, was)
 	results := diff(was, is)
 	for k := range was {
 		delete(h.snap, k)
