@@ -345,8 +345,19 @@ func (r *Registry) live(name string, now time.Time) (c *cached, garbage bool) {
 // racy is how long after the directory last changed its list of names is
 // read again on every scan, however unchanged its stamp: a change made in
 // the same tick of the file system's clock as the one before it leaves the
-// modification time as it was.
+// modification time as it was. File systems whose times are in whole
+// seconds (or two, FAT) get 2 s more.
 const racy = 100 * time.Millisecond
+
+// trusted reports whether l is the list of names of a directory whose stamp
+// is st.
+func (l *listing) trusted(st dirStamp) bool {
+	window := racy
+	if st.mtime%int64(time.Second) == 0 {
+		window += 2 * time.Second
+	}
+	return l != nil && l.stamp == st && st.mtime < l.at.Add(-window).UnixNano()
+}
 
 // listing is the directory's list of names as last read.
 type listing struct {
@@ -372,7 +383,7 @@ func (r *Registry) names() ([]string, error) {
 		r.mu.Lock()
 		l := r.listing
 		r.mu.Unlock()
-		if l != nil && l.stamp == st && st.mtime < l.at.Add(-racy).UnixNano() {
+		if l.trusted(st) {
 			return l.names, nil
 		}
 	}

@@ -453,6 +453,43 @@ func TestLockExcludes(t *testing.T) {
 	}
 }
 
+// A kept list of names is trusted only while the directory's stamp is
+// unchanged, and only once the directory last changed more than a tick of
+// its file system's clock before the list was read.
+func TestListingTrusted(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 500_000_000, time.UTC)
+	st := func(mtime time.Time) dirStamp { return dirStamp{ino: 7, size: 4096, mtime: mtime.UnixNano()} }
+	tests := []struct {
+		name  string
+		mtime time.Time
+		now   dirStamp // zero: st(mtime)
+		want  bool
+	}{
+		{"changed long before", at.Add(-time.Minute + time.Millisecond), dirStamp{}, true},
+		{"changed just before", at.Add(-racy / 2), dirStamp{}, false},
+		{"whole seconds, 1 s before", at.Add(-500 * time.Millisecond).Truncate(time.Second), dirStamp{}, false},
+		{"whole seconds, long before", at.Add(-time.Minute).Truncate(time.Second), dirStamp{}, true},
+		{"changed since", at.Add(-time.Minute + time.Millisecond), st(at.Add(time.Millisecond)), false},
+		{"replaced", at.Add(-time.Minute + time.Millisecond), dirStamp{ino: 8, size: 4096, mtime: at.Add(-time.Minute + time.Millisecond).UnixNano()}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &listing{stamp: st(tc.mtime), at: at}
+			now := tc.now
+			if now == (dirStamp{}) {
+				now = st(tc.mtime)
+			}
+			if got := l.trusted(now); got != tc.want {
+				t.Errorf("trusted = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	var none *listing
+	if none.trusted(st(at.Add(-time.Hour))) {
+		t.Error("no list is trusted")
+	}
+}
+
 // The list of names is read again whenever the directory changes: a file
 // added or removed by another process is seen by the next GetService,
 // whether the change comes at once or after the list has been kept a while.
