@@ -265,85 +265,94 @@ func (c *Client) roundTrip(cn *conn, addr string, req *Request, reused bool) (re
 
 var errNoResponse = errors.New("connection closed before any response")
 
-// readResponse reads one response from cn.
+// maxInformational is how many informational (1xx) answers may come before
+// a response; more fail the call (as in net/http).
+const maxInformational = 5
+
+// responseHeader is what readResponseHeader found in a response's header.
+type responseHeader struct {
+	header
+	status          int
+	statusText      string // the status line after the version, when not 200
+	ctype, errField string
+}
+
+// readResponse reads one response from cn, skipping informational answers.
 func (c *Client) readResponse(cn *conn) (*Response, bool, error) {
-	lr := &cn.lr
+	var h responseHeader
+	for n := 0; ; n++ {
+		if err := readResponseHeader(&cn.lr, &h, n == 0); err != nil {
+			return nil, false, err
+		}
+		if h.status >= 200 {
+			break
+		}
+		if n == maxInformational {
+			return nil, false, fmt.Errorf("more than %d informational (1xx) answers and no response", maxInformational)
+		}
+	}
+	return c.readBody(cn, &h)
+}
+
+// readResponseHeader reads a status line and header section into h. first
+// says whether it is the first answer to the request: a connection closed
+// before it is errNoResponse.
+func readResponseHeader(lr *lineReader, h *responseHeader, first bool) error {
+	*h = responseHeader{}
 	lr.count = 0
 	line, err := lr.line()
 	if err != nil {
-		if lr.count == 0 && (err == io.EOF || errors.Is(err, net.ErrClosed) || isReset(err)) {
-			return nil, false, fmt.Errorf("%w: %v", errNoResponse, err)
+		if first && lr.count == 0 && (err == io.EOF || errors.Is(err, net.ErrClosed) || isReset(err)) {
+			return fmt.Errorf("%w: %v", errNoResponse, err)
 		}
-		return nil, false, fmt.Errorf("reading response: %w", err)
+		return fmt.Errorf("reading response: %w", unexpected(err))
 	}
 	// HTTP/1.1 200 OK
 	if len(line) < 12 || string(line[:7]) != "HTTP/1." || line[8] != ' ' {
-		return nil, false, fmt.Errorf("not an HTTP/1.x response (not a microbot node?): %.40q", line)
+		return fmt.Errorf("not an HTTP/1.x response (not a microbot node?): %.40q", line)
 	}
-	status, err := strconv.Atoi(string(line[9:12]))
+	h.status, err = strconv.Atoi(string(line[9:12]))
 	if err != nil {
-		return nil, false, fmt.Errorf("bad status line %.40q", line)
+		return fmt.Errorf("bad status line %.40q", line)
 	}
-	statusLine := line[9:] // valid until the next line is read
-	statusText := ""
-	if status != 200 {
-		statusText = string(statusLine)
+	if h.status != 200 {
+		h.statusText = string(line[9:])
 	}
-	keep := line[7] == '1'
-	var (
-		length          int64 = -1
-		chunked         bool
-		ctype, errField string
-	)
-	for {
-		line, err := lr.line()
-		if err != nil {
-			return nil, false, fmt.Errorf("reading response header: %w", unexpected(err))
-		}
-		if len(line) == 0 {
-			break
-		}
-		name, value, err := splitField(line)
-		if err != nil {
-			return nil, false, err
-		}
+	h.keepAlive = line[7] == '1'
+	err = lr.readHeader(&h.header, func(name, value []byte) error {
 		switch {
-		case equalFold(name, "content-length"):
-			if length, err = parseLength(value); err != nil {
-				return nil, false, err
-			}
 		case equalFold(name, "content-type"):
-			ctype = contentTypeString(value)
+			h.ctype = contentTypeString(value)
 		case equalFold(name, "micro-error"):
-			errField = string(value)
-		case equalFold(name, "connection"):
-			if hasToken(value, "close") {
-				keep = false
-			} else if hasToken(value, "keep-alive") {
-				keep = true
-			}
-		case equalFold(name, "transfer-encoding"):
-			chunked = hasToken(value, "chunked")
+			h.errField = string(value)
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading response header: %w", err)
 	}
-	if status >= 100 && status < 200 { // 1xx: skip it, the real answer follows
-		return c.readResponse(cn)
-	}
+	return nil
+}
+
+// readBody reads the body of the response whose header is h.
+func (c *Client) readBody(cn *conn, h *responseHeader) (*Response, bool, error) {
+	keep := h.keepAlive
 	buf := getBuf()
 	body := (*buf)[:0]
 	limit := c.opts.MaxResponseSize
+	var err error
 	switch {
-	case chunked:
-		body, err = readChunked(lr, body, limit)
-	case length >= 0:
-		if length > limit {
+	case h.chunked:
+		body, err = readChunked(&cn.lr, body, limit)
+	case h.length >= 0:
+		if h.length > limit {
 			err = errTooLarge
 			break
 		}
-		body = grow(body, int(length))
+		body = grow(body, int(h.length))
 		_, err = io.ReadFull(cn.br, body)
 		err = unexpected(err)
-	case status == 204 || status == 304:
+	case h.status == 204 || h.status == 304:
 	default: // delimited by the end of the connection
 		keep = false
 		body, err = readAll(cn.br, body, limit)
@@ -355,17 +364,17 @@ func (c *Client) readResponse(cn *conn) (*Response, bool, error) {
 		}
 		return nil, false, fmt.Errorf("reading response body: %w", err)
 	}
-	if errField != "" {
+	if h.errField != "" {
 		putBuf(buf)
-		return nil, keep, merrors.Parse(errField)
+		return nil, keep, merrors.Parse(h.errField)
 	}
-	if status != 200 {
+	if h.status != 200 {
 		msg := body[:min(len(body), 256)]
 		putBuf(buf)
-		return nil, false, fmt.Errorf("unexpected HTTP status %q (not a microbot node?): %q", statusText, msg)
+		return nil, false, fmt.Errorf("unexpected HTTP status %q (not a microbot node?): %q", h.statusText, msg)
 	}
 	*buf = body
-	return &Response{ContentType: ctype, Body: body, buf: buf}, keep, nil
+	return &Response{ContentType: h.ctype, Body: body, buf: buf}, keep, nil
 }
 
 // readAll appends r's bytes to b until EOF, failing past limit bytes.

@@ -52,11 +52,14 @@
 // used again. The [Server] runs one goroutine per connection and answers
 // its requests in order; pipelined requests are answered together, in one
 // write. It understands Content-Length and chunked bodies, "Expect:
-// 100-continue", "Connection: close" and HTTP/1.0. The caller's context
-// (deadline or cancel) interrupts its I/O. On the server, the wait for and
-// the reading of a request are bounded by the idle timeout (2 min), the
-// writing of answers by the write timeout (30 s); both deadlines are moved
-// only once half of them has passed, to spare a timer change per request.
+// 100-continue", "Connection: close" and HTTP/1.0; both ends read header
+// sections with the same code. The client skips up to five informational
+// (1xx) answers before a response and fails the call after more. The
+// caller's context (deadline or cancel) interrupts its I/O. On the server,
+// the wait for and the reading of a request are bounded by the idle timeout
+// (2 min), the writing of answers by the write timeout (30 s); both
+// deadlines are moved only once half of them has passed, to spare a timer
+// change per request.
 //
 // A request is safe to send again elsewhere when it was not written whole
 // ([SendError.NotSent]): a server never handles a request it did not read

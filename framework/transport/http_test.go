@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -190,6 +191,12 @@ func TestClientReadsAnyResponse(t *testing.T) {
 		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n", "abc", ""},
 		{"until close", "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{}", "{}", ""},
 		{"1xx first", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz", "z", ""},
+		{"five 1xx", strings.Repeat("HTTP/1.1 100 Continue\r\n\r\n", 5) + "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz", "z", ""},
+		{"six 1xx", strings.Repeat("HTTP/1.1 100 Continue\r\n\r\n", 6) + "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz", "", "more than 5 informational"},
+		{"closed after 1xx", "HTTP/1.1 100 Continue\r\n\r\n", "", "unexpected EOF"},
+		{"length and chunked", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n", "", "both Content-Length and Transfer-Encoding"},
+		{"two lengths", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nzz", "", "Content-Length"},
+		{"other transfer coding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nz", "", "transfer coding not supported"},
 		{"error header", "HTTP/1.1 404 Not Found\r\nMicro-Error: {\"id\":\"s\",\"code\":404,\"detail\":\"nope\"}\r\nContent-Length: 0\r\n\r\n", "", "s: nope"},
 		{"not HTTP", "SSH-2.0-OpenSSH\r\n", "", "not an HTTP/1.x response"},
 		{"plain 404", "HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope", "", `unexpected HTTP status "404 Not Found" (not a microbot node?): "nope"`},
@@ -227,5 +234,54 @@ func TestStaleConnection(t *testing.T) {
 			t.Fatalf("call %d: %v", i, err)
 		}
 		time.Sleep(staleAfter + 200*time.Millisecond) // the server closes the idle connection meanwhile
+	}
+}
+
+// TestEndlessInformational: a server answering "100 Continue" forever
+// fails that call with a clear error after a few of them (it used to
+// recurse once per answer until the stack overflowed, killing the caller),
+// and the client goes on serving other calls.
+func TestEndlessInformational(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(20 * time.Second)) //nolint:errcheck
+				go io.Copy(io.Discard, c)                       //nolint:errcheck
+				continues := []byte(strings.Repeat("HTTP/1.1 100 Continue\r\n\r\n", 64))
+				for {
+					if _, err := c.Write(continues); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	good := serveRPC(t, echoHandler(make(chan seen, 10)))
+
+	c := NewClient()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = c.Send(ctx, ln.Addr().String(), &Request{Endpoint: "A.B"})
+	var se *SendError
+	if !errors.As(err, &se) || se.NotSent || !strings.Contains(err.Error(), "informational") {
+		t.Fatalf("Send = %v; want a *SendError about informational answers", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Send waited for its context to end: %v", err)
+	}
+	res, err := c.Send(ctx, good, &Request{Endpoint: "A.B", Body: []byte("x")})
+	if err != nil || string(res.Body) != "echo:x" {
+		t.Fatalf("next call to a good server: %v, %v", res, err)
 	}
 }

@@ -240,12 +240,10 @@ type serverConn struct {
 // request is what readRequest found in a request's header.
 type request struct {
 	Request
-	method, version string
-	length          int64 // -1: none given
-	chunked         bool
-	keepAlive       bool
-	expectContinue  bool
-	err             *merrors.Error // a header the transport refuses
+	header
+	method         string
+	expectContinue bool
+	err            *merrors.Error // a header the transport refuses
 }
 
 func (sc *serverConn) serve() {
@@ -333,14 +331,17 @@ func (sc *serverConn) refreshWriteDeadline() {
 // connection must close.
 func (sc *serverConn) serveOne() bool {
 	s := sc.s
-	req, err := sc.readHeader()
+	req, err := sc.readRequest()
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isTimeout(err) || isReset(err) {
 			return false
 		}
 		code := int32(http.StatusBadRequest)
-		if errors.Is(err, errHeaderTooLarge) {
+		switch {
+		case errors.Is(err, errHeaderTooLarge):
 			code = http.StatusRequestHeaderFieldsTooLarge
+		case errors.Is(err, errUnsupportedCoding):
+			code = http.StatusNotImplemented
 		}
 		sc.writeError(merrors.New(s.opts.ErrorID, "bad HTTP request: "+err.Error(), code), false)
 		return false
@@ -502,8 +503,8 @@ func (sc *serverConn) lingeringClose() {
 	}
 }
 
-// readHeader reads a request line and header section.
-func (sc *serverConn) readHeader() (*request, error) {
+// readRequest reads a request line and header section.
+func (sc *serverConn) readRequest() (*request, error) {
 	lr := &sc.lr
 	lr.count = 0
 	line, err := lr.line()
@@ -521,7 +522,7 @@ func (sc *serverConn) readHeader() (*request, error) {
 	if !ok1 || !ok2 || len(method) == 0 {
 		return nil, fmt.Errorf("%w: request line %.60q", errMalformed, line)
 	}
-	sc.req = request{length: -1}
+	sc.req = request{}
 	req := &sc.req
 	switch string(version) {
 	case "HTTP/1.1":
@@ -535,71 +536,48 @@ func (sc *serverConn) readHeader() (*request, error) {
 	} else {
 		req.method = string(method)
 	}
-	id := sc.s.opts.ErrorID
-	for {
-		line, err := lr.line()
-		if err != nil {
-			return nil, unexpected(err)
-		}
-		if len(line) == 0 {
-			break
-		}
-		name, value, err := splitField(line)
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case equalFold(name, "content-type"):
-			req.ContentType = sc.intern(&sc.lastCT, value)
-		case equalFold(name, "content-length"):
-			n, err := parseLength(value)
-			if err != nil || req.length >= 0 && req.length != n {
-				return nil, fmt.Errorf("%w: Content-Length %.20q", errMalformed, value)
-			}
-			req.length = n
-		case equalFold(name, "micro-service"):
-			req.Service = sc.intern(&sc.lastService, value)
-		case equalFold(name, "micro-endpoint"):
-			req.Endpoint = sc.intern(&sc.lastEndpoint, value)
-		case equalFold(name, "micro-timeout"):
-			d, err := parseTimeout(value)
-			if err != nil || d <= 0 {
-				req.err = merrors.BadRequest(id, "bad %s header %q: want a positive duration like 1500ms", HeaderTimeout, value)
-			}
-			req.Timeout = d
-		case len(name) > len(MetadataPrefix) && equalFold(name[:len(MetadataPrefix)], "micro-meta-"):
-			v, err := decodeValue(string(value))
-			key := textproto.CanonicalMIMEHeaderKey(string(name))
-			if err != nil {
-				req.err = merrors.BadRequest(id, "bad metadata header %s: %v", key, err)
-			}
-			if req.Metadata == nil {
-				req.Metadata = metadata.Metadata{}
-			}
-			req.Metadata[key[len(MetadataPrefix):]] = v
-		case equalFold(name, "transfer-encoding"):
-			if !equalFold(value, "chunked") {
-				req.err = merrors.New(id, fmt.Sprintf("transfer encoding %q not supported (only chunked)", value), http.StatusNotImplemented)
-			}
-			req.chunked = true
-		case equalFold(name, "connection"):
-			if hasToken(value, "close") {
-				req.keepAlive = false
-			} else if hasToken(value, "keep-alive") {
-				req.keepAlive = true
-			}
-		case equalFold(name, "expect"):
-			if equalFold(value, "100-continue") {
-				req.expectContinue = true
-			} else {
-				req.err = merrors.New(id, fmt.Sprintf("expectation %q not supported", value), http.StatusExpectationFailed)
-			}
-		}
-	}
-	if req.chunked && req.length >= 0 {
-		return nil, fmt.Errorf("%w: both Content-Length and Transfer-Encoding", errMalformed)
+	if err := lr.readHeader(&req.header, sc.requestField); err != nil {
+		return nil, err
 	}
 	return req, nil
+}
+
+// requestField takes one header field of the request being read that is
+// not about its framing. A value the transport refuses sets req.err: the
+// request is answered with it once its header is read.
+func (sc *serverConn) requestField(name, value []byte) error {
+	req, id := &sc.req, sc.s.opts.ErrorID
+	switch {
+	case equalFold(name, "content-type"):
+		req.ContentType = sc.intern(&sc.lastCT, value)
+	case equalFold(name, "micro-service"):
+		req.Service = sc.intern(&sc.lastService, value)
+	case equalFold(name, "micro-endpoint"):
+		req.Endpoint = sc.intern(&sc.lastEndpoint, value)
+	case equalFold(name, "micro-timeout"):
+		d, err := parseTimeout(value)
+		if err != nil || d <= 0 {
+			req.err = merrors.BadRequest(id, "bad %s header %q: want a positive duration like 1500ms", HeaderTimeout, value)
+		}
+		req.Timeout = d
+	case len(name) > len(MetadataPrefix) && equalFold(name[:len(MetadataPrefix)], "micro-meta-"):
+		v, err := decodeValue(string(value))
+		key := textproto.CanonicalMIMEHeaderKey(string(name))
+		if err != nil {
+			req.err = merrors.BadRequest(id, "bad metadata header %s: %v", key, err)
+		}
+		if req.Metadata == nil {
+			req.Metadata = metadata.Metadata{}
+		}
+		req.Metadata[key[len(MetadataPrefix):]] = v
+	case equalFold(name, "expect"):
+		if equalFold(value, "100-continue") {
+			req.expectContinue = true
+		} else {
+			req.err = merrors.New(id, fmt.Sprintf("expectation %q not supported", value), http.StatusExpectationFailed)
+		}
+	}
+	return nil
 }
 
 // intern returns v as a string, reusing *last when equal, so a connection

@@ -18,6 +18,8 @@ const maxHeaderBytes = 1 << 20
 var (
 	errHeaderTooLarge = errors.New("header section too large")
 	errMalformed      = errors.New("malformed HTTP message")
+	// errUnsupportedCoding is a transfer coding other than chunked.
+	errUnsupportedCoding = errors.New("transfer coding not supported")
 )
 
 // lineReader reads CRLF- (or LF-) terminated lines, counting the bytes of
@@ -59,6 +61,65 @@ func (lr *lineReader) line() ([]byte, error) {
 		b = b[:n-1]
 	}
 	return b, nil
+}
+
+// header is what a message's header section says about its framing: how
+// its body is delimited and whether the connection stays open after it.
+type header struct {
+	length    int64 // Content-Length; -1 when absent
+	chunked   bool  // Transfer-Encoding: chunked
+	keepAlive bool  // the connection stays open after the message
+}
+
+// readHeader reads the fields of a header section up to its empty line,
+// for both ends. The fields that frame the message (Content-Length,
+// Transfer-Encoding, Connection) set h, whose keepAlive must hold the
+// version's default; every other field is passed to field, whose error ends
+// the reading. A length given twice differently, both a length and chunked,
+// or a transfer coding other than chunked (errUnsupportedCoding) is an
+// error.
+func (lr *lineReader) readHeader(h *header, field func(name, value []byte) error) error {
+	h.length, h.chunked = -1, false
+	for {
+		line, err := lr.line()
+		if err != nil {
+			return unexpected(err)
+		}
+		if len(line) == 0 {
+			break
+		}
+		name, value, err := splitField(line)
+		if err != nil {
+			return err
+		}
+		switch {
+		case equalFold(name, "content-length"):
+			n, err := parseLength(value)
+			if err != nil || h.length >= 0 && h.length != n {
+				return fmt.Errorf("%w: Content-Length %.20q", errMalformed, value)
+			}
+			h.length = n
+		case equalFold(name, "transfer-encoding"):
+			if !equalFold(value, "chunked") {
+				return fmt.Errorf("%w: %.40q (only chunked)", errUnsupportedCoding, value)
+			}
+			h.chunked = true
+		case equalFold(name, "connection"):
+			if hasToken(value, "close") {
+				h.keepAlive = false
+			} else if hasToken(value, "keep-alive") {
+				h.keepAlive = true
+			}
+		default:
+			if err := field(name, value); err != nil {
+				return err
+			}
+		}
+	}
+	if h.chunked && h.length >= 0 {
+		return fmt.Errorf("%w: both Content-Length and Transfer-Encoding", errMalformed)
+	}
+	return nil
 }
 
 // splitField splits a header line into its name and trimmed value.
