@@ -1,0 +1,397 @@
+// Package gomicrotest starts real go-micro v1.8.0 programs for tests: the
+// greeter (go.micro.srv.greeter), the bot command service (go.micro.bot.echo,
+// go-micro's own agent/proto) and the client that calls services with
+// go-micro's own client, as the original `micro bot` did. They are the
+// programs of the separate module tools/gomicro (so go-micro never enters
+// microbot's go.mod), built by .ci/setup.d/gomicro.sh into
+// tools/gomicro/bin/.
+//
+// The binaries are found in the directory named by MICROBOT_GOMICRO_BIN,
+// else in tools/gomicro/bin found by walking up from the working directory
+// to the repository root; when one is missing, Start fails the test under
+// CI=true and skips it elsewhere (see internal/testenv).
+//
+// Every program is started registered in a Consul agent with go-micro's
+// own flags and kept on loopback (by default go-micro advertises the first
+// non-loopback address of the host and its broker listens on every
+// interface):
+//
+//	--registry=consul --registry_address=ADDR
+//	--server_address=127.0.0.1:0 --broker_address=127.0.0.1:0
+package gomicrotest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/microbot/microbot/internal/testenv"
+)
+
+// EnvBin names the environment variable holding the directory of the
+// go-micro test binaries; it wins over tools/gomicro/bin.
+const EnvBin = "MICROBOT_GOMICRO_BIN"
+
+// The programs of tools/gomicro/cmd.
+const (
+	// Greeter is go.micro.srv.greeter: Say.Hello, Say.Fail (answers the
+	// error asked for), Say.Count (how often an endpoint ran).
+	Greeter = "greeter"
+	// Command is the bot command service go.micro.bot.echo (another name
+	// with --server_name=go.micro.bot.NAME): Command.Help and Command.Exec,
+	// where "NAME fail ..." returns an error, "NAME error ..." sets
+	// ExecResponse.error and "NAME count" answers how often Exec ran.
+	Command = "command"
+	// Client calls services with go-micro's client, one JSON call a line
+	// on stdin (see [StartClient]).
+	Client = "client"
+)
+
+// StartTimeout bounds how long Start waits for a program to listen and
+// register. It is generous: the test machines are small and busy.
+const StartTimeout = 60 * time.Second
+
+// CallTimeout bounds one call through a [ClientProcess]; go-micro's client
+// has its own 5 s timeout per call and retries once.
+const CallTimeout = 60 * time.Second
+
+// BinPath returns the path of program name: in $MICROBOT_GOMICRO_BIN if set,
+// else in tools/gomicro/bin found by walking up from the working directory
+// to the repository root. It returns an error saying how to build the
+// binaries if there is none.
+func BinPath(name string) (string, error) {
+	if dir := os.Getenv(EnvBin); dir != "" {
+		p := filepath.Join(dir, name)
+		if err := executable(p); err != nil {
+			return "", fmt.Errorf("%s=%s: %w", EnvBin, dir, err)
+		}
+		return p, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "tools", "gomicro", "go.mod")); err == nil {
+			p := filepath.Join(dir, "tools", "gomicro", "bin", name)
+			if err := executable(p); err != nil {
+				return "", fmt.Errorf("%w (build it with: bash .ci/setup.d/gomicro.sh)", err)
+			}
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no tools/gomicro above the working directory and %s unset", EnvBin)
+		}
+		dir = parent
+	}
+}
+
+func executable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", p)
+	}
+	return nil
+}
+
+// Flags returns the go-micro flags every program is started with: the
+// Consul agent at registryAddr, and server and broker on loopback.
+func Flags(registryAddr string) []string {
+	return []string{
+		"--registry=consul",
+		"--registry_address=" + registryAddr,
+		"--server_address=127.0.0.1:0",
+		"--broker_address=127.0.0.1:0",
+	}
+}
+
+// process is a started program and its exit.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	out  testenv.Buffer // stderr (go-micro logs there), and stdout unless piped
+	done chan struct{}  // closed when cmd has exited
+	err  error          // cmd.Wait's, valid after done
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+func start(tb testing.TB, name string, stdout bool, args []string) (*process, io.WriteCloser, io.Reader) {
+	tb.Helper()
+	bin, err := BinPath(name)
+	testenv.Require(tb, "go-micro test program "+name, err)
+	p := &process{name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p.cmd.Stderr = &p.out
+	p.cmd.Env = cleanEnv()
+	var stdin io.WriteCloser
+	var out io.Reader
+	if stdout {
+		if stdin, err = p.cmd.StdinPipe(); err == nil {
+			out, err = p.cmd.StdoutPipe()
+		}
+		if err != nil {
+			tb.Fatalf("gomicrotest: pipes of %s: %v", name, err)
+		}
+	} else {
+		p.cmd.Stdout = &p.out
+	}
+	if err := p.cmd.Start(); err != nil {
+		tb.Fatalf("gomicrotest: start %s: %v", bin, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	tb.Cleanup(func() {
+		if err := p.stop(syscall.SIGTERM); err != nil {
+			tb.Logf("gomicrotest: %s: %v", name, err)
+		}
+		if tb.Failed() {
+			tb.Logf("gomicrotest: output of %s:\n%s", name, p.out.String())
+		}
+	})
+	return p, stdin, out
+}
+
+// cleanEnv is the environment of a program: the test's, without the MICRO_*
+// variables that would override the flags given.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !bytes.HasPrefix([]byte(kv), []byte("MICRO_")) {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// stop sends sig, waits up to 15 s for the exit, then kills.
+func (p *process) stop(sig syscall.Signal) error {
+	p.stopOnce.Do(func() {
+		select {
+		case <-p.done:
+			return
+		default:
+		}
+		_ = p.cmd.Process.Signal(sig)
+		select {
+		case <-p.done:
+		case <-time.After(15 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			p.stopErr = fmt.Errorf("did not exit within 15 s of %v; killed", sig)
+		}
+	})
+	return p.stopErr
+}
+
+// Service is a running go-micro service program ([Greeter] or [Command]).
+type Service struct {
+	p    *process
+	name string // the service's name
+	id   string // its node id
+	addr string // the address it listens on
+}
+
+var (
+	listeningRE   = regexp.MustCompile(`Transport \[http\] Listening on (\S+)`)
+	registeringRE = regexp.MustCompile(`Registering node: (\S+)`)
+)
+
+// Start starts program (Greeter or Command) registered as service in the
+// Consul agent at registryAddr (its HTTP address), with args added to the
+// flags of [Flags], and waits until the agent lists its node. The program is
+// stopped when the test ends. If the binary is missing, Start fails the test
+// under CI=true and skips it otherwise.
+func Start(tb testing.TB, program, service, registryAddr string, args ...string) *Service {
+	tb.Helper()
+	p, _, _ := start(tb, program, false, append(Flags(registryAddr), args...))
+	s := &Service{p: p, name: service}
+	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	defer cancel()
+	for {
+		if m := listeningRE.FindStringSubmatch(p.out.String()); m != nil && s.addr == "" {
+			s.addr = m[1]
+		}
+		if m := registeringRE.FindStringSubmatch(p.out.String()); m != nil && s.id == "" {
+			s.id = m[1]
+		}
+		if s.addr != "" && s.id != "" {
+			ok, err := registered(ctx, registryAddr, service, s.id)
+			if err != nil {
+				tb.Fatalf("gomicrotest: %s: asking Consul for its node: %v", program, err)
+			}
+			if ok {
+				return s
+			}
+		}
+		select {
+		case <-p.done:
+			tb.Fatalf("gomicrotest: %s exited before registering (%v):\n%s", program, p.err, p.out.String())
+		case <-ctx.Done():
+			tb.Fatalf("gomicrotest: %s not registered as %s within %v:\n%s", program, service, StartTimeout, p.out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// registered reports whether the agent's catalog lists node id of service.
+func registered(ctx context.Context, agent, service, id string) (bool, error) {
+	u := "http://" + agent + "/v1/catalog/service/" + url.PathEscape(service)
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, nil // the agent may be busy; ask again
+	}
+	defer resp.Body.Close()
+	var entries []struct{ ServiceID string }
+	if err := json.NewDecoder(resp.Body).Decode(&entries); err != nil {
+		return false, fmt.Errorf("GET %s: %s: %w", u, resp.Status, err)
+	}
+	for _, e := range entries {
+		if e.ServiceID == id {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Name returns the service's name.
+func (s *Service) Name() string { return s.name }
+
+// NodeID returns the id of the service's node in the registry.
+func (s *Service) NodeID() string { return s.id }
+
+// Address returns the address the service listens on (127.0.0.1:port).
+func (s *Service) Address() string { return s.addr }
+
+// Output returns what the program logged so far.
+func (s *Service) Output() string { return s.p.out.String() }
+
+// Stop stops the program as an operator would (SIGTERM: go-micro
+// deregisters its node and exits) and waits for it; it is killed if it has
+// not exited 15 s later.
+func (s *Service) Stop() error { return s.p.stop(syscall.SIGTERM) }
+
+// Kill kills the program at once (SIGKILL), as a crash would: its node stays
+// registered.
+func (s *Service) Kill() error { return s.p.stop(syscall.SIGKILL) }
+
+// ClientProcess is a running [Client] program: go-micro's own client,
+// reading calls from stdin and answering each on stdout.
+type ClientProcess struct {
+	p     *process
+	mu    sync.Mutex // one call at a time
+	stdin io.WriteCloser
+	lines chan []byte // stdout, one answer a line; closed at EOF
+}
+
+// StartClient starts the client program looking services up in the Consul
+// agent at registryAddr, with args added to the flags of [Flags]. It is
+// stopped when the test ends. If the binary is missing, StartClient fails
+// the test under CI=true and skips it otherwise.
+func StartClient(tb testing.TB, registryAddr string, args ...string) *ClientProcess {
+	tb.Helper()
+	p, stdin, stdout := start(tb, Client, true, append(Flags(registryAddr), args...))
+	c := &ClientProcess{p: p, stdin: stdin, lines: make(chan []byte, 1)}
+	go func() {
+		defer close(c.lines)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			if bytes.HasPrefix(sc.Bytes(), []byte("{")) { // answers; not a log line
+				c.lines <- bytes.Clone(sc.Bytes())
+			}
+		}
+	}()
+	tb.Cleanup(func() { stdin.Close() })
+	return c
+}
+
+// Error is an error go-micro's client returned, as go-micro's errors.Error.
+type Error struct {
+	ID     string `json:"id"`
+	Code   int32  `json:"code"`
+	Detail string `json:"detail"`
+	Status string `json:"status"`
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: %d %s: %s", e.ID, e.Code, e.Status, e.Detail)
+}
+
+// Call calls endpoint of service with request (a value encoded to JSON, or
+// json.RawMessage) in contentType (application/protobuf, go-micro's
+// default, when empty: then the endpoint must be one of the programs'
+// protobuf endpoints, Say.*, Command.* or Debug.Health). It returns the
+// response as JSON (protobuf responses in protobuf's JSON mapping, with the
+// .proto field names), or the error go-micro's client returned as *Error,
+// or another error if the program did not answer within CallTimeout.
+func (c *ClientProcess) Call(service, endpoint string, request any, contentType string) (json.RawMessage, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	req, err := json.Marshal(request)
+	if err != nil {
+		return nil, err
+	}
+	line, err := json.Marshal(map[string]any{
+		"service": service, "endpoint": endpoint, "request": json.RawMessage(req), "content_type": contentType,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.stdin.Write(append(line, '\n')); err != nil {
+		return nil, fmt.Errorf("client: writing the call: %w\n%s", err, c.p.out.String())
+	}
+	select {
+	case ans, ok := <-c.lines:
+		if !ok {
+			<-c.p.done
+			return nil, fmt.Errorf("client exited (%v):\n%s", c.p.err, c.p.out.String())
+		}
+		var res struct {
+			Response json.RawMessage `json:"response"`
+			Error    *Error          `json:"error"`
+		}
+		if err := json.Unmarshal(ans, &res); err != nil {
+			return nil, fmt.Errorf("client: bad answer %q: %w", ans, err)
+		}
+		if res.Error != nil {
+			return nil, res.Error
+		}
+		return res.Response, nil
+	case <-time.After(CallTimeout):
+		return nil, fmt.Errorf("client: no answer to %s %s within %v:\n%s", service, endpoint, CallTimeout, c.p.out.String())
+	}
+}
+
+// Output returns what the client logged so far.
+func (c *ClientProcess) Output() string { return c.p.out.String() }
+
+// AsError returns err as an *Error if it is one.
+func AsError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}

@@ -1,0 +1,68 @@
+package gomicrotest_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/microbot/microbot/framework/registry/consul/consultest"
+	"github.com/microbot/microbot/internal/gomicrotest"
+)
+
+// TestPrograms runs the go-micro programs against each other on a real
+// Consul agent: go-micro's client calls the greeter and the command service
+// in both codecs, and gets the errors they answer.
+func TestPrograms(t *testing.T) {
+	agent := consultest.Start(t)
+	greeter := gomicrotest.Start(t, gomicrotest.Greeter, "go.micro.srv.greeter", agent.Addr())
+	gomicrotest.Start(t, gomicrotest.Command, "go.micro.bot.echo", agent.Addr())
+	client := gomicrotest.StartClient(t, agent.Addr())
+	if greeter.Address() == "" || greeter.NodeID() == "" {
+		t.Fatalf("greeter: address %q, node id %q", greeter.Address(), greeter.NodeID())
+	}
+
+	tests := []struct {
+		service, endpoint string
+		req               any
+		ct                string
+		want              string // response JSON, or
+		code              int32  // the error's code
+	}{
+		{"go.micro.srv.greeter", "Say.Hello", map[string]string{"name": "John"}, "", `{"msg":"Hello John"}`, 0},
+		{"go.micro.srv.greeter", "Say.Hello", map[string]string{"name": "John"}, "application/json", `{"msg":"Hello John"}`, 0},
+		{"go.micro.srv.greeter", "Say.Fail", map[string]any{"code": 409, "detail": "no"}, "", "", 409},
+		{"go.micro.srv.greeter", "Say.Count", map[string]string{"endpoint": "Say.Fail"}, "", `{"count":"1"}`, 0},
+		{"go.micro.srv.greeter", "Debug.Health", nil, "", `{"status":"ok"}`, 0},
+		{"go.micro.bot.echo", "Command.Help", nil, "", `{"usage":"echo [text]","description":"Returns the [text] (a go-micro v1.8.0 command service)"}`, 0},
+		{"go.micro.bot.echo", "Command.Exec", map[string][]string{"args": {"echo", "hi"}}, "", `{"result":"ZWNobyBoaQ=="}`, 0},
+		{"go.micro.bot.echo", "Command.Exec", map[string][]string{"args": {"echo", "error", "x"}}, "", `{"error":"error: x"}`, 0},
+		// go-micro v1.8.0's client: "error selecting go.micro.srv.nothere node: not found"
+		{"go.micro.srv.nothere", "X.Y", nil, "application/json", "", 500},
+	}
+	for _, tt := range tests {
+		got, err := client.Call(tt.service, tt.endpoint, tt.req, tt.ct)
+		if tt.code != 0 {
+			if e, ok := gomicrotest.AsError(err); !ok || e.Code != tt.code {
+				t.Errorf("%s %s: got %s, %v; want an error with code %d", tt.service, tt.endpoint, got, err, tt.code)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s %s: %v", tt.service, tt.endpoint, err)
+			continue
+		}
+		if !jsonEqual(got, tt.want) {
+			t.Errorf("%s %s: got %s, want %s", tt.service, tt.endpoint, got, tt.want)
+		}
+	}
+}
+
+func jsonEqual(a json.RawMessage, b string) bool {
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal([]byte(b), &y) == nil && equal(x, y)
+}
+
+func equal(x, y any) bool {
+	bx, _ := json.Marshal(x)
+	by, _ := json.Marshal(y)
+	return string(bx) == string(by)
+}
