@@ -67,8 +67,47 @@ func Split(line string) []Word {
 	return words
 }
 
-// fold returns the key words are compared by: Unicode simple case folding
-// via lower case.
-func fold(s string) string {
-	return strings.ToLower(s)
+// Fold returns the key by which names are compared: command names and
+// words, the command part of a command service's name, the service names
+// of an access policy. Two strings have the same key exactly when
+// [strings.EqualFold] says they are equal (Unicode simple case folding):
+// "DEPLOY", "Deploy" and "deploy" are one name, and so are "ſ" and "s",
+// "ς" and "σ", "K" (Kelvin) and "k". The key is in lower case.
+//
+// It is the one normalisation of names: everything that compares a name
+// with another, or keys a map by one, goes through it.
+func Fold(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
+			return foldSlow(s)
+		}
+	}
+	return s
 }
+
+// foldSlow maps every rune to one representative of its simple folding
+// orbit: the lower case of the orbit's smallest rune if that is in the
+// orbit too (it is for every letter with a case pair), else the smallest.
+func foldSlow(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		low := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			low = min(low, f)
+		}
+		if lc := unicode.ToLower(low); lc != low {
+			for f := unicode.SimpleFold(low); f != low; f = unicode.SimpleFold(f) {
+				if f == lc {
+					low = lc
+					break
+				}
+			}
+		}
+		b.WriteRune(low)
+	}
+	return b.String()
+}
+
+// fold is Fold, for the package's own use.
+func fold(s string) string { return Fold(s) }

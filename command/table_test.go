@@ -324,3 +324,33 @@ func BenchmarkPut(b *testing.B) {
 		}
 	}
 }
+
+// Fold is the one normalisation of names: two names have the same key
+// exactly when strings.EqualFold says they are equal.
+func TestFold(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"deploy", "deploy"},
+		{"DEPLOY", "deploy"},
+		{"Go.Micro.Bot.Deploy", "go.micro.bot.deploy"},
+		{"\u212a8s", "k8s"},   // Kelvin sign
+		{"ba\u017fh", "bash"}, // long s
+		{"\u03a3\u03c3\u03c2", "\u03c3\u03c3\u03c3"},
+		{"\u0130stanbul", "\u0130stanbul"}, // İ folds to nothing else
+		{"stra\u00dfe", "stra\u00dfe"},
+		{"STRA\u1e9eE", "stra\u00dfe"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := Fold(tt.in); got != tt.want {
+			t.Errorf("Fold(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	words := []string{"deploy", "DEPLOY", "k8s", "\u212a8S", "bash", "ba\u017fh", "i", "I", "\u0130", "\u0131", "\u03c3", "\u03c2", "\u00df", "\u1e9e", "ss", "x\xffy", "x\xfey"}
+	for _, a := range words {
+		for _, b := range words {
+			if same, fold := strings.EqualFold(a, b), Fold(a) == Fold(b); same != fold {
+				t.Errorf("%q, %q: EqualFold %v, same Fold %v", a, b, same, fold)
+			}
+		}
+	}
+}

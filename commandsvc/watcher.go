@@ -28,6 +28,18 @@
 // register, deregister) or a reserved word (confirm) is ignored with a
 // logged warning. See package command.
 //
+// # Names
+//
+// Names are compared as the command table compares them, ignoring case
+// ([command.Fold]): the namespace (GO.MICRO.BOT.deploy is in go.micro.bot)
+// and the command (go.micro.bot.DEPLOY is the command deploy). Two services
+// whose commands have the same name clash: the one that has the command
+// keeps it, and the other is ignored with a logged warning while the first
+// is up (it takes the command over when the first goes). When both are found
+// at once (the first listing), the one whose name is already in folded form
+// (go.micro.bot.deploy) wins. So a case variant of a service's name can
+// neither take its command over, nor its restrictions off, nor remove it.
+//
 // # Running a command
 //
 // Running the command calls Command.Exec on the service with every word
@@ -188,11 +200,28 @@ func (w *Watcher) CommandName(service string) (string, bool) {
 }
 
 func commandName(ns, service string) (string, bool) {
-	rest, ok := strings.CutPrefix(service, ns+".")
-	if !ok || rest == "" {
+	prefix := ns + "."
+	if len(service) <= len(prefix) || command.Fold(service[:len(prefix)]) != command.Fold(prefix) {
 		return "", false
 	}
-	return rest, true
+	return service[len(prefix):], true
+}
+
+// byPreference orders service names for checking: by their folded form, and
+// among names with the same folded form the one already folded first, so it
+// is the one that gets the command when they are found at once.
+func byPreference(a, b string) int {
+	fa, fb := command.Fold(a), command.Fold(b)
+	if c := strings.Compare(fa, fb); c != 0 {
+		return c
+	}
+	if (a == fa) != (b == fb) {
+		if a == fa {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(a, b)
 }
 
 // svc is what the watcher knows of one command service. Only Run's
@@ -209,7 +238,8 @@ type svc struct {
 	helping     bool      // a Help call is under way
 	helpFails   int       // Help failures in a row
 	helpAt      time.Time // when to call Help next, if !helpOK
-	refused     bool      // the name is reserved: not in the table
+	refused     bool      // not in the table: the name is reserved, or taken (clash)
+	clash       bool      // refused because another service has the command
 	initial     bool      // found by the first listing, Help not yet tried
 }
 
@@ -229,7 +259,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	wt, err := w.reg.Watch(ctx)
 	go w.watch(ctx, log, wt, err, names, rewatch)
 
-	l := &loop{w: w, log: log, svcs: map[string]*svc{}, results: make(chan helpResult),
+	l := &loop{w: w, log: log, svcs: map[string]*svc{}, owners: map[string]*svc{}, results: make(chan helpResult),
 		sem: make(chan struct{}, max(w.opts.helpConcurrency, 1))}
 	defer l.wg.Wait()
 	l.resync(ctx, true)
@@ -255,7 +285,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 					more = false
 				}
 			}
-			for _, n := range slices.Sorted(maps.Keys(dirty)) {
+			for _, n := range slices.SortedFunc(maps.Keys(dirty), byPreference) {
 				l.check(ctx, n)
 			}
 		case <-rewatch:
@@ -334,7 +364,8 @@ func (w *Watcher) follow(ctx context.Context, wt registry.Watcher, names chan<- 
 type loop struct {
 	w       *Watcher
 	log     *slog.Logger
-	svcs    map[string]*svc
+	svcs    map[string]*svc // by service name
+	owners  map[string]*svc // by folded command name: the service that has it
 	results chan helpResult
 	sem     chan struct{}
 	wg      sync.WaitGroup
@@ -363,7 +394,7 @@ func (l *loop) resync(ctx context.Context, first bool) {
 	for n := range l.svcs {
 		names[n] = true
 	}
-	for _, n := range slices.Sorted(maps.Keys(names)) {
+	for _, n := range slices.SortedFunc(maps.Keys(names), byPreference) {
 		l.check(ctx, n)
 		if s := l.svcs[n]; s != nil && first {
 			s.initial = true
@@ -408,11 +439,7 @@ func (l *loop) check(ctx context.Context, service string) {
 	s := l.svcs[service]
 	if len(nodes) == 0 {
 		if s != nil {
-			delete(l.svcs, service)
-			if !s.refused {
-				l.w.table.Remove(s.name)
-				l.log.Info("command gone: its service has no node left", "command", s.name, "service", service)
-			}
+			l.gone(s)
 		}
 		return
 	}
@@ -429,7 +456,7 @@ func (l *loop) check(ctx context.Context, service string) {
 	}
 	s.addrs = addrs
 	if s.refused {
-		s.nodes = nodes
+		s.nodes, s.meta = nodes, meta
 		return
 	}
 	newNode := false
@@ -480,8 +507,46 @@ func policyMeta(meta map[string]string, versions []*registry.Service) {
 	}
 }
 
-// put puts s's command in the table.
+// gone forgets s, whose service has no node left, and removes its command;
+// a service whose command clashed with it then takes the command over.
+func (l *loop) gone(s *svc) {
+	delete(l.svcs, s.service)
+	key := command.Fold(s.name)
+	if s.refused || l.owners[key] != s {
+		return
+	}
+	delete(l.owners, key)
+	l.w.table.Remove(s.name)
+	l.log.Info("command gone: its service has no node left", "command", s.name, "service", s.service)
+	var next *svc
+	for _, o := range l.svcs {
+		if o.clash && command.Fold(o.name) == key && (next == nil || byPreference(o.service, next.service) < 0) {
+			next = o
+		}
+	}
+	if next == nil {
+		return
+	}
+	next.refused, next.clash = false, false
+	next.helpOK, next.helpFails, next.helpAt = false, 0, time.Now()
+	l.put(next)
+	if !next.refused {
+		l.log.Info("command found: the service it clashed with is gone", "command", next.name, "service", next.service, "nodes", len(next.nodes))
+	}
+}
+
+// put puts s's command in the table, unless another service has a command
+// of the same name.
 func (l *loop) put(s *svc) {
+	key := command.Fold(s.name)
+	if o := l.owners[key]; o != nil && o != s {
+		if !s.clash {
+			l.log.Warn("ignoring a command service: another service has a command of the same name (names are compared ignoring case)",
+				"service", s.service, "command", s.name, "taken_by", o.service)
+		}
+		s.refused, s.clash = true, true
+		return
+	}
 	usage, desc := s.usage, s.desc
 	if usage == "" {
 		usage = s.name + " ..."
@@ -503,6 +568,8 @@ func (l *loop) put(s *svc) {
 	case err != nil:
 		s.refused = true
 		l.log.Warn("ignoring a command service", "service", s.service, "err", err)
+	default:
+		l.owners[key] = s
 	}
 }
 

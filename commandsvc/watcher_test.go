@@ -321,6 +321,61 @@ func TestRegisteredWhileStarting(t *testing.T) {
 	e.eventually("late found", func() bool { return e.table.Lookup("late") != nil })
 }
 
+// Two services whose commands have the same name when case is ignored
+// clash: the service that has the command keeps it, the other is ignored
+// with a warning and takes the command over only when the first goes;
+// found at once, the one already in folded form wins.
+func TestCommandNameClash(t *testing.T) {
+	reg := memory.New()
+	e0 := &env{t: t, reg: reg}
+	variant := e0.serve("go.micro.bot.Deploy", &cmdHandler{usage: "Deploy [variant]"})
+	real := e0.serve("go.micro.bot.deploy", &cmdHandler{usage: "deploy [real]"})
+	var logs testenv.Buffer
+	e := newEnv(t, reg, commandsvc.Logger(slog.New(slog.NewTextHandler(&logs, nil))))
+	select {
+	case <-e.w.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatal("not ready")
+	}
+	service := func() string {
+		if c := e.table.Lookup("deploy"); c != nil {
+			return c.Metadata[commandsvc.MetaService]
+		}
+		return ""
+	}
+	if got := service(); got != "go.micro.bot.deploy" {
+		t.Fatalf("found at once: deploy is %q", got)
+	}
+	if !strings.Contains(logs.String(), `service=go.micro.bot.Deploy command=Deploy taken_by=go.micro.bot.deploy`) {
+		t.Errorf("no warning for the clash:\n%s", logs.String())
+	}
+	if rep := e.say("DEPLOY x"); rep.Text != "got DEPLOY,x" {
+		t.Errorf("deploy: %+v", rep)
+	}
+	// A third variant comes while deploy is up: ignored.
+	third := e.serve("GO.MICRO.BOT.DEPLOY", &cmdHandler{usage: "DEPLOY [third]"})
+	e.eventually("the third variant refused", func() bool {
+		return strings.Contains(logs.String(), "service=GO.MICRO.BOT.DEPLOY command=DEPLOY taken_by=go.micro.bot.deploy")
+	})
+	// A variant goes: deploy stays.
+	stop(t, variant)
+	e.serve("go.micro.bot.zzmarker", &cmdHandler{usage: "zzmarker"})
+	e.eventually("zzmarker found", func() bool { return e.table.Lookup("zzmarker") != nil })
+	if got := service(); got != "go.micro.bot.deploy" {
+		t.Fatalf("after a variant went, deploy is %q", got)
+	}
+	// deploy goes: the variant left takes the command over.
+	stop(t, real)
+	e.eventually("the variant left has deploy", func() bool {
+		return service() == "GO.MICRO.BOT.DEPLOY" && e.helpLine("DEPLOY [third]") != ""
+	})
+	if n := strings.Count(e.say("help").Text, "[third]"); n != 1 {
+		t.Errorf("help lists the command %d times", n)
+	}
+	stop(t, third)
+	e.eventually("deploy gone", func() bool { return e.table.Lookup("deploy") == nil })
+}
+
 func TestReadyWaitsForHelp(t *testing.T) {
 	reg := memory.New()
 	e0 := &env{t: t, reg: reg}
@@ -349,6 +404,8 @@ func TestCommandName(t *testing.T) {
 		{"go.micro.bot.", "", false},
 		{"go.micro.botany", "", false},
 		{"go.micro.srv.greeter", "", false},
+		{"GO.MICRO.BOT.Deploy", "Deploy", true},
+		{"go.micro.BOTANY", "", false},
 	}
 	for _, tt := range tests {
 		got, ok := w.CommandName(tt.in)

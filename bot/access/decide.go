@@ -232,7 +232,7 @@ func (p *Policy) applies(r *Rule, caller Caller, cmd *command.Command, t target,
 				return false
 			}
 		case knownTarget:
-			name := strings.ToLower(t.name)
+			name := command.Fold(t.name)
 			if !slices.ContainsFunc(r.Services, func(pat string) bool { return glob(pat, name) }) {
 				return false
 			}
@@ -260,7 +260,7 @@ func (p *Policy) applies(r *Rule, caller Caller, cmd *command.Command, t target,
 // name, one of its aliases, or the first word of its name ("deregister"
 // is "deregister service"; "call" is query).
 func matchCommand(pat string, cmd *command.Command) bool {
-	name := strings.ToLower(cmd.Name)
+	name := command.Fold(cmd.Name)
 	if glob(pat, name) {
 		return true
 	}
@@ -268,7 +268,7 @@ func matchCommand(pat string, cmd *command.Command) bool {
 		return true
 	}
 	for _, a := range cmd.Aliases {
-		if glob(pat, strings.ToLower(strings.Join(strings.Fields(a), " "))) {
+		if glob(pat, command.Fold(strings.Join(strings.Fields(a), " "))) {
 			return true
 		}
 	}

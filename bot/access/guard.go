@@ -160,8 +160,10 @@ func (g *Guard) decide(p *Policy, caller Caller, req *command.Request) Decision 
 	if t := g.table.Load(); t != nil && name != "" {
 		cmd = t.Lookup(name)
 	}
-	if cmd == nil || !strings.EqualFold(cmd.Metadata[metaService], d.Target) {
-		// Fail closed: a service of the namespace that is no command now.
+	if cmd == nil || cmd.Metadata[metaService] != d.Target {
+		// Fail closed: a service of the namespace that is no command now,
+		// such as a case variant of a command's service (the watcher
+		// ignores it: it clashes), which is not that command's service.
 		return Decision{Target: d.Target, Rule: "command namespace " + ns,
 			Reason: "query of a service in the command namespace that is no command"}
 	}
@@ -175,9 +177,9 @@ func (g *Guard) decide(p *Policy, caller Caller, req *command.Request) Decision 
 	return d
 }
 
-// cutFold is strings.CutPrefix, case-insensitive.
+// cutFold is strings.CutPrefix, comparing names as [command.Fold] does.
 func cutFold(s, prefix string) (string, bool) {
-	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+	if len(s) < len(prefix) || command.Fold(s[:len(prefix)]) != command.Fold(prefix) {
 		return s, false
 	}
 	return s[len(prefix):], true
@@ -271,7 +273,7 @@ func (g *Guard) confirm(ctx context.Context, req *command.Request, next bot.Hand
 	}
 	// Taken. Decide again, with the policy and the command as they are now.
 	fresh := g.rematch(pd.req)
-	if fresh.Command == nil || !strings.EqualFold(fresh.Command.Name, pd.req.Command.Name) {
+	if !sameCommand(fresh.Command, pd.req.Command) {
 		rec.Reason = "the command is gone"
 		g.write(rec, start)
 		return command.Errorf("%s is no longer available", pd.req.Command.Name)
@@ -288,6 +290,14 @@ func (g *Guard) confirm(ctx context.Context, req *command.Request, next bot.Hand
 	outcome(&rec, rep)
 	g.write(rec, start)
 	return rep
+}
+
+// sameCommand reports whether a command matched again is the one matched
+// first: the same name, and for a command service the same service (another
+// service may have taken the name over meanwhile).
+func sameCommand(now, then *command.Command) bool {
+	return now != nil && command.Fold(now.Name) == command.Fold(then.Name) &&
+		now.Metadata[metaService] == then.Metadata[metaService]
 }
 
 // rematch matches the text of a request waiting for confirmation again,

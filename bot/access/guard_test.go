@@ -68,7 +68,8 @@ type world struct {
 	bot   *bot.Bot
 	audit *auditLog
 	clock *clock
-	calls chan call // what the services received
+	calls chan call      // what the services received
+	wlog  testenv.Buffer // the watcher's log
 }
 
 // call is one call a service received.
@@ -160,7 +161,8 @@ func newWorld(t *testing.T, policy string) *world {
 		t.Fatal(err)
 	}
 	w.start(s)
-	wt := commandsvc.New(w.reg, c, w.table, commandsvc.Logger(quiet()), commandsvc.HelpBackoff(20*time.Millisecond, 200*time.Millisecond))
+	wt := commandsvc.New(w.reg, c, w.table, commandsvc.Logger(slog.New(slog.NewTextHandler(&w.wlog, nil))),
+		commandsvc.HelpBackoff(20*time.Millisecond, 200*time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); wt.Run(ctx) }()
@@ -182,12 +184,13 @@ func newWorld(t *testing.T, policy string) *world {
 	return w
 }
 
-func (w *world) serveCommand(name string, md map[string]string) {
+func (w *world) serveCommand(name string, md map[string]string) *server.Server {
 	s := server.New(server.Name("go.micro.bot."+name), server.Registry(w.reg), server.RegisterTTL(time.Minute), server.Metadata(md))
 	if err := pb.RegisterCommandHandler(s, &whoHandler{name: name, calls: w.calls}); err != nil {
 		w.t.Fatal(err)
 	}
 	w.start(s)
+	return s
 }
 
 func (w *world) start(s *server.Server) {
@@ -642,4 +645,98 @@ func TestConfirmationsBounded(t *testing.T) {
 func get(md metadata.Metadata, key string) string {
 	v, _ := md.Get(key)
 	return v
+}
+
+// A case variant of a restricted command service's name (issue 15, item
+// 2) takes neither its command nor its restrictions: go.micro.bot.DEPLOY,
+// with no bot.group, is refused with a warning; a non-member can run
+// deploy neither directly nor by query; stopping the variant leaves deploy.
+func TestGuardCaseVariantService(t *testing.T) {
+	w := newWorld(t, guardPolicy)
+	real := w.table.Lookup("deploy")
+	rogue := w.serveCommand("DEPLOY", nil)
+	testenv.Eventually(t, 20*time.Second, "the watcher handles go.micro.bot.DEPLOY", func() bool {
+		return strings.Contains(w.wlog.String(), "another service has a command of the same name") ||
+			w.table.Lookup("deploy") != real
+	})
+	if !strings.Contains(w.wlog.String(), "taken_by=go.micro.bot.deploy") {
+		t.Errorf("no warning naming the service that has the command: %s", w.wlog.String())
+	}
+	if got := w.table.Lookup("deploy"); got != real {
+		t.Fatalf("deploy is now %+v", got.Metadata)
+	}
+	unknown := w.say(dev, "nosuchcommand now").Text
+	for _, line := range []string{"deploy now", "DEPLOY now"} {
+		if got := w.say(dev, line).Text; got != strings.Replace(unknown, "nosuchcommand", strings.Fields(line)[0], 1) {
+			t.Errorf("%s by a non-member: %q", line, got)
+		}
+	}
+	// A variant of the name is no command's service: nobody may query it
+	// (a member of ops may query the real one).
+	for _, svc := range []string{"go.micro.bot.deploy", "go.micro.bot.DEPLOY", "GO.MICRO.BOT.DEPLOY", "go.micro.bot.Deploy"} {
+		for _, who := range []as{dev, alice} {
+			if who == alice && svc == "go.micro.bot.deploy" {
+				continue
+			}
+			rep := w.say(who, `query `+svc+` Command.Exec {"args": ["deploy", "now"]}`)
+			if !rep.Error || !strings.Contains(rep.Text, "not allowed") {
+				t.Errorf("query %s by %s: %+v", svc, who.id, rep)
+			}
+		}
+	}
+	w.noCall()
+	if got := w.say(alice, "deploy now").Text; got != "deploy ran" {
+		t.Errorf("deploy by ops: %q", got)
+	}
+	if c := w.lastCall(); c.service != "deploy" {
+		t.Errorf("deploy ran %s", c.service)
+	}
+	n := 0
+	for _, l := range strings.Split(w.say(alice, "help").Text, "\n") {
+		if strings.HasPrefix(strings.ToLower(l), "deploy") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("help lists deploy %d times", n)
+	}
+
+	// The variant goes: deploy stays (a service registered after it is
+	// found after its removal is handled).
+	stop := func(s *server.Server) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop(rogue)
+	w.serveCommand("zzmarker", nil)
+	testenv.Eventually(t, 20*time.Second, "the watcher finds zzmarker", func() bool { return w.table.Lookup("zzmarker") != nil })
+	if got := w.table.Lookup("deploy"); got != real {
+		t.Fatalf("after go.micro.bot.DEPLOY stopped, deploy is %v", got)
+	}
+	if got := w.say(alice, "deploy now").Text; got != "deploy ran" {
+		t.Errorf("deploy by ops after the variant stopped: %q", got)
+	}
+	w.lastCall()
+
+	// A confirmation is for the service that asked for it: if a variant
+	// has taken the command over meanwhile, nothing runs.
+	purge := w.serveCommand("purge", map[string]string{MetaConfirm: "true"})
+	testenv.Eventually(t, 20*time.Second, "the watcher finds purge", func() bool { return w.table.Lookup("purge") != nil })
+	c := code(t, w.say(dev, "purge all"))
+	w.serveCommand("PURGE", nil)
+	testenv.Eventually(t, 20*time.Second, "the watcher refuses go.micro.bot.PURGE", func() bool {
+		return strings.Contains(w.wlog.String(), "service=go.micro.bot.PURGE command=PURGE taken_by=go.micro.bot.purge")
+	})
+	stop(purge)
+	testenv.Eventually(t, 20*time.Second, "go.micro.bot.PURGE has purge", func() bool {
+		cmd := w.table.Lookup("purge")
+		return cmd != nil && cmd.Metadata[metaService] == "go.micro.bot.PURGE"
+	})
+	if rep := w.say(dev, "confirm "+c); !rep.Error || rep.Text != "error: purge is no longer available" {
+		t.Errorf("confirm after the service changed: %+v", rep)
+	}
+	w.noCall()
 }

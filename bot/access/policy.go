@@ -15,6 +15,8 @@ import (
 	"unicode"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/microbot/microbot/command"
 )
 
 // Built-in group names: every policy has them, and a policy file cannot
@@ -416,7 +418,7 @@ func (p *Policy) rule(fr fileRule) (*Rule, error) {
 		r.Commands = append(r.Commands, pat)
 	}
 	for _, s := range fr.Services {
-		s = strings.ToLower(strings.TrimSpace(s))
+		s = command.Fold(strings.TrimSpace(s))
 		if s == "" || strings.ContainsFunc(s, unicode.IsSpace) {
 			return nil, fmt.Errorf("services: %q is not a service name pattern", s)
 		}
@@ -460,7 +462,7 @@ func (p *Policy) groupNames() []string {
 
 // commandPattern checks and folds a command name pattern.
 func commandPattern(s string) (string, error) {
-	f := strings.Join(strings.Fields(strings.ToLower(s)), " ")
+	f := strings.Join(strings.Fields(command.Fold(s)), " ")
 	if f == "" {
 		return "", errors.New("commands: an empty command pattern")
 	}
