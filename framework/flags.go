@@ -29,6 +29,7 @@ const (
 	FlagServerAdvertise      = "server_advertise"
 	FlagServerMetadata       = "server_metadata"
 	FlagServerMaxBodySize    = "server_max_body_size"
+	FlagServerMaxConns       = "server_max_conns"
 )
 
 func env(name string) []string { return []string{"MICRO_" + strings.ToUpper(name)} }
@@ -50,6 +51,7 @@ func env(name string) []string { return []string{"MICRO_" + strings.ToUpper(name
 //	--server_advertise         address published instead of the listener's        $MICRO_SERVER_ADVERTISE
 //	--server_metadata          node metadata, key=value, repeatable               $MICRO_SERVER_METADATA
 //	--server_max_body_size     largest request body, bytes or 512KiB/4MiB (4MiB)  $MICRO_SERVER_MAX_BODY_SIZE
+//	--server_max_conns         connections open at once; more get a 503 (1024)    $MICRO_SERVER_MAX_CONNS
 //
 // A program with its own cli.App adds these to its flags and hands the
 // parsed context to [Service.InitCLI].
@@ -81,6 +83,8 @@ func Flags() []cli.Flag {
 			Usage: "node metadata as key=value; repeat the flag or separate with commas"},
 		&cli.GenericFlag{Name: FlagServerMaxBodySize, EnvVars: env(FlagServerMaxBodySize), Value: &Size{d.MaxBodySize},
 			Usage: "largest request body the server accepts: bytes, or with KiB/MiB/GiB"},
+		&cli.IntFlag{Name: FlagServerMaxConns, EnvVars: env(FlagServerMaxConns), Value: d.MaxConns,
+			Usage: "how many connections the server keeps open at once; more are answered with a 503 and closed"},
 	}
 }
 

@@ -44,6 +44,8 @@ type Options struct {
 	Address     string
 	Advertise   string
 	MaxBodySize int64
+	// MaxConns is how many connections the server keeps open at once.
+	MaxConns int
 
 	// Selector names the node selection strategy: "random" or "roundrobin".
 	Selector             string
@@ -71,6 +73,7 @@ func defaultOptions() Options {
 		RegisterInterval:     DefaultRegisterInterval,
 		Address:              DefaultAddress,
 		MaxBodySize:          server.DefaultMaxBodySize,
+		MaxConns:             server.DefaultMaxConns,
 		Selector:             DefaultSelector,
 		ClientRetries:        client.DefaultRetries,
 		ClientRequestTimeout: client.DefaultRequestTimeout,
@@ -114,6 +117,10 @@ func Advertise(a string) Option { return func(o *Options) { o.Advertise = a } }
 
 // MaxBodySize sets the largest request body the server accepts.
 func MaxBodySize(n int64) Option { return func(o *Options) { o.MaxBodySize = n } }
+
+// WithMaxConns sets how many connections the server keeps open at once;
+// more are answered with a 503 and closed.
+func WithMaxConns(n int) Option { return func(o *Options) { o.MaxConns = n } }
 
 // Selector sets the node selection strategy: "random" or "roundrobin".
 func Selector(name string) Option { return func(o *Options) { o.Selector = name } }

@@ -150,6 +150,11 @@ func (s *Service) InitCLI(c *cli.Context) error {
 	if set(FlagServerMaxBodySize) {
 		o.MaxBodySize = c.Generic(FlagServerMaxBodySize).(*Size).N
 	}
+	if set(FlagServerMaxConns) {
+		if o.MaxConns = c.Int(FlagServerMaxConns); o.MaxConns <= 0 {
+			return fmt.Errorf("--%s %d: want a positive number of connections", FlagServerMaxConns, o.MaxConns)
+		}
+	}
 
 	s.mu.Lock()
 	s.opts, s.dirty = o, true
@@ -220,6 +225,7 @@ func (s *Service) setup() error {
 		server.Registry(reg),
 		server.RegisterTTL(o.RegisterTTL),
 		server.MaxBodySize(o.MaxBodySize),
+		server.WithMaxConns(o.MaxConns),
 	)
 	s.dirty = false
 	return nil

@@ -42,7 +42,7 @@ func TestInitCLI(t *testing.T) {
 	err := runCLI(t, svc,
 		"--register_ttl=30", "--register_interval=1m30s", "--selector=roundrobin",
 		"--client_request_timeout=2.5", "--server_version=2.0", "--server_address=127.0.0.1:0",
-		"--server_metadata=a=1", "--server_metadata=b=x=y", "--server_max_body_size=512KiB", "--own=x")
+		"--server_metadata=a=1", "--server_metadata=b=x=y", "--server_max_body_size=512KiB", "--server_max_conns=64", "--own=x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +61,7 @@ func TestInitCLI(t *testing.T) {
 		{"timeout in fractional seconds", o.ClientRequestTimeout, 2500 * time.Millisecond},
 		{"metadata", o.Metadata["a"] + "," + o.Metadata["b"], "1,x=y"},
 		{"max body size", o.MaxBodySize, int64(512 << 10)},
+		{"max conns", o.MaxConns, 64},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -84,6 +85,7 @@ func TestInitCLIErrors(t *testing.T) {
 		{[]string{"--selector=fastest"}, `selector "fastest": unknown (have [random roundrobin])`},
 		{[]string{"--register_ttl=soon"}, `"soon" is neither seconds nor a duration like 30s`},
 		{[]string{"--server_max_body_size=lots"}, `"lots" is not a positive size`},
+		{[]string{"--server_max_conns=0"}, `--server_max_conns 0: want a positive number of connections`},
 		{[]string{"--server_metadata=novalue"}, `--server_metadata "novalue": want key=value`},
 	}
 	for _, tt := range tests {

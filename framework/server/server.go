@@ -47,6 +47,7 @@ import (
 const (
 	DefaultAddress     = "127.0.0.1:0"
 	DefaultMaxBodySize = transport.DefaultMaxBodySize
+	DefaultMaxConns    = transport.DefaultMaxConns
 )
 
 // Server serves handlers and keeps its node registered. It is safe for
@@ -74,6 +75,7 @@ type Options struct {
 	Registry    registry.Registry
 	RegisterTTL time.Duration
 	MaxBodySize int64 // request bodies over this are refused with 413; default 4 MiB
+	MaxConns    int   // connections over this are refused with 503; default 1024
 }
 
 // Option sets an Options field.
@@ -106,6 +108,10 @@ func RegisterTTL(d time.Duration) Option { return func(o *Options) { o.RegisterT
 
 // MaxBodySize sets the largest request body accepted.
 func MaxBodySize(n int64) Option { return func(o *Options) { o.MaxBodySize = n } }
+
+// WithMaxConns sets how many connections the server keeps open at once;
+// more are answered with a 503 and closed.
+func WithMaxConns(n int) Option { return func(o *Options) { o.MaxConns = n } }
 
 // HandlerOptions are the options of one Handle call.
 type HandlerOptions struct {
@@ -227,7 +233,8 @@ func (s *Server) Start(ctx context.Context) error {
 		maxBody = DefaultMaxBodySize
 	}
 	s.ln = ln
-	s.srv = transport.NewServer((*rpcHandler)(s), transport.MaxBodySize(maxBody), transport.ErrorID(s.opts.Name))
+	s.srv = transport.NewServer((*rpcHandler)(s), transport.MaxBodySize(maxBody), transport.ErrorID(s.opts.Name),
+		transport.WithMaxConns(s.opts.MaxConns))
 	s.served = make(chan struct{})
 	srv, served, name := s.srv, s.served, s.opts.Name
 	s.mu.Unlock()

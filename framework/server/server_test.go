@@ -501,3 +501,21 @@ func flatten(v *registry.Value, prefix string) []string {
 	}
 	return out
 }
+
+// WithMaxConns reaches the transport: with one connection held, another
+// caller gets a clear 503 naming the limit.
+func TestMaxConns(t *testing.T) {
+	s, _ := start(t, server.WithMaxConns(1))
+	held := newClient(t)
+	hello(t, held, s.Address()) // its pooled connection stays open
+	c := newClient(t)
+	err := c.Call(context.Background(), name, "Test.Hello", &Request{Name: "x"}, &Response{}, client.WithAddress(s.Address()))
+	var e *errors.Error
+	if !stderrors.As(err, &e) || e.Code != 503 || !strings.Contains(e.Detail, "too many connections to this server (limit 1)") {
+		t.Fatalf("a second caller: %v; want a 503 about the connection limit", err)
+	}
+	held.Close()
+	testenv.Eventually(t, 20*time.Second, "the second caller served", func() bool {
+		return c.Call(context.Background(), name, "Test.Hello", &Request{Name: "x"}, &Response{}, client.WithAddress(s.Address())) == nil
+	})
+}

@@ -57,9 +57,17 @@
 // (1xx) answers before a response and fails the call after more. The
 // caller's context (deadline or cancel) interrupts its I/O. On the server,
 // the wait for and the reading of a request are bounded by the idle timeout
-// (2 min), the writing of answers by the write timeout (30 s); both
-// deadlines are moved only once half of them has passed, to spare a timer
-// change per request.
+// (2 min), the writing of answers by the write timeout (30 s), set before
+// the first byte of every answer: a caller that does not read its answer
+// loses its connection after it, pipelined requests or not. Both deadlines
+// are moved only once half of them has passed, to spare a timer change per
+// request. A connection keeps nothing of a request once it is answered: a
+// long header line's buffer is dropped when the header is read, so an
+// idle keep-alive connection holds about 17 KB whatever it was sent. At
+// most 1024 connections are open at once ([WithMaxConns]); one more is
+// answered at once with a 503 whose Micro-Error says "too many connections
+// to this server (limit N)", and closed (the refusals are logged, one line
+// every 10 s at most).
 //
 // A request is safe to send again elsewhere when it was not written whole
 // ([SendError.NotSent]): a server never handles a request it did not read

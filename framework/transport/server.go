@@ -31,6 +31,17 @@ const (
 	// DefaultWriteTimeout bounds the writing of responses to a caller that
 	// does not read them.
 	DefaultWriteTimeout = 30 * time.Second
+	// DefaultMaxConns is the default limit of open connections; more are
+	// refused with a 503.
+	DefaultMaxConns = 1024
+)
+
+// maxRefusing bounds the connections being refused at once (each is
+// answered and closed within refuseTimeout); beyond, they are closed
+// without an answer.
+const (
+	maxRefusing   = 64
+	refuseTimeout = time.Second
 )
 
 // maxErrorHeader bounds the Micro-Error header; longer details are cut.
@@ -60,6 +71,10 @@ type ServerOptions struct {
 	IdleTimeout time.Duration
 	// WriteTimeout bounds the writing of responses.
 	WriteTimeout time.Duration
+	// MaxConns is how many connections may be open at once (default
+	// DefaultMaxConns). One more is answered with a 503 (Micro-Error "too
+	// many connections") and closed.
+	MaxConns int
 	// Logger gets connection-level problems (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -81,6 +96,10 @@ func WriteTimeout(d time.Duration) ServerOption {
 	return func(o *ServerOptions) { o.WriteTimeout = d }
 }
 
+// WithMaxConns sets how many connections may be open at once; more are
+// refused with a 503.
+func WithMaxConns(n int) ServerOption { return func(o *ServerOptions) { o.MaxConns = n } }
+
 // Logger sets where connection-level problems are logged.
 func Logger(l *slog.Logger) ServerOption { return func(o *ServerOptions) { o.Logger = l } }
 
@@ -94,6 +113,11 @@ type Server struct {
 	cancel context.CancelFunc
 
 	date atomic.Pointer[dateValue] // Date header of the current second
+
+	refusal  []byte        // the whole answer to a connection over MaxConns
+	refusing chan struct{} // a token per connection being refused
+	refused  atomic.Int64  // connections refused since the last log line
+	loggedAt atomic.Int64  // when a refusal was last logged (Unix ns)
 
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
@@ -115,12 +139,30 @@ func NewServer(h Handler, opts ...ServerOption) *Server {
 	if o.MaxBodySize <= 0 {
 		o.MaxBodySize = DefaultMaxBodySize
 	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{h: h, opts: o, ctx: ctx, cancel: cancel,
-		lns: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{}}
+		lns: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{},
+		refusal: refusal(o), refusing: make(chan struct{}, maxRefusing)}
+}
+
+// refusal returns the answer to a connection over the limit.
+func refusal(o ServerOptions) []byte {
+	js := merrors.New(o.ErrorID, fmt.Sprintf("too many connections to this server (limit %d): try again later", o.MaxConns),
+		http.StatusServiceUnavailable).Marshal()
+	return fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n%s: %s\r\n"+
+		"Content-Length: %d\r\nConnection: close\r\n\r\n%s", HeaderError, js, len(js), js)
 }
 
 // Serve accepts connections on ln until Shutdown or Close, then returns
@@ -159,11 +201,52 @@ func (s *Server) Serve(ln net.Listener) error {
 			nc.Close()
 			return ErrServerClosed
 		}
+		if len(s.conns) >= s.opts.MaxConns {
+			s.wg.Add(1)
+			s.mu.Unlock()
+			s.refuse(nc)
+			continue
+		}
 		s.conns[sc] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go sc.serve()
 	}
+}
+
+// refuse answers a connection over MaxConns with a 503 and closes it, on a
+// goroutine of its own that ends within refuseTimeout; when maxRefusing are
+// already being refused, it closes it at once. It logs the refusals, at
+// most one line every 10 s. s.wg counts it.
+func (s *Server) refuse(nc net.Conn) {
+	n := s.refused.Add(1)
+	now := time.Now().UnixNano()
+	if last := s.loggedAt.Load(); now-last >= int64(10*time.Second) && s.loggedAt.CompareAndSwap(last, now) {
+		s.refused.Add(-n)
+		s.opts.Logger.Warn("transport: connections refused: the server is at its connection limit",
+			"limit", s.opts.MaxConns, "refused", n, "remote", nc.RemoteAddr())
+	}
+	select {
+	case s.refusing <- struct{}{}:
+	default:
+		nc.Close()
+		s.wg.Done()
+		return
+	}
+	go func() {
+		defer func() { <-s.refusing; s.wg.Done() }()
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(refuseTimeout)) //nolint:errcheck // a broken conn fails the write
+		if _, err := nc.Write(s.refusal); err != nil {
+			return
+		}
+		// Read what the caller sends meanwhile (its request), so that
+		// closing does not reset the connection before it reads the answer.
+		if tc, ok := nc.(interface{ CloseWrite() error }); ok {
+			tc.CloseWrite()                 //nolint:errcheck
+			io.CopyN(io.Discard, nc, 1<<20) //nolint:errcheck
+		}
+	}()
 }
 
 // Shutdown stops accepting, closes idle connections, lets the requests in
@@ -318,7 +401,10 @@ func (sc *serverConn) toActive() {
 }
 
 // refreshWriteDeadline sets the write deadline if less than half the write
-// timeout is left.
+// timeout is left. Every response calls it before its first byte is
+// written (a write can reach the connection at once: a body larger than
+// the buffer, or a full buffer), so no write waits longer than the write
+// timeout for a caller that does not read.
 func (sc *serverConn) refreshWriteDeadline() {
 	now := time.Now()
 	if now.Add(sc.s.opts.WriteTimeout / 2).After(sc.writeDeadline) {
@@ -356,6 +442,7 @@ func (sc *serverConn) serveOne() bool {
 		return false
 	}
 	if req.expectContinue {
+		sc.refreshWriteDeadline()
 		sc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n") //nolint:errcheck // seen at Flush
 		if err := sc.bw.Flush(); err != nil {
 			return false
@@ -389,6 +476,7 @@ func (sc *serverConn) serveOne() bool {
 	}
 	*buf = body
 	putBuf(buf)
+	sc.req = request{}                  // keeps nothing of it (metadata, body) while idle
 	if sc.br.Buffered() == 0 || !keep { // nothing pipelined behind: send now
 		sc.refreshWriteDeadline()
 		if err := sc.bw.Flush(); err != nil {
@@ -399,7 +487,8 @@ func (sc *serverConn) serveOne() bool {
 }
 
 // handle runs the handler and writes its answer; it returns whether the
-// connection stays open.
+// connection stays open: not after a failed write (a caller that does not
+// read, past the write timeout), even with requests pipelined behind.
 func (sc *serverConn) handle(req *Request, keep bool) bool {
 	ctx := sc.ctx // per connection: deriving from one shared context contends
 	if req.Timeout > 0 {
@@ -421,11 +510,14 @@ func (sc *serverConn) handle(req *Request, keep bool) bool {
 		}
 		return sc.writeError(e, keep)
 	}
+	sc.refreshWriteDeadline() // a large rsp goes straight to the connection
 	bw := sc.bw
 	bw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: ") //nolint:errcheck // seen at Flush
 	bw.WriteString(req.ContentType)                     //nolint:errcheck
 	sc.writeCommon(len(rsp), keep)                      //nolint:errcheck
-	bw.Write(rsp)                                       //nolint:errcheck
+	if _, err := bw.Write(rsp); err != nil {            // the error of any write above sticks
+		return false
+	}
 	return keep
 }
 
@@ -467,6 +559,7 @@ func (sc *serverConn) writeError(e *merrors.Error, keep bool) bool {
 	if status < 400 || status > 599 {
 		status = http.StatusInternalServerError
 	}
+	sc.refreshWriteDeadline() // the header and body may not fit the buffer
 	bw := sc.bw
 	bw.WriteString("HTTP/1.1 ")
 	bw.Write(strconv.AppendInt(sc.num[:0], int64(status), 10))
@@ -478,9 +571,10 @@ func (sc *serverConn) writeError(e *merrors.Error, keep bool) bool {
 	bw.WriteString("\r\nContent-Type: application/json\r\n" + HeaderError + ": ") //nolint:errcheck
 	bw.WriteString(js)                                                            //nolint:errcheck
 	sc.writeCommon(len(js), keep)
-	bw.WriteString(js) //nolint:errcheck
+	if _, err := bw.WriteString(js); err != nil { // the error of any write above sticks
+		return false
+	}
 	if !keep {
-		sc.refreshWriteDeadline()
 		bw.Flush() //nolint:errcheck // closing anyway
 	}
 	return keep
@@ -495,6 +589,7 @@ func (sc *serverConn) tooLarge(req *Request) *merrors.Error {
 // sends for a moment, so an answer sent before the request was read whole
 // (413) reaches the caller instead of being lost to a TCP reset.
 func (sc *serverConn) lingeringClose() {
+	sc.refreshWriteDeadline()
 	sc.bw.Flush() //nolint:errcheck
 	if tc, ok := sc.nc.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()                                               //nolint:errcheck
@@ -580,9 +675,16 @@ func (sc *serverConn) requestField(name, value []byte) error {
 	return nil
 }
 
+// maxInterned is the longest value intern keeps for the next request: a
+// connection must not hold a huge header value while it sits idle.
+const maxInterned = 256
+
 // intern returns v as a string, reusing *last when equal, so a connection
 // calling the same endpoint again allocates nothing for it.
 func (sc *serverConn) intern(last *string, v []byte) string {
+	if len(v) > maxInterned {
+		return string(v)
+	}
 	if string(v) != *last { // no allocation for the comparison
 		*last = string(v)
 	}

@@ -26,9 +26,14 @@ var (
 // the header section against maxHeaderBytes.
 type lineReader struct {
 	br    *bufio.Reader
-	long  []byte // holds a line longer than br's buffer
+	long  []byte // holds a line longer than br's buffer; see release
 	count int
 }
+
+// release drops the buffer of a long line once the lines it held are used:
+// a keep-alive connection that once got a 1 MiB header must not keep a
+// 1 MiB buffer while it waits for the next message.
+func (lr *lineReader) release() { lr.long = nil }
 
 // line returns the next line without its terminator. The slice is valid
 // until the next call.
@@ -79,6 +84,7 @@ type header struct {
 // or a transfer coding other than chunked (errUnsupportedCoding) is an
 // error.
 func (lr *lineReader) readHeader(h *header, field func(name, value []byte) error) error {
+	defer lr.release() // field copies what it keeps
 	h.length, h.chunked = -1, false
 	for {
 		line, err := lr.line()
@@ -209,6 +215,7 @@ func parseLength(v []byte) (int64, error) {
 // readChunked decodes a chunked body from lr onto dst, failing with
 // errTooLarge past limit bytes.
 func readChunked(lr *lineReader, dst []byte, limit int64) ([]byte, error) {
+	defer lr.release()
 	for {
 		lr.count = 0
 		line, err := lr.line()
