@@ -349,15 +349,27 @@ func (e *Error) Error() string {
 // .proto field names), or the error go-micro's client returned as *Error,
 // or another error if the program did not answer within CallTimeout.
 func (c *ClientProcess) Call(service, endpoint string, request any, contentType string) (json.RawMessage, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	req, err := json.Marshal(request)
 	if err != nil {
 		return nil, err
 	}
-	line, err := json.Marshal(map[string]any{
+	return c.roundTrip(service+" "+endpoint, map[string]any{
 		"service": service, "endpoint": endpoint, "request": json.RawMessage(req), "content_type": contentType,
 	})
+}
+
+// GetService returns the named service as go-micro's registry reads it: the
+// JSON of go-micro's []*registry.Service, whose shape microbot's
+// registry.Service shares. A service go-micro does not find is an *Error.
+func (c *ClientProcess) GetService(name string) (json.RawMessage, error) {
+	return c.roundTrip("get service "+name, map[string]any{"get_service": name})
+}
+
+// roundTrip sends one line to the client and reads its answer.
+func (c *ClientProcess) roundTrip(what string, call map[string]any) (json.RawMessage, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	line, err := json.Marshal(call)
 	if err != nil {
 		return nil, err
 	}
@@ -382,7 +394,7 @@ func (c *ClientProcess) Call(service, endpoint string, request any, contentType 
 		}
 		return res.Response, nil
 	case <-time.After(CallTimeout):
-		return nil, fmt.Errorf("client: no answer to %s %s within %v:\n%s", service, endpoint, CallTimeout, c.p.out.String())
+		return nil, fmt.Errorf("client: no answer to %s within %v:\n%s", what, CallTimeout, c.p.out.String())
 	}
 }
 

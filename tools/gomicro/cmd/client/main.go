@@ -13,6 +13,8 @@
 //	{"service": "go.micro.srv.greeter", "endpoint": "Say.Hello",
 //	 "request": {"name": "John"}, "content_type": "application/json"}
 //
+// or {"get_service": "go.micro.srv.greeter"} to see a service as go-micro's
+// registry reads it (the response is go-micro's []*registry.Service),
 // and answers each on stdout with one line, {"response": ...} or
 // {"error": {"id":..., "code":..., "detail":..., "status":...}}, all
 // through the same client (so its connection pool is reused between
@@ -40,6 +42,7 @@ import (
 	botproto "github.com/micro/go-micro/agent/proto"
 	"github.com/micro/go-micro/client"
 	"github.com/micro/go-micro/errors"
+	"github.com/micro/go-micro/registry"
 	debugproto "github.com/micro/go-micro/server/debug/proto"
 
 	greeter "github.com/microbot/microbot/tools/gomicro/proto/greeter"
@@ -47,6 +50,7 @@ import (
 
 // call is one call read from stdin.
 type call struct {
+	GetService  string          `json:"get_service"`
 	Service     string          `json:"service"`
 	Endpoint    string          `json:"endpoint"`
 	Request     json.RawMessage `json:"request"`
@@ -117,6 +121,19 @@ func do(c client.Client, cl call) result {
 	return result{Response: *rsp.(*json.RawMessage)}
 }
 
+// get returns the named service as go-micro's registry reads it.
+func get(r registry.Registry, name string) result {
+	svcs, err := r.GetService(name)
+	if err != nil {
+		return fail(errors.NotFound("client", "get service %s: %v", name, err))
+	}
+	js, err := json.Marshal(svcs)
+	if err != nil {
+		return fail(errors.InternalServerError("client", "get service %s: %v", name, err))
+	}
+	return result{Response: js}
+}
+
 func main() {
 	var args []string
 	service := micro.NewService(
@@ -154,6 +171,8 @@ func main() {
 		res := result{}
 		if err := json.Unmarshal(in.Bytes(), &cl); err != nil {
 			res = fail(errors.BadRequest("client", "call: %v", err))
+		} else if cl.GetService != "" {
+			res = get(service.Options().Registry, cl.GetService)
 		} else {
 			res = do(service.Client(), cl)
 		}
