@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,7 @@ type Registry struct {
 
 	mu         sync.Mutex
 	registered map[string]registered // by node id
+	warned     map[string]bool       // see warnOnce
 }
 
 // registered remembers what Register last sent for a node and where, so the
@@ -90,6 +92,7 @@ func New(opts ...registry.Option) (*Registry, error) {
 		timeout:    o.Timeout,
 		log:        slog.Default().With("registry", "consul"),
 		registered: map[string]registered{},
+		warned:     map[string]bool{},
 	}
 	if r.timeout <= 0 {
 		r.timeout = DefaultTimeout
@@ -200,22 +203,26 @@ func (r *Registry) Register(ctx context.Context, s *registry.Service, opts ...re
 	}
 	// Encode every node first, so a node too large changes nothing.
 	regs := make([]*api.AgentServiceRegistration, len(s.Nodes))
+	omitted := make([]string, len(s.Nodes))
 	for i, n := range s.Nodes {
-		reg, err := registration(s, n, o.TTL)
+		reg, om, err := registration(s, n, o.TTL)
 		if err != nil {
 			return fmt.Errorf("consul register %q node %q: %w", s.Name, n.ID, err)
 		}
-		regs[i] = reg
+		regs[i], omitted[i] = reg, om
 	}
-	for _, reg := range regs {
-		if err := r.registerNode(ctx, reg); err != nil {
+	for i, reg := range regs {
+		if err := r.registerNode(ctx, reg, omitted[i]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (r *Registry) registerNode(ctx context.Context, reg *api.AgentServiceRegistration) error {
+// registerNode registers reg, or only passes its TTL check when this
+// Registry registered it unchanged before. omitted is what its go-micro
+// tags left out, logged when the node is registered in full.
+func (r *Registry) registerNode(ctx context.Context, reg *api.AgentServiceRegistration, omitted string) error {
 	sum := registrationSum(reg)
 	r.mu.Lock()
 	prev, known := r.registered[reg.ID]
@@ -224,6 +231,7 @@ func (r *Registry) registerNode(ctx context.Context, reg *api.AgentServiceRegist
 	if known {
 		prefer = prev.agent
 	}
+	full := false
 	idx, err := r.call(ctx, fmt.Sprintf("consul register %q node %q", reg.Name, reg.ID), prefer, r.timeout, func(ctx context.Context, a *agent) error {
 		if known && prev.sum == sum && a == r.agents[prev.agent] && reg.Check != nil {
 			err := a.api.Agent().UpdateTTLOpts(reg.Check.CheckID, "", api.HealthPassing, (&api.QueryOptions{}).WithContext(ctx))
@@ -234,6 +242,7 @@ func (r *Registry) registerNode(ctx context.Context, reg *api.AgentServiceRegist
 			// The agent answered that it does not know the check: it
 			// lost the node (restart, expiry); register it again.
 		}
+		full = true
 		return a.api.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx))
 	})
 	r.mu.Lock()
@@ -243,6 +252,10 @@ func (r *Registry) registerNode(ctx context.Context, reg *api.AgentServiceRegist
 		return err
 	}
 	r.registered[reg.ID] = registered{sum: sum, agent: idx}
+	if full && omitted != "" {
+		r.log.Info("go-micro tags of the node left out what is over their budget; microbot's meta holds it all",
+			"service", reg.Name, "node", reg.ID, "left_out", omitted, "max_tags", maxTags, "max_tag_bytes", maxTagBytes)
+	}
 	return nil
 }
 
@@ -316,7 +329,7 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ser
 }
 
 // health runs a (blocking, if index > 0) query for the passing instances of
-// the named service that carry Tag.
+// the named service, microbot's and every other's.
 func (r *Registry) health(ctx context.Context, name string, index uint64, timeout time.Duration) ([]*api.ServiceEntry, uint64, error) {
 	var entries []*api.ServiceEntry
 	var meta *api.QueryMeta
@@ -328,7 +341,7 @@ func (r *Registry) health(ctx context.Context, name string, index uint64, timeou
 	}
 	_, err := r.call(ctx, fmt.Sprintf("consul get service %q", name), -1, timeout, func(ctx context.Context, a *agent) error {
 		var err error
-		entries, meta, err = a.api.Health().Service(name, Tag, true, q.WithContext(ctx))
+		entries, meta, err = a.api.Health().Service(name, "", true, q.WithContext(ctx))
 		return err
 	})
 	if err != nil {
@@ -338,8 +351,8 @@ func (r *Registry) health(ctx context.Context, name string, index uint64, timeou
 }
 
 // decodeEntries decodes the instances, each a Service holding one node, one
-// per node id. An instance whose definition does not decode is logged and
-// left out.
+// per node id. An instance that does not decode whole is kept with what
+// could be read, and a warning is logged (once per instance and change).
 func (r *Registry) decodeEntries(entries []*api.ServiceEntry) []*registry.Service {
 	seen := map[string]bool{}
 	var out []*registry.Service
@@ -347,10 +360,14 @@ func (r *Registry) decodeEntries(entries []*api.ServiceEntry) []*registry.Servic
 		if e.Service == nil || seen[e.Service.ID] {
 			continue
 		}
-		svc, err := decodeEntry(e.Service)
+		nodeAddr := ""
+		if e.Node != nil {
+			nodeAddr = e.Node.Address
+		}
+		svc, err := decodeEntry(e.Service, nodeAddr)
 		if err != nil {
-			r.log.Warn("skipping undecodable instance", "err", err)
-			continue
+			r.warnOnce(e.Service.ID+"@"+strconv.FormatUint(e.Service.ModifyIndex, 10),
+				"instance partly undecodable; showing what could be read", "err", err)
 		}
 		seen[e.Service.ID] = true
 		out = append(out, svc)
@@ -358,11 +375,32 @@ func (r *Registry) decodeEntries(entries []*api.ServiceEntry) []*registry.Servic
 	return out
 }
 
-// ListServices returns every service with at least one live node (all its
-// checks and its Consul node's checks passing), one entry per name and
-// version, sorted by name then version, without nodes or endpoints. It asks
-// the catalog for the names carrying Tag, then each service for its passing
-// instances' version tags, a few at a time.
+// maxWarned bounds the memory of warnOnce; past it, it starts over.
+const maxWarned = 4096
+
+// warnOnce logs a warning the first time it is given key (until more than
+// maxWarned keys were seen): reads repeat every few seconds, the logs
+// should not.
+func (r *Registry) warnOnce(key, msg string, args ...any) {
+	r.mu.Lock()
+	if r.warned[key] {
+		r.mu.Unlock()
+		return
+	}
+	if len(r.warned) >= maxWarned {
+		r.warned = map[string]bool{}
+	}
+	r.warned[key] = true
+	r.mu.Unlock()
+	r.log.Warn(msg, args...)
+}
+
+// ListServices returns every service in the catalog with at least one live
+// instance (all its checks and its Consul node's checks passing), microbot's
+// and every other's, one entry per name and version, sorted by name then
+// version, without nodes or endpoints. It asks the catalog for the names,
+// then each service for its passing instances' version tags (microbot's
+// and go-micro's), a few at a time.
 func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error) {
 	names, _, err := r.serviceNames(ctx, 0)
 	if err != nil {
@@ -385,10 +423,12 @@ func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error
 				if e.Service == nil {
 					continue
 				}
-				for _, t := range e.Service.Tags {
-					if v, ok := strings.CutPrefix(t, VersionTagPrefix); ok && !slices.Contains(versions[i], v) {
-						versions[i] = append(versions[i], v)
-					}
+				v, ok := tagVersion(e.Service.Tags)
+				if _, ours := e.Service.Meta[metaFormat]; !ok && ours {
+					v = e.Service.Meta[metaVersion]
+				}
+				if !slices.Contains(versions[i], v) {
+					versions[i] = append(versions[i], v)
 				}
 			}
 		})

@@ -11,9 +11,19 @@
 //   - ID is the node's id, Name the service's name; Address and Port are the
 //     node's host:port split (an address without a port goes whole into
 //     Address, Port 0).
-//   - Tags are "microbot" (the registry reads only instances carrying it, so
-//     Consul's own service and services of other tools are left out) and
-//     "v=" + the service version (so listing needs no decoding).
+//   - Tags are "microbot", then go-micro's tags, so that go-micro (v0.x,
+//     v1.x, go-plugins) reads the node fully: "v-" + hex of the
+//     zlib-compressed version, one "t-" tag per node metadata pair (the
+//     JSON {"key":"value"} compressed the same way: protocol=mucp among
+//     them, which tells go-micro's client to speak the current protocol)
+//     and one "e-" tag per endpoint (its JSON, with the schemas); then
+//     "v=" + the version in plain text, as older microbot releases read it.
+//     Consul does not limit tags, but they travel in every catalog listing,
+//     so microbot keeps a node's go-micro tags within 64 tags and 16 KiB:
+//     the version and the protocol always, then as many other metadata
+//     pairs as fit, then the endpoints if they all fit (the Meta always
+//     holds everything; what was left out is logged when the node is
+//     registered).
 //   - Meta holds the node's full definition: the JSON object
 //     {"version", "metadata", "endpoints", "address", "node_metadata"} (the
 //     endpoints with their request and response schemas), compressed with
@@ -41,10 +51,20 @@
 //
 // # Reading
 //
+// Every service in the catalog is read, microbot's and every other's
+// (go-micro's, other tools', Consul's own): an instance carrying
+// microbot's Meta is decoded from it; any other, or one whose Meta does not
+// decode, from go-micro's tags (the "v-", "e-", "t-" forms above and the
+// plain "v=", "e={...}", "t={...}" go-micro wrote before May 2016), with the
+// address from the instance's address (its Consul node's when empty) and
+// port, an IPv6 host in brackets. A tag that does not decode costs only
+// itself: the instance is shown with what could be read, and a warning is
+// logged once per instance and change.
+//
 // GetService asks Consul's health endpoint for the service's instances whose
-// checks all pass (their own TTL check and their Consul node's checks), so a
-// node whose TTL ran out is gone at once. ListServices asks the catalog for
-// the names carrying the tag, then each service for the version tags of its
+// checks all pass (their own TTL check, if any, and their Consul node's
+// checks), so a node whose TTL ran out is gone at once. ListServices asks the
+// catalog for every name, then each service for the version tags of its
 // passing instances. Watch uses blocking queries (X-Consul-Index): one on the
 // catalog's service names and one per service on its passing instances, so
 // changes arrive within milliseconds without polling; the events are

@@ -20,11 +20,11 @@ import (
 
 // How a node is written into Consul (see the package documentation).
 const (
-	// Tag marks the Consul service instances microbot registered; the
-	// registry reads only those.
+	// Tag marks the Consul service instances microbot registered.
 	Tag = "microbot"
-	// VersionTagPrefix starts the tag holding the service's version
-	// ("v=1.0.0"), so listing services needs no decoding.
+	// VersionTagPrefix starts the tag holding the service's version in
+	// plain text ("v=1.0.0"), as older microbot releases read it (and
+	// go-micro's first encoding).
 	VersionTagPrefix = "v="
 
 	metaFormat      = "microbot"        // encoding format of the definition
@@ -191,9 +191,12 @@ func decodeDefinition(meta map[string]string) (*definition, error) {
 	return def, nil
 }
 
-// registration builds the Consul service instance for one node of s.
+// registration builds the Consul service instance for one node of s:
+// microbot's full definition in the Meta, and go-micro's tags next to it.
 // With ttl zero the node gets no check and lives until deregistered.
-func registration(s *registry.Service, n *registry.Node, ttl time.Duration) (*api.AgentServiceRegistration, error) {
+// omitted says what the go-micro tags left out to stay within their
+// budget (empty if nothing).
+func registration(s *registry.Service, n *registry.Node, ttl time.Duration) (reg *api.AgentServiceRegistration, omitted string, err error) {
 	chunks, err := encodeDefinition(&definition{
 		Version:      s.Version,
 		Metadata:     s.Metadata,
@@ -202,7 +205,7 @@ func registration(s *registry.Service, n *registry.Node, ttl time.Duration) (*ap
 		NodeMetadata: n.Metadata,
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	meta := map[string]string{
 		metaFormat: formatV1,
@@ -214,11 +217,20 @@ func registration(s *registry.Service, n *registry.Node, ttl time.Duration) (*ap
 	for i, c := range chunks {
 		meta[metaChunkPrefix+strconv.Itoa(i)] = c
 	}
+	// "microbot" first, then go-micro's tags (its version first, so go-micro,
+	// which reads the first version tag, and microbot agree), then the
+	// plain version tag older microbot releases read.
+	plain := VersionTagPrefix + s.Version
+	gm, omitted := goMicroTags(s, n, 2, len(Tag)+len(plain))
+	tags := make([]string, 0, len(gm)+2)
+	tags = append(tags, Tag)
+	tags = append(tags, gm...)
+	tags = append(tags, plain)
 	host, port := splitAddress(n.Address)
-	reg := &api.AgentServiceRegistration{
+	reg = &api.AgentServiceRegistration{
 		ID:      n.ID,
 		Name:    s.Name,
-		Tags:    []string{Tag, VersionTagPrefix + s.Version},
+		Tags:    tags,
 		Address: host,
 		Port:    port,
 		Meta:    meta,
@@ -232,7 +244,7 @@ func registration(s *registry.Service, n *registry.Node, ttl time.Duration) (*ap
 			DeregisterCriticalServiceAfter: deregisterAfter(ttl).String(),
 		}
 	}
-	return reg, nil
+	return reg, omitted, nil
 }
 
 // deregisterAfter is how long a node's check may stay critical before Consul
@@ -257,17 +269,30 @@ func splitAddress(addr string) (string, int) {
 }
 
 // decodeEntry decodes one Consul service instance into a Service holding
-// its one node.
-func decodeEntry(svc *api.AgentService) (*registry.Service, error) {
-	def, err := decodeDefinition(svc.Meta)
-	if err != nil {
-		return nil, fmt.Errorf("consul service %q instance %q: %w", svc.Service, svc.ID, err)
+// its one node: from microbot's definition in its Meta when it has one, else
+// (an instance go-micro or another tool registered, or a definition that
+// does not decode) from go-micro's tags, with the address from the
+// instance's address, or nodeAddr (its Consul node's) when that is empty,
+// and its port. It always returns what it could read; the error says what
+// it could not.
+func decodeEntry(svc *api.AgentService, nodeAddr string) (*registry.Service, error) {
+	var merr error
+	if _, ours := svc.Meta[metaFormat]; ours {
+		def, err := decodeDefinition(svc.Meta)
+		if err == nil {
+			return &registry.Service{
+				Name:      svc.Service,
+				Version:   def.Version,
+				Metadata:  def.Metadata,
+				Endpoints: fromWireEndpoints(def.Endpoints),
+				Nodes:     []*registry.Node{{ID: svc.ID, Address: def.Address, Metadata: def.NodeMetadata}},
+			}, nil
+		}
+		merr = fmt.Errorf("meta: %w; read from its tags instead", err)
 	}
-	return &registry.Service{
-		Name:      svc.Service,
-		Version:   def.Version,
-		Metadata:  def.Metadata,
-		Endpoints: fromWireEndpoints(def.Endpoints),
-		Nodes:     []*registry.Node{{ID: svc.ID, Address: def.Address, Metadata: def.NodeMetadata}},
-	}, nil
+	out, err := fromTags(svc, nodeAddr)
+	if err = errors.Join(merr, err); err != nil {
+		return out, fmt.Errorf("consul service %q instance %q: %w", svc.Service, svc.ID, err)
+	}
+	return out, nil
 }

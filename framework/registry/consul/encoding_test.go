@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,7 +65,7 @@ func TestEncodingRoundTrip(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			reg, err := registration(tc.svc, tc.svc.Nodes[0], 10*time.Second)
+			reg, _, err := registration(tc.svc, tc.svc.Nodes[0], 10*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,7 +78,7 @@ func TestEncodingRoundTrip(t *testing.T) {
 					t.Fatalf("meta %q (value of %d chars) breaks Consul's limits", k, len(v))
 				}
 			}
-			got, err := decodeEntry(&api.AgentService{ID: reg.ID, Service: reg.Name, Meta: reg.Meta})
+			got, err := decodeEntry(&api.AgentService{ID: reg.ID, Service: reg.Name, Meta: reg.Meta, Tags: reg.Tags}, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,7 +93,7 @@ func TestEncodingRoundTrip(t *testing.T) {
 
 func TestEncodingChunks(t *testing.T) {
 	// A thousand endpoints need several meta keys and still fit.
-	reg, err := registration(largeService(1000), largeService(1000).Nodes[0], time.Second)
+	reg, _, err := registration(largeService(1000), largeService(1000).Nodes[0], time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,16 +111,21 @@ func TestEncodingChunks(t *testing.T) {
 		rand.Read(b)
 		huge.Metadata[strconv.Itoa(i)] = hex.EncodeToString(b)
 	}
-	if _, err := registration(huge, huge.Nodes[0], time.Second); !errors.Is(err, ErrTooLarge) {
+	if _, _, err := registration(huge, huge.Nodes[0], time.Second); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("registration of a huge definition = %v, want ErrTooLarge", err)
 	}
 }
 
+// TestDecodeCorrupt shows that an instance whose definition in the Meta
+// does not decode is read from its go-micro tags, with an error saying why.
 func TestDecodeCorrupt(t *testing.T) {
-	good, err := registration(largeService(3), largeService(3).Nodes[0], time.Second)
+	svc := largeService(3)
+	good, _, err := registration(svc, svc.Nodes[0], time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	fromTags := registry.CopyService(svc)
+	fromTags.Metadata = nil // the tags have no place for it
 	with := func(change func(m map[string]string)) map[string]string {
 		m := map[string]string{}
 		for k, v := range good.Meta {
@@ -132,7 +138,6 @@ func TestDecodeCorrupt(t *testing.T) {
 		name string
 		meta map[string]string
 	}{
-		{"no meta", nil},
 		{"unknown format", with(func(m map[string]string) { m[metaFormat] = "2" })},
 		{"bad count", with(func(m map[string]string) { m[metaChunks] = "x" })},
 		{"too many chunks", with(func(m map[string]string) { m[metaChunks] = "99" })},
@@ -141,8 +146,13 @@ func TestDecodeCorrupt(t *testing.T) {
 		{"bad deflate", with(func(m map[string]string) { m[metaChunkPrefix+"0"] = "AAAA" })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := decodeEntry(&api.AgentService{ID: "x", Service: "s", Meta: tc.meta}); err == nil {
-				t.Fatal("decoded a corrupt definition without error")
+			got, err := decodeEntry(&api.AgentService{ID: good.ID, Service: good.Name, Meta: tc.meta,
+				Tags: good.Tags, Address: good.Address, Port: good.Port}, "")
+			if err == nil || !strings.Contains(err.Error(), "meta") {
+				t.Fatalf("decoded a corrupt definition without saying so (err %v)", err)
+			}
+			if !reflect.DeepEqual(got, fromTags) {
+				t.Fatalf("read from the tags:\n got  %+v\n want %+v", got, fromTags)
 			}
 		})
 	}

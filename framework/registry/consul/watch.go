@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -66,8 +65,9 @@ func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (reg
 	return w, nil
 }
 
-// serviceNames returns the names of the catalog's services carrying Tag,
-// blocking until the catalog index passes index when it is not zero.
+// serviceNames returns the names of the catalog's services, every one of
+// them (microbot's, go-micro's, Consul's own), sorted, blocking until the
+// catalog index passes index when it is not zero.
 func (r *Registry) serviceNames(ctx context.Context, index uint64) ([]string, uint64, error) {
 	var services map[string][]string
 	var meta *api.QueryMeta
@@ -85,11 +85,9 @@ func (r *Registry) serviceNames(ctx context.Context, index uint64) ([]string, ui
 	if err != nil {
 		return nil, 0, err
 	}
-	var names []string
-	for name, tags := range services {
-		if slices.Contains(tags, Tag) {
-			names = append(names, name)
-		}
+	names := make([]string, 0, len(services))
+	for name := range services {
+		names = append(names, name)
 	}
 	sort.Strings(names)
 	return names, meta.LastIndex, nil
