@@ -259,7 +259,8 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 			}
 			srv := NewServer(handlerFunc(func(ctx context.Context, req *Request) ([]byte, error) { return []byte("ok"), nil }))
 			go srv.Serve(ln) //nolint:errcheck
-			defer func() {   // every connection gone before the next round measures
+			// Every connection is gone before the next round measures.
+			defer func() {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
 				if err := srv.Shutdown(ctx); err != nil {
