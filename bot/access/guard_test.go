@@ -558,6 +558,15 @@ func TestGuardReload(t *testing.T) {
 	if got := ping(); got != "pong" {
 		t.Errorf("ping after a failed reload: %q", got)
 	}
+	// So does an empty one (a file cut short while being written).
+	write("")
+	if err := g.Reload(); err == nil || !strings.Contains(err.Error(), path+": the policy file is empty") {
+		t.Errorf("reload of an empty file: %v", err)
+	}
+	if got := ping(); got != "pong" {
+		t.Errorf("ping after the reload of an empty file: %q", got)
+	}
+	write("rules:\n  - commands: ping\n    action: deny\n  - bogus: 1\n")
 	// The audit log was reopened: a rotated file gets the next records.
 	if err := os.Rename(auditPath, auditPath+".1"); err != nil {
 		t.Fatal(err)
@@ -566,7 +575,7 @@ func TestGuardReload(t *testing.T) {
 		t.Error("the broken file loads")
 	}
 	ping()
-	for name, n := range map[string]int{auditPath + ".1": 3, auditPath: 1} {
+	for name, n := range map[string]int{auditPath + ".1": 4, auditPath: 1} {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)

@@ -155,8 +155,14 @@ func Load(path string, admins ...string) (*Policy, error) {
 
 // Parse reads a policy from data, YAML, which came from the file name (for
 // messages). admins are added to the file's admins. An error names the
-// file and line at fault.
+// file and line at fault. A file with nothing in it (empty, blank, only
+// comments, or an empty document) is refused, as a file cut short while
+// being written would be: it must not open everything. ("{}" says "the
+// defaults" on purpose.)
 func Parse(name string, data []byte, admins ...string) (*Policy, error) {
+	if isEmptyYAML(data) {
+		return nil, fmt.Errorf("%s: the policy file is empty: write at least one rule or admin, or give no policy file for the default policy", name)
+	}
 	var f file
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -168,6 +174,18 @@ func Parse(name string, data []byte, admins ...string) (*Policy, error) {
 		return nil, fmt.Errorf("%s: only one YAML document is allowed (found a second one, or text after the first)", name)
 	}
 	return build(name, &f, admins)
+}
+
+// isEmptyYAML reports whether data holds no YAML document, or a null one
+// ("---" alone, "~"). Malformed data is not empty: Parse reports it.
+func isEmptyYAML(data []byte) bool {
+	var n yaml.Node
+	err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&n)
+	if errors.Is(err, io.EOF) {
+		return true
+	}
+	return err == nil && n.Kind == yaml.DocumentNode && len(n.Content) == 1 &&
+		n.Content[0].Kind == yaml.ScalarNode && n.Content[0].Tag == "!!null"
 }
 
 // file is a policy file as written.
@@ -488,21 +506,25 @@ func ParseID(s string) (string, error) {
 }
 
 // Qualify returns the qualified id of a user or room id of an input as the
-// policy compares them: "input:id". The console's one-shot mode (input
-// "exec") is the console ("shell"), and XMPP addresses (inputs xmpp and
-// hipchat) are compared in lower case, as XMPP servers do.
+// policy compares them: "input:id". An input known under two names has one
+// identity: the console's one-shot mode (input "exec") is the console
+// ("shell"), and --inputs=hipchat, the XMPP input under the seeds' name, is
+// "xmpp". XMPP addresses are compared in lower case, as XMPP servers do.
 func Qualify(inputName, id string) string {
 	in := normInput(inputName)
-	if in == "xmpp" || in == "hipchat" {
+	if in == "xmpp" {
 		id = strings.ToLower(id)
 	}
 	return in + ":" + id
 }
 
+// normInput returns the name the policy knows an input by.
 func normInput(in string) string {
-	in = strings.ToLower(in)
-	if in == "exec" {
+	switch in = strings.ToLower(in); in {
+	case "exec":
 		return "shell"
+	case "hipchat":
+		return "xmpp"
 	}
 	return in
 }

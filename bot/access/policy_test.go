@@ -68,7 +68,16 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestParseEmptyAndAdmins(t *testing.T) {
-	for _, data := range []string{"", "# nothing but a comment\n", "{}\n"} {
+	// A file with nothing in it is refused: a file cut short while being
+	// written must not open everything (issue 15, item 8).
+	for _, data := range []string{"", "\n  \n", "# nothing but a comment\n", "---\n", "~\n"} {
+		_, err := Parse("p.yaml", []byte(data), "slack:U1")
+		if err == nil || !strings.Contains(err.Error(), "p.yaml: the policy file is empty") {
+			t.Errorf("%q: %v", data, err)
+		}
+	}
+	// An empty mapping is written on purpose: the defaults.
+	for _, data := range []string{"{}\n", "rules: []\n"} {
 		p, err := Parse("p.yaml", []byte(data), "slack:U1")
 		if err != nil {
 			t.Fatalf("%q: %v", data, err)
@@ -89,7 +98,8 @@ func TestQualify(t *testing.T) {
 	tests := []struct{ in, id, want string }{
 		{"slack", "U123", "slack:U123"},
 		{"xmpp", "Alice@Example.ORG", "xmpp:alice@example.org"},
-		{"hipchat", "A@B", "hipchat:a@b"},
+		{"hipchat", "A@B", "xmpp:a@b"},
+		{"HipChat", "A@B", "xmpp:a@b"},
 		{"exec", "alice", "shell:alice"},
 		{"Shell", "Alice", "shell:Alice"},
 	}
@@ -222,6 +232,60 @@ rules:
     action: allow
     confirm: two-person
 `
+
+// --inputs=hipchat is the XMPP input under the seeds' name: its users,
+// rooms, admins and group members are the xmpp ones, written either way
+// (issue 15, item 3).
+func TestHipChatIsXMPP(t *testing.T) {
+	p, err := Parse("p.yaml", []byte(`
+admins: [xmpp:root@example.org]
+groups:
+  ops: [hipchat:alice@example.org]
+rules:
+  - users: xmpp:bob@example.org
+    action: deny
+  - rooms: xmpp:quiet@conference.example.org
+    action: deny
+  - commands: deploy
+    groups: ops
+    action: allow
+  - commands: deploy
+    action: deny
+  - commands: ping
+    inputs: xmpp
+    action: deny
+`), "hipchat:admin2@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		caller Caller
+		cmd    *command.Command
+		allow  bool
+	}{
+		{"a denied user under hipchat", Caller{Input: "hipchat", UserID: "Bob@example.org", Room: "r@c"}, cmdHelp, false},
+		{"a denied user under xmpp", Caller{Input: "xmpp", UserID: "bob@example.org", Room: "r@c"}, cmdHelp, false},
+		{"a denied room under hipchat", Caller{Input: "hipchat", UserID: "carol@example.org", Room: "quiet@conference.example.org"}, cmdHelp, false},
+		{"a group member written hipchat:, under xmpp", Caller{Input: "xmpp", UserID: "alice@example.org", Room: "r@c"}, cmdDeploy, true},
+		{"a group member under hipchat", Caller{Input: "hipchat", UserID: "alice@example.org", Room: "r@c"}, cmdDeploy, true},
+		{"a non-member under hipchat", Caller{Input: "hipchat", UserID: "carol@example.org", Room: "r@c"}, cmdDeploy, false},
+		{"an admin written xmpp:, under hipchat", Caller{Input: "hipchat", UserID: "root@example.org", Room: "r@c"}, cmdDeregister, true},
+		{"an --admins entry written hipchat:, under xmpp", Caller{Input: "xmpp", UserID: "admin2@example.org", Room: "r@c"}, cmdDeregister, true},
+		{"inputs: xmpp covers hipchat", Caller{Input: "hipchat", UserID: "carol@example.org", Room: "r@c"}, cmdPing, false},
+		{"inputs: xmpp, not slack", Caller{Input: "slack", UserID: "U1", Room: "C1"}, cmdPing, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if d := p.Decide(tt.caller, tt.cmd, nil); d.Allow != tt.allow {
+				t.Errorf("Decide = %+v, want allow %v", d, tt.allow)
+			}
+		})
+	}
+	if id := (Caller{Input: "hipchat", UserID: "Bob@Example.org"}).ID(); id != "xmpp:bob@example.org" {
+		t.Errorf("ID under hipchat = %q", id)
+	}
+}
 
 func TestDecide(t *testing.T) {
 	p, err := Parse("p.yaml", []byte(testPolicy), "xmpp:Root@Example.org")

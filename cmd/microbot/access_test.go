@@ -235,8 +235,9 @@ func TestAccessConsole(t *testing.T) {
 func TestAccessBadPolicy(t *testing.T) {
 	build(t)
 	dir := t.TempDir()
-	bad := filepath.Join(dir, "bad.yaml")
+	bad, empty := filepath.Join(dir, "bad.yaml"), filepath.Join(dir, "empty.yaml")
 	writePolicy(t, bad, "admins: [shell:root]\nrules:\n  - commands: ping\n    action: maybe\n")
+	writePolicy(t, empty, "")
 	run := func(args ...string) (string, int) {
 		cmd := exec.Command(bins.microbot, append(args, "--registry_address", dir)...)
 		cmd.Stdin = strings.NewReader("ping\n")
@@ -258,6 +259,8 @@ func TestAccessBadPolicy(t *testing.T) {
 	}{
 		{[]string{"--policy", bad}, "microbot: " + bad + `:3: rule 1: action "maybe": say allow or deny`},
 		{[]string{"exec", "--policy", bad, "ping"}, bad + `:3: rule 1: action "maybe"`},
+		{[]string{"--policy", empty}, "microbot: " + empty + ": the policy file is empty"},
+		{[]string{"exec", "--policy", empty, "ping"}, empty + ": the policy file is empty"},
 		{[]string{"--policy", filepath.Join(dir, "missing.yaml")}, "missing.yaml: no such file or directory"},
 		{[]string{"--admins", "root"}, `--admins: "root": want input:id`},
 		{[]string{"--audit_log", dir}, "--audit_log: audit log"},
@@ -266,6 +269,36 @@ func TestAccessBadPolicy(t *testing.T) {
 		out, code := run(tt.args...)
 		if code != 1 || !strings.Contains(out, tt.want) || strings.Contains(out, "pong") {
 			t.Errorf("microbot %q: status %d, output:\n%s\nwant %q", tt.args, code, out, tt.want)
+		}
+	}
+}
+
+// microbot exec is the console: a rule for the room shell:console holds
+// for it, and its audit record says so (issue 15, item 10).
+func TestExecIsTheConsole(t *testing.T) {
+	build(t)
+	dir := t.TempDir()
+	policy, auditLog := filepath.Join(dir, "policy.yaml"), filepath.Join(dir, "audit.log")
+	writePolicy(t, policy, "rules:\n  - commands: ping\n    rooms: shell:console\n    action: deny\n")
+	for _, args := range [][]string{{"exec"}, {}} {
+		cmd := exec.Command(bins.microbot, append(args, "--registry_address", dir, "--policy", policy, "--audit_log", auditLog)...)
+		if len(args) > 0 {
+			cmd.Args = append(cmd.Args, "ping")
+		} else {
+			cmd.Stdin = strings.NewReader("ping\n")
+		}
+		out, _ := cmd.CombinedOutput()
+		if !strings.Contains(string(out), "you are not allowed to run ping here") || strings.Contains(string(out), "pong") {
+			t.Errorf("microbot %q ping: %s", args, out)
+		}
+	}
+	recs := auditRecords(t, auditLog)
+	if len(recs) != 2 {
+		t.Fatalf("%d audit records, want 2", len(recs))
+	}
+	for _, r := range recs {
+		if r.Room != "console" || r.Decision != audit.Denied {
+			t.Errorf("audit record: input %q room %q decision %q", r.Input, r.Room, r.Decision)
 		}
 	}
 }

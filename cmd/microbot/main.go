@@ -36,7 +36,7 @@ import (
 	"github.com/microbot/microbot/input"
 
 	// Inputs, picked with --inputs.
-	_ "github.com/microbot/microbot/input/shell"
+	"github.com/microbot/microbot/input/shell"
 	_ "github.com/microbot/microbot/input/slack"
 	_ "github.com/microbot/microbot/input/xmpp" // also serves --inputs=hipchat
 
@@ -346,7 +346,7 @@ func runExec(c *cli.Context, stdout, stderr io.Writer) error {
 	}
 	b := bot.New(p.table, botOptions(c, p)...)
 	rep := b.Handle(ctx, &input.Event{
-		Input: "exec", UserID: user, UserName: name, Room: "exec",
+		Input: "exec", UserID: user, UserName: name, Room: shell.Room, // the console's room, as documented
 		Direct: true, Addressed: true, Text: text,
 	})
 	if rep == nil {

@@ -319,7 +319,9 @@ func (c *conn) event(m *xmppclient.Message) *input.Event {
 	if err != nil || from.Bare() == c.cfg.jid.Bare() {
 		return nil
 	}
-	ev := &input.Event{Input: c.in.name, Thread: m.Thread}
+	// Events say "xmpp" under --inputs=hipchat too: one input, one
+	// identity for the policy, the audit log and the services.
+	ev := &input.Event{Input: Name, Thread: m.Thread}
 	if r := c.rooms[from.Bare()]; r != nil {
 		nick := from.Resource
 		if nick == "" { // the room itself

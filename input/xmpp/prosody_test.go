@@ -422,7 +422,7 @@ func TestHipChatFlags(t *testing.T) {
 	alice := prosodytest.NewHuman(t, srv, "alice")
 	alice.Say("bot@localhost", xmppclient.MessageChat, "hello")
 	ev := b.recv(t)
-	if ev.Input != "hipchat" || ev.Text != "hello" {
+	if ev.Input != "xmpp" || ev.Text != "hello" { // one identity under both names
 		t.Errorf("event %+v", ev)
 	}
 }
