@@ -40,9 +40,9 @@ type builtins struct {
 // BuiltinOption configures the built-in commands.
 type BuiltinOption func(*builtins)
 
-// HealthTimeout bounds the health call to each node (default 5 s; the
+// WithHealthTimeout bounds the health call to each node (default 5 s; the
 // command's own deadline applies too).
-func HealthTimeout(d time.Duration) BuiltinOption {
+func WithHealthTimeout(d time.Duration) BuiltinOption {
 	return func(b *builtins) { b.healthTimeout = d }
 }
 

@@ -44,14 +44,20 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	reg := memory.New()
-	c := client.New(client.Registry(reg))
+	c, err := client.New(client.WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { c.Close() })
 	table := command.NewTable()
-	if err := command.RegisterBuiltins(table, reg, c, command.HealthTimeout(3*time.Second)); err != nil {
+	if err := command.RegisterBuiltins(table, reg, c, command.WithHealthTimeout(3*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	say := &Say{}
-	srv := server.New(server.Name("go.micro.srv.greeter"), server.Version("1.0.0"), server.Registry(reg))
+	srv, err := server.New(server.WithName("go.micro.srv.greeter"), server.WithVersion("1.0.0"), server.WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := srv.Handle(say); err != nil {
 		t.Fatal(err)
 	}

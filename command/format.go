@@ -14,8 +14,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	ferrors "github.com/microbot/microbot/framework/errors"
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/rpcerr"
 )
 
 // decodeStrict decodes one JSON value from raw into v (numbers kept as
@@ -223,7 +223,7 @@ func serviceError(name string, err error) error {
 // the framework's error detail (which names the call) without its id, or
 // the error itself.
 func CallError(service, endpoint string, err error) error {
-	var fe *ferrors.Error
+	var fe *rpcerr.Error
 	if errors.As(err, &fe) {
 		detail := fe.Detail
 		if detail == "" {

@@ -27,7 +27,7 @@ func TestWatchHookSeesEveryChange(t *testing.T) {
 		}
 		return n
 	}
-	e := newEnv(t, nil, commandsvc.WatchHook(hook))
+	e := newEnv(t, nil, commandsvc.WithWatchHook(hook))
 	ctx := context.Background()
 	// A command service and a service outside the namespace: the hook
 	// hears of both. They are registered again, changed, until the watch

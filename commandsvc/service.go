@@ -2,7 +2,9 @@ package commandsvc
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/microbot/microbot/framework"
@@ -41,20 +43,24 @@ func (h *handler) Exec(ctx context.Context, req *pb.ExecRequest, rsp *pb.ExecRes
 }
 
 // Run serves a command as the service name (go.micro.bot.<command>): it
-// builds a framework service, reads the command line (the framework's
+// builds a framework service, reading the command line (the framework's
 // flags: --registry, --registry_address, ...), serves Command.Help and
-// Command.Exec, and runs until SIGINT or SIGTERM. opts are applied before
-// the command line, which overrides them.
-func Run(name, usage, description string, exec ExecFunc, opts ...framework.Option) error {
+// Command.Exec, and runs until SIGINT, SIGTERM or the end of ctx. opts are
+// applied before the command line, which overrides them. After --help it
+// returns nil at once.
+func Run(ctx context.Context, name, usage, description string, exec ExecFunc, opts ...framework.Option) error {
 	if !strings.Contains(name, ".") {
 		return fmt.Errorf("commandsvc: %q is not a service name (want %s.<command>)", name, DefaultNamespace)
 	}
-	svc := framework.NewService(append([]framework.Option{framework.Name(name)}, opts...)...)
-	if err := svc.Init(); err != nil {
+	svc, err := framework.NewService(append([]framework.Option{framework.WithName(name), framework.WithArgs(os.Args)}, opts...)...)
+	if errors.Is(err, framework.ErrHelp) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	if err := pb.RegisterCommandHandler(svc.Server(), Handler(usage, description, exec)); err != nil {
 		return err
 	}
-	return svc.Run()
+	return svc.Run(ctx)
 }

@@ -125,43 +125,43 @@ type options struct {
 // Option configures a Watcher.
 type Option func(*options)
 
-// Namespace sets the namespace whose services are commands.
-func Namespace(ns string) Option { return func(o *options) { o.namespace = ns } }
+// WithNamespace sets the namespace whose services are commands.
+func WithNamespace(ns string) Option { return func(o *options) { o.namespace = ns } }
 
-// CommandTimeout bounds one Command.Exec call.
-func CommandTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+// WithCommandTimeout bounds one Command.Exec call.
+func WithCommandTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
 
-// Resync sets how often the namespace is listed again in full.
-func Resync(d time.Duration) Option { return func(o *options) { o.resync = d } }
+// WithResync sets how often the namespace is listed again in full.
+func WithResync(d time.Duration) Option { return func(o *options) { o.resync = d } }
 
-// HelpTimeout bounds one Command.Help call.
-func HelpTimeout(d time.Duration) Option { return func(o *options) { o.helpTimeout = d } }
+// WithHelpTimeout bounds one Command.Help call.
+func WithHelpTimeout(d time.Duration) Option { return func(o *options) { o.helpTimeout = d } }
 
-// HelpBackoff sets the first and longest wait before Help is tried again.
-func HelpBackoff(min, max time.Duration) Option {
+// WithHelpBackoff sets the first and longest wait before Help is tried again.
+func WithHelpBackoff(min, max time.Duration) Option {
 	return func(o *options) { o.helpBackoffMin, o.helpBackoffMax = min, max }
 }
 
-// WatchBackoff sets the first and longest wait before a broken registry
+// WithWatchBackoff sets the first and longest wait before a broken registry
 // watch is started again.
-func WatchBackoff(min, max time.Duration) Option {
+func WithWatchBackoff(min, max time.Duration) Option {
 	return func(o *options) { o.watchBackoffMin, o.watchBackoffMax = min, max }
 }
 
-// HelpCaller makes the watcher call Command.Help through c (default: the
+// WithHelpCaller makes the watcher call Command.Help through c (default: the
 // caller given to New). Help goes straight to a node's address, once per
 // service and node change, so a client without a pool of kept-alive
-// connections (client.New(client.PoolSize(0))) avoids holding a connection
+// connections (client.New(client.WithPoolSize(0))) avoids holding a connection
 // open to every command service.
-func HelpCaller(c command.Caller) Option { return func(o *options) { o.helpCaller = c } }
+func WithHelpCaller(c command.Caller) Option { return func(o *options) { o.helpCaller = c } }
 
-// Logger sets the logger (default slog.Default()).
-func Logger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
-// WatchHook sets a function told about every change the registry watch
+// WithWatchHook sets a function told about every change the registry watch
 // delivers, in the namespace or not (for metrics). It runs on the watch
 // loop, so it must be quick, and must not change the result.
-func WatchHook(f func(*registry.Result)) Option { return func(o *options) { o.watchHook = f } }
+func WithWatchHook(f func(*registry.Result)) Option { return func(o *options) { o.watchHook = f } }
 
 // New returns a Watcher that puts the command services found in reg into
 // table and calls them through c.
@@ -479,7 +479,7 @@ func (l *loop) check(ctx context.Context, service string) {
 // PolicyPrefix starts the metadata keys by which a command service declares
 // access rules for itself (bot.group, bot.confirm: see package
 // bot/access). They are read from the service's metadata and from every
-// node's (framework.Metadata and --server_metadata set node metadata); the
+// node's (framework.WithMetadata and --server_metadata set node metadata); the
 // command's Metadata holds each such key with every distinct value found,
 // sorted, one per line, so that when nodes disagree (a rolling upgrade) a
 // policy can obey them all.

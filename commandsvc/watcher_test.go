@@ -43,14 +43,17 @@ func newEnv(t *testing.T, reg registry.Registry, opts ...commandsvc.Option) *env
 	if reg == nil {
 		reg = memory.New()
 	}
-	c := client.New(client.Registry(reg))
+	c, err := client.New(client.WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { c.Close() })
 	table := command.NewTable()
 	if err := command.RegisterBuiltins(table, reg, c); err != nil {
 		t.Fatal(err)
 	}
-	opts = append([]commandsvc.Option{commandsvc.Logger(quiet()), commandsvc.HelpBackoff(20*time.Millisecond, 200*time.Millisecond),
-		commandsvc.WatchBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
+	opts = append([]commandsvc.Option{commandsvc.WithLogger(quiet()), commandsvc.WithHelpBackoff(20*time.Millisecond, 200*time.Millisecond),
+		commandsvc.WithWatchBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
 	w := commandsvc.New(reg, c, table, opts...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -118,7 +121,10 @@ func (h *cmdHandler) Exec(ctx context.Context, req *pb.ExecRequest, rsp *pb.Exec
 // serve starts a node of service name serving h.
 func (e *env) serve(name string, h pb.CommandHandler) *server.Server {
 	e.t.Helper()
-	s := server.New(server.Name(name), server.Registry(e.reg), server.RegisterTTL(time.Minute))
+	s, err := server.New(server.WithName(name), server.WithRegistry(e.reg), server.WithRegisterTTL(time.Minute))
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	if err := pb.RegisterCommandHandler(s, h); err != nil {
 		e.t.Fatal(err)
 	}
@@ -268,7 +274,7 @@ func (d deaf) Stop() {}
 
 func TestResyncRepairsLostEvents(t *testing.T) {
 	reg := &lossy{Registry: memory.New(), failFirst: 2}
-	e := newEnv(t, reg, commandsvc.Resync(100*time.Millisecond))
+	e := newEnv(t, reg, commandsvc.WithResync(100*time.Millisecond))
 	select {
 	case <-e.w.Ready():
 	case <-time.After(20 * time.Second):
@@ -317,7 +323,7 @@ func (l *late) Watch(ctx context.Context, opts ...registry.WatchOption) (registr
 func TestRegisteredWhileStarting(t *testing.T) {
 	reg := &late{Registry: memory.New(), listed: make(chan struct{}),
 		svc: &registry.Service{Name: "go.micro.bot.late", Nodes: []*registry.Node{{ID: "late-1", Address: "127.0.0.1:1"}}}}
-	e := newEnv(t, reg, commandsvc.Resync(time.Hour))
+	e := newEnv(t, reg, commandsvc.WithResync(time.Hour))
 	e.eventually("late found", func() bool { return e.table.Lookup("late") != nil })
 }
 
@@ -331,7 +337,7 @@ func TestCommandNameClash(t *testing.T) {
 	variant := e0.serve("go.micro.bot.Deploy", &cmdHandler{usage: "Deploy [variant]"})
 	real := e0.serve("go.micro.bot.deploy", &cmdHandler{usage: "deploy [real]"})
 	var logs testenv.Buffer
-	e := newEnv(t, reg, commandsvc.Logger(slog.New(slog.NewTextHandler(&logs, nil))))
+	e := newEnv(t, reg, commandsvc.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	select {
 	case <-e.w.Ready():
 	case <-time.After(20 * time.Second):
@@ -392,7 +398,7 @@ func TestReadyWaitsForHelp(t *testing.T) {
 }
 
 func TestCommandName(t *testing.T) {
-	w := commandsvc.New(memory.New(), nil, command.NewTable(), commandsvc.Namespace("go.micro.bot."))
+	w := commandsvc.New(memory.New(), nil, command.NewTable(), commandsvc.WithNamespace("go.micro.bot."))
 	tests := []struct {
 		in   string
 		want string
@@ -420,7 +426,10 @@ func TestCommandName(t *testing.T) {
 // loopback to a real server.
 func BenchmarkServiceCommand1000(b *testing.B) {
 	reg := memory.New()
-	c := client.New(client.Registry(reg))
+	c, err := client.New(client.WithRegistry(reg))
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer c.Close()
 	table := command.NewTable()
 	if err := command.RegisterBuiltins(table, reg, c); err != nil {
@@ -433,11 +442,14 @@ func BenchmarkServiceCommand1000(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	w := commandsvc.New(reg, c, table, commandsvc.Logger(quiet()))
+	w := commandsvc.New(reg, c, table, commandsvc.WithLogger(quiet()))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx)
-	s := server.New(server.Name("go.micro.bot.bench"), server.Registry(reg))
+	s, err := server.New(server.WithName("go.micro.bot.bench"), server.WithRegistry(reg))
+	if err != nil {
+		b.Fatal(err)
+	}
 	if err := pb.RegisterCommandHandler(s, &cmdHandler{usage: "bench"}); err != nil {
 		b.Fatal(err)
 	}

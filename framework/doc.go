@@ -1,7 +1,8 @@
 // Package framework is the entry point of microbot's go-micro-like
 // framework: a Service bundles a server for its handlers, a client for its
-// calls and the registry both use, configured by options in code and by
-// flags (each with a MICRO_* environment variable) on the command line.
+// calls and the registry both use, built once from options set in code and,
+// with WithArgs, from flags (each with a MICRO_* environment variable) on the
+// command line.
 //
 // A service in a few lines:
 //
@@ -13,14 +14,20 @@
 //	}
 //
 //	func main() {
-//		svc := framework.NewService(framework.Name("go.micro.srv.greeter"))
-//		if err := svc.Init(); err != nil {
+//		svc, err := framework.NewService(
+//			framework.WithName("go.micro.srv.greeter"),
+//			framework.WithArgs(os.Args), // --registry, --registry_address, ...
+//		)
+//		if errors.Is(err, framework.ErrHelp) {
+//			return
+//		}
+//		if err != nil {
 //			log.Fatal(err)
 //		}
 //		if err := svc.Server().Handle(&Say{}); err != nil {
 //			log.Fatal(err)
 //		}
-//		if err := svc.Run(); err != nil {
+//		if err := svc.Run(context.Background()); err != nil {
 //			log.Fatal(err)
 //		}
 //	}
@@ -34,12 +41,15 @@
 //
 //	err := svc.Client().Call(ctx, "go.micro.srv.greeter", "Say.Hello", &Request{Name: "John"}, &rsp)
 //
-// Registries are plugins built by name (package registry's table): "local"
+// Registries and selectors are plugins picked by name from the tables in
+// plugins.go (the shape is package internal/plugin's): registries "local"
 // (default: a directory shared by the services of one host), "memory" (one
-// process) and "consul". See [Flags] for the command line, and
-// [Service.InitCLI] for programs that parse their own.
+// process) and "consul"; selectors "random" (default) and "roundrobin". See
+// [Flags] for the command line, and [FlagOptions] for programs that parse
+// their own.
 //
 // Layers below this package: registry and selector (discovery), client and
-// server, codec (application/json, application/protobuf) and transport
-// (HTTP/1.1 with keep-alive; its package documents the wire format).
+// server, codec (application/json, application/protobuf), transport
+// (HTTP/1.1 with keep-alive; its package documents the wire format) and
+// rpcerr (the errors carried between them).
 package framework

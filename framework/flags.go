@@ -1,15 +1,19 @@
 package framework
 
+// This file is the framework's command-line helper for services: the one
+// place outside cmd/ that knows urfave/cli. It maps the flags onto Options.
+
 import (
+	"errors"
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/microbot/microbot/framework/registry"
-	"github.com/microbot/microbot/framework/selector"
 )
 
 // Flag names of the framework (see Flags). Each has the environment variable
@@ -53,13 +57,14 @@ func env(name string) []string { return []string{"MICRO_" + strings.ToUpper(name
 //	--server_max_body_size     largest request body, bytes or 512KiB/4MiB (4MiB)  $MICRO_SERVER_MAX_BODY_SIZE
 //	--server_max_conns         connections open at once; more get a 503 (1024)    $MICRO_SERVER_MAX_CONNS
 //
-// A program with its own cli.App adds these to its flags and hands the
-// parsed context to [Service.InitCLI].
+// A service reads them with [WithArgs]; a program with its own cli.App adds
+// them to its flags and turns the parsed context into options with
+// [FlagOptions].
 func Flags() []cli.Flag {
 	d := defaultOptions()
 	return []cli.Flag{
 		&cli.StringFlag{Name: FlagRegistry, EnvVars: env(FlagRegistry), Value: d.RegistryName,
-			Usage: "registry for discovery: " + strings.Join(registry.Plugins(), ", ")},
+			Usage: "registry for discovery: " + strings.Join(registries.Names(), ", ")},
 		&cli.StringFlag{Name: FlagRegistryAddress, EnvVars: env(FlagRegistryAddress),
 			Usage: "comma-separated list of registry addresses (local: a directory shared by the services of this host)"},
 		&cli.GenericFlag{Name: FlagRegisterTTL, EnvVars: env(FlagRegisterTTL), Value: &Duration{d.RegisterTTL},
@@ -67,7 +72,7 @@ func Flags() []cli.Flag {
 		&cli.GenericFlag{Name: FlagRegisterInterval, EnvVars: env(FlagRegisterInterval), Value: &Duration{d.RegisterInterval},
 			Usage: "how often a node registers again: seconds or a duration; 0 registers only at start"},
 		&cli.StringFlag{Name: FlagSelector, EnvVars: env(FlagSelector), Value: d.Selector,
-			Usage: "how a call picks the node of a service: " + strings.Join(selector.Strategies(), ", ")},
+			Usage: "how a call picks the node of a service: " + strings.Join(selectors.Names(), ", ")},
 		&cli.IntFlag{Name: FlagClientRetries, EnvVars: env(FlagClientRetries), Value: d.ClientRetries,
 			Usage: "how many other nodes a call tries when that is safe (the request never reached a server, or it is idempotent)"},
 		&cli.GenericFlag{Name: FlagClientRequestTimeout, EnvVars: env(FlagClientRequestTimeout), Value: &Duration{d.ClientRequestTimeout},
@@ -86,6 +91,124 @@ func Flags() []cli.Flag {
 		&cli.IntFlag{Name: FlagServerMaxConns, EnvVars: env(FlagServerMaxConns), Value: d.MaxConns,
 			Usage: "how many connections the server keeps open at once; more are answered with a 503 and closed"},
 	}
+}
+
+// ErrHelp is returned by NewService when the command line given with
+// WithArgs asked for --help or --version: the text is printed, and the
+// program should exit with status 0.
+var ErrHelp = errors.New("help requested")
+
+// parseArgs parses o.Args with the framework's flags and returns the
+// options they set.
+func parseArgs(o Options) ([]Option, error) {
+	args := o.Args
+	if len(args) == 0 {
+		args = os.Args[:1]
+	}
+	var opts []Option
+	ran := false
+	app := &cli.App{
+		Name:            filepath.Base(args[0]),
+		Usage:           o.Name,
+		Version:         o.Version,
+		Flags:           Flags(),
+		HideHelpCommand: true,
+		Action: func(c *cli.Context) error {
+			ran = true
+			var err error
+			opts, err = FlagOptions(c)
+			return err
+		},
+	}
+	if err := app.Run(args); err != nil {
+		return nil, err
+	}
+	if !ran {
+		return nil, ErrHelp
+	}
+	return opts, nil
+}
+
+// FlagOptions returns the options a parsed command line whose flags include
+// Flags() sets: one for each framework flag given on the command line or in
+// its environment variable. Apply them after the options set in code, so
+// the flags given win and those left unset change nothing.
+func FlagOptions(c *cli.Context) ([]Option, error) {
+	var opts []Option
+	set := c.IsSet
+	if set(FlagRegistry) || set(FlagRegistryAddress) {
+		name, addrs := c.String(FlagRegistry), splitList(c.String(FlagRegistryAddress))
+		opts = append(opts, func(o *Options) {
+			o.Registry = nil // a registry named on the command line wins over one set in code
+			if set(FlagRegistry) {
+				o.RegistryName = name
+			}
+			o.RegistryAddrs = addrs
+		})
+	}
+	if set(FlagRegisterTTL) {
+		opts = append(opts, WithRegisterTTL(c.Generic(FlagRegisterTTL).(*Duration).D))
+	}
+	if set(FlagRegisterInterval) {
+		opts = append(opts, WithRegisterInterval(c.Generic(FlagRegisterInterval).(*Duration).D))
+	}
+	if set(FlagSelector) {
+		opts = append(opts, WithSelector(c.String(FlagSelector)))
+	}
+	if set(FlagClientRetries) {
+		opts = append(opts, WithClientRetries(c.Int(FlagClientRetries)))
+	}
+	if set(FlagClientRequestTimeout) {
+		opts = append(opts, WithClientRequestTimeout(c.Generic(FlagClientRequestTimeout).(*Duration).D))
+	}
+	for name, with := range map[string]func(string) Option{
+		FlagServerName: WithName, FlagServerVersion: WithVersion, FlagServerID: WithID,
+		FlagServerAddress: WithAddress, FlagServerAdvertise: WithAdvertise,
+	} {
+		if set(name) {
+			opts = append(opts, with(c.String(name)))
+		}
+	}
+	if set(FlagServerMetadata) {
+		flagged := map[string]string{}
+		for _, kv := range c.StringSlice(FlagServerMetadata) {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return nil, fmt.Errorf("--%s %q: want key=value", FlagServerMetadata, kv)
+			}
+			flagged[k] = v
+		}
+		opts = append(opts, func(o *Options) { // added to the metadata set in code
+			md := maps.Clone(o.Metadata)
+			if md == nil {
+				md = map[string]string{}
+			}
+			maps.Copy(md, flagged)
+			o.Metadata = md
+		})
+	}
+	if set(FlagServerMaxBodySize) {
+		opts = append(opts, WithMaxBodySize(c.Generic(FlagServerMaxBodySize).(*Size).N))
+	}
+	if set(FlagServerMaxConns) {
+		n := c.Int(FlagServerMaxConns)
+		if n <= 0 {
+			return nil, fmt.Errorf("--%s %d: want a positive number of connections", FlagServerMaxConns, n)
+		}
+		opts = append(opts, WithMaxConns(n))
+	}
+	return opts, nil
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Duration is a cli.Generic flag value holding a time.Duration that also

@@ -1,10 +1,8 @@
 package framework
 
 import (
-	"context"
+	"slices"
 	"time"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
@@ -28,8 +26,8 @@ type Options struct {
 	ID       string // node id; default: Name + "-" + a random UUID
 	Metadata map[string]string
 
-	// Registry is the registry to use. When nil, one is built by name from
-	// the plugin table: RegistryName at RegistryAddrs.
+	// Registry is the registry to use. When nil, one is built from the
+	// table of registries: RegistryName at RegistryAddrs.
 	Registry      registry.Registry
 	RegistryName  string
 	RegistryAddrs []string
@@ -47,20 +45,21 @@ type Options struct {
 	// MaxConns is how many connections the server keeps open at once.
 	MaxConns int
 
-	// Selector names the node selection strategy: "random" or "roundrobin".
+	// Selector names the node selection strategy in the table of selectors:
+	// "random" or "roundrobin".
 	Selector             string
 	ClientRetries        int
 	ClientRequestTimeout time.Duration
+	// CallWrappers wrap every call of the service's client (metrics,
+	// tracing); the first is the outermost.
+	CallWrappers []client.CallWrapper
 
-	// Flags are added to the framework's in Init (see ExtraFlags); Actions
-	// run after Init has parsed the command line, with its context.
-	Flags   []cli.Flag
-	Actions []func(*cli.Context) error
-
-	// Context ends Run when done (besides SIGINT and SIGTERM).
-	Context context.Context
 	// StopTimeout bounds the draining of in-flight requests in Run.
 	StopTimeout time.Duration
+
+	// Args is the command line (os.Args) whose flags NewService reads; nil
+	// reads none. See WithArgs.
+	Args []string
 }
 
 // Option sets an Options field.
@@ -77,76 +76,78 @@ func defaultOptions() Options {
 		Selector:             DefaultSelector,
 		ClientRetries:        client.DefaultRetries,
 		ClientRequestTimeout: client.DefaultRequestTimeout,
-		Context:              context.Background(),
 		StopTimeout:          DefaultStopTimeout,
 	}
 }
 
-// Name sets the service name ("go.micro.srv.greeter").
-func Name(n string) Option { return func(o *Options) { o.Name = n } }
+// WithName sets the service name ("go.micro.srv.greeter").
+func WithName(n string) Option { return func(o *Options) { o.Name = n } }
 
-// Version sets the service version.
-func Version(v string) Option { return func(o *Options) { o.Version = v } }
+// WithVersion sets the service version.
+func WithVersion(v string) Option { return func(o *Options) { o.Version = v } }
 
-// ID sets the node id.
-func ID(id string) Option { return func(o *Options) { o.ID = id } }
+// WithID sets the node id.
+func WithID(id string) Option { return func(o *Options) { o.ID = id } }
 
-// Metadata sets the node metadata.
-func Metadata(md map[string]string) Option { return func(o *Options) { o.Metadata = md } }
+// WithMetadata sets the node metadata.
+func WithMetadata(md map[string]string) Option { return func(o *Options) { o.Metadata = md } }
 
-// Registry sets the registry, instead of one built by name.
-func Registry(r registry.Registry) Option { return func(o *Options) { o.Registry = r } }
+// WithRegistry sets the registry, instead of one built by name.
+func WithRegistry(r registry.Registry) Option { return func(o *Options) { o.Registry = r } }
 
-// RegistryName picks the registry plugin by name ("local", "memory",
-// "consul") and its addresses, as --registry and --registry_address do.
-func RegistryName(name string, addrs ...string) Option {
-	return func(o *Options) { o.RegistryName, o.RegistryAddrs = name, addrs }
+// WithRegistryName picks the registry from the table of registries by name
+// ("local", "memory", "consul") with its addresses, as --registry and
+// --registry_address do.
+func WithRegistryName(name string, addrs ...string) Option {
+	return func(o *Options) { o.Registry, o.RegistryName, o.RegistryAddrs = nil, name, addrs }
 }
 
-// RegisterTTL sets how long the node lives without a new registration.
-func RegisterTTL(d time.Duration) Option { return func(o *Options) { o.RegisterTTL = d } }
+// WithRegisterTTL sets how long the node lives without a new registration.
+func WithRegisterTTL(d time.Duration) Option { return func(o *Options) { o.RegisterTTL = d } }
 
-// RegisterInterval sets how often the node registers again.
-func RegisterInterval(d time.Duration) Option { return func(o *Options) { o.RegisterInterval = d } }
+// WithRegisterInterval sets how often the node registers again.
+func WithRegisterInterval(d time.Duration) Option {
+	return func(o *Options) { o.RegisterInterval = d }
+}
 
-// Address sets the listen address ("127.0.0.1:0" picks a free port).
-func Address(a string) Option { return func(o *Options) { o.Address = a } }
+// WithAddress sets the listen address ("127.0.0.1:0" picks a free port).
+func WithAddress(a string) Option { return func(o *Options) { o.Address = a } }
 
-// Advertise sets the address published in the registry.
-func Advertise(a string) Option { return func(o *Options) { o.Advertise = a } }
+// WithAdvertise sets the address published in the registry.
+func WithAdvertise(a string) Option { return func(o *Options) { o.Advertise = a } }
 
-// MaxBodySize sets the largest request body the server accepts.
-func MaxBodySize(n int64) Option { return func(o *Options) { o.MaxBodySize = n } }
+// WithMaxBodySize sets the largest request body the server accepts.
+func WithMaxBodySize(n int64) Option { return func(o *Options) { o.MaxBodySize = n } }
 
 // WithMaxConns sets how many connections the server keeps open at once;
 // more are answered with a 503 and closed.
 func WithMaxConns(n int) Option { return func(o *Options) { o.MaxConns = n } }
 
-// Selector sets the node selection strategy: "random" or "roundrobin".
-func Selector(name string) Option { return func(o *Options) { o.Selector = name } }
+// WithSelector picks the node selection strategy from the table of
+// selectors by name: "random" or "roundrobin".
+func WithSelector(name string) Option { return func(o *Options) { o.Selector = name } }
 
-// ClientRetries sets how many other nodes a call may try when that is safe.
-func ClientRetries(n int) Option { return func(o *Options) { o.ClientRetries = n } }
+// WithClientRetries sets how many other nodes a call may try when that is
+// safe.
+func WithClientRetries(n int) Option { return func(o *Options) { o.ClientRetries = n } }
 
-// ClientRequestTimeout sets the default timeout of a call.
-func ClientRequestTimeout(d time.Duration) Option {
+// WithClientRequestTimeout sets the default timeout of a call.
+func WithClientRequestTimeout(d time.Duration) Option {
 	return func(o *Options) { o.ClientRequestTimeout = d }
 }
 
-// ExtraFlags adds command-line flags to those Init parses (the framework's
-// own are [Flags]).
-func ExtraFlags(flags ...cli.Flag) Option {
-	return func(o *Options) { o.Flags = append(o.Flags, flags...) }
+// WithCallWrappers adds wrappers around every call of the service's
+// client; the first given is the outermost.
+func WithCallWrappers(w ...client.CallWrapper) Option {
+	return func(o *Options) { o.CallWrappers = append(slices.Clip(o.CallWrappers), w...) }
 }
 
-// Action adds functions Init runs once the command line is parsed, e.g. to
-// read the flags added with ExtraFlags.
-func Action(fns ...func(*cli.Context) error) Option {
-	return func(o *Options) { o.Actions = append(o.Actions, fns...) }
-}
+// WithStopTimeout bounds the draining of in-flight requests when Run stops.
+func WithStopTimeout(d time.Duration) Option { return func(o *Options) { o.StopTimeout = d } }
 
-// Context sets a context whose end stops Run.
-func Context(ctx context.Context) Option { return func(o *Options) { o.Context = ctx } }
-
-// StopTimeout bounds the draining of in-flight requests when Run stops.
-func StopTimeout(d time.Duration) Option { return func(o *Options) { o.StopTimeout = d } }
+// WithArgs makes NewService read the framework's flags (see [Flags]) from
+// the command line args (os.Args, the program's name first). A flag given
+// on the command line or in its environment variable overrides the option
+// set in code, wherever WithArgs stands among the options; a flag left
+// unset does not. After --help or --version NewService returns ErrHelp.
+func WithArgs(args []string) Option { return func(o *Options) { o.Args = args } }

@@ -5,271 +5,123 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/selector"
 	"github.com/microbot/microbot/framework/server"
-
-	// The registries every service can pick by flag.
-	_ "github.com/microbot/microbot/framework/registry/consul"
-	_ "github.com/microbot/microbot/framework/registry/local"
-	_ "github.com/microbot/microbot/framework/registry/memory"
 )
 
 // Service is a named service: a server for its handlers, a client for its
-// calls, and a registry that both use, configured by options and flags.
+// calls, and a registry that both use. NewService builds it whole; nothing
+// changes its configuration afterwards.
 type Service struct {
+	opts   Options
+	reg    registry.Registry
+	client *client.Client
+	server *server.Server
+
 	mu      sync.Mutex
-	opts    Options
-	dirty   bool // options changed since the last setup
-	reg     registry.Registry
-	regKey  string // plugin name and addresses reg was built from
-	sel     selector.Selector
-	selKey  string // strategy and registry sel was built for
-	client  *client.Client
-	server  *server.Server
 	stop    context.CancelFunc // ends the re-registration loop
 	stopped chan struct{}      // closed when the loop has ended
 }
 
-// NewService returns a service configured by opts. Call Init to read the
-// command line, register handlers on Server(), then Run.
-func NewService(opts ...Option) *Service {
+// NewService builds a service from opts (and from the command line given
+// with WithArgs): its registry (given, or built from the table of
+// registries), its selector, client and server. It fails, changing nothing,
+// if a name is not in its table, a value is out of range or the registry
+// cannot be built; after --help or --version on the command line it
+// returns ErrHelp. Register handlers on Server(), then Run.
+func NewService(opts ...Option) (*Service, error) {
 	o := defaultOptions()
 	for _, f := range opts {
 		f(&o)
 	}
-	return &Service{opts: o, dirty: true, client: client.New(), server: server.New()}
-}
-
-// Init applies opts, then parses the command line (os.Args) with the
-// framework's flags and those added with ExtraFlags, configures the service
-// from them (see InitCLI) and runs the Action functions. After --help it
-// exits the process with status 0, as a command does.
-func (s *Service) Init(opts ...Option) error {
-	s.mu.Lock()
-	for _, f := range opts {
-		f(&s.opts)
-	}
-	s.dirty = true
-	o := s.opts
-	s.mu.Unlock()
-
-	ran := false
-	app := &cli.App{
-		Name:            filepath.Base(os.Args[0]),
-		Usage:           o.Name,
-		Version:         o.Version,
-		Flags:           append(Flags(), o.Flags...),
-		HideHelpCommand: true,
-		Action: func(c *cli.Context) error {
-			ran = true
-			if err := s.InitCLI(c); err != nil {
-				return err
-			}
-			for _, a := range o.Actions {
-				if err := a(c); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-	}
-	if err := app.Run(os.Args); err != nil {
-		return err
-	}
-	if !ran { // --help or --version was shown
-		os.Exit(0)
-	}
-	return nil
-}
-
-// InitCLI configures the service from a parsed command line whose flags
-// include Flags(). A flag given on the command line or in its environment
-// variable overrides the option set in code; a flag left unset does not.
-func (s *Service) InitCLI(c *cli.Context) error {
-	s.mu.Lock()
-	o := s.opts
-	s.mu.Unlock()
-	set := func(name string) bool { return c.IsSet(name) }
-
-	if set(FlagRegistry) || set(FlagRegistryAddress) {
-		o.Registry = nil // a registry named on the command line wins over one set in code
-		if set(FlagRegistry) {
-			o.RegistryName = c.String(FlagRegistry)
+	if o.Args != nil {
+		flagOpts, err := parseArgs(o)
+		if err != nil {
+			return nil, err
 		}
-		o.RegistryAddrs = splitList(c.String(FlagRegistryAddress))
-	}
-	if set(FlagRegisterTTL) {
-		o.RegisterTTL = c.Generic(FlagRegisterTTL).(*Duration).D
-	}
-	if set(FlagRegisterInterval) {
-		o.RegisterInterval = c.Generic(FlagRegisterInterval).(*Duration).D
-	}
-	if set(FlagSelector) {
-		o.Selector = c.String(FlagSelector)
-	}
-	if set(FlagClientRetries) {
-		o.ClientRetries = c.Int(FlagClientRetries)
-	}
-	if set(FlagClientRequestTimeout) {
-		o.ClientRequestTimeout = c.Generic(FlagClientRequestTimeout).(*Duration).D
-	}
-	for name, field := range map[string]*string{
-		FlagServerName: &o.Name, FlagServerVersion: &o.Version, FlagServerID: &o.ID,
-		FlagServerAddress: &o.Address, FlagServerAdvertise: &o.Advertise,
-	} {
-		if set(name) {
-			*field = c.String(name)
+		for _, f := range flagOpts {
+			f(&o)
 		}
 	}
-	if set(FlagServerMetadata) {
-		md := map[string]string{}
-		for k, v := range o.Metadata {
-			md[k] = v
-		}
-		for _, kv := range c.StringSlice(FlagServerMetadata) {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return fmt.Errorf("--%s %q: want key=value", FlagServerMetadata, kv)
-			}
-			md[k] = v
-		}
-		o.Metadata = md
+	switch {
+	case o.RegisterTTL < 0:
+		return nil, fmt.Errorf("negative register TTL %v", o.RegisterTTL)
+	case o.RegisterInterval < 0:
+		return nil, fmt.Errorf("negative register interval %v", o.RegisterInterval)
 	}
-	if set(FlagServerMaxBodySize) {
-		o.MaxBodySize = c.Generic(FlagServerMaxBodySize).(*Size).N
-	}
-	if set(FlagServerMaxConns) {
-		if o.MaxConns = c.Int(FlagServerMaxConns); o.MaxConns <= 0 {
-			return fmt.Errorf("--%s %d: want a positive number of connections", FlagServerMaxConns, o.MaxConns)
-		}
-	}
-
-	s.mu.Lock()
-	s.opts, s.dirty = o, true
-	s.mu.Unlock()
-	return s.setup()
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// setup builds the registry if needed and hands the options to the client
-// and server. It does nothing if the options have not changed.
-func (s *Service) setup() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.dirty {
-		return nil
-	}
-	o := s.opts
-	if _, err := selector.StrategyByName(o.Selector); err != nil {
-		return err
+	strategy, err := selectors.Get(o.Selector)
+	if err != nil {
+		return nil, err
 	}
 	reg := o.Registry
 	if reg == nil {
-		key := o.RegistryName + "|" + strings.Join(o.RegistryAddrs, ",")
-		if s.reg != nil && s.regKey == key {
-			reg = s.reg
-		} else {
-			var err error
-			reg, err = registry.New(o.RegistryName, registry.Addrs(o.RegistryAddrs...))
-			if err != nil {
-				return fmt.Errorf("registry: %w", err)
-			}
-			s.regKey = key
+		if reg, err = newRegistry(o.RegistryName, o.RegistryAddrs); err != nil {
+			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
-	s.reg = reg
-	if key := fmt.Sprintf("%s|%p", o.Selector, reg); s.sel == nil || s.selKey != key {
-		sel, err := selector.NewByName(o.Selector, reg)
-		if err != nil {
-			return err
-		}
-		if s.sel != nil {
-			defer s.sel.Close() //nolint:errcheck // after the client has the new one
-		}
-		s.sel, s.selKey = sel, key
-	}
-	s.client.Init(
-		client.Registry(reg),
-		client.Selector(s.sel),
-		client.Retries(o.ClientRetries),
-		client.RequestTimeout(o.ClientRequestTimeout),
+	cl, err := client.New(
+		client.WithSelector(selector.New(reg, selector.WithStrategy(strategy()))),
+		client.WithDefaultCallOptions(
+			client.WithRetries(o.ClientRetries),
+			client.WithRequestTimeout(o.ClientRequestTimeout),
+		),
+		client.WithCallWrappers(o.CallWrappers...),
 	)
-	s.server.Init(
-		server.Name(o.Name),
-		server.Version(o.Version),
-		server.ID(o.ID),
-		server.Address(o.Address),
-		server.Advertise(o.Advertise),
-		server.Metadata(o.Metadata),
-		server.Registry(reg),
-		server.RegisterTTL(o.RegisterTTL),
-		server.MaxBodySize(o.MaxBodySize),
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.New(
+		server.WithName(o.Name),
+		server.WithVersion(o.Version),
+		server.WithID(o.ID),
+		server.WithAddress(o.Address),
+		server.WithAdvertise(o.Advertise),
+		server.WithMetadata(o.Metadata),
+		server.WithRegistry(reg),
+		server.WithRegisterTTL(o.RegisterTTL),
+		server.WithMaxBodySize(o.MaxBodySize),
 		server.WithMaxConns(o.MaxConns),
 	)
-	s.dirty = false
-	return nil
+	if err != nil {
+		return nil, err
+	}
+	o.Registry, o.Metadata = reg, maps.Clone(o.Metadata)
+	return &Service{opts: o, reg: reg, client: cl, server: srv}, nil
 }
 
-// Options returns a copy of the service's options.
+// Options returns a copy of the options the service was built from, with
+// the registry it uses.
 func (s *Service) Options() Options {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.opts
+	o := s.opts
+	o.Metadata = maps.Clone(o.Metadata)
+	return o
 }
 
 // Name returns the service's name.
-func (s *Service) Name() string { return s.Options().Name }
+func (s *Service) Name() string { return s.opts.Name }
 
-// Client returns the service's client, configured with its registry.
-func (s *Service) Client() *client.Client {
-	if err := s.setup(); err != nil {
-		slog.Error("service setup failed", "service", s.Name(), "err", err)
-	}
-	return s.client
-}
+// Client returns the service's client, which finds nodes in its registry.
+func (s *Service) Client() *client.Client { return s.client }
 
 // Server returns the service's server, to register handlers on.
 func (s *Service) Server() *server.Server { return s.server }
 
-// Registry returns the service's registry (nil if it could not be built;
-// Init, InitCLI and Start return that error).
-func (s *Service) Registry() registry.Registry {
-	if err := s.setup(); err != nil {
-		slog.Error("service setup failed", "service", s.Name(), "err", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.reg
-}
+// Registry returns the service's registry.
+func (s *Service) Registry() registry.Registry { return s.reg }
 
 // Start starts the server, registers the node, and keeps registering it
 // every RegisterInterval until Stop. A failed registration is logged and
 // tried again on the next interval. ctx bounds the start only.
 func (s *Service) Start(ctx context.Context) error {
-	if err := s.setup(); err != nil {
-		return err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stop != nil {
@@ -328,21 +180,20 @@ func (s *Service) Stop(ctx context.Context) error {
 	return s.server.Stop(ctx)
 }
 
-// Run starts the service and serves until SIGINT, SIGTERM or the end of the
-// Context option; then it deregisters, drains in-flight requests (bounded
-// by StopTimeout) and returns nil, or the error of stopping.
-func (s *Service) Run() error {
-	o := s.Options()
-	ctx, cancel := signal.NotifyContext(o.Context, os.Interrupt, syscall.SIGTERM)
+// Run starts the service and serves until SIGINT, SIGTERM or the end of
+// ctx; then it deregisters, drains in-flight requests (bounded by
+// StopTimeout) and returns nil, or the error of stopping.
+func (s *Service) Run(ctx context.Context) error {
+	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if err := s.Start(ctx); err != nil {
 		return err
 	}
-	slog.Info("service started", "service", o.Name, "address", s.server.Address(), "registry", s.Registry())
+	slog.Info("service started", "service", s.Name(), "address", s.server.Address(), "registry", s.reg)
 	<-ctx.Done()
 	cancel() // a second signal kills the process at once
-	slog.Info("service stopping", "service", o.Name)
-	sctx, scancel := context.WithTimeout(context.Background(), o.StopTimeout)
+	slog.Info("service stopping", "service", s.Name())
+	sctx, scancel := context.WithTimeout(context.Background(), s.opts.StopTimeout)
 	defer scancel()
 	return s.Stop(sctx)
 }

@@ -17,32 +17,42 @@ import (
 	"github.com/microbot/microbot/internal/testenv"
 )
 
-// runCLI parses args with the framework's flags plus extra, as a program
-// with its own cli.App does, and hands the context to svc.InitCLI.
-func runCLI(t *testing.T, svc *framework.Service, args ...string) error {
+// flagOptions parses args with the framework's flags plus one of its own,
+// as a program with its own cli.App does, and returns FlagOptions.
+func flagOptions(t *testing.T, args ...string) ([]framework.Option, error) {
 	t.Helper()
+	var opts []framework.Option
 	app := &cli.App{
 		Name:      "test",
 		Writer:    io.Discard,
 		ErrWriter: io.Discard,
 		Flags:     append(framework.Flags(), &cli.StringFlag{Name: "own"}),
-		Action:    svc.InitCLI,
+		Action: func(c *cli.Context) error {
+			var err error
+			opts, err = framework.FlagOptions(c)
+			return err
+		},
 	}
-	return app.Run(append([]string{"test"}, args...))
+	err := app.Run(append([]string{"test"}, args...))
+	return opts, err
 }
 
-func TestInitCLI(t *testing.T) {
+func TestFlagOptions(t *testing.T) {
 	t.Setenv("MICRO_CLIENT_RETRIES", "4")
-	svc := framework.NewService(
-		framework.Name("code.name"),
-		framework.Version("1.0"),
-		framework.RegistryName("memory"),
-		framework.RegisterTTL(time.Minute),
-	)
-	err := runCLI(t, svc,
+	flagOpts, err := flagOptions(t,
 		"--register_ttl=30", "--register_interval=1m30s", "--selector=roundrobin",
 		"--client_request_timeout=2.5", "--server_version=2.0", "--server_address=127.0.0.1:0",
 		"--server_metadata=a=1", "--server_metadata=b=x=y", "--server_max_body_size=512KiB", "--server_max_conns=64", "--own=x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := framework.NewService(append([]framework.Option{
+		framework.WithName("code.name"),
+		framework.WithVersion("1.0"),
+		framework.WithRegistryName("memory"),
+		framework.WithRegisterTTL(time.Minute),
+		framework.WithMetadata(map[string]string{"a": "0", "c": "3"}),
+	}, flagOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +69,7 @@ func TestInitCLI(t *testing.T) {
 		{"selector", o.Selector, "roundrobin"},
 		{"retries from env", o.ClientRetries, 4},
 		{"timeout in fractional seconds", o.ClientRequestTimeout, 2500 * time.Millisecond},
-		{"metadata", o.Metadata["a"] + "," + o.Metadata["b"], "1,x=y"},
+		{"metadata from flags over code's", o.Metadata["a"] + "," + o.Metadata["b"] + "," + o.Metadata["c"], "1,x=y,3"},
 		{"max body size", o.MaxBodySize, int64(512 << 10)},
 		{"max conns", o.MaxConns, 64},
 	}
@@ -76,24 +86,47 @@ func TestInitCLI(t *testing.T) {
 	}
 }
 
-func TestInitCLIErrors(t *testing.T) {
+// TestWithArgs: the command line given with WithArgs overrides the options
+// set in code, wherever it stands.
+func TestWithArgs(t *testing.T) {
+	dir := t.TempDir()
+	svc, err := framework.NewService(
+		framework.WithArgs([]string{"svc", "--registry=local", "--registry_address=" + dir, "--server_name=from.flag"}),
+		framework.WithName("from.code"),
+		framework.WithRegistryName("memory"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Name() != "from.flag" || svc.Registry().String() != "local" {
+		t.Errorf("service %s on %s, want from.flag on local", svc.Name(), svc.Registry())
+	}
+	if _, err := framework.NewService(framework.WithArgs([]string{"svc", "--help"})); !errors.Is(err, framework.ErrHelp) {
+		t.Errorf("--help: err = %v, want ErrHelp", err)
+	}
+}
+
+func TestNewServiceErrors(t *testing.T) {
 	tests := []struct {
 		args []string
 		want string
 	}{
-		{[]string{"--registry=nope"}, `registry "nope": unknown (have [`},
+		{[]string{"--registry=nope"}, `registry "nope": unknown (have [consul local memory])`},
+		{[]string{"--registry=local", "--registry_address=a,b"}, "local registry: one directory expected"},
 		{[]string{"--selector=fastest"}, `selector "fastest": unknown (have [random roundrobin])`},
 		{[]string{"--register_ttl=soon"}, `"soon" is neither seconds nor a duration like 30s`},
 		{[]string{"--server_max_body_size=lots"}, `"lots" is not a positive size`},
 		{[]string{"--server_max_conns=0"}, `--server_max_conns 0: want a positive number of connections`},
 		{[]string{"--server_metadata=novalue"}, `--server_metadata "novalue": want key=value`},
+		{[]string{"--client_retries=-1"}, "negative retries"},
+		{[]string{"--server_advertise=nowhere"}, `advertised address "nowhere": want host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.args[0], func(t *testing.T) {
-			svc := framework.NewService(framework.Name("x"), framework.RegistryName("memory"))
-			err := runCLI(t, svc, tt.args...)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error = %v, want %q", err, tt.want)
+			args := append([]string{"svc"}, tt.args...)
+			svc, err := framework.NewService(framework.WithName("x"), framework.WithRegistryName("memory"), framework.WithArgs(args))
+			if err == nil || !strings.Contains(err.Error(), tt.want) || svc != nil {
+				t.Errorf("NewService = %v, %v; want an error containing %q", svc, err, tt.want)
 			}
 		})
 	}
@@ -117,15 +150,17 @@ func TestRegistrationLifecycle(t *testing.T) {
 	reg := &flaky{Registry: mem}
 	reg.fails.Store(2) // the first registration and the first retry fail
 	ctx, cancel := context.WithCancel(context.Background())
-	svc := framework.NewService(
-		framework.Name("go.micro.srv.life"),
-		framework.Registry(reg),
-		framework.RegisterTTL(2*time.Second),
-		framework.RegisterInterval(100*time.Millisecond),
-		framework.Context(ctx),
+	svc, err := framework.NewService(
+		framework.WithName("go.micro.srv.life"),
+		framework.WithRegistry(reg),
+		framework.WithRegisterTTL(2*time.Second),
+		framework.WithRegisterInterval(100*time.Millisecond),
 	)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ran := make(chan error, 1)
-	go func() { ran <- svc.Run() }()
+	go func() { ran <- svc.Run(ctx) }()
 
 	registered := func() bool {
 		s, err := mem.GetService(context.Background(), "go.micro.srv.life")
@@ -166,14 +201,21 @@ func (Echo) Say(ctx context.Context, req *Msg, rsp *Msg) error {
 
 func TestStartCallStop(t *testing.T) {
 	mem := memory.New()
-	newSvc := func() *framework.Service {
-		s := framework.NewService(framework.Name("go.micro.srv.echo"), framework.Registry(mem))
+	newSvc := func(opts ...framework.Option) *framework.Service {
+		s, err := framework.NewService(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	newEcho := func() *framework.Service {
+		s := newSvc(framework.WithName("go.micro.srv.echo"), framework.WithRegistry(mem))
 		if err := s.Server().Handle(Echo{}); err != nil {
 			t.Fatal(err)
 		}
 		return s
 	}
-	a, b := newSvc(), newSvc()
+	a, b := newEcho(), newEcho()
 	for _, s := range []*framework.Service{a, b} {
 		if err := s.Start(context.Background()); err != nil {
 			t.Fatal(err)
@@ -182,7 +224,7 @@ func TestStartCallStop(t *testing.T) {
 	if err := a.Start(context.Background()); err == nil {
 		t.Error("a second Start succeeded")
 	}
-	caller := framework.NewService(framework.Registry(mem))
+	caller := newSvc(framework.WithRegistry(mem))
 	for range 10 {
 		var rsp Msg
 		if err := caller.Client().Call(context.Background(), "go.micro.srv.echo", "Echo.Say", &Msg{"hi"}, &rsp); err != nil || rsp.Text != "hi" {
@@ -201,7 +243,7 @@ func TestStartCallStop(t *testing.T) {
 	if _, err := mem.GetService(context.Background(), "go.micro.srv.echo"); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("after Stop: %v, want not found", err)
 	}
-	if err := framework.NewService(framework.RegistryName("memory")).Start(context.Background()); err == nil || !strings.Contains(err.Error(), "no name") {
+	if err := newSvc(framework.WithRegistryName("memory")).Start(context.Background()); err == nil || !strings.Contains(err.Error(), "no name") {
 		t.Errorf("Start without a name = %v", err)
 	}
 }

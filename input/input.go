@@ -2,9 +2,8 @@
 // configured from command-line flags and opens a Conn, a stream of Events
 // (messages people typed) on which replies are sent back.
 //
-// Inputs know nothing of the registry or of commands. They add themselves to
-// a table by name with [Plugin] (like database/sql drivers), so
-// `--inputs=shell,slack,xmpp` picks any number of them.
+// Inputs know nothing of the registry or of commands. cmd/microbot keeps the
+// table of inputs that `--inputs=shell,slack,xmpp` picks any number from.
 package input
 
 import (
@@ -12,8 +11,6 @@ import (
 	"errors"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/microbot/microbot/internal/plugin"
 )
 
 // ErrClosed is returned (wrapped) by Conn methods after Close.
@@ -106,26 +103,4 @@ type Reply struct {
 	Format Format
 	// Error is true when the reply reports a failure.
 	Error bool
-}
-
-// Factory builds a new, unconfigured Input.
-type Factory func() Input
-
-// plugins is the table of inputs; inputs add themselves in init.
-var plugins = plugin.NewTable[Factory]("input")
-
-// Plugin adds an input to the table under name. It panics if the name is
-// taken.
-func Plugin(name string, f Factory) { plugins.Add(name, f) }
-
-// Plugins returns the names in the table, sorted.
-func Plugins() []string { return plugins.Names() }
-
-// New builds the input called name from the table.
-func New(name string) (Input, error) {
-	f, err := plugins.Get(name)
-	if err != nil {
-		return nil, err
-	}
-	return f(), nil
 }

@@ -68,7 +68,7 @@
 // # What a command service declares
 //
 // A command service may restrict itself in its registry metadata (node
-// metadata: framework.Metadata, or --server_metadata):
+// metadata: framework.WithMetadata, or --server_metadata):
 //
 //	bot.group    only members of this group run it ("ops"; "ops,sre": of any)
 //	bot.confirm  it needs a confirmation: true, or two-person

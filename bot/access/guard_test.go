@@ -142,7 +142,10 @@ func newWorld(t *testing.T, policy string) *world {
 		t.Fatal(err)
 	}
 	w.guard = New(p, WithLogger(quiet()), WithAudit(audit.New(w.audit)), withClock(w.clock.now))
-	c := client.New(client.Registry(w.reg))
+	c, err := client.New(client.WithRegistry(w.reg))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { c.Close() })
 	w.table = command.NewTable(command.WithVisibility(w.guard.Visibility()))
 	if err := command.RegisterBuiltins(w.table, w.reg, c); err != nil {
@@ -156,13 +159,16 @@ func newWorld(t *testing.T, policy string) *world {
 	w.serveCommand("wipe", nil)
 	w.serveCommand("whoami", nil)
 	w.serveCommand("confirm", nil) // may never shadow the guard's confirm
-	s := server.New(server.Name("go.micro.srv.who"), server.Registry(w.reg), server.RegisterTTL(time.Minute))
+	s, err := server.New(server.WithName("go.micro.srv.who"), server.WithRegistry(w.reg), server.WithRegisterTTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Handle(&Who{calls: w.calls}); err != nil {
 		t.Fatal(err)
 	}
 	w.start(s)
-	wt := commandsvc.New(w.reg, c, w.table, commandsvc.Logger(slog.New(slog.NewTextHandler(&w.wlog, nil))),
-		commandsvc.HelpBackoff(20*time.Millisecond, 200*time.Millisecond))
+	wt := commandsvc.New(w.reg, c, w.table, commandsvc.WithLogger(slog.New(slog.NewTextHandler(&w.wlog, nil))),
+		commandsvc.WithHelpBackoff(20*time.Millisecond, 200*time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); wt.Run(ctx) }()
@@ -185,7 +191,10 @@ func newWorld(t *testing.T, policy string) *world {
 }
 
 func (w *world) serveCommand(name string, md map[string]string) *server.Server {
-	s := server.New(server.Name("go.micro.bot."+name), server.Registry(w.reg), server.RegisterTTL(time.Minute), server.Metadata(md))
+	s, err := server.New(server.WithName("go.micro.bot."+name), server.WithRegistry(w.reg), server.WithRegisterTTL(time.Minute), server.WithMetadata(md))
+	if err != nil {
+		w.t.Fatal(err)
+	}
 	if err := pb.RegisterCommandHandler(s, &whoHandler{name: name, calls: w.calls}); err != nil {
 		w.t.Fatal(err)
 	}

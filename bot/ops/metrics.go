@@ -2,7 +2,7 @@ package ops
 
 import (
 	"context"
-	stderrors "errors"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -15,8 +15,8 @@ import (
 	"github.com/microbot/microbot/command"
 	"github.com/microbot/microbot/commandsvc"
 	"github.com/microbot/microbot/framework/client"
-	"github.com/microbot/microbot/framework/errors"
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/rpcerr"
 	"github.com/microbot/microbot/input"
 )
 
@@ -246,8 +246,8 @@ func (m *Metrics) WrapCall() client.CallWrapper {
 			start := time.Now()
 			err := next(ctx, service, endpoint, req, rsp, opts...)
 			d := time.Since(start)
-			var e *errors.Error
-			isErr := stderrors.As(err, &e)
+			var e *rpcerr.Error
+			isErr := errors.As(err, &e)
 			label := Unknown
 			if !(isErr && e.Code == 404 && e.ID == clientErrorID) {
 				label = m.svcNames.label(service)

@@ -68,7 +68,10 @@ type world struct {
 func newWorld(t *testing.T, mopts ...ops.MetricsOption) *world {
 	t.Helper()
 	reg := memory.New()
-	srv := server.New(server.Name("go.micro.srv.greeter"), server.Registry(reg))
+	srv, err := server.New(server.WithName("go.micro.srv.greeter"), server.WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := srv.Handle(Say{}); err != nil {
 		t.Fatal(err)
 	}
@@ -78,12 +81,15 @@ func newWorld(t *testing.T, mopts ...ops.MetricsOption) *world {
 	t.Cleanup(func() { srv.Stop(context.Background()) })
 	table := command.NewTable()
 	m := ops.NewMetrics(append([]ops.MetricsOption{ops.WithTable(table), ops.WithMetricsLogger(quiet())}, mopts...)...)
-	c := client.New(client.Registry(reg), client.WrapCall(m.WrapCall()))
+	c, err := client.New(client.WithRegistry(reg), client.WithCallWrappers(m.WrapCall()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { c.Close() })
 	if err := command.RegisterBuiltins(table, reg, c); err != nil {
 		t.Fatal(err)
 	}
-	err := table.Register(&command.Command{Name: "boom", Run: func(context.Context, *command.Request) (*input.Reply, error) {
+	err = table.Register(&command.Command{Name: "boom", Run: func(context.Context, *command.Request) (*input.Reply, error) {
 		return nil, errors.New("it broke")
 	}})
 	if err != nil {

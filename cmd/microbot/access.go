@@ -22,25 +22,24 @@ import (
 // accessFlags are --policy, --admins, --audit_log and --confirm_timeout.
 func accessFlags() []cli.Flag { return access.Flags() }
 
-// accessTable builds the guard from the command line, and the command
-// table with the built-ins and confirm, whose help shows each caller what
-// the policy lets them run. A policy file that does not load is an error
-// naming its file and line.
-func accessTable(c *cli.Context, log *slog.Logger, ns string, reg registry.Registry, cl command.Caller) (*command.Table, *access.Guard, error) {
+// newGuard builds the guard from the command line, and the command table
+// whose help shows each caller what the policy lets them run. A policy file
+// that does not load is an error naming its file and line.
+func newGuard(c *cli.Context, log *slog.Logger) (*access.Guard, *command.Table, error) {
 	g, err := access.FromCLI(c, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	table := command.NewTable(command.WithVisibility(g.Visibility()))
+	return g, command.NewTable(command.WithVisibility(g.Visibility())), nil
+}
+
+// installCommands puts the built-ins into table, and confirm with the
+// guard's checks of the commands of namespace ns.
+func installCommands(table *command.Table, g *access.Guard, ns string, reg registry.Registry, cl command.Caller) error {
 	if err := command.RegisterBuiltins(table, reg, cl); err != nil {
-		g.Close()
-		return nil, nil, err
+		return err
 	}
-	if err := g.Install(table, ns); err != nil {
-		g.Close()
-		return nil, nil, err
-	}
-	return table, g, nil
+	return g.Install(table, ns)
 }
 
 // startAccess reloads the policy and reopens the audit log on every SIGHUP

@@ -33,7 +33,7 @@ func buildWhoami(t *testing.T) string {
 }
 
 // whoamiService starts whoami as the service name. meta is the node
-// metadata the service sets in code (framework.Metadata), "k=v;k=v";
+// metadata the service sets in code (framework.WithMetadata), "k=v;k=v";
 // args are more flags (--server_metadata k=v sets it on the command line).
 func (w *world) whoamiService(name, meta string, args ...string) *proc {
 	w.t.Helper()

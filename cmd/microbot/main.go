@@ -34,16 +34,7 @@ import (
 	"github.com/microbot/microbot/framework"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/input"
-
-	// Inputs, picked with --inputs.
 	"github.com/microbot/microbot/input/shell"
-	_ "github.com/microbot/microbot/input/slack"
-	_ "github.com/microbot/microbot/input/xmpp" // also serves --inputs=hipchat
-
-	// Registries, picked with --registry.
-	_ "github.com/microbot/microbot/framework/registry/consul"
-	_ "github.com/microbot/microbot/framework/registry/local"
-	_ "github.com/microbot/microbot/framework/registry/memory"
 )
 
 // DefaultServerName is the name the bot registers under. It is outside the
@@ -127,7 +118,7 @@ func allFlags() []cli.Flag {
 	flags := framework.Flags()
 	flags = append(flags,
 		&cli.StringFlag{Name: flagInputs, EnvVars: []string{"MICRO_INPUTS", "MICRO_BOT_INPUTS"}, Value: "shell",
-			Usage: "comma-separated inputs to listen on: " + strings.Join(input.Plugins(), ", ")},
+			Usage: "comma-separated inputs to listen on: " + strings.Join(inputTable.Names(), ", ")},
 		&cli.StringFlag{Name: flagNamespace, EnvVars: []string{"MICRO_NAMESPACE", "MICRO_BOT_NAMESPACE"}, Value: commandsvc.DefaultNamespace,
 			Usage: "registry namespace of command services: <namespace>.<name> is the command <name>"},
 		&cli.DurationFlag{Name: flagCommandTimeout, EnvVars: []string{"MICRO_COMMAND_TIMEOUT"}, Value: bot.DefaultCommandTimeout,
@@ -147,12 +138,9 @@ func allFlags() []cli.Flag {
 	for _, f := range flags {
 		seen[f.Names()[0]] = true
 	}
-	for _, name := range input.Plugins() {
-		in, err := input.New(name)
-		if err != nil {
-			continue
-		}
-		for _, f := range in.Flags() {
+	for _, name := range inputTable.Names() {
+		newInput, _ := inputTable.Get(name)
+		for _, f := range newInput().Flags() {
 			if !seen[f.Names()[0]] { // inputs sharing flags (xmpp, hipchat) add them once
 				seen[f.Names()[0]] = true
 				flags = append(flags, f)
@@ -184,16 +172,9 @@ func setup(c *cli.Context, stderr io.Writer, consoleOnly bool) (*parts, error) {
 		return nil, err
 	}
 	slog.SetDefault(log)
-	svc := framework.NewService(framework.Name(DefaultServerName))
-	if err := svc.InitCLI(c); err != nil {
-		return nil, err
-	}
 	ns := strings.TrimSuffix(c.String(flagNamespace), ".")
 	if ns == "" {
 		return nil, fmt.Errorf("--%s must not be empty", flagNamespace)
-	}
-	if name := svc.Name(); name == ns || strings.HasPrefix(name, ns+".") {
-		return nil, fmt.Errorf("--%s %q is inside the command namespace %q: the bot would be a command; pick another name", framework.FlagServerName, name, ns)
 	}
 	if c.Int(flagMaxConcurrent) < 1 {
 		return nil, fmt.Errorf("--%s must be at least 1", flagMaxConcurrent)
@@ -203,25 +184,54 @@ func setup(c *cli.Context, stderr io.Writer, consoleOnly bool) (*parts, error) {
 			return nil, fmt.Errorf("--%s must be positive", f)
 		}
 	}
-	reg, cl := svc.Registry(), svc.Client()
-	if reg == nil {
-		return nil, errors.New("no registry")
-	}
-	table, guard, err := accessTable(c, log, ns, reg, cl)
+	guard, table, err := newGuard(c, log)
 	if err != nil {
 		return nil, err
 	}
-	kit, err := newOps(c, cl, table, log)
+	p, err := assemble(c, log, ns, guard, table)
+	if err != nil {
+		guard.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// assemble builds the bot's service, whose client the metrics watch, and
+// the command watcher, and fills the command table.
+func assemble(c *cli.Context, log *slog.Logger, ns string, guard *access.Guard, table *command.Table) (*parts, error) {
+	kit, err := newOps(c, table, log)
+	if err != nil {
+		return nil, err
+	}
+	flagOpts, err := framework.FlagOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := framework.NewService(append([]framework.Option{
+		framework.WithName(DefaultServerName),
+		framework.WithCallWrappers(kit.metrics.WrapCall()), // every RPC call a command or the watcher makes
+	}, flagOpts...)...)
+	if err != nil {
+		return nil, err
+	}
+	if name := svc.Name(); name == ns || strings.HasPrefix(name, ns+".") {
+		return nil, fmt.Errorf("--%s %q is inside the command namespace %q: the bot would be a command; pick another name", framework.FlagServerName, name, ns)
+	}
+	reg, cl := svc.Registry(), svc.Client()
+	if err := installCommands(table, guard, ns, reg, cl); err != nil {
+		return nil, err
+	}
+	// Help is asked once per service: no kept-alive connection to each.
+	helpCaller, err := client.New(client.WithPoolSize(0))
 	if err != nil {
 		return nil, err
 	}
 	w := commandsvc.New(reg, cl, table, kit.watchHook(),
-		commandsvc.Namespace(ns),
-		// Help is asked once per service: no kept-alive connection to each.
-		commandsvc.HelpCaller(client.New(client.PoolSize(0))),
-		commandsvc.CommandTimeout(c.Duration(flagCommandTimeout)),
-		commandsvc.Resync(c.Duration(flagResync)),
-		commandsvc.Logger(log))
+		commandsvc.WithNamespace(ns),
+		commandsvc.WithHelpCaller(helpCaller),
+		commandsvc.WithCommandTimeout(c.Duration(flagCommandTimeout)),
+		commandsvc.WithResync(c.Duration(flagResync)),
+		commandsvc.WithLogger(log))
 	return &parts{svc: svc, table: table, watcher: w, log: log, ops: kit, guard: guard}, nil
 }
 
@@ -280,10 +290,11 @@ func runBot(c *cli.Context, stderr io.Writer) error {
 	}
 	var inputs []input.Input
 	for _, n := range names {
-		in, err := input.New(n)
+		newInput, err := inputTable.Get(n)
 		if err != nil {
 			return fmt.Errorf("--%s: %w", flagInputs, err)
 		}
+		in := newInput()
 		if err := in.Init(c); err != nil {
 			return fmt.Errorf("input %s: %w", n, err)
 		}

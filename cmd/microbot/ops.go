@@ -18,7 +18,6 @@ import (
 	"github.com/microbot/microbot/bot/ops"
 	"github.com/microbot/microbot/command"
 	"github.com/microbot/microbot/commandsvc"
-	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/input"
 )
@@ -44,20 +43,21 @@ type opsKit struct {
 	log     *slog.Logger
 }
 
-// newOps builds the metrics and hooks them into cl (every RPC call a
-// command or the watcher makes).
-func newOps(c *cli.Context, cl *client.Client, table *command.Table, log *slog.Logger) (*opsKit, error) {
+// newOps builds the metrics, which count the service commands of table;
+// their client wrapper goes to the bot's service.
+func newOps(c *cli.Context, table *command.Table, log *slog.Logger) (*opsKit, error) {
 	cfg, err := ops.ConfigFromCLI(c)
 	if err != nil {
 		return nil, err
 	}
 	m := ops.NewMetrics(ops.WithTable(table), ops.WithMetricsLogger(log))
-	cl.Init(client.WrapCall(m.WrapCall()))
 	return &opsKit{cfg: cfg, metrics: m, log: log}, nil
 }
 
 // watchHook counts the registry watch events the command watcher sees.
-func (k *opsKit) watchHook() commandsvc.Option { return commandsvc.WatchHook(k.metrics.WatchHook()) }
+func (k *opsKit) watchHook() commandsvc.Option {
+	return commandsvc.WithWatchHook(k.metrics.WatchHook())
+}
 
 // botOptions count and time commands (the metrics middleware goes first,
 // outermost, to see every line), follow the inputs' connections, and bound

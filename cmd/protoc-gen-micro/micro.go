@@ -147,7 +147,7 @@ func genHandler(g *protogen.GeneratedFile, s *protogen.Service) {
 		"opts may override the name or add endpoint metadata.",
 		iface, strings.Join(names, ", "), s.GoName))
 	g.P("func Register", iface, "(s *", serverPackage.Ident("Server"), ", h ", iface, ", opts ...", serverPackage.Ident("HandlerOption"), ") error {")
-	g.P("opts = append([]", serverPackage.Ident("HandlerOption"), "{", serverPackage.Ident("HandlerName"), "(", fmt.Sprintf("%q", s.GoName), ")}, opts...)")
+	g.P("opts = append([]", serverPackage.Ident("HandlerOption"), "{", serverPackage.Ident("WithHandlerName"), "(", fmt.Sprintf("%q", s.GoName), ")}, opts...)")
 	g.P("return s.Handle(&", impl, "{h}, opts...)")
 	g.P("}")
 	g.P()

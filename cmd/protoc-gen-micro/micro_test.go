@@ -197,7 +197,7 @@ func TestGenerateAPI(t *testing.T) {
 	// content type comes first so that the caller's options override it.
 	for _, s := range []string{
 		`"Alpha.One"`, `"Alpha.TwoWords"`, `"Alpha.Old"`, `"BetaStore.Put"`,
-		`server.HandlerName("Alpha")`, `server.HandlerName("BetaStore")`,
+		`server.WithHandlerName("Alpha")`, `server.WithHandlerName("BetaStore")`,
 		`[]client.CallOption{client.WithContentType("application/protobuf")}, opts...)`,
 		"// Deprecated: Do not use.",
 	} {

@@ -19,7 +19,7 @@ import (
 )
 
 func main() {
-	err := commandsvc.Run("go.micro.bot.echo", "echo",
+	err := commandsvc.Run(context.Background(), "go.micro.bot.echo", "echo",
 		"This is an example bot command as a micro service which echos the message",
 		func(ctx context.Context, args []string) (string, error) {
 			return strings.Join(args, " "), nil

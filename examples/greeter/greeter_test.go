@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	stderrors "errors"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,8 +17,8 @@ import (
 
 	"github.com/microbot/microbot/framework"
 	"github.com/microbot/microbot/framework/client"
-	"github.com/microbot/microbot/framework/errors"
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/rpcerr"
 	"github.com/microbot/microbot/framework/server"
 	"github.com/microbot/microbot/internal/testenv"
 )
@@ -55,9 +55,8 @@ func (Faulty) Slow(ctx context.Context, req *Request, rsp *Response) error {
 // faultyMain is a greeter that also serves Faulty; configured by the MICRO_*
 // environment variables.
 func faultyMain() {
-	os.Args = os.Args[:1]
-	svc := framework.NewService(framework.Name(greeter), framework.Version("faulty"))
-	if err := svc.Init(); err != nil {
+	svc, err := framework.NewService(framework.WithName(greeter), framework.WithVersion("faulty"), framework.WithArgs(os.Args[:1]))
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
@@ -67,7 +66,7 @@ func faultyMain() {
 			os.Exit(1)
 		}
 	}
-	if err := svc.Run(); err != nil {
+	if err := svc.Run(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -140,12 +139,11 @@ func nodes(r registry.Registry) []string {
 // caller returns a client finding services in the local registry at dir.
 func caller(t *testing.T, dir string) (*client.Client, registry.Registry) {
 	t.Helper()
-	svc := framework.NewService(framework.RegistryName("local", dir))
-	r := svc.Registry()
-	if r == nil {
-		t.Fatal("no local registry")
+	svc, err := framework.NewService(framework.WithRegistryName("local", dir))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return svc.Client(), r
+	return svc.Client(), svc.Registry()
 }
 
 func hello(t *testing.T, c *client.Client, who string) {
@@ -205,7 +203,7 @@ func TestGreeterProcess(t *testing.T) {
 	var err error
 	testenv.Eventually(t, 20*time.Second, "calls say the service is not found", func() bool {
 		err = c.Call(context.Background(), greeter, "Say.Hello", &Request{Name: "x"}, &Response{})
-		e := errors.FromError(err)
+		e := rpcerr.FromError(err)
 		if e == nil || e.Code != 404 && e.Code != 503 {
 			t.Fatalf("call after the kill = %v, want 503 then 404", err)
 		}
@@ -287,9 +285,9 @@ func badInput(t *testing.T, c *client.Client, node string, cases []badCase) {
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			err := c.Call(context.Background(), tt.service, tt.endpoint, tt.req, &Response{}, tt.opts...)
-			var e *errors.Error
-			if !stderrors.As(err, &e) {
-				t.Fatalf("error %#v is not an *errors.Error", err)
+			var e *rpcerr.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("error %#v is not an *rpcerr.Error", err)
 			}
 			if e.Code != tt.code || !strings.Contains(e.Detail, tt.detail) {
 				t.Errorf("error = %d %q, want %d containing %q", e.Code, e.Detail, tt.code, tt.detail)
@@ -308,7 +306,7 @@ func badInput(t *testing.T, c *client.Client, node string, cases []badCase) {
 		}
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		e := errors.Parse(res.Header.Get("Micro-Error"))
+		e := rpcerr.Parse(res.Header.Get("Micro-Error"))
 		want := `unsupported content type "application/x-www-form-urlencoded" for Say.Hello; supported: application/json, application/protobuf`
 		if res.StatusCode != 415 || e.Detail != want {
 			t.Errorf("got %d %s, want 415 %q", res.StatusCode, body, want)

@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 
@@ -37,11 +38,15 @@ func (*Say) Hello(ctx context.Context, req *Request, rsp *Response) error {
 }
 
 func main() {
-	svc := framework.NewService(
-		framework.Name("go.micro.srv.greeter"),
-		framework.Version("1.0.0"),
+	svc, err := framework.NewService(
+		framework.WithName("go.micro.srv.greeter"),
+		framework.WithVersion("1.0.0"),
+		framework.WithArgs(os.Args), // --registry, --registry_address, ... (see framework.Flags)
 	)
-	if err := svc.Init(); err != nil {
+	if errors.Is(err, framework.ErrHelp) {
+		return
+	}
+	if err != nil {
 		slog.Error("greeter", "err", err)
 		os.Exit(2)
 	}
@@ -49,7 +54,7 @@ func main() {
 		slog.Error("greeter", "err", err)
 		os.Exit(1)
 	}
-	if err := svc.Run(); err != nil {
+	if err := svc.Run(context.Background()); err != nil {
 		slog.Error("greeter", "err", err)
 		os.Exit(1)
 	}

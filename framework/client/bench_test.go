@@ -22,7 +22,10 @@ func (Echo) Echo(ctx context.Context, req, rsp *wrapperspb.StringValue) error {
 func BenchmarkCall(b *testing.B) {
 	for _, ct := range []string{"application/protobuf", "application/json"} {
 		b.Run(ct, func(b *testing.B) {
-			s := server.New(server.Name("bench.echo"))
+			s, err := server.New(server.WithName("bench.echo"))
+			if err != nil {
+				b.Fatal(err)
+			}
 			if err := s.Handle(Echo{}); err != nil {
 				b.Fatal(err)
 			}
@@ -30,7 +33,10 @@ func BenchmarkCall(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Stop(context.Background()) //nolint:errcheck
-			c := client.New(client.ContentType(ct))
+			c, err := client.New(client.WithDefaultCallOptions(client.WithContentType(ct)))
+			if err != nil {
+				b.Fatal(err)
+			}
 			defer c.Close()
 			opt := client.WithAddress(s.Address())
 			b.ReportAllocs()

@@ -2,7 +2,7 @@
 // encodes the request with the codec of the call's content type, sends it
 // over the transport, and decodes the response or the error.
 //
-// Every failure is an *errors.Error (package framework/errors) whose detail
+// Every failure is an *rpcerr.Error (package framework/rpcerr) whose detail
 // says what went wrong:
 //
 //	404  service go.micro.srv.x: not found          (nothing registered under that name)
@@ -14,22 +14,21 @@
 //
 // A call is retried on another node only when that is safe: the request
 // certainly never reached a server (the connection could not be made), or
-// the caller marked the call [Idempotent]. A server's answer, even an error,
+// the caller marked the call [WithIdempotent]. A server's answer, even an error,
 // is never retried.
 package client
 
 import (
 	"context"
-	stderrors "errors"
+	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/microbot/microbot/framework/codec"
-	"github.com/microbot/microbot/framework/errors"
 	"github.com/microbot/microbot/framework/metadata"
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/rpcerr"
 	"github.com/microbot/microbot/framework/selector"
 	"github.com/microbot/microbot/framework/transport"
 )
@@ -47,28 +46,27 @@ const errorID = "go.micro.client"
 
 // Client calls services. It is safe for concurrent use.
 type Client struct {
-	mu     sync.RWMutex
 	opts   Options
 	sel    selector.Selector // opts.Selector, or one built over opts.Registry
-	ownSel bool              // sel was built here and is closed here
+	ownSel bool              // sel was built here and is closed by Close
 	tr     *transport.Client
 	call   CallFunc // do wrapped in opts.Wrappers
 }
 
 // Options configure a Client.
 type Options struct {
-	Registry       registry.Registry
-	Selector       selector.Selector
-	ContentType    string
-	RequestTimeout time.Duration
-	// Retries is how many more nodes a call may try when retrying is safe
-	// (the request never reached a server, or the call is idempotent).
-	Retries int
+	// CallOptions are the defaults of every call; the options given to a
+	// call override them.
+	CallOptions
+	// Registry is read by the selector the client builds when Selector is
+	// nil.
+	Registry registry.Registry
+	// Selector picks the nodes of calls (default: random over Registry).
+	Selector selector.Selector
 	// PoolSize is how many idle keep-alive connections are kept per node;
 	// it should be at least the number of concurrent calls to one node.
-	// It takes effect in New only.
 	PoolSize int
-	// Wrappers wrap every call (see [WrapCall]); the first is the
+	// Wrappers wrap every call (see [WithCallWrappers]); the first is the
 	// outermost.
 	Wrappers []CallWrapper
 }
@@ -76,23 +74,24 @@ type Options struct {
 // Option sets an Options field.
 type Option func(*Options)
 
-// Registry sets the registry the default selector reads.
-func Registry(r registry.Registry) Option { return func(o *Options) { o.Registry = r } }
+// WithRegistry sets the registry the default selector reads.
+func WithRegistry(r registry.Registry) Option { return func(o *Options) { o.Registry = r } }
 
-// Selector sets the selector (default: random over Registry).
-func Selector(s selector.Selector) Option { return func(o *Options) { o.Selector = s } }
+// WithSelector sets the selector (default: random over the registry).
+func WithSelector(s selector.Selector) Option { return func(o *Options) { o.Selector = s } }
 
-// ContentType sets the default content type of calls.
-func ContentType(ct string) Option { return func(o *Options) { o.ContentType = ct } }
+// WithDefaultCallOptions sets the defaults of every call (content type,
+// timeout, retries, ...); the options given to a call override them.
+func WithDefaultCallOptions(opts ...CallOption) Option {
+	return func(o *Options) {
+		for _, f := range opts {
+			f(&o.CallOptions)
+		}
+	}
+}
 
-// RequestTimeout sets the default timeout of one call (all its tries).
-func RequestTimeout(d time.Duration) Option { return func(o *Options) { o.RequestTimeout = d } }
-
-// Retries sets the default number of retries where retrying is safe.
-func Retries(n int) Option { return func(o *Options) { o.Retries = n } }
-
-// PoolSize sets how many idle connections are kept per node (New only).
-func PoolSize(n int) Option { return func(o *Options) { o.PoolSize = n } }
+// WithPoolSize sets how many idle connections are kept per node.
+func WithPoolSize(n int) Option { return func(o *Options) { o.PoolSize = n } }
 
 // CallFunc is the signature of [Client.Call]; a [CallWrapper] wraps one.
 type CallFunc func(ctx context.Context, service, endpoint string, req, rsp any, opts ...CallOption) error
@@ -101,20 +100,27 @@ type CallFunc func(ctx context.Context, service, endpoint string, req, rsp any, 
 // tracing, logs) or to change them. It returns a CallFunc that calls next.
 type CallWrapper func(next CallFunc) CallFunc
 
-// WrapCall adds wrappers around every call the client makes; the first
-// given is the outermost. Wrappers added by Init apply to the calls that
-// start afterwards.
-func WrapCall(w ...CallWrapper) Option {
+// WithCallWrappers adds wrappers around every call the client makes; the
+// first given is the outermost.
+func WithCallWrappers(w ...CallWrapper) Option {
 	return func(o *Options) { o.Wrappers = append(slices.Clip(o.Wrappers), w...) }
 }
 
 // CallOptions are the options of one call.
 type CallOptions struct {
-	Address        string
-	ContentType    string
+	// Address sends the call to this node (host:port), bypassing the
+	// selector.
+	Address string
+	// ContentType is the encoding of the request and the response.
+	ContentType string
+	// RequestTimeout bounds the call, all its tries together.
 	RequestTimeout time.Duration
-	Retries        int
-	Idempotent     bool
+	// Retries is how many more nodes a call may try when retrying is safe
+	// (the request never reached a server, or the call is idempotent).
+	Retries int
+	// Idempotent marks the call safe to retry even after it may have
+	// reached a server.
+	Idempotent bool
 }
 
 // CallOption sets a CallOptions field.
@@ -135,78 +141,57 @@ func WithRequestTimeout(d time.Duration) CallOption {
 // WithRetries sets the call's retries.
 func WithRetries(n int) CallOption { return func(o *CallOptions) { o.Retries = n } }
 
-// Idempotent marks the call safe to retry even after it may have reached a
-// server.
-func Idempotent() CallOption { return func(o *CallOptions) { o.Idempotent = true } }
+// WithIdempotent marks the call safe to retry even after it may have
+// reached a server.
+func WithIdempotent() CallOption { return func(o *CallOptions) { o.Idempotent = true } }
 
-// New returns a Client.
-func New(opts ...Option) *Client {
+// New returns a Client configured by opts. It fails if an option is out of
+// range or names a content type no codec speaks.
+func New(opts ...Option) (*Client, error) {
 	o := Options{
-		ContentType:    DefaultContentType,
-		RequestTimeout: DefaultRequestTimeout,
-		Retries:        DefaultRetries,
-		PoolSize:       DefaultPoolSize,
+		CallOptions: CallOptions{
+			ContentType:    DefaultContentType,
+			RequestTimeout: DefaultRequestTimeout,
+			Retries:        DefaultRetries,
+		},
+		PoolSize: DefaultPoolSize,
 	}
 	for _, f := range opts {
 		f(&o)
 	}
-	c := &Client{tr: transport.NewClient(transport.MaxIdleConnsPerHost(o.PoolSize))}
-	c.setOptions(o)
-	return c
-}
-
-// Init applies opts to a client in use. Calls in flight finish with the
-// options they started with. A selector the client built itself over the
-// old registry is closed when the registry or selector changes.
-func (c *Client) Init(opts ...Option) {
-	c.mu.RLock()
-	o := c.opts
-	c.mu.RUnlock()
-	for _, f := range opts {
-		f(&o)
-	}
-	c.setOptions(o)
-}
-
-func (c *Client) setOptions(o Options) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old, ownedOld := c.sel, c.ownSel
 	switch {
-	case o.Selector != nil:
-		c.sel, c.ownSel = o.Selector, false
-	case c.ownSel && o.Registry == c.opts.Registry:
-		// keep the selector built over the same registry
-	case o.Registry != nil:
-		c.sel, c.ownSel = selector.New(o.Registry), true
-	default:
-		c.sel, c.ownSel = nil, false
+	case o.RequestTimeout < 0:
+		return nil, fmt.Errorf("client: negative request timeout %v", o.RequestTimeout)
+	case o.Retries < 0:
+		return nil, fmt.Errorf("client: negative retries %d", o.Retries)
+	case o.PoolSize < 0:
+		return nil, fmt.Errorf("client: negative pool size %d", o.PoolSize)
 	}
-	c.opts = o
+	if _, err := codec.For(o.ContentType); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	c := &Client{
+		opts: o,
+		sel:  o.Selector,
+		tr:   transport.NewClient(transport.WithMaxIdleConnsPerHost(o.PoolSize)),
+	}
+	if c.sel == nil && o.Registry != nil {
+		c.sel, c.ownSel = selector.New(o.Registry), true
+	}
 	c.call = c.do
 	for i := len(o.Wrappers) - 1; i >= 0; i-- {
 		c.call = o.Wrappers[i](c.call)
 	}
-	if ownedOld && old != c.sel {
-		old.Close() //nolint:errcheck // nothing to do about it
-	}
+	return c, nil
 }
 
 // Options returns a copy of the client's options.
-func (c *Client) Options() Options {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.opts
-}
+func (c *Client) Options() Options { return c.opts }
 
 // Close closes the selector the client built and the idle connections.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	sel, own := c.sel, c.ownSel
-	c.sel, c.ownSel = nil, false
-	c.mu.Unlock()
-	if own && sel != nil {
-		sel.Close() //nolint:errcheck // nothing to do about it
+	if c.ownSel {
+		c.sel.Close() //nolint:errcheck // nothing to do about it
 	}
 	return c.tr.Close()
 }
@@ -216,21 +201,16 @@ func (c *Client) Close() error {
 // messages or, with JSON, any Go values (json.RawMessage passes JSON
 // through). The metadata of ctx (package metadata) travels with the call,
 // and so does its deadline or the call's timeout, whichever is sooner. A
-// failed call returns an *errors.Error (package framework/errors). The
-// wrappers given with [WrapCall] see the call first.
+// failed call returns an *rpcerr.Error (package framework/rpcerr). The
+// wrappers given with [WithCallWrappers] see the call first.
 func (c *Client) Call(ctx context.Context, service, endpoint string, req, rsp any, opts ...CallOption) error {
-	c.mu.RLock()
-	call := c.call
-	c.mu.RUnlock()
-	return call(ctx, service, endpoint, req, rsp, opts...)
+	return c.call(ctx, service, endpoint, req, rsp, opts...)
 }
 
 // do is Call without the wrappers.
 func (c *Client) do(ctx context.Context, service, endpoint string, req, rsp any, opts ...CallOption) error {
-	c.mu.RLock()
-	o, sel := c.opts, c.sel
-	c.mu.RUnlock()
-	co := CallOptions{ContentType: o.ContentType, RequestTimeout: o.RequestTimeout, Retries: o.Retries}
+	sel := c.sel
+	co := c.opts.CallOptions
 	for _, f := range opts {
 		f(&co)
 	}
@@ -238,11 +218,11 @@ func (c *Client) do(ctx context.Context, service, endpoint string, req, rsp any,
 
 	cd, err := codec.For(co.ContentType)
 	if err != nil {
-		return errors.UnsupportedMediaType(errorID, "call to %s: unsupported content type %q; supported: %s", call, co.ContentType, codec.Supported())
+		return rpcerr.UnsupportedMediaType(errorID, "call to %s: unsupported content type %q; supported: %s", call, co.ContentType, codec.Supported())
 	}
 	body, err := cd.Marshal(req)
 	if err != nil {
-		return errors.BadRequest(errorID, "call to %s: encoding the request as %s: %v", call, cd.ContentType(), err)
+		return rpcerr.BadRequest(errorID, "call to %s: encoding the request as %s: %v", call, cd.ContentType(), err)
 	}
 	if co.RequestTimeout > 0 {
 		var cancel context.CancelFunc
@@ -259,16 +239,16 @@ func (c *Client) do(ctx context.Context, service, endpoint string, req, rsp any,
 		next = single(co.Address)
 		sel = nil
 	case sel == nil:
-		return errors.InternalServerError(errorID, "call to %s: the client has no registry or selector", call)
+		return rpcerr.InternalServerError(errorID, "call to %s: the client has no registry or selector", call)
 	default:
 		next, err = sel.Select(ctx, service)
 		switch {
-		case stderrors.Is(err, registry.ErrNotFound):
-			return errors.NotFound(errorID, "service %s: not found", service)
+		case errors.Is(err, registry.ErrNotFound):
+			return rpcerr.NotFound(errorID, "service %s: not found", service)
 		case err != nil && ctx.Err() != nil:
 			return ctxError(ctx, call, co.RequestTimeout)
 		case err != nil:
-			return errors.ServiceUnavailable(errorID, "call to %s: looking up the service: %v", call, err)
+			return rpcerr.ServiceUnavailable(errorID, "call to %s: looking up the service: %v", call, err)
 		}
 	}
 
@@ -286,7 +266,7 @@ func (c *Client) do(ctx context.Context, service, endpoint string, req, rsp any,
 		node, err := next()
 		if err != nil {
 			if last == nil {
-				return errors.ServiceUnavailable(errorID, "call to %s: no node available: %v", call, err)
+				return rpcerr.ServiceUnavailable(errorID, "call to %s: no node available: %v", call, err)
 			}
 			break
 		}
@@ -301,15 +281,15 @@ func (c *Client) do(ctx context.Context, service, endpoint string, req, rsp any,
 			}
 			res.Release()
 			if err != nil {
-				return errors.InternalServerError(errorID, "call to %s: decoding the response (%s) from %s: %v", call, cd.ContentType(), node.Address, err)
+				return rpcerr.InternalServerError(errorID, "call to %s: decoding the response (%s) from %s: %v", call, cd.ContentType(), node.Address, err)
 			}
 			return nil
 		}
 		if done(ctx) {
 			return ctxError(ctx, call, co.RequestTimeout)
 		}
-		var re *errors.Error
-		if stderrors.As(err, &re) {
+		var re *rpcerr.Error
+		if errors.As(err, &re) {
 			return re // the server answered: never retried
 		}
 		if sel != nil {
@@ -317,14 +297,14 @@ func (c *Client) do(ctx context.Context, service, endpoint string, req, rsp any,
 		}
 		last = err
 		var se *transport.SendError
-		if !co.Idempotent && !(stderrors.As(err, &se) && se.NotSent) {
-			return errors.ServiceUnavailable(errorID, "call to %s: %v (not retried: the request may have reached the server)", call, err)
+		if !co.Idempotent && !(errors.As(err, &se) && se.NotSent) {
+			return rpcerr.ServiceUnavailable(errorID, "call to %s: %v (not retried: the request may have reached the server)", call, err)
 		}
 	}
 	if tried > 1 {
-		return errors.ServiceUnavailable(errorID, "call to %s failed on %d nodes, last: %v", call, tried, last)
+		return rpcerr.ServiceUnavailable(errorID, "call to %s failed on %d nodes, last: %v", call, tried, last)
 	}
-	return errors.ServiceUnavailable(errorID, "call to %s: %v", call, last)
+	return rpcerr.ServiceUnavailable(errorID, "call to %s: %v", call, last)
 }
 
 // done reports whether ctx is done or its deadline has passed (the server,
@@ -339,14 +319,14 @@ func done(ctx context.Context) bool {
 }
 
 // ctxError is the error of a call whose context is done.
-func ctxError(ctx context.Context, call callName, timeout time.Duration) *errors.Error {
-	if err := ctx.Err(); err == nil || stderrors.Is(err, context.DeadlineExceeded) {
+func ctxError(ctx context.Context, call callName, timeout time.Duration) *rpcerr.Error {
+	if err := ctx.Err(); err == nil || errors.Is(err, context.DeadlineExceeded) {
 		if timeout > 0 {
-			return errors.Timeout(errorID, "call to %s timed out after %v", call, timeout)
+			return rpcerr.Timeout(errorID, "call to %s timed out after %v", call, timeout)
 		}
-		return errors.Timeout(errorID, "call to %s timed out: the caller's deadline passed", call)
+		return rpcerr.Timeout(errorID, "call to %s timed out: the caller's deadline passed", call)
 	}
-	return errors.Timeout(errorID, "call to %s: %v", call, context.Cause(ctx))
+	return rpcerr.Timeout(errorID, "call to %s: %v", call, context.Cause(ctx))
 }
 
 // callName names a call in error details ("go.micro.srv.x Foo.Bar"),

@@ -2,7 +2,7 @@ package client_test
 
 import (
 	"context"
-	stderrors "errors"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/microbot/microbot/framework/client"
-	"github.com/microbot/microbot/framework/errors"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/memory"
+	"github.com/microbot/microbot/framework/rpcerr"
 	"github.com/microbot/microbot/framework/selector"
 	"github.com/microbot/microbot/framework/server"
 )
@@ -41,7 +41,10 @@ const svcName = "go.micro.srv.greeter"
 func startServer(t *testing.T, r registry.Registry) (*server.Server, *Say) {
 	t.Helper()
 	h := &Say{}
-	s := server.New(server.Name(svcName), server.Version("1.0.0"), server.Registry(r))
+	s, err := server.New(server.WithName(svcName), server.WithVersion("1.0.0"), server.WithRegistry(r))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Handle(h); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +62,10 @@ func startServer(t *testing.T, r registry.Registry) (*server.Server, *Say) {
 func TestCallThroughRegistry(t *testing.T) {
 	r := memory.New()
 	s, _ := startServer(t, r)
-	c := client.New(client.Registry(r))
+	c, err := client.New(client.WithRegistry(r))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer c.Close()
 
 	var rsp Response
@@ -88,16 +94,23 @@ func TestCallThroughRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = c.Call(context.Background(), svcName, "Say.Hello", &Request{}, &rsp)
-	var e *errors.Error
-	if !stderrors.As(err, &e) || e.Code != 404 || e.Detail != "service go.micro.srv.greeter: not found" {
+	var e *rpcerr.Error
+	if !errors.As(err, &e) || e.Code != 404 || e.Detail != "service go.micro.srv.greeter: not found" {
 		t.Errorf("after Stop: %v, want 404 service not found", err)
 	}
 }
 
 func TestClientErrors(t *testing.T) {
 	r := memory.New()
-	c := client.New(client.Registry(r))
+	c, err := client.New(client.WithRegistry(r))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer c.Close()
+	noRegistry, err := client.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dead := deadAddr(t)
 	tests := []struct {
 		name    string
@@ -108,23 +121,23 @@ func TestClientErrors(t *testing.T) {
 		detail  string
 	}{
 		{"unknown service", c, "go.micro.srv.x", nil, 404, "service go.micro.srv.x: not found"},
-		{"no registry", client.New(), "go.micro.srv.x", nil, 500, "the client has no registry or selector"},
+		{"no registry", noRegistry, "go.micro.srv.x", nil, 500, "the client has no registry or selector"},
 		{"dead address", c, "go.micro.srv.x", []client.CallOption{client.WithAddress(dead)}, 503,
 			"call to go.micro.srv.x Say.Hello: node " + dead + " unreachable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.client.Call(context.Background(), tt.service, "Say.Hello", &Request{}, nil, tt.opts...)
-			var e *errors.Error
-			if !stderrors.As(err, &e) || e.Code != tt.code || !strings.Contains(e.Detail, tt.detail) || e.ID != "go.micro.client" {
+			var e *rpcerr.Error
+			if !errors.As(err, &e) || e.Code != tt.code || !strings.Contains(e.Detail, tt.detail) || e.ID != "go.micro.client" {
 				t.Errorf("error = %#v, want %d containing %q", err, tt.code, tt.detail)
 			}
 		})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := c.Call(ctx, "x", "Say.Hello", &Request{}, nil)
-	if !stderrors.Is(err, errors.Timeout("", "")) || !strings.Contains(err.Error(), "context canceled") {
+	err = c.Call(ctx, "x", "Say.Hello", &Request{}, nil)
+	if !errors.Is(err, rpcerr.Timeout("", "")) || !strings.Contains(err.Error(), "context canceled") {
 		t.Errorf("with a cancelled context: %v", err)
 	}
 }
@@ -204,18 +217,21 @@ func TestRetries(t *testing.T) {
 	}{
 		{"dead node is retried on another", dead, nil, "", 0},
 		{"call that reached a server is not retried", dropper, nil, "not retried: the request may have reached the server", 1},
-		{"idempotent call is retried", dropper, []client.CallOption{client.Idempotent()}, "", 1},
+		{"idempotent call is retried", dropper, []client.CallOption{client.WithIdempotent()}, "", 1},
 		{"no retries allowed", dead, []client.CallOption{client.WithRetries(0)}, "unreachable", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sel := &ordered{nodes: []*registry.Node{node(tt.first), node(live.Address())}}
-			c := client.New(client.Selector(sel), client.Retries(2))
+			c, err := client.New(client.WithSelector(sel), client.WithDefaultCallOptions(client.WithRetries(2)))
+			if err != nil {
+				t.Fatal(err)
+			}
 			defer c.Close()
 			drops.Store(0)
 			say.hits.Store(0)
 			var rsp Response
-			err := c.Call(context.Background(), svcName, "Say.Hello", &Request{Name: "R"}, &rsp, tt.opts...)
+			err = c.Call(context.Background(), svcName, "Say.Hello", &Request{Name: "R"}, &rsp, tt.opts...)
 			switch {
 			case tt.wantErr == "" && (err != nil || rsp.Msg != "Hello R" || say.hits.Load() != 1):
 				t.Errorf("Call = %q, %v (live node hit %d times); want an answer from the live node", rsp.Msg, err, say.hits.Load())
@@ -232,19 +248,37 @@ func TestRetries(t *testing.T) {
 	}
 }
 
-func TestInit(t *testing.T) {
+// TestNew: options are checked when the client is built, and the defaults
+// of calls given to New apply to every call.
+func TestNew(t *testing.T) {
+	for _, tt := range []struct {
+		opt  client.Option
+		want string
+	}{
+		{client.WithDefaultCallOptions(client.WithContentType("text/plain")), `content type "text/plain": unsupported`},
+		{client.WithDefaultCallOptions(client.WithRetries(-1)), "negative retries"},
+		{client.WithDefaultCallOptions(client.WithRequestTimeout(-time.Second)), "negative request timeout"},
+		{client.WithPoolSize(-1), "negative pool size"},
+	} {
+		if c, err := client.New(tt.opt); err == nil || !strings.Contains(err.Error(), tt.want) || c != nil {
+			t.Errorf("New = %v, %v; want an error containing %q", c, err, tt.want)
+		}
+	}
+
 	r := memory.New()
 	startServer(t, r)
-	c := client.New()
-	defer c.Close()
-	if err := c.Call(context.Background(), svcName, "Say.Hello", &Request{}, nil); err == nil {
-		t.Fatal("call without a registry succeeded")
+	c, err := client.New(client.WithRegistry(r), client.WithDefaultCallOptions(client.WithRequestTimeout(2*time.Second)))
+	if err != nil {
+		t.Fatal(err)
 	}
-	c.Init(client.Registry(r), client.RequestTimeout(2*time.Second))
+	defer c.Close()
 	if err := c.Call(context.Background(), svcName, "Say.Hello", &Request{}, nil); err != nil {
-		t.Fatalf("after Init with a registry: %v", err)
+		t.Fatalf("Call: %v", err)
 	}
 	if got := c.Options().RequestTimeout; got != 2*time.Second {
 		t.Errorf("RequestTimeout = %v", got)
+	}
+	if err := c.Call(context.Background(), svcName, "Say.Nope", &Request{}, nil, client.WithAddress("127.0.0.1:1"), client.WithRetries(0)); err == nil {
+		t.Error("a call's own options did not override the defaults")
 	}
 }

@@ -2,15 +2,15 @@ package client_test
 
 import (
 	"context"
-	stderrors "errors"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/microbot/microbot/framework/client"
-	"github.com/microbot/microbot/framework/errors"
 	"github.com/microbot/microbot/framework/registry/memory"
+	"github.com/microbot/microbot/framework/rpcerr"
 )
 
 // record is a wrapper that notes each call it sees, with name marking
@@ -26,8 +26,8 @@ func (r *record) wrap(name string) client.CallWrapper {
 			r.add(name + " > " + service + " " + endpoint)
 			err := next(ctx, service, endpoint, req, rsp, opts...)
 			code := 0
-			var e *errors.Error
-			if stderrors.As(err, &e) {
+			var e *rpcerr.Error
+			if errors.As(err, &e) {
 				code = int(e.Code)
 			}
 			r.add(name + " < " + service + " " + itoa(code))
@@ -57,11 +57,14 @@ func itoa(n int) string {
 	return strconv.Itoa(n)
 }
 
-func TestWrapCall(t *testing.T) {
+func TestCallWrappers(t *testing.T) {
 	r := memory.New()
 	startServer(t, r)
 	rec := &record{}
-	c := client.New(client.Registry(r), client.WrapCall(rec.wrap("outer"), rec.wrap("inner")))
+	c, err := client.New(client.WithRegistry(r), client.WithCallWrappers(rec.wrap("outer"), rec.wrap("inner")))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer c.Close()
 	ctx := context.Background()
 
@@ -86,20 +89,25 @@ func TestWrapCall(t *testing.T) {
 		})
 	}
 
-	// A wrapper that answers by itself; added by Init, it goes inside the
-	// ones already there (it is given last), which stay.
+	// A wrapper that answers by itself; given in a second WithCallWrappers,
+	// it goes inside the ones given first, which stay.
 	refuse := func(client.CallFunc) client.CallFunc {
 		return func(context.Context, string, string, any, any, ...client.CallOption) error {
-			return errors.Forbidden("test", "refused")
+			return rpcerr.Forbidden("test", "refused")
 		}
 	}
-	c.Init(client.WrapCall(refuse))
-	if n := len(c.Options().Wrappers); n != 3 {
-		t.Fatalf("after Init: %d wrappers, want 3", n)
+	c, err = client.New(client.WithRegistry(r), client.WithCallWrappers(rec.wrap("outer"), rec.wrap("inner")),
+		client.WithCallWrappers(refuse))
+	if err != nil {
+		t.Fatal(err)
 	}
-	err := c.Call(ctx, svcName, "Say.Hello", &Request{}, nil)
-	var e *errors.Error
-	if !stderrors.As(err, &e) || e.Code != 403 {
+	defer c.Close()
+	if n := len(c.Options().Wrappers); n != 3 {
+		t.Fatalf("%d wrappers, want 3", n)
+	}
+	err = c.Call(ctx, svcName, "Say.Hello", &Request{}, nil)
+	var e *rpcerr.Error
+	if !errors.As(err, &e) || e.Code != 403 {
 		t.Fatalf("Call through a refusing wrapper = %v, want 403", err)
 	}
 	// refuse is innermost (added last): outer and inner still saw the call.

@@ -9,9 +9,11 @@
 //   - application/protobuf: protobuf messages (proto.Message), and values that
 //     encode themselves on the protobuf wire (see [ProtoMarshaler]).
 //
-// [For] finds the codec of a Content-Type header value; parameters such as
-// "; charset=utf-8" are ignored, and "application/x-protobuf" and
-// "application/octet-stream" are accepted as aliases of application/protobuf.
+// [For] finds the codec of a Content-Type header value in the table of
+// codecs (the shape is package internal/plugin's; a new codec is one more
+// line in it); parameters such as "; charset=utf-8" are ignored, and
+// "application/x-protobuf" and "application/octet-stream" are accepted as
+// aliases of application/protobuf.
 package codec
 
 import (
@@ -23,6 +25,8 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/microbot/microbot/internal/plugin"
 )
 
 // Content types of the codecs shipped here.
@@ -59,39 +63,46 @@ type ProtoUnmarshaler interface {
 	UnmarshalProto(data []byte) error
 }
 
-var (
-	jsonCodec  Codec = jsonC{}
-	protoCodec Codec = protoC{}
-	// supported lists the canonical content types, in order of preference.
-	supported = []string{JSON, Protobuf}
-)
+// codecs is the table of codecs, by the media type they speak. [For] picks
+// from it; a new codec is one more line here.
+var codecs = plugin.NewTable("codec", map[string]Codec{
+	JSON:     jsonC{},
+	Protobuf: protoC{},
+})
+
+// aliases are other names of the media types of codecs.
+var aliases = map[string]string{
+	"application/x-protobuf":   Protobuf,
+	"application/octet-stream": Protobuf,
+}
 
 // For returns the codec of a Content-Type header value. An empty value means
 // application/json. An unknown one gives an error wrapping ErrUnsupported
 // that lists the supported types.
 func For(contentType string) (Codec, error) {
-	switch contentType { // fast path: the exact values our client sends
-	case JSON, "":
-		return jsonCodec, nil
-	case Protobuf:
-		return protoCodec, nil
+	if c, ok := codecs.Lookup(contentType); ok { // the exact values our client sends
+		return c, nil
 	}
 	mt := contentType
 	if i := strings.IndexByte(mt, ';'); i >= 0 {
 		mt = mt[:i]
 	}
-	switch strings.ToLower(strings.TrimSpace(mt)) {
-	case JSON:
-		return jsonCodec, nil
-	case Protobuf, "application/x-protobuf", "application/octet-stream":
-		return protoCodec, nil
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	if mt == "" {
+		mt = JSON
+	}
+	if a, ok := aliases[mt]; ok {
+		mt = a
+	}
+	if c, ok := codecs.Lookup(mt); ok {
+		return c, nil
 	}
 	return nil, fmt.Errorf("content type %q: %w (supported: %s)", contentType, ErrUnsupported, Supported())
 }
 
 // Supported returns the supported content types, comma-separated, for error
-// messages.
-func Supported() string { return strings.Join(supported, ", ") }
+// messages and the registry's node metadata.
+func Supported() string { return strings.Join(codecs.Names(), ", ") }
 
 type jsonC struct{}
 

@@ -107,7 +107,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestProtoJSONIsCanonical(t *testing.T) {
-	b, err := jsonCodec.Marshal(&apipb.Method{Name: "Hello", RequestTypeUrl: "x"})
+	b, err := jsonC{}.Marshal(&apipb.Method{Name: "Hello", RequestTypeUrl: "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,13 +126,13 @@ func TestErrors(t *testing.T) {
 		run  func() error
 		want string
 	}{
-		{"invalid raw json", func() error { _, err := jsonCodec.Marshal(json.RawMessage(`{"a":`)); return err }, "not valid"},
-		{"protobuf of struct", func() error { _, err := protoCodec.Marshal(&hello{}); return err }, "want a proto.Message"},
-		{"protobuf into struct", func() error { return protoCodec.Unmarshal(nil, &hello{}) }, "want a proto.Message"},
-		{"bad json into struct", func() error { return jsonCodec.Unmarshal([]byte(`{"name":5}`), &hello{}) }, "cannot unmarshal"},
-		{"bad json into proto", func() error { return jsonCodec.Unmarshal([]byte(`{"nope":1}`), &apipb.Method{}) }, "unknown field"},
-		{"bad protobuf", func() error { return protoCodec.Unmarshal([]byte{0xff, 0xff}, &apipb.Method{}) }, "cannot parse"},
-		{"invalid json into raw", func() error { return jsonCodec.Unmarshal([]byte(`{`), new(json.RawMessage)) }, "not valid JSON"},
+		{"invalid raw json", func() error { _, err := jsonC{}.Marshal(json.RawMessage(`{"a":`)); return err }, "not valid"},
+		{"protobuf of struct", func() error { _, err := protoC{}.Marshal(&hello{}); return err }, "want a proto.Message"},
+		{"protobuf into struct", func() error { return protoC{}.Unmarshal(nil, &hello{}) }, "want a proto.Message"},
+		{"bad json into struct", func() error { return jsonC{}.Unmarshal([]byte(`{"name":5}`), &hello{}) }, "cannot unmarshal"},
+		{"bad json into proto", func() error { return jsonC{}.Unmarshal([]byte(`{"nope":1}`), &apipb.Method{}) }, "unknown field"},
+		{"bad protobuf", func() error { return protoC{}.Unmarshal([]byte{0xff, 0xff}, &apipb.Method{}) }, "cannot parse"},
+		{"invalid json into raw", func() error { return jsonC{}.Unmarshal([]byte(`{`), new(json.RawMessage)) }, "not valid JSON"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,11 +146,11 @@ func TestErrors(t *testing.T) {
 
 func TestEmptyBodyIsEmptyRequest(t *testing.T) {
 	h := &hello{Name: "keep"}
-	if err := jsonCodec.Unmarshal(nil, h); err != nil || h.Name != "keep" {
+	if err := (jsonC{}).Unmarshal(nil, h); err != nil || h.Name != "keep" {
 		t.Errorf("Unmarshal(empty) = %v, %+v", err, h)
 	}
 	m := &apipb.Method{Name: "x"}
-	if err := jsonCodec.Unmarshal([]byte(" "), m); err != nil || !proto.Equal(m, &apipb.Method{}) {
+	if err := (jsonC{}).Unmarshal([]byte(" "), m); err != nil || !proto.Equal(m, &apipb.Method{}) {
 		t.Errorf("Unmarshal(empty) into proto = %v, %v", err, m)
 	}
 }

@@ -2,18 +2,15 @@
 // announce their nodes and endpoints, and where callers and the bot look them
 // up and watch them change.
 //
-// A Registry is a plugin: implementations add themselves to a table by name
-// with [Plugin], like database/sql drivers, and [New] builds one by name, so
-// `--registry=NAME` picks one without code change. The packages memory, local
-// and consul below this one are the implementations shipped with microbot.
+// The packages memory, local and consul below this one are the
+// implementations shipped with microbot; package framework's table of
+// registries builds them by the name `--registry=NAME` gives.
 package registry
 
 import (
 	"context"
 	"errors"
 	"time"
-
-	"github.com/microbot/microbot/internal/plugin"
 )
 
 // ErrNotFound is returned (wrapped) by GetService when no node of the service
@@ -27,7 +24,7 @@ var ErrWatcherStopped = errors.New("watcher stopped")
 // Registry is a service registry.
 type Registry interface {
 	// Register announces every node of s. The nodes expire after the TTL given
-	// with [RegisterTTL] unless registered again before then.
+	// with [WithTTL] unless registered again before then.
 	Register(ctx context.Context, s *Service, opts ...RegisterOption) error
 	// Deregister removes every node of s at once.
 	Deregister(ctx context.Context, s *Service) error
@@ -99,24 +96,6 @@ type Value struct {
 	Values []*Value `json:"values,omitempty"`
 }
 
-// Options configure a registry implementation when it is built by [New].
-type Options struct {
-	// Addrs are the registry's addresses: a directory for local, host:port
-	// pairs for consul.
-	Addrs []string
-	// Timeout bounds every network call the registry makes.
-	Timeout time.Duration
-}
-
-// Option sets an Option field.
-type Option func(*Options)
-
-// Addrs sets the registry's addresses.
-func Addrs(addrs ...string) Option { return func(o *Options) { o.Addrs = addrs } }
-
-// Timeout bounds every network call the registry makes.
-func Timeout(d time.Duration) Option { return func(o *Options) { o.Timeout = d } }
-
 // RegisterOptions are the options of one Register call.
 type RegisterOptions struct {
 	// TTL is how long the nodes live without being registered again. Zero
@@ -127,8 +106,8 @@ type RegisterOptions struct {
 // RegisterOption sets a RegisterOptions field.
 type RegisterOption func(*RegisterOptions)
 
-// RegisterTTL sets how long the nodes live without a new Register.
-func RegisterTTL(d time.Duration) RegisterOption { return func(o *RegisterOptions) { o.TTL = d } }
+// WithTTL sets how long the nodes live without a new Register.
+func WithTTL(d time.Duration) RegisterOption { return func(o *RegisterOptions) { o.TTL = d } }
 
 // WatchOptions are the options of one Watch call.
 type WatchOptions struct {
@@ -139,28 +118,5 @@ type WatchOptions struct {
 // WatchOption sets a WatchOptions field.
 type WatchOption func(*WatchOptions)
 
-// WatchService restricts a watch to the named service.
-func WatchService(name string) WatchOption { return func(o *WatchOptions) { o.Service = name } }
-
-// Factory builds a registry from options.
-type Factory func(opts ...Option) (Registry, error)
-
-// plugins is the table of registries; implementations add themselves in
-// init.
-var plugins = plugin.NewTable[Factory]("registry")
-
-// Plugin adds a registry implementation to the table under name. It panics if
-// name is taken, as database/sql.Register does.
-func Plugin(name string, f Factory) { plugins.Add(name, f) }
-
-// Plugins returns the names in the table, sorted.
-func Plugins() []string { return plugins.Names() }
-
-// New builds the registry called name from the table.
-func New(name string, opts ...Option) (Registry, error) {
-	f, err := plugins.Get(name)
-	if err != nil {
-		return nil, err
-	}
-	return f(opts...)
-}
+// WithService restricts a watch to the named service.
+func WithService(name string) WatchOption { return func(o *WatchOptions) { o.Service = name } }

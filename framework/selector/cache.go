@@ -50,25 +50,25 @@ type Option func(*Options)
 // WithStrategy sets the strategy (default Random).
 func WithStrategy(s Strategy) Option { return func(o *Options) { o.Strategy = s } }
 
-// CacheTTL sets how long a node list is used without a watch event before
+// WithCacheTTL sets how long a node list is used without a watch event before
 // the registry is asked again.
-func CacheTTL(d time.Duration) Option { return func(o *Options) { o.CacheTTL = d } }
+func WithCacheTTL(d time.Duration) Option { return func(o *Options) { o.CacheTTL = d } }
 
-// AvoidFor sets how long a failed node is tried last.
-func AvoidFor(d time.Duration) Option { return func(o *Options) { o.AvoidFor = d } }
+// WithAvoidFor sets how long a failed node is tried last.
+func WithAvoidFor(d time.Duration) Option { return func(o *Options) { o.AvoidFor = d } }
 
-// FetchTimeout bounds each registry lookup.
-func FetchTimeout(d time.Duration) Option { return func(o *Options) { o.FetchTimeout = d } }
+// WithFetchTimeout bounds each registry lookup.
+func WithFetchTimeout(d time.Duration) Option { return func(o *Options) { o.FetchTimeout = d } }
 
-// Logger sets where warnings go (default slog.Default()).
-func Logger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }
+// WithLogger sets where warnings go (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }
 
 // Strategy orders the nodes a Select yields.
 type Strategy interface {
 	// Order reorders nodes in place for the n-th Select of a service (n
 	// counts from 0). nodes come sorted by ID.
 	Order(nodes []*registry.Node, n uint64)
-	// String names the strategy, as --selector does.
+	// String names the strategy ("random", "roundrobin").
 	String() string
 }
 
@@ -107,41 +107,6 @@ func reverse(s []*registry.Node) {
 	for i, j := 0, len(s)-1; i < j; i, j = i+1, j-1 {
 		s[i], s[j] = s[j], s[i]
 	}
-}
-
-// strategies is the table --selector picks from. It is never changed.
-var strategies = map[string]func() Strategy{
-	"random":     Random,
-	"roundrobin": RoundRobin,
-}
-
-// Strategies returns the names StrategyByName knows, sorted.
-func Strategies() []string {
-	names := make([]string, 0, len(strategies))
-	for n := range strategies {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// StrategyByName returns the strategy called name ("random", "roundrobin").
-func StrategyByName(name string) (Strategy, error) {
-	f, ok := strategies[name]
-	if !ok {
-		return nil, fmt.Errorf("selector %q: unknown (have %v)", name, Strategies())
-	}
-	return f(), nil
-}
-
-// NewByName returns New(reg, opts...) with the strategy called name, as
-// --selector=random|roundrobin asks.
-func NewByName(name string, reg registry.Registry, opts ...Option) (Selector, error) {
-	st, err := StrategyByName(name)
-	if err != nil {
-		return nil, err
-	}
-	return New(reg, append(opts, WithStrategy(st))...), nil
 }
 
 // New returns a Selector over reg. It caches the node list of each service

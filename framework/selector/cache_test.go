@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -45,7 +44,7 @@ func deregister(t testing.TB, r registry.Registry, name string, ids ...string) {
 
 func newSel(t testing.TB, r registry.Registry, opts ...Option) *cache {
 	t.Helper()
-	s := New(r, append([]Option{Logger(quiet)}, opts...)...).(*cache)
+	s := New(r, append([]Option{WithLogger(quiet)}, opts...)...).(*cache)
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -70,17 +69,13 @@ func all(t testing.TB, s Selector, service string) []string {
 	}
 }
 
-func TestByName(t *testing.T) {
-	for _, name := range []string{"random", "roundrobin"} {
-		s, err := NewByName(name, memory.New())
-		if err != nil || s.String() != name {
-			t.Fatalf("NewByName(%q) = %v, %v", name, s, err)
+func TestStrategyNames(t *testing.T) {
+	for _, st := range []Strategy{Random(), RoundRobin()} {
+		s := New(memory.New(), WithStrategy(st))
+		if s.String() != st.String() {
+			t.Errorf("selector with strategy %s names itself %s", st, s)
 		}
 		s.Close()
-	}
-	_, err := NewByName("bogus", memory.New())
-	if err == nil || !strings.Contains(err.Error(), "[random roundrobin]") || !strings.Contains(err.Error(), "bogus") {
-		t.Fatalf("NewByName(bogus) = %v, want an error naming the valid strategies", err)
 	}
 	if got := New(memory.New()); got.String() != "random" {
 		t.Fatalf("default strategy %s, want random", got)
@@ -174,7 +169,7 @@ func TestRoundRobinAlternates(t *testing.T) {
 func TestWatchInvalidates(t *testing.T) {
 	r := memory.New()
 	register(t, r, "svc", "a")
-	s := newSel(t, r, CacheTTL(time.Hour))
+	s := newSel(t, r, WithCacheTTL(time.Hour))
 	if ids := all(t, s, "svc"); !slices.Equal(ids, []string{"a"}) {
 		t.Fatalf("got %v", ids)
 	}
@@ -224,7 +219,7 @@ func TestCacheTTLFallback(t *testing.T) {
 	f := &faulty{Registry: memory.New()}
 	f.watchFails.Store(1 << 30) // never watches
 	register(t, f, "svc", "a")
-	s := newSel(t, f, CacheTTL(100*time.Millisecond))
+	s := newSel(t, f, WithCacheTTL(100*time.Millisecond))
 	if ids := all(t, s, "svc"); !slices.Equal(ids, []string{"a"}) {
 		t.Fatalf("got %v", ids)
 	}
@@ -236,7 +231,7 @@ func TestCacheTTLFallback(t *testing.T) {
 func TestCached(t *testing.T) {
 	f := &faulty{Registry: memory.New()}
 	register(t, f, "svc", "a", "b")
-	s := newSel(t, f, CacheTTL(time.Hour))
+	s := newSel(t, f, WithCacheTTL(time.Hour))
 	all(t, s, "svc") // starts the watch
 	testenv.Eventually(t, wait, "the watch running", func() bool {
 		s.mu.Lock()
@@ -257,7 +252,7 @@ func TestCached(t *testing.T) {
 func TestRegistryOutage(t *testing.T) {
 	f := &faulty{Registry: memory.New()}
 	register(t, f, "svc", "a", "b")
-	s := newSel(t, f, CacheTTL(time.Hour))
+	s := newSel(t, f, WithCacheTTL(time.Hour))
 	s.staleRetry = 10 * time.Millisecond
 	all(t, s, "svc")
 	f.down.Store(true)
@@ -283,7 +278,7 @@ func TestWatchRestarts(t *testing.T) {
 	f := &faulty{Registry: memory.New()}
 	f.watchFails.Store(3)
 	register(t, f, "svc", "a")
-	s := New(f, CacheTTL(time.Hour), Logger(quiet)).(*cache)
+	s := New(f, WithCacheTTL(time.Hour), WithLogger(quiet)).(*cache)
 	defer s.Close()
 	s.backoffMin, s.backoffMax = time.Millisecond, 10*time.Millisecond
 	all(t, s, "svc")
@@ -305,7 +300,7 @@ func TestWatchRestarts(t *testing.T) {
 func TestFailedNodeAvoided(t *testing.T) {
 	r := memory.New()
 	register(t, r, "svc", "a", "b", "c")
-	s := newSel(t, r, AvoidFor(time.Hour))
+	s := newSel(t, r, WithAvoidFor(time.Hour))
 	a := &registry.Node{ID: "a"}
 	s.Mark("svc", a, errors.New("connection refused"))
 	for range 200 {
@@ -333,7 +328,7 @@ func TestFailedNodeAvoided(t *testing.T) {
 func TestFailedNodeRecovers(t *testing.T) {
 	r := memory.New()
 	register(t, r, "svc", "a", "b")
-	s := newSel(t, r, AvoidFor(50*time.Millisecond), WithStrategy(RoundRobin()))
+	s := newSel(t, r, WithAvoidFor(50*time.Millisecond), WithStrategy(RoundRobin()))
 	s.Mark("svc", &registry.Node{ID: "a"}, errors.New("refused"))
 	if ids := all(t, s, "svc"); ids[0] != "b" {
 		t.Fatalf("a failed, Select yields %v", ids)
@@ -359,7 +354,7 @@ func TestClose(t *testing.T) {
 func TestNodesAreCopies(t *testing.T) {
 	r := memory.New()
 	register(t, r, "svc", "a")
-	s := newSel(t, r, CacheTTL(time.Hour))
+	s := newSel(t, r, WithCacheTTL(time.Hour))
 	next, _ := s.Select(context.Background(), "svc")
 	n, _ := next()
 	n.Address = "changed:1"
@@ -373,7 +368,7 @@ func TestNodesAreCopies(t *testing.T) {
 func TestConcurrent(t *testing.T) {
 	r := memory.New()
 	register(t, r, "svc", "a", "b", "c")
-	s := newSel(t, r, AvoidFor(time.Millisecond))
+	s := newSel(t, r, WithAvoidFor(time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {

@@ -3,8 +3,8 @@
 // for a short while a node that has just failed.
 //
 // New returns the Selector of this package over a registry.Registry, with
-// the strategy Random (the default) or RoundRobin; NewByName picks the
-// strategy by the name --selector gives ("random", "roundrobin"). Node lists
+// the strategy Random (the default) or RoundRobin (package framework's table
+// of selectors picks one by the name --selector gives). Node lists
 // are cached per service and dropped as soon as the registry's watch says
 // the service changed, with a TTL (CacheTTL) as a backstop for lost events;
 // when the registry cannot be reached the last known list is used.

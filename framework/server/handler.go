@@ -10,8 +10,8 @@ import (
 	"sort"
 
 	"github.com/microbot/microbot/framework/codec"
-	merrors "github.com/microbot/microbot/framework/errors"
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/rpcerr"
 )
 
 var (
@@ -38,7 +38,7 @@ func handlerEndpoints(h any, o HandlerOptions) (string, map[string]*endpoint, er
 	if o.Name == "" {
 		o.Name = reflect.Indirect(v).Type().Name()
 		if o.Name == "" {
-			return "", nil, fmt.Errorf("handler %T has no type name: give one with HandlerName", h)
+			return "", nil, fmt.Errorf("handler %T has no type name: give one with WithHandlerName", h)
 		}
 	}
 	eps := map[string]*endpoint{}
@@ -79,7 +79,7 @@ func handlerEndpoints(h any, o HandlerOptions) (string, map[string]*endpoint, er
 func (e *endpoint) call(ctx context.Context, id string, c codec.Codec, body []byte) (rspBody []byte, err error) {
 	req := reflect.New(e.req)
 	if err := c.Unmarshal(body, req.Interface()); err != nil {
-		return nil, merrors.BadRequest(id, "malformed request for %s: %v", e.name, err)
+		return nil, rpcerr.BadRequest(id, "malformed request for %s: %v", e.name, err)
 	}
 	rsp := reflect.New(e.rsp)
 	if herr := e.invoke(ctx, id, req, rsp); herr != nil {
@@ -87,18 +87,18 @@ func (e *endpoint) call(ctx context.Context, id string, c codec.Codec, body []by
 	}
 	b, err := c.Marshal(rsp.Interface())
 	if err != nil {
-		return nil, merrors.InternalServerError(id, "encoding the response of %s as %s: %v", e.name, c.ContentType(), err)
+		return nil, rpcerr.InternalServerError(id, "encoding the response of %s as %s: %v", e.name, c.ContentType(), err)
 	}
 	return b, nil
 }
 
 // invoke runs the handler method, turning a panic into a 500 and its error
-// into an *errors.Error.
-func (e *endpoint) invoke(ctx context.Context, id string, req, rsp reflect.Value) (err *merrors.Error) {
+// into an *rpcerr.Error.
+func (e *endpoint) invoke(ctx context.Context, id string, req, rsp reflect.Value) (err *rpcerr.Error) {
 	defer func() {
 		if r := recover(); r != nil {
 			slog.Error("handler panicked", "service", id, "endpoint", e.name, "panic", r, "stack", string(debug.Stack()))
-			err = merrors.InternalServerError(id, "handler %s panicked: %v", e.name, r)
+			err = rpcerr.InternalServerError(id, "handler %s panicked: %v", e.name, r)
 		}
 	}()
 	out := e.fn.Call([]reflect.Value{reflect.ValueOf(ctx), req, rsp})
@@ -106,7 +106,7 @@ func (e *endpoint) invoke(ctx context.Context, id string, req, rsp reflect.Value
 	if herr == nil {
 		return nil
 	}
-	var me *merrors.Error
+	var me *rpcerr.Error
 	switch {
 	case errors.As(herr, &me):
 		if me.ID == "" {
@@ -116,11 +116,11 @@ func (e *endpoint) invoke(ctx context.Context, id string, req, rsp reflect.Value
 		}
 		return me
 	case errors.Is(herr, context.DeadlineExceeded):
-		return merrors.Timeout(id, "%s did not finish before the caller's deadline: %v", e.name, herr)
+		return rpcerr.Timeout(id, "%s did not finish before the caller's deadline: %v", e.name, herr)
 	case errors.Is(herr, context.Canceled):
-		return merrors.Timeout(id, "%s was cancelled (the caller went away): %v", e.name, herr)
+		return rpcerr.Timeout(id, "%s was cancelled (the caller went away): %v", e.name, herr)
 	}
-	return merrors.InternalServerError(id, "%s", herr.Error())
+	return rpcerr.InternalServerError(id, "%s", herr.Error())
 }
 
 // endpointInfos returns the published form of eps, sorted by name.

@@ -21,7 +21,7 @@
 // the supported ones), body over the limit (413), a handler that panicked
 // (500; the panic and its stack are logged with slog and the server lives
 // on), a handler that returned a plain error (500 with its text) or an
-// *errors.Error (sent as it is). The handler's context carries the
+// *rpcerr.Error (sent as it is). The handler's context carries the
 // caller's deadline and metadata.
 package server
 
@@ -32,14 +32,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/microbot/microbot/framework/codec"
-	merrors "github.com/microbot/microbot/framework/errors"
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/rpcerr"
 	"github.com/microbot/microbot/framework/transport"
 )
 
@@ -60,8 +61,7 @@ type Server struct {
 	ln       net.Listener
 	srv      *transport.Server
 	served   chan struct{} // closed when Serve returns
-	name     atomic.Pointer[string]
-	id       string // generated node id, used when opts.ID is empty
+	id       string        // generated node id, used when opts.ID is empty
 }
 
 // Options configure a Server.
@@ -81,33 +81,33 @@ type Options struct {
 // Option sets an Options field.
 type Option func(*Options)
 
-// Name sets the service name.
-func Name(n string) Option { return func(o *Options) { o.Name = n } }
+// WithName sets the service name.
+func WithName(n string) Option { return func(o *Options) { o.Name = n } }
 
-// Version sets the service version.
-func Version(v string) Option { return func(o *Options) { o.Version = v } }
+// WithVersion sets the service version.
+func WithVersion(v string) Option { return func(o *Options) { o.Version = v } }
 
-// ID sets the node id.
-func ID(id string) Option { return func(o *Options) { o.ID = id } }
+// WithID sets the node id.
+func WithID(id string) Option { return func(o *Options) { o.ID = id } }
 
-// Address sets the listen address.
-func Address(a string) Option { return func(o *Options) { o.Address = a } }
+// WithAddress sets the listen address.
+func WithAddress(a string) Option { return func(o *Options) { o.Address = a } }
 
-// Advertise sets the address published in the registry, when callers must
+// WithAdvertise sets the address published in the registry, when callers must
 // use another one than the listener's (NAT, containers, 0.0.0.0).
-func Advertise(a string) Option { return func(o *Options) { o.Advertise = a } }
+func WithAdvertise(a string) Option { return func(o *Options) { o.Advertise = a } }
 
-// Metadata sets the node metadata.
-func Metadata(md map[string]string) Option { return func(o *Options) { o.Metadata = md } }
+// WithMetadata sets the node metadata.
+func WithMetadata(md map[string]string) Option { return func(o *Options) { o.Metadata = md } }
 
-// Registry sets the registry the server registers in.
-func Registry(r registry.Registry) Option { return func(o *Options) { o.Registry = r } }
+// WithRegistry sets the registry the server registers in.
+func WithRegistry(r registry.Registry) Option { return func(o *Options) { o.Registry = r } }
 
-// RegisterTTL sets the TTL of the node's registration.
-func RegisterTTL(d time.Duration) Option { return func(o *Options) { o.RegisterTTL = d } }
+// WithRegisterTTL sets the TTL of the node's registration.
+func WithRegisterTTL(d time.Duration) Option { return func(o *Options) { o.RegisterTTL = d } }
 
-// MaxBodySize sets the largest request body accepted.
-func MaxBodySize(n int64) Option { return func(o *Options) { o.MaxBodySize = n } }
+// WithMaxBodySize sets the largest request body accepted.
+func WithMaxBodySize(n int64) Option { return func(o *Options) { o.MaxBodySize = n } }
 
 // WithMaxConns sets how many connections the server keeps open at once;
 // more are answered with a 503 and closed.
@@ -124,37 +124,41 @@ type HandlerOptions struct {
 // HandlerOption sets a HandlerOptions field.
 type HandlerOption func(*HandlerOptions)
 
-// HandlerName sets the name endpoints are published under ("Command" gives
+// WithHandlerName sets the name endpoints are published under ("Command" gives
 // "Command.Exec").
-func HandlerName(n string) HandlerOption { return func(o *HandlerOptions) { o.Name = n } }
+func WithHandlerName(n string) HandlerOption { return func(o *HandlerOptions) { o.Name = n } }
 
-// EndpointMetadata sets metadata published on each of the handler's
+// WithEndpointMetadata sets metadata published on each of the handler's
 // endpoints.
-func EndpointMetadata(md map[string]string) HandlerOption {
+func WithEndpointMetadata(md map[string]string) HandlerOption {
 	return func(o *HandlerOptions) { o.Metadata = md }
 }
 
-// New returns a Server that already serves Debug.Health.
-func New(opts ...Option) *Server {
-	s := &Server{handlers: map[string]bool{}}
+// New returns a Server configured by opts that already serves
+// Debug.Health. It fails if an option is out of range.
+func New(opts ...Option) (*Server, error) {
+	var o Options
+	for _, f := range opts {
+		f(&o)
+	}
+	switch {
+	case o.MaxBodySize < 0:
+		return nil, fmt.Errorf("server %s: negative max body size %d", o.Name, o.MaxBodySize)
+	case o.RegisterTTL < 0:
+		return nil, fmt.Errorf("server %s: negative register TTL %v", o.Name, o.RegisterTTL)
+	}
+	if o.Advertise != "" {
+		if _, _, err := net.SplitHostPort(o.Advertise); err != nil {
+			return nil, fmt.Errorf("server %s: advertised address %q: want host:port", o.Name, o.Advertise)
+		}
+	}
+	o.Metadata = maps.Clone(o.Metadata)
+	s := &Server{opts: o, handlers: map[string]bool{}}
 	s.eps.Store(&map[string]*endpoint{})
-	s.Init(opts...)
-	if err := s.Handle(&debugHandler{}, HandlerName("Debug")); err != nil {
-		panic(err) // cannot happen: the handler is well-formed and first
+	if err := s.Handle(&debugHandler{}, WithHandlerName("Debug")); err != nil {
+		return nil, err // cannot happen: the handler is well-formed and first
 	}
-	return s
-}
-
-// Init applies opts. Options that shape the listener (Address, MaxBodySize)
-// take effect at the next Start; the others at the next Register.
-func (s *Server) Init(opts ...Option) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, o := range opts {
-		o(&s.opts)
-	}
-	name := s.opts.Name
-	s.name.Store(&name)
+	return s, nil
 }
 
 // Options returns a copy of the server's options; ID is the node id it
@@ -166,6 +170,7 @@ func (s *Server) Options() Options {
 	if o.ID == "" {
 		o.ID = s.id
 	}
+	o.Metadata = maps.Clone(o.Metadata)
 	return o
 }
 
@@ -213,7 +218,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	if s.opts.Name == "" {
 		s.mu.Unlock()
-		return errors.New("server has no name: set one with server.Name (or framework.Name, --server_name)")
+		return errors.New("server has no name: set one with server.WithName (or framework.WithName, --server_name)")
 	}
 	if s.id == "" {
 		s.id = s.opts.Name + "-" + newUUID()
@@ -233,7 +238,7 @@ func (s *Server) Start(ctx context.Context) error {
 		maxBody = DefaultMaxBodySize
 	}
 	s.ln = ln
-	s.srv = transport.NewServer((*rpcHandler)(s), transport.MaxBodySize(maxBody), transport.ErrorID(s.opts.Name),
+	s.srv = transport.NewServer((*rpcHandler)(s), transport.WithMaxBodySize(maxBody), transport.WithErrorID(s.opts.Name),
 		transport.WithMaxConns(s.opts.MaxConns))
 	s.served = make(chan struct{})
 	srv, served, name := s.srv, s.served, s.opts.Name
@@ -302,7 +307,7 @@ func (s *Server) Register(ctx context.Context) error {
 	}
 	var ro []registry.RegisterOption
 	if ttl > 0 {
-		ro = append(ro, registry.RegisterTTL(ttl))
+		ro = append(ro, registry.WithTTL(ttl))
 	}
 	if err := r.Register(ctx, svc, ro...); err != nil {
 		return fmt.Errorf("register %s in %s registry: %w", svc.Name, r, err)
@@ -338,20 +343,20 @@ func (s *Server) Stop(ctx context.Context) error {
 
 // serveRPC answers one call that arrived over the transport.
 func (s *Server) serveRPC(ctx context.Context, req *transport.Request) ([]byte, error) {
-	id := *s.name.Load()
+	id := s.opts.Name
 	if req.Service != "" && id != "" && req.Service != id {
-		return nil, merrors.NotFound(id, "service %s: not served here (this node serves %s)", req.Service, id)
+		return nil, rpcerr.NotFound(id, "service %s: not served here (this node serves %s)", req.Service, id)
 	}
 	if req.Endpoint == "" {
-		return nil, merrors.BadRequest(id, "no endpoint named: set the %s header", transport.HeaderEndpoint)
+		return nil, rpcerr.BadRequest(id, "no endpoint named: set the %s header", transport.HeaderEndpoint)
 	}
 	e, ok := (*s.eps.Load())[req.Endpoint]
 	if !ok {
-		return nil, merrors.NotFound(id, "unknown endpoint %s of service %s", req.Endpoint, id)
+		return nil, rpcerr.NotFound(id, "unknown endpoint %s of service %s", req.Endpoint, id)
 	}
 	c, err := codec.For(req.ContentType)
 	if err != nil {
-		return nil, merrors.UnsupportedMediaType(id, "unsupported content type %q for %s; supported: %s",
+		return nil, rpcerr.UnsupportedMediaType(id, "unsupported content type %q for %s; supported: %s",
 			req.ContentType, req.Endpoint, codec.Supported())
 	}
 	return e.call(ctx, id, c, req.Body)

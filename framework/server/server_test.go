@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	stderrors "errors"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,9 +17,9 @@ import (
 	"google.golang.org/protobuf/types/known/typepb"
 
 	"github.com/microbot/microbot/framework/client"
-	"github.com/microbot/microbot/framework/errors"
 	"github.com/microbot/microbot/framework/metadata"
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/rpcerr"
 	"github.com/microbot/microbot/framework/server"
 	"github.com/microbot/microbot/internal/testenv"
 )
@@ -53,11 +53,11 @@ func (*Test) Slow(ctx context.Context, req *Request, rsp *Response) error {
 }
 
 func (*Test) Fail(ctx context.Context, req *Request, rsp *Response) error {
-	return errors.Forbidden("", "not for %s", req.Name)
+	return rpcerr.Forbidden("", "not for %s", req.Name)
 }
 
 func (*Test) Plain(ctx context.Context, req *Request, rsp *Response) error {
-	return stderrors.New("plain failure")
+	return errors.New("plain failure")
 }
 
 // Context reports what the handler's context carries.
@@ -92,7 +92,10 @@ const name = "test.srv"
 func start(t *testing.T, opts ...server.Option) (*server.Server, *Test) {
 	t.Helper()
 	h := &Test{blocked: make(chan struct{}), release: make(chan struct{})}
-	s := server.New(append([]server.Option{server.Name(name)}, opts...)...)
+	s, err := server.New(append([]server.Option{server.WithName(name)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Handle(h); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +111,10 @@ func start(t *testing.T, opts ...server.Option) (*server.Server, *Test) {
 }
 
 func newClient(t *testing.T) *client.Client {
-	c := client.New()
+	c, err := client.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -206,7 +212,7 @@ func TestHealthWire(t *testing.T) {
 // TestBadInput: every kind of bad call gets a clear error and the server
 // still serves afterwards.
 func TestBadInput(t *testing.T) {
-	s, _ := start(t, server.MaxBodySize(64<<10))
+	s, _ := start(t, server.WithMaxBodySize(64<<10))
 	c := newClient(t)
 	addr := s.Address()
 	tests := []struct {
@@ -236,9 +242,9 @@ func TestBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := c.Call(context.Background(), name, tt.endpoint, tt.req, &Response{}, append([]client.CallOption{client.WithAddress(addr)}, tt.opts...)...)
-			var e *errors.Error
-			if !stderrors.As(err, &e) {
-				t.Fatalf("error %#v is not an *errors.Error", err)
+			var e *rpcerr.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("error %#v is not an *rpcerr.Error", err)
 			}
 			if e.Code != tt.code || !strings.Contains(e.Detail, tt.detail) {
 				t.Errorf("error = %d %q, want %d containing %q", e.Code, e.Detail, tt.code, tt.detail)
@@ -269,7 +275,7 @@ func TestBadInput(t *testing.T) {
 				t.Fatal(err)
 			}
 			res.Body.Close()
-			e := errors.Parse(res.Header.Get("Micro-Error"))
+			e := rpcerr.Parse(res.Header.Get("Micro-Error"))
 			if res.StatusCode != tt.status || e.Code != int32(tt.status) || e.Detail != tt.detail || e.ID != name {
 				t.Errorf("got %d %+v, want %d %q", res.StatusCode, e, tt.status, tt.detail)
 			}
@@ -310,7 +316,7 @@ func TestConcurrentCalls(t *testing.T) {
 				if err := c.Call(context.Background(), name, "Test.Hello", &Request{Name: who}, &rsp, client.WithAddress(s.Address())); err != nil {
 					errs <- err
 				} else if rsp.Msg != "Hello "+who {
-					errs <- stderrors.New("crossed answer: " + rsp.Msg + " for " + who)
+					errs <- errors.New("crossed answer: " + rsp.Msg + " for " + who)
 				}
 			}
 		}()
@@ -378,7 +384,10 @@ func TestStopCutsOffAtDeadline(t *testing.T) {
 }
 
 func TestHandleErrors(t *testing.T) {
-	s := server.New(server.Name(name))
+	s, err := server.New(server.WithName(name))
+	if err != nil {
+		t.Fatal(err)
+	}
 	type Empty struct{}
 	tests := []struct {
 		name string
@@ -388,7 +397,7 @@ func TestHandleErrors(t *testing.T) {
 	}{
 		{"no handler method", &Empty{}, nil, "has no method of the form"},
 		{"not a struct", func() {}, nil, "want a struct"},
-		{"Debug is taken", &Test{}, []server.HandlerOption{server.HandlerName("Debug")}, "the name Debug is taken"},
+		{"Debug is taken", &Test{}, []server.HandlerOption{server.WithHandlerName("Debug")}, "the name Debug is taken"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -404,8 +413,27 @@ func TestHandleErrors(t *testing.T) {
 	if err := s.Handle(&Test{}); err == nil || !strings.Contains(err.Error(), "the name Test is taken") {
 		t.Errorf("second Handle of Test = %v", err)
 	}
-	if err := server.New().Start(context.Background()); err == nil || !strings.Contains(err.Error(), "no name") {
+	nameless, err := server.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nameless.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "no name") {
 		t.Errorf("Start without a name = %v", err)
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	for _, tt := range []struct {
+		opt  server.Option
+		want string
+	}{
+		{server.WithMaxBodySize(-1), "negative max body size"},
+		{server.WithRegisterTTL(-time.Second), "negative register TTL"},
+		{server.WithAdvertise("10.0.0.1"), `advertised address "10.0.0.1": want host:port`},
+	} {
+		if s, err := server.New(server.WithName(name), tt.opt); err == nil || !strings.Contains(err.Error(), tt.want) || s != nil {
+			t.Errorf("New = %v, %v; want an error containing %q", s, err, tt.want)
+		}
 	}
 }
 
@@ -438,8 +466,11 @@ func (Schemas) Go(ctx context.Context, req *Schema, rsp *Response) error { retur
 func (Schemas) Proto(ctx context.Context, req *apipb.Api, rsp *apipb.Method) error { return nil }
 
 func TestEndpointSchemas(t *testing.T) {
-	s := server.New(server.Name(name))
-	if err := s.Handle(Schemas{}, server.EndpointMetadata(map[string]string{"owner": "ops"})); err != nil {
+	s, err := server.New(server.WithName(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Handle(Schemas{}, server.WithEndpointMetadata(map[string]string{"owner": "ops"})); err != nil {
 		t.Fatal(err)
 	}
 	eps := map[string]*registry.Endpoint{}
@@ -510,8 +541,8 @@ func TestMaxConns(t *testing.T) {
 	hello(t, held, s.Address()) // its pooled connection stays open
 	c := newClient(t)
 	err := c.Call(context.Background(), name, "Test.Hello", &Request{Name: "x"}, &Response{}, client.WithAddress(s.Address()))
-	var e *errors.Error
-	if !stderrors.As(err, &e) || e.Code != 503 || !strings.Contains(e.Detail, "too many connections to this server (limit 1)") {
+	var e *rpcerr.Error
+	if !errors.As(err, &e) || e.Code != 503 || !strings.Contains(e.Detail, "too many connections to this server (limit 1)") {
 		t.Fatalf("a second caller: %v; want a 503 about the connection limit", err)
 	}
 	held.Close()

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	merrors "github.com/microbot/microbot/framework/errors"
+	"github.com/microbot/microbot/framework/rpcerr"
 )
 
 // Defaults of a Client.
@@ -46,21 +46,25 @@ type ClientOptions struct {
 // ClientOption sets a ClientOptions field.
 type ClientOption func(*ClientOptions)
 
-// DialTimeout bounds the making of one connection.
-func DialTimeout(d time.Duration) ClientOption { return func(o *ClientOptions) { o.DialTimeout = d } }
+// WithDialTimeout bounds the making of one connection.
+func WithDialTimeout(d time.Duration) ClientOption {
+	return func(o *ClientOptions) { o.DialTimeout = d }
+}
 
-// MaxIdleConnsPerHost sets how many idle connections are kept per node.
-func MaxIdleConnsPerHost(n int) ClientOption {
+// WithMaxIdleConnsPerHost sets how many idle connections are kept per node.
+func WithMaxIdleConnsPerHost(n int) ClientOption {
 	return func(o *ClientOptions) { o.MaxIdleConnsPerHost = n }
 }
 
-// IdleConnTimeout closes connections idle for this long.
-func IdleConnTimeout(d time.Duration) ClientOption {
+// WithIdleConnTimeout closes connections idle for this long.
+func WithIdleConnTimeout(d time.Duration) ClientOption {
 	return func(o *ClientOptions) { o.IdleConnTimeout = d }
 }
 
-// MaxResponseSize bounds the body of a response.
-func MaxResponseSize(n int64) ClientOption { return func(o *ClientOptions) { o.MaxResponseSize = n } }
+// WithMaxResponseSize bounds the body of a response.
+func WithMaxResponseSize(n int64) ClientOption {
+	return func(o *ClientOptions) { o.MaxResponseSize = n }
+}
 
 // Client sends requests to nodes over a pool of keep-alive HTTP/1.1
 // connections, one request at a time on each. It is safe for concurrent use.
@@ -171,7 +175,7 @@ func (c *Client) put(addr string, cn *conn) {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // Send sends req to the node at addr (host:port) and waits for the answer
-// until ctx is done. It returns the response, or an *errors.Error the server
+// until ctx is done. It returns the response, or an *rpcerr.Error the server
 // answered with, or a *SendError if no answer came (then ctx's error, if
 // any, is wrapped too).
 func (c *Client) Send(ctx context.Context, addr string, req *Request) (*Response, error) {
@@ -219,7 +223,7 @@ func ctxErr(ctx context.Context, err error) error {
 }
 
 func isServerError(err error) bool {
-	var e *merrors.Error
+	var e *rpcerr.Error
 	return errors.As(err, &e)
 }
 
@@ -252,7 +256,7 @@ func (c *Client) roundTrip(cn *conn, addr string, req *Request, reused bool) (re
 	}
 	res, keep, err = c.readResponse(cn)
 	if err != nil {
-		if _, ok := err.(*merrors.Error); ok {
+		if _, ok := err.(*rpcerr.Error); ok {
 			return nil, keep, err
 		}
 		if reused && errors.Is(err, errNoResponse) {
@@ -366,7 +370,7 @@ func (c *Client) readBody(cn *conn, h *responseHeader) (*Response, bool, error) 
 	}
 	if h.errField != "" {
 		putBuf(buf)
-		return nil, keep, merrors.Parse(h.errField)
+		return nil, keep, rpcerr.Parse(h.errField)
 	}
 	if h.status != 200 {
 		msg := body[:min(len(body), 256)]

@@ -29,7 +29,7 @@
 // Content-Type. A failed call answers with the error's code as HTTP status
 // (500 if the code is not an HTTP error status) and the error as JSON,
 // {"id":..., "code":..., "detail":..., "status":...} (package
-// framework/errors), both in the Micro-Error header and as the body, so
+// framework/rpcerr), both in the Micro-Error header and as the body, so
 // curl shows it too:
 //
 //	HTTP/1.1 404 Not Found

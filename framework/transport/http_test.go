@@ -31,7 +31,7 @@ const post = "POST / HTTP/1.1\r\nHost: x\r\nMicro-Endpoint: A.B\r\nContent-Type:
 
 func TestHTTP11(t *testing.T) {
 	got := make(chan seen, 100)
-	addr := serveRPC(t, echoHandler(got), ErrorID("svc"), MaxBodySize(100))
+	addr := serveRPC(t, echoHandler(got), WithErrorID("svc"), WithMaxBodySize(100))
 	tests := []struct {
 		name string
 		in   string
@@ -226,7 +226,7 @@ func TestClientReadsAnyResponse(t *testing.T) {
 // idle is noticed and replaced, not used for the next call.
 func TestStaleConnection(t *testing.T) {
 	got := make(chan seen, 10)
-	addr := serveRPC(t, echoHandler(got), IdleTimeout(50*time.Millisecond))
+	addr := serveRPC(t, echoHandler(got), WithIdleTimeout(50*time.Millisecond))
 	c := NewClient()
 	defer c.Close()
 	for i := range 2 {

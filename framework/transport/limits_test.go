@@ -3,7 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
-	stderrors "errors"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/microbot/microbot/framework/errors"
+	"github.com/microbot/microbot/framework/rpcerr"
 	"github.com/microbot/microbot/internal/testenv"
 )
 
@@ -62,7 +62,7 @@ func TestWriteTimeoutCallerNotReading(t *testing.T) {
 	srv := NewServer(handlerFunc(func(ctx context.Context, req *Request) ([]byte, error) {
 		called <- struct{}{}
 		return big, nil
-	}), WriteTimeout(200*time.Millisecond), IdleTimeout(time.Hour))
+	}), WithWriteTimeout(200*time.Millisecond), WithIdleTimeout(time.Hour))
 	go srv.Serve(ln) //nolint:errcheck
 	t.Cleanup(func() { srv.Close() })
 
@@ -98,8 +98,8 @@ func TestWriteTimeoutErrorAnswer(t *testing.T) {
 		case called <- struct{}{}:
 		default:
 		}
-		return nil, errors.BadRequest("svc", "%s", strings.Repeat("e", 4<<10))
-	}), WriteTimeout(200*time.Millisecond), IdleTimeout(time.Hour))
+		return nil, rpcerr.BadRequest("svc", "%s", strings.Repeat("e", 4<<10))
+	}), WithWriteTimeout(200*time.Millisecond), WithIdleTimeout(time.Hour))
 	go srv.Serve(ln) //nolint:errcheck
 	t.Cleanup(func() { srv.Close() })
 	c, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
@@ -193,8 +193,8 @@ func TestPooledConnectionKeepsNoHeader(t *testing.T) {
 func TestMaxConns(t *testing.T) {
 	got := make(chan seen, 10)
 	var logs testenv.Buffer
-	srv, addr := startServer(t, echoHandler(got), WithMaxConns(2), ErrorID("svc"),
-		Logger(slog.New(slog.NewTextHandler(&logs, nil))))
+	srv, addr := startServer(t, echoHandler(got), WithMaxConns(2), WithErrorID("svc"),
+		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	var held []net.Conn
 	for range 2 {
 		c, err := net.Dial("tcp", addr)
@@ -218,8 +218,8 @@ func TestMaxConns(t *testing.T) {
 	defer cancel()
 	for range 3 {
 		_, err := cl.Send(ctx, addr, &Request{Endpoint: "A.B", Body: []byte("y")})
-		var e *errors.Error
-		if !stderrors.As(err, &e) || e.Code != 503 || e.ID != "svc" || !strings.Contains(e.Detail, "too many connections to this server (limit 2)") {
+		var e *rpcerr.Error
+		if !errors.As(err, &e) || e.Code != 503 || e.ID != "svc" || !strings.Contains(e.Detail, "too many connections to this server (limit 2)") {
 			t.Fatalf("a third connection: %v; want a 503 about the connection limit", err)
 		}
 	}

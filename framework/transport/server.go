@@ -17,8 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	merrors "github.com/microbot/microbot/framework/errors"
 	"github.com/microbot/microbot/framework/metadata"
+	"github.com/microbot/microbot/framework/rpcerr"
 )
 
 // Defaults of a Server.
@@ -55,7 +55,7 @@ type Handler interface {
 	// ServeRPC answers req. ctx carries the request's metadata and the
 	// caller's deadline, and is cancelled when the server is closed. It
 	// returns the response body, encoded in req.ContentType, or an error; an
-	// error that is not an *errors.Error is sent as a 500. req.Body is only
+	// error that is not an *rpcerr.Error is sent as a 500. req.Body is only
 	// valid until ServeRPC returns.
 	ServeRPC(ctx context.Context, req *Request) ([]byte, error)
 }
@@ -82,17 +82,19 @@ type ServerOptions struct {
 // ServerOption sets a ServerOptions field.
 type ServerOption func(*ServerOptions)
 
-// MaxBodySize sets the largest request body accepted.
-func MaxBodySize(n int64) ServerOption { return func(o *ServerOptions) { o.MaxBodySize = n } }
+// WithMaxBodySize sets the largest request body accepted.
+func WithMaxBodySize(n int64) ServerOption { return func(o *ServerOptions) { o.MaxBodySize = n } }
 
-// ErrorID sets the id of the transport's own errors.
-func ErrorID(id string) ServerOption { return func(o *ServerOptions) { o.ErrorID = id } }
+// WithErrorID sets the id of the transport's own errors.
+func WithErrorID(id string) ServerOption { return func(o *ServerOptions) { o.ErrorID = id } }
 
-// IdleTimeout bounds the wait for, and the reading of, a request.
-func IdleTimeout(d time.Duration) ServerOption { return func(o *ServerOptions) { o.IdleTimeout = d } }
+// WithIdleTimeout bounds the wait for, and the reading of, a request.
+func WithIdleTimeout(d time.Duration) ServerOption {
+	return func(o *ServerOptions) { o.IdleTimeout = d }
+}
 
-// WriteTimeout bounds the writing of responses.
-func WriteTimeout(d time.Duration) ServerOption {
+// WithWriteTimeout bounds the writing of responses.
+func WithWriteTimeout(d time.Duration) ServerOption {
 	return func(o *ServerOptions) { o.WriteTimeout = d }
 }
 
@@ -100,8 +102,8 @@ func WriteTimeout(d time.Duration) ServerOption {
 // refused with a 503.
 func WithMaxConns(n int) ServerOption { return func(o *ServerOptions) { o.MaxConns = n } }
 
-// Logger sets where connection-level problems are logged.
-func Logger(l *slog.Logger) ServerOption { return func(o *ServerOptions) { o.Logger = l } }
+// WithLogger sets where connection-level problems are logged.
+func WithLogger(l *slog.Logger) ServerOption { return func(o *ServerOptions) { o.Logger = l } }
 
 // Server serves the wire format over HTTP/1.1: one goroutine per
 // connection, requests answered in order (pipelined requests too, with
@@ -159,7 +161,7 @@ func NewServer(h Handler, opts ...ServerOption) *Server {
 
 // refusal returns the answer to a connection over the limit.
 func refusal(o ServerOptions) []byte {
-	js := merrors.New(o.ErrorID, fmt.Sprintf("too many connections to this server (limit %d): try again later", o.MaxConns),
+	js := rpcerr.New(o.ErrorID, fmt.Sprintf("too many connections to this server (limit %d): try again later", o.MaxConns),
 		http.StatusServiceUnavailable).Marshal()
 	return fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n%s: %s\r\n"+
 		"Content-Length: %d\r\nConnection: close\r\n\r\n%s", HeaderError, js, len(js), js)
@@ -326,7 +328,7 @@ type request struct {
 	header
 	method         string
 	expectContinue bool
-	err            *merrors.Error // a header the transport refuses
+	err            *rpcerr.Error // a header the transport refuses
 }
 
 func (sc *serverConn) serve() {
@@ -429,7 +431,7 @@ func (sc *serverConn) serveOne() bool {
 		case errors.Is(err, errUnsupportedCoding):
 			code = http.StatusNotImplemented
 		}
-		sc.writeError(merrors.New(s.opts.ErrorID, "bad HTTP request: "+err.Error(), code), false)
+		sc.writeError(rpcerr.New(s.opts.ErrorID, "bad HTTP request: "+err.Error(), code), false)
 		return false
 	}
 	keep := req.keepAlive
@@ -463,13 +465,13 @@ func (sc *serverConn) serveOne() bool {
 		case errors.Is(err, errTooLarge):
 			sc.writeError(sc.tooLarge(&req.Request), false)
 		case errors.Is(err, errMalformed):
-			sc.writeError(merrors.BadRequest(s.opts.ErrorID, "bad HTTP request body: %v", err), false)
+			sc.writeError(rpcerr.BadRequest(s.opts.ErrorID, "bad HTTP request body: %v", err), false)
 		}
 		return false
 	}
 	req.Body = body
 	if req.method != http.MethodPost {
-		keep = sc.writeError(merrors.New(s.opts.ErrorID, "method "+req.method+" not allowed: calls are POST requests",
+		keep = sc.writeError(rpcerr.New(s.opts.ErrorID, "method "+req.method+" not allowed: calls are POST requests",
 			http.StatusMethodNotAllowed), keep)
 	} else {
 		keep = sc.handle(&req.Request, keep)
@@ -504,7 +506,7 @@ func (sc *serverConn) handle(req *Request, keep bool) bool {
 		keep = false
 	}
 	if err != nil {
-		e := merrors.FromError(err)
+		e := rpcerr.FromError(err)
 		if e.ID == "" {
 			e.ID = sc.s.opts.ErrorID
 		}
@@ -526,7 +528,7 @@ func (sc *serverConn) serveRPC(ctx context.Context, req *Request) (rsp []byte, e
 	defer func() {
 		if r := recover(); r != nil {
 			sc.s.opts.Logger.Error("transport: handler panicked", "endpoint", req.Endpoint, "panic", r, "stack", string(debug.Stack()))
-			rsp, err = nil, merrors.InternalServerError(sc.s.opts.ErrorID, "%s panicked: %v", endpointName(req), r)
+			rsp, err = nil, rpcerr.InternalServerError(sc.s.opts.ErrorID, "%s panicked: %v", endpointName(req), r)
 		}
 	}()
 	return sc.s.h.ServeRPC(ctx, req)
@@ -548,7 +550,7 @@ func (sc *serverConn) writeCommon(n int, keep bool) {
 
 // writeError writes e as the answer: its code as status, its JSON in the
 // Micro-Error header and as the body. It returns keep.
-func (sc *serverConn) writeError(e *merrors.Error, keep bool) bool {
+func (sc *serverConn) writeError(e *rpcerr.Error, keep bool) bool {
 	js := e.Marshal()
 	if len(js) > maxErrorHeader {
 		cut := *e
@@ -580,8 +582,8 @@ func (sc *serverConn) writeError(e *merrors.Error, keep bool) bool {
 	return keep
 }
 
-func (sc *serverConn) tooLarge(req *Request) *merrors.Error {
-	return merrors.RequestEntityTooLarge(sc.s.opts.ErrorID,
+func (sc *serverConn) tooLarge(req *Request) *rpcerr.Error {
+	return rpcerr.RequestEntityTooLarge(sc.s.opts.ErrorID,
 		"request body for %s is larger than the limit of %s", endpointName(req), formatSize(sc.s.opts.MaxBodySize))
 }
 
@@ -652,14 +654,14 @@ func (sc *serverConn) requestField(name, value []byte) error {
 	case equalFold(name, "micro-timeout"):
 		d, err := parseTimeout(value)
 		if err != nil || d <= 0 {
-			req.err = merrors.BadRequest(id, "bad %s header %q: want a positive duration like 1500ms", HeaderTimeout, value)
+			req.err = rpcerr.BadRequest(id, "bad %s header %q: want a positive duration like 1500ms", HeaderTimeout, value)
 		}
 		req.Timeout = d
 	case len(name) > len(MetadataPrefix) && equalFold(name[:len(MetadataPrefix)], "micro-meta-"):
 		v, err := decodeValue(string(value))
 		key := textproto.CanonicalMIMEHeaderKey(string(name))
 		if err != nil {
-			req.err = merrors.BadRequest(id, "bad metadata header %s: %v", key, err)
+			req.err = rpcerr.BadRequest(id, "bad metadata header %s: %v", key, err)
 		}
 		if req.Metadata == nil {
 			req.Metadata = metadata.Metadata{}
@@ -669,7 +671,7 @@ func (sc *serverConn) requestField(name, value []byte) error {
 		if equalFold(value, "100-continue") {
 			req.expectContinue = true
 		} else {
-			req.err = merrors.New(id, fmt.Sprintf("expectation %q not supported", value), http.StatusExpectationFailed)
+			req.err = rpcerr.New(id, fmt.Sprintf("expectation %q not supported", value), http.StatusExpectationFailed)
 		}
 	}
 	return nil

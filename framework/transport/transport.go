@@ -54,7 +54,7 @@ func (r *Response) Release() {
 
 // SendError is a failure to get an answer from a node: the connection could
 // not be made, broke, or the peer did not speak the wire format. An error
-// the server answered with is an *errors.Error instead.
+// the server answered with is an *rpcerr.Error instead.
 type SendError struct {
 	Addr string
 	// NotSent is true when the request certainly never reached a server

@@ -3,7 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
-	stderrors "errors"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/microbot/microbot/framework/errors"
 	"github.com/microbot/microbot/framework/metadata"
+	"github.com/microbot/microbot/framework/rpcerr"
 )
 
 // handlerFunc adapts a function to Handler.
@@ -67,9 +67,9 @@ func echoHandler(got chan<- seen) Handler {
 		got <- s
 		switch string(req.Body) {
 		case "fail":
-			return nil, errors.NotFound("", "no such thing")
+			return nil, rpcerr.NotFound("", "no such thing")
 		case "plain":
-			return nil, stderrors.New("plain failure")
+			return nil, errors.New("plain failure")
 		case "panic":
 			panic("transport-level boom")
 		}
@@ -79,7 +79,7 @@ func echoHandler(got chan<- seen) Handler {
 
 func TestRoundTrip(t *testing.T) {
 	got := make(chan seen, 1)
-	addr := serveRPC(t, echoHandler(got), ErrorID("svc"))
+	addr := serveRPC(t, echoHandler(got), WithErrorID("svc"))
 	c := NewClient()
 	defer c.Close()
 
@@ -111,7 +111,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	got := make(chan seen, 10)
-	addr := serveRPC(t, echoHandler(got), ErrorID("svc"), MaxBodySize(10))
+	addr := serveRPC(t, echoHandler(got), WithErrorID("svc"), WithMaxBodySize(10))
 	c := NewClient()
 	defer c.Close()
 	tests := []struct {
@@ -129,8 +129,8 @@ func TestErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := c.Send(context.Background(), addr, &tt.req)
-			var e *errors.Error
-			if !stderrors.As(err, &e) || e.Code != tt.code || e.Detail != tt.detail || e.ID != "svc" {
+			var e *rpcerr.Error
+			if !errors.As(err, &e) || e.Code != tt.code || e.Detail != tt.detail || e.ID != "svc" {
 				t.Fatalf("error = %#v, want code %d detail %q id svc", err, tt.code, tt.detail)
 			}
 		})
@@ -144,7 +144,7 @@ func TestErrors(t *testing.T) {
 // TestWire checks the wire format with a plain HTTP client, as curl would.
 func TestWire(t *testing.T) {
 	got := make(chan seen, 10)
-	addr := serveRPC(t, echoHandler(got), ErrorID("svc"), MaxBodySize(10))
+	addr := serveRPC(t, echoHandler(got), WithErrorID("svc"), WithMaxBodySize(10))
 	tests := []struct {
 		name    string
 		method  string
@@ -178,7 +178,7 @@ func TestWire(t *testing.T) {
 			if tt.errPart == "" {
 				return
 			}
-			e := errors.Parse(res.Header.Get(HeaderError))
+			e := rpcerr.Parse(res.Header.Get(HeaderError))
 			if !strings.Contains(e.Detail, tt.errPart) || string(b) != e.Marshal() {
 				t.Errorf("error header %q body %q, want detail containing %q and the same JSON as body", res.Header.Get(HeaderError), b, tt.errPart)
 			}
@@ -199,7 +199,7 @@ func TestSendErrors(t *testing.T) {
 	ln.Close()
 	_, err = c.Send(context.Background(), dead, &Request{})
 	var se *SendError
-	if !stderrors.As(err, &se) || !se.NotSent {
+	if !errors.As(err, &se) || !se.NotSent {
 		t.Errorf("to a closed port: %#v, want a SendError with NotSent", err)
 	}
 
@@ -210,20 +210,20 @@ func TestSendErrors(t *testing.T) {
 		conn.Close()
 	}))
 	_, err = c.Send(context.Background(), hangup, &Request{Body: []byte("x")})
-	if !stderrors.As(err, &se) || se.NotSent {
+	if !errors.As(err, &se) || se.NotSent {
 		t.Errorf("from a server that hung up: %#v, want a SendError without NotSent", err)
 	}
 
 	// Something that is not a microbot node.
 	other := serve(t, http.NotFoundHandler())
 	_, err = c.Send(context.Background(), other, &Request{})
-	if !stderrors.As(err, &se) || !strings.Contains(err.Error(), "not a microbot node") {
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "not a microbot node") {
 		t.Errorf("from a plain web server: %v", err)
 	}
 
 	// Invalid metadata key: refused before sending.
 	_, err = c.Send(context.Background(), other, &Request{Metadata: metadata.Metadata{"bad key": "x"}})
-	if !stderrors.As(err, &se) || !se.NotSent || !strings.Contains(err.Error(), `"bad key"`) {
+	if !errors.As(err, &se) || !se.NotSent || !strings.Contains(err.Error(), `"bad key"`) {
 		t.Errorf("bad metadata key: %v", err)
 	}
 }
@@ -245,7 +245,7 @@ func TestTimeoutCancelsHandler(t *testing.T) {
 	defer cancel()
 	// Either the caller's deadline or the handler's answer comes first.
 	_, err := c.Send(ctx, addr, &Request{Timeout: 200 * time.Millisecond})
-	if !stderrors.Is(err, context.DeadlineExceeded) && !strings.Contains(fmt.Sprint(err), "deadline exceeded") {
+	if !errors.Is(err, context.DeadlineExceeded) && !strings.Contains(fmt.Sprint(err), "deadline exceeded") {
 		t.Errorf("Send = %v, want deadline exceeded", err)
 	}
 	select {

@@ -1,6 +1,6 @@
-// Package shell is the console input, registered as "shell" and the bot's
-// default: each line typed (or piped) on standard input is a message to the
-// bot, and the replies are printed on standard output.
+// Package shell is the console input, "shell" in the table of inputs and
+// the bot's default: each line typed (or piped) on standard input is a
+// message to the bot, and the replies are printed on standard output.
 //
 // On a terminal it edits lines and keeps a history (github.com/chzyer/
 // readline; --shell_history names a file to keep it in). When standard
@@ -51,10 +51,6 @@ const MaxLineSize = 4 << 20
 
 // metaSeq is the Event.Meta key holding a line's number.
 const metaSeq = "shell.seq"
-
-func init() {
-	input.Plugin(Name, func() input.Input { return New() })
-}
 
 // Shell is the console input.
 type Shell struct {

@@ -140,10 +140,3 @@ func TestInitFlags(t *testing.T) {
 		}
 	}
 }
-
-func TestRegistered(t *testing.T) {
-	in, err := input.New("shell")
-	if err != nil || in.String() != "shell" {
-		t.Fatalf("input.New(shell) = %v, %v", in, err)
-	}
-}

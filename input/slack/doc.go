@@ -2,7 +2,7 @@
 // (an outbound WebSocket, so the bot needs no public URL) and answers with the
 // Web API.
 //
-// It registers itself in the input table as "slack" and reads
+// It is the input "slack" (--inputs=slack) and reads
 // --slack_app_token (the app-level xapp-… token that opens the socket),
 // --slack_bot_token (the xoxb-… token for the Web API; --slack_token is kept
 // as an alias) and --slack_api_url, each with a MICRO_* environment variable.

@@ -21,10 +21,6 @@ import (
 // Name is the name of this input in the input table (--inputs=slack).
 const Name = "slack"
 
-func init() {
-	input.Plugin(Name, func() input.Input { return New() })
-}
-
 // Flag names and their environment variables.
 const (
 	FlagAppToken = "slack_app_token"

@@ -855,15 +855,8 @@ func TestCloseEndsRecv(t *testing.T) {
 	}
 }
 
-func TestRegisteredAsSlack(t *testing.T) {
-	in, err := input.New("slack")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if in.String() != "slack" {
-		t.Fatalf("String() = %q", in.String())
-	}
-	if _, ok := in.(input.StatusReporter); !ok {
+func TestStatusReporter(t *testing.T) {
+	if _, ok := input.Input(slack.New()).(input.StatusReporter); !ok {
 		t.Fatal("the slack input is not a StatusReporter")
 	}
 }

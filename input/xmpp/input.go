@@ -29,11 +29,6 @@ const (
 	HipChatName = "hipchat"
 )
 
-func init() {
-	input.Plugin(Name, func() input.Input { return New() })
-	input.Plugin(HipChatName, func() input.Input { return NewHipChat() })
-}
-
 // Flag names; each has the environment variable MICRO_ + its upper-case name.
 const (
 	FlagJID                = "xmpp_jid"
@@ -169,7 +164,7 @@ func WithClientOptions(opts ...xmppclient.Option) Option {
 // New returns an unconfigured XMPP input; Init configures it.
 func New(opts ...Option) *Input { return newInput(Name, opts) }
 
-// NewHipChat returns the input registered as "hipchat": the XMPP input
+// NewHipChat returns the input "hipchat" (--inputs=hipchat): the XMPP input
 // whose account comes from --hipchat_username, --hipchat_password and
 // --hipchat_server (the other --xmpp_* flags, such as --xmpp_rooms, apply
 // to it too when they are defined).

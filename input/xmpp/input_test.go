@@ -14,7 +14,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/microbot/microbot/input"
 	"github.com/microbot/microbot/input/xmpp/xmppclient"
 )
 
@@ -38,21 +37,6 @@ func initWith(t *testing.T, in *Input, args []string, env map[string]string, als
 		t.Fatalf("parsing %v: %v", args, err)
 	}
 	return initErr
-}
-
-func TestRegistered(t *testing.T) {
-	for _, name := range []string{Name, HipChatName} {
-		in, err := input.New(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if in.String() != name {
-			t.Errorf("input %q calls itself %q", name, in.String())
-		}
-		if _, ok := in.(input.StatusReporter); !ok {
-			t.Errorf("input %q does not report its status", name)
-		}
-	}
 }
 
 func TestFlagsHaveEnvVars(t *testing.T) {

@@ -400,11 +400,7 @@ func TestHipChatFlags(t *testing.T) {
 	t.Parallel()
 	srv := prosodytest.Start(t)
 	srv.Register("bot", "bot-pw")
-	in, err := input.New("hipchat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := in.(*xmpp.Input)
+	x := xmpp.NewHipChat()
 	// The hipchat flags stand for the account; the xmpp flags still apply.
 	if err := runInit(x, []string{"--hipchat_username", "bot@localhost", "--hipchat_password", "bot-pw",
 		"--hipchat_server", srv.Addr, "--xmpp_ca_file", srv.CAFile}); err != nil {

@@ -1,13 +1,19 @@
-// Package layout holds a test of the repository's layering rules (see
-// DESIGN.md, "Layout"): a package may import the ones below it, never the
-// reverse.
+// Package layout holds the tests of the repository's shape: its layering
+// (README.md, "How it is built": a package may import the ones below it,
+// never the reverse; the rules are the table below) and the naming of
+// functional options (WithX everywhere).
 package layout
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -68,4 +74,68 @@ func TestLayering(t *testing.T) {
 	if checked < 20 {
 		t.Fatalf("only %d packages checked: go list did not list the module", checked)
 	}
+}
+
+// TestOptionNames: every exported function returning a functional option (a
+// type whose name ends in "Option") is named WithX, in every package of the
+// module, so options read the same everywhere (client.WithRegistry,
+// bot.WithLogger, framework.WithName).
+func TestOptionNames(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	checked := 0
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case "tools", "bench", "testdata", ".git": // other modules, fixtures
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		for _, decl := range f.Decls {
+			fd, ok := decl.(*ast.FuncDecl)
+			if !ok || fd.Recv != nil || !fd.Name.IsExported() || fd.Type.Results == nil || len(fd.Type.Results.List) != 1 {
+				continue
+			}
+			if typ := typeName(fd.Type.Results.List[0].Type); strings.HasSuffix(typ, "Option") {
+				checked++
+				if !strings.HasPrefix(fd.Name.Name, "With") {
+					rel, _ := filepath.Rel(root, fset.Position(fd.Pos()).String())
+					t.Errorf("%s: option %s returns a %s: name it With%s", rel, fd.Name.Name, typ, fd.Name.Name)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 50 {
+		t.Fatalf("only %d option functions found: the walk missed the module", checked)
+	}
+}
+
+// typeName returns the name of a type expression: "Option" for Option and
+// client.Option, "" for anything else.
+func typeName(e ast.Expr) string {
+	switch e := e.(type) {
+	case *ast.Ident:
+		return e.Name
+	case *ast.SelectorExpr:
+		return e.Sel.Name
+	}
+	return ""
 }

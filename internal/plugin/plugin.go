@@ -1,57 +1,59 @@
-// Package plugin is the table of named implementations behind
-// `--registry=NAME`, `--inputs=NAME,...` and `--selector=NAME`: packages add
-// themselves by name (usually in init, like database/sql drivers) and the
-// binary looks them up by the name a flag gives.
+// Package plugin is the shape of microbot's plugin tables: for each kind of
+// plugin a flag picks by name (--registry, --selector, --inputs, --broker)
+// or a message picks by Content-Type (codecs), one Table, declared as a
+// package-level variable in the package that picks from it, and written
+// there once, as a literal that names every implementation:
+//
+//	// registries is the table --registry picks from.
+//	var registries = plugin.NewTable("registry", map[string]func(addrs []string) (registry.Registry, error){
+//		"local":  newLocal,
+//		"memory": newMemory,
+//		"consul": newConsul,
+//	})
+//
+//	r, err := registries.Get(name) // `registry "x": unknown (have [consul local memory])`
+//
+// Nothing adds to a table at run time: no init() registration, no blank
+// imports. Adding an implementation means adding a line to its table, where
+// a reader of the code that picks it sees every choice. The tables are:
+//
+//	registry   framework (plugins.go)        --registry
+//	selector   framework (plugins.go)        --selector
+//	codec      framework/codec               Content-Type of a call
+//	input      cmd/microbot (inputs.go)      --inputs
 package plugin
 
 import (
 	"fmt"
-	"sort"
-	"sync"
+	"maps"
+	"slices"
 )
 
-// Table maps names to implementations of one kind. The zero value is not
-// usable; use [NewTable]. It is safe for concurrent use.
+// Table maps names to the implementations of one kind of plugin. It is
+// fixed when made, so it is safe for concurrent use.
 type Table[T any] struct {
-	kind string // "registry", "input": used in messages
-
-	mu    sync.RWMutex
+	kind  string // "registry", "input": used in messages
 	items map[string]T
 }
 
-// NewTable returns an empty table of the kind named in its messages.
-func NewTable[T any](kind string) *Table[T] {
-	return &Table[T]{kind: kind, items: map[string]T{}}
-}
-
-// Add puts item under name. It panics if the name is taken: two packages
-// claiming one name is a programming error, found at start-up.
-func (t *Table[T]) Add(name string, item T) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, dup := t.items[name]; dup {
-		panic(fmt.Sprintf("%s: %q added twice", t.kind, name))
-	}
-	t.items[name] = item
+// NewTable returns a table of the kind named in its messages, holding a copy
+// of items.
+func NewTable[T any](kind string, items map[string]T) Table[T] {
+	return Table[T]{kind: kind, items: maps.Clone(items)}
 }
 
 // Names returns the names in the table, sorted.
-func (t *Table[T]) Names() []string {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	names := make([]string, 0, len(t.items))
-	for n := range t.items {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+func (t Table[T]) Names() []string { return slices.Sorted(maps.Keys(t.items)) }
+
+// Lookup returns the item under name and whether there is one.
+func (t Table[T]) Lookup(name string) (T, bool) {
+	item, ok := t.items[name]
+	return item, ok
 }
 
 // Get returns the item under name, or an error that names the valid choices.
-func (t *Table[T]) Get(name string) (T, error) {
-	t.mu.RLock()
+func (t Table[T]) Get(name string) (T, error) {
 	item, ok := t.items[name]
-	t.mu.RUnlock()
 	if !ok {
 		var zero T
 		return zero, fmt.Errorf("%s %q: unknown (have %v)", t.kind, name, t.Names())

@@ -75,9 +75,9 @@ type options struct {
 // Option configures a Server.
 type Option func(*options)
 
-// Insecure makes a server that does not require TLS and allows PLAIN
+// WithInsecure makes a server that does not require TLS and allows PLAIN
 // without it (like a careless development server).
-func Insecure() Option { return func(o *options) { o.insecure = true } }
+func WithInsecure() Option { return func(o *options) { o.insecure = true } }
 
 // Find returns the paths of prosody and prosodyctl, or an error saying what
 // is missing.

@@ -73,7 +73,7 @@ type CommandHandler interface {
 // Command.Exec (handler name "Command"); opts may override the name or add
 // endpoint metadata.
 func RegisterCommandHandler(s *server.Server, h CommandHandler, opts ...server.HandlerOption) error {
-	opts = append([]server.HandlerOption{server.HandlerName("Command")}, opts...)
+	opts = append([]server.HandlerOption{server.WithHandlerName("Command")}, opts...)
 	return s.Handle(&commandHandler{h}, opts...)
 }
 

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/microbot/microbot/framework/client"
-	merrors "github.com/microbot/microbot/framework/errors"
 	"github.com/microbot/microbot/framework/registry/memory"
+	"github.com/microbot/microbot/framework/rpcerr"
 	"github.com/microbot/microbot/framework/server"
 	"github.com/microbot/microbot/proto/bot"
 )
@@ -30,7 +30,7 @@ func (say) Help(_ context.Context, _ *bot.HelpRequest, out *bot.HelpResponse) er
 func (say) Exec(_ context.Context, in *bot.ExecRequest, out *bot.ExecResponse) error {
 	switch {
 	case len(in.GetArgs()) == 0:
-		return merrors.BadRequest(name, "no args")
+		return rpcerr.BadRequest(name, "no args")
 	case len(in.GetArgs()) == 1:
 		out.Error = "say what?"
 	default:
@@ -48,7 +48,10 @@ func (say) Extra(context.Context, *bot.HelpRequest, *bot.HelpResponse) error { r
 // transport on loopback.
 func TestRoundTrip(t *testing.T) {
 	reg := memory.New()
-	srv := server.New(server.Name(name), server.Address("127.0.0.1:0"), server.Registry(reg))
+	srv, err := server.New(server.WithName(name), server.WithAddress("127.0.0.1:0"), server.WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := bot.RegisterCommandHandler(srv, say{}); err != nil {
 		t.Fatalf("RegisterCommandHandler: %v", err)
 	}
@@ -64,7 +67,10 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("Stop: %v", err)
 		}
 	})
-	c := client.New(client.Registry(reg))
+	c, err := client.New(client.WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := bot.NewCommandService(name, c)
 
 	t.Run("Help", func(t *testing.T) {
@@ -83,7 +89,7 @@ func TestRoundTrip(t *testing.T) {
 		opts       []client.CallOption
 		wantResult string
 		wantError  string // ExecResponse.error
-		wantCode   int32  // code of the call's *errors.Error
+		wantCode   int32  // code of the call's *rpcerr.Error
 	}{
 		{name: "result", args: []string{"say", "hello", "world"}, wantResult: "hello world"},
 		{name: "result as JSON", args: []string{"say", "hi"}, opts: []client.CallOption{client.WithContentType("application/json")}, wantResult: "hi"},
@@ -93,7 +99,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Run("Exec "+tc.name, func(t *testing.T) {
 			rsp, err := cmd.Exec(ctx, &bot.ExecRequest{Args: tc.args}, tc.opts...)
 			if tc.wantCode != 0 {
-				var e *merrors.Error
+				var e *rpcerr.Error
 				if !errors.As(err, &e) || e.Code != tc.wantCode || e.Detail != "no args" {
 					t.Fatalf("Exec error = %v, want a %d \"no args\"", err, tc.wantCode)
 				}
@@ -111,7 +117,7 @@ func TestRoundTrip(t *testing.T) {
 	t.Run("only Command's methods are served", func(t *testing.T) {
 		err := c.Call(ctx, name, "Command.Extra", &bot.HelpRequest{}, &bot.HelpResponse{},
 			client.WithContentType("application/protobuf"))
-		var e *merrors.Error
+		var e *rpcerr.Error
 		if !errors.As(err, &e) || e.Code != http.StatusNotFound {
 			t.Errorf("call of Command.Extra: err = %v, want a 404", err)
 		}
@@ -137,7 +143,11 @@ func TestContentType(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := bot.NewCommandService(name, client.New())
+	c, err := client.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := bot.NewCommandService(name, c)
 	if _, err := cmd.Help(ctx, &bot.HelpRequest{}, client.WithAddress(addr)); err != nil {
 		t.Fatalf("Help: %v", err)
 	}

@@ -45,7 +45,10 @@ func (Echo) Echo(ctx context.Context, req *wrapperspb.StringValue, rsp *wrappers
 // default selector.
 func startOurs(maxConc int, discovery bool) (*system, error) {
 	reg := memory.New()
-	srv := server.New(server.Name("bench.echo"), server.Registry(reg))
+	srv, err := server.New(server.WithName("bench.echo"), server.WithRegistry(reg))
+	if err != nil {
+		return nil, err
+	}
 	if err := srv.Handle(Echo{}); err != nil {
 		return nil, err
 	}
@@ -53,7 +56,10 @@ func startOurs(maxConc int, discovery bool) (*system, error) {
 		return nil, err
 	}
 	addr := srv.Address()
-	c := client.New(client.PoolSize(maxConc), client.ContentType("application/protobuf"), client.Registry(reg))
+	c, err := client.New(client.WithPoolSize(maxConc), client.WithDefaultCallOptions(client.WithContentType("application/protobuf")), client.WithRegistry(reg))
+	if err != nil {
+		return nil, err
+	}
 	var opts []client.CallOption
 	if !discovery {
 		opts = append(opts, client.WithAddress(addr))

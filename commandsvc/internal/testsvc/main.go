@@ -30,7 +30,7 @@ import (
 
 	"github.com/microbot/microbot/commandsvc"
 	"github.com/microbot/microbot/framework"
-	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/registry/local"
 	"github.com/microbot/microbot/framework/server"
 	pb "github.com/microbot/microbot/proto/bot"
 )
@@ -64,8 +64,8 @@ func main() {
 		}
 		return
 	}
-	err := commandsvc.Run("go.micro.bot.trial", "trial [ok|fail|hang|crash|panic] [words]",
-		"misbehaves on demand (tests only)", exec, framework.RegisterTTL(10*time.Second), framework.RegisterInterval(2*time.Second))
+	err := commandsvc.Run(context.Background(), "go.micro.bot.trial", "trial [ok|fail|hang|crash|panic] [words]",
+		"misbehaves on demand (tests only)", exec, framework.WithRegisterTTL(10*time.Second), framework.WithRegisterInterval(2*time.Second))
 	if err != nil {
 		slog.Error("testsvc", "err", err)
 		os.Exit(1)
@@ -89,7 +89,7 @@ func many(count string) error {
 		}
 		ttl = 2 * refresh
 	}
-	reg, err := registry.New("local", registry.Addrs(os.Getenv("MICRO_REGISTRY_ADDRESS")))
+	reg, err := local.New(local.WithDir(os.Getenv("MICRO_REGISTRY_ADDRESS")))
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,10 @@ func many(count string) error {
 	for i := range n {
 		name := prefix + strconv.Itoa(i)
 		word := name[strings.LastIndexByte(name, '.')+1:]
-		s := server.New(server.Name(name), server.Registry(reg), server.RegisterTTL(ttl))
+		s, err := server.New(server.WithName(name), server.WithRegistry(reg), server.WithRegisterTTL(ttl))
+		if err != nil {
+			return err
+		}
 		if err := pb.RegisterCommandHandler(s, commandsvc.Handler(word+" [args]", "benchmark command "+strconv.Itoa(i), exec)); err != nil {
 			return err
 		}

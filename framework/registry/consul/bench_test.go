@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/registry/consul"
 	"github.com/microbot/microbot/framework/registry/consul/consultest"
 )
 
@@ -25,11 +26,11 @@ import (
 //	go test -run '^$' -bench DiscoveryPropagation -benchtime 200x ./framework/registry/consul/
 func BenchmarkDiscoveryPropagation(b *testing.B) {
 	agent := consultest.Start(b)
-	r := newRegistry(b, registry.Addrs(agent.Addr()))
+	r := newRegistry(b, consul.WithAddrs(agent.Addr()))
 	const name = "bench.propagation"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w, err := r.Watch(ctx, registry.WatchService(name))
+	w, err := r.Watch(ctx, registry.WithService(name))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func BenchmarkDiscoveryPropagation(b *testing.B) {
 		svc.Nodes = []*registry.Node{{ID: fmt.Sprintf("%s-%d", name, i), Address: "127.0.0.1:9000"}}
 		id := svc.Nodes[0].ID
 		start := time.Now()
-		if err := r.Register(ctx, svc, registry.RegisterTTL(30*time.Second)); err != nil {
+		if err := r.Register(ctx, svc, registry.WithTTL(30*time.Second)); err != nil {
 			b.Fatal(err)
 		}
 		done := time.Now()

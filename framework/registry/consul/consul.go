@@ -19,13 +19,9 @@ import (
 	"github.com/microbot/microbot/framework/registry"
 )
 
-func init() {
-	registry.Plugin("consul", func(opts ...registry.Option) (registry.Registry, error) { return New(opts...) })
-}
-
 // Defaults used when the options leave them zero.
 const (
-	// DefaultAddress is the agent's address when neither registry.Addrs nor
+	// DefaultAddress is the agent's address when neither WithAddrs nor
 	// CONSUL_HTTP_ADDR gives one.
 	DefaultAddress = "127.0.0.1:8500"
 	// DefaultTimeout bounds each HTTP call to Consul (a blocking query gets
@@ -42,8 +38,8 @@ type agent struct {
 	api  *api.Client
 }
 
-// Registry is the Consul registry. Build it with New or with
-// registry.New("consul", ...). It is safe for concurrent use.
+// Registry is the Consul registry. Build it with New. It is safe for
+// concurrent use.
 type Registry struct {
 	agents  []*agent
 	current atomic.Int32 // index in agents of the one that answered last
@@ -62,15 +58,33 @@ type registered struct {
 	agent int    // index in agents
 }
 
-// New returns a Consul registry. registry.Addrs lists the agents' HTTP
+// Options configure a Registry.
+type Options struct {
+	// Addrs are the agents' HTTP addresses, in failover order.
+	Addrs []string
+	// Timeout bounds every HTTP call to Consul (default DefaultTimeout).
+	Timeout time.Duration
+}
+
+// Option sets an Options field.
+type Option func(*Options)
+
+// WithAddrs sets the agents' HTTP addresses (host:port, or http://,
+// https://, unix:// URLs; an entry may also be a comma-separated list).
+func WithAddrs(addrs ...string) Option { return func(o *Options) { o.Addrs = addrs } }
+
+// WithTimeout bounds every HTTP call to Consul.
+func WithTimeout(d time.Duration) Option { return func(o *Options) { o.Timeout = d } }
+
+// New returns a Consul registry. WithAddrs lists the agents' HTTP
 // addresses (host:port, or http://, https://, unix:// URLs; entries may also
 // be comma-separated lists); calls go to the first that answers and fail over
 // to the next when one is unreachable. Without addresses it uses
 // CONSUL_HTTP_ADDR, else 127.0.0.1:8500. Token and TLS settings come from the
 // usual Consul environment variables (CONSUL_HTTP_TOKEN, CONSUL_HTTP_SSL,
 // CONSUL_CACERT, CONSUL_CLIENT_CERT, ...), read by the Consul API package.
-func New(opts ...registry.Option) (*Registry, error) {
-	var o registry.Options
+func New(opts ...Option) (*Registry, error) {
+	var o Options
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -180,7 +194,7 @@ func checkIDs(s *registry.Service) error {
 }
 
 // Register registers every node of s as a Consul service instance with a TTL
-// check (registry.RegisterTTL; with none the node has no check and stays
+// check (registry.WithTTL; with none the node has no check and stays
 // until deregistered), or, when the node was already registered with the
 // same definition through this Registry, just passes its TTL check. If the
 // agent no longer knows the node (it restarted, or the node expired), the

@@ -27,7 +27,7 @@ import (
 // wait bounds every wait for a condition: generous, the machine is busy.
 const wait = 30 * time.Second
 
-func newRegistry(t testing.TB, opts ...registry.Option) *consul.Registry {
+func newRegistry(t testing.TB, opts ...consul.Option) *consul.Registry {
 	t.Helper()
 	r, err := consul.New(opts...)
 	if err != nil {
@@ -111,19 +111,19 @@ func expectNodes(t testing.TB, r registry.Registry, name string, ids ...string) 
 func TestConformance(t *testing.T) {
 	agent := consultest.Start(t)
 	registrytest.Run(t, func(t *testing.T) registry.Registry {
-		return newRegistry(t, registry.Addrs(agent.Addr()))
-	}, registrytest.TTL(2*time.Second), registrytest.Wait(wait))
+		return newRegistry(t, consul.WithAddrs(agent.Addr()))
+	}, registrytest.WithTTL(2*time.Second), registrytest.WithWait(wait))
 }
 
-func TestPluginTable(t *testing.T) {
-	r, err := registry.New("consul", registry.Addrs("127.0.0.1:1, 127.0.0.1:2", "127.0.0.1:3"), registry.Timeout(time.Second))
+func TestAddrsLists(t *testing.T) {
+	r, err := consul.New(consul.WithAddrs("127.0.0.1:1, 127.0.0.1:2", "127.0.0.1:3"), consul.WithTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.String() != "consul" {
 		t.Errorf("String() = %q", r.String())
 	}
-	got := r.(*consul.Registry).Addrs()
+	got := r.Addrs()
 	if want := []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}; !slices.Equal(got, want) {
 		t.Errorf("Addrs() = %v, want %v (comma-separated lists split)", got, want)
 	}
@@ -138,10 +138,10 @@ func TestAddressFromEnvironment(t *testing.T) {
 	if got := newRegistry(t).Addrs(); !slices.Equal(got, []string{"127.0.0.1:7777"}) {
 		t.Errorf("without Addrs: %v, want CONSUL_HTTP_ADDR", got)
 	}
-	if got := newRegistry(t, registry.Addrs("127.0.0.1:8888")).Addrs(); !slices.Equal(got, []string{"127.0.0.1:8888"}) {
+	if got := newRegistry(t, consul.WithAddrs("127.0.0.1:8888")).Addrs(); !slices.Equal(got, []string{"127.0.0.1:8888"}) {
 		t.Errorf("with Addrs: %v, want Addrs to win over CONSUL_HTTP_ADDR", got)
 	}
-	if _, err := consul.New(registry.Addrs("ftp://127.0.0.1:1")); err == nil {
+	if _, err := consul.New(consul.WithAddrs("ftp://127.0.0.1:1")); err == nil {
 		t.Error("New accepted an ftp:// address")
 	}
 }
@@ -150,7 +150,7 @@ func TestAddressFromEnvironment(t *testing.T) {
 // lists differ, and a thousand endpoints, and gets them back identical.
 func TestExactRoundTrip(t *testing.T) {
 	agent := consultest.Start(t)
-	r := newRegistry(t, registry.Addrs(agent.Addr()))
+	r := newRegistry(t, consul.WithAddrs(agent.Addr()))
 
 	big := &registry.Service{Name: "go.micro.srv.big", Version: "3.1.4"}
 	for i := range 1000 {
@@ -179,7 +179,7 @@ func TestExactRoundTrip(t *testing.T) {
 	}
 	for _, want := range tests {
 		t.Run(want.Name, func(t *testing.T) {
-			if err := r.Register(ctxT(t), want, registry.RegisterTTL(time.Minute)); err != nil {
+			if err := r.Register(ctxT(t), want, registry.WithTTL(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 			expectNodes(t, r, want.Name, want.Nodes[0].ID)
@@ -198,9 +198,9 @@ func TestExactRoundTrip(t *testing.T) {
 // package documentation describes it.
 func TestConsulView(t *testing.T) {
 	agent := consultest.Start(t)
-	r := newRegistry(t, registry.Addrs(agent.Addr()))
+	r := newRegistry(t, consul.WithAddrs(agent.Addr()))
 	svc := greeter("go.micro.srv.greeter", "1.2.3", "greeter-1")
-	if err := r.Register(ctxT(t), svc, registry.RegisterTTL(15*time.Second)); err != nil {
+	if err := r.Register(ctxT(t), svc, registry.WithTTL(15*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	c, err := api.NewClient(&api.Config{Address: agent.Addr()})
@@ -277,9 +277,9 @@ func (rec *recorder) addr() string { return strings.TrimPrefix(rec.URL, "http://
 func TestRefreshIsCheap(t *testing.T) {
 	agent := consultest.Start(t)
 	rec := newRecorder(t, agent.Addr())
-	r := newRegistry(t, registry.Addrs(rec.addr()))
+	r := newRegistry(t, consul.WithAddrs(rec.addr()))
 	svc := greeter("cheap", "1", "cheap-1")
-	ttl := registry.RegisterTTL(10 * time.Second)
+	ttl := registry.WithTTL(10 * time.Second)
 
 	steps := []struct {
 		name string
@@ -324,7 +324,7 @@ func deadAddr(t *testing.T) string {
 
 func TestUnreachable(t *testing.T) {
 	dead := deadAddr(t)
-	r := newRegistry(t, registry.Addrs(dead))
+	r := newRegistry(t, consul.WithAddrs(dead))
 	svc := greeter("unreachable", "1", "u-1")
 	for name, call := range map[string]func() error{
 		"Register":     func() error { return r.Register(context.Background(), svc) },
@@ -370,7 +370,7 @@ func TestTimeout(t *testing.T) {
 			c.Close()
 		}
 	}()
-	r := newRegistry(t, registry.Addrs(l.Addr().String()), registry.Timeout(300*time.Millisecond))
+	r := newRegistry(t, consul.WithAddrs(l.Addr().String()), consul.WithTimeout(300*time.Millisecond))
 	errc := make(chan error, 1)
 	go func() { errc <- r.Register(context.Background(), greeter("silent", "1", "s-1")) }()
 	select {
@@ -386,13 +386,13 @@ func TestTimeout(t *testing.T) {
 func TestFailover(t *testing.T) {
 	agent := consultest.Start(t)
 	dead := deadAddr(t)
-	r := newRegistry(t, registry.Addrs(dead, agent.Addr()))
+	r := newRegistry(t, consul.WithAddrs(dead, agent.Addr()))
 	svc := greeter("failover", "1", "f-1")
-	if err := r.Register(ctxT(t), svc, registry.RegisterTTL(30*time.Second)); err != nil {
+	if err := r.Register(ctxT(t), svc, registry.WithTTL(30*time.Second)); err != nil {
 		t.Fatalf("Register with the first address dead: %v", err)
 	}
 	expectNodes(t, r, "failover", "f-1")
-	w, err := r.Watch(ctxT(t), registry.WatchService("failover"))
+	w, err := r.Watch(ctxT(t), registry.WithService("failover"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,12 +453,12 @@ func expectEvent(t testing.TB, w registry.Watcher, action, name string, ids ...s
 // and created again once it is registered again, and keeps working.
 func TestWatchSurvivesAgentRestart(t *testing.T) {
 	agent := consultest.Start(t)
-	r := newRegistry(t, registry.Addrs(agent.Addr()))
+	r := newRegistry(t, consul.WithAddrs(agent.Addr()))
 	for _, mode := range []string{"all", "one"} {
 		t.Run(mode, func(t *testing.T) {
 			var opts []registry.WatchOption
 			if mode == "one" {
-				opts = append(opts, registry.WatchService("restart"))
+				opts = append(opts, registry.WithService("restart"))
 			}
 			w, err := r.Watch(ctxT(t), opts...)
 			if err != nil {
@@ -466,7 +466,7 @@ func TestWatchSurvivesAgentRestart(t *testing.T) {
 			}
 			defer w.Stop()
 			svc := greeter("restart", "1", "r-1")
-			if err := r.Register(ctxT(t), svc, registry.RegisterTTL(30*time.Second)); err != nil {
+			if err := r.Register(ctxT(t), svc, registry.WithTTL(30*time.Second)); err != nil {
 				t.Fatal(err)
 			}
 			expectEvent(t, w, registry.Create, "restart", "r-1")
@@ -481,7 +481,7 @@ func TestWatchSurvivesAgentRestart(t *testing.T) {
 			expectEvent(t, w, registry.Delete, "restart", "r-1") // the new agent has nothing
 
 			// The service's register loop brings it back.
-			if err := r.Register(ctxT(t), svc, registry.RegisterTTL(30*time.Second)); err != nil {
+			if err := r.Register(ctxT(t), svc, registry.WithTTL(30*time.Second)); err != nil {
 				t.Fatal(err)
 			}
 			expectEvent(t, w, registry.Create, "restart", "r-1")
@@ -498,7 +498,7 @@ func TestWatchSurvivesAgentRestart(t *testing.T) {
 // agent, while the watcher's proxy is down) are reported once it reconnects.
 func TestWatchSeesChangesWhileDisconnected(t *testing.T) {
 	agent := consultest.Start(t)
-	direct := newRegistry(t, registry.Addrs(agent.Addr()))
+	direct := newRegistry(t, consul.WithAddrs(agent.Addr()))
 
 	// The watcher talks to the agent through a proxy we can cut.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -509,7 +509,7 @@ func TestWatchSeesChangesWhileDisconnected(t *testing.T) {
 	target, _ := url.Parse(agent.URL())
 	proxy := &http.Server{Handler: httputil.NewSingleHostReverseProxy(target)}
 	go proxy.Serve(l)
-	watched := newRegistry(t, registry.Addrs(proxyAddr))
+	watched := newRegistry(t, consul.WithAddrs(proxyAddr))
 
 	a, b := greeter("gap", "1", "gap-a"), greeter("gap", "1", "gap-b")
 	if err := direct.Register(ctxT(t), a); err != nil {
@@ -547,8 +547,8 @@ func TestWatchSeesChangesWhileDisconnected(t *testing.T) {
 // GetService and ListServices while Consul still holds it (critical).
 func TestExpiredNodeLeavesGetService(t *testing.T) {
 	agent := consultest.Start(t)
-	r := newRegistry(t, registry.Addrs(agent.Addr()))
-	if err := r.Register(ctxT(t), greeter("expiring", "1", "e-1"), registry.RegisterTTL(2*time.Second)); err != nil {
+	r := newRegistry(t, consul.WithAddrs(agent.Addr()))
+	if err := r.Register(ctxT(t), greeter("expiring", "1", "e-1"), registry.WithTTL(2*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Register(ctxT(t), greeter("staying", "1", "s-1")); err != nil {

@@ -40,7 +40,7 @@
 //     a definition that does not fit is refused by Register with an error
 //     wrapping ErrTooLarge, and nothing is registered for that node.
 //   - A TTL check with CheckID "service:" + node id, registered passing, when
-//     Register is given a TTL (registry.RegisterTTL; the framework always
+//     Register is given a TTL (registry.WithTTL; the framework always
 //     gives one). It turns critical when the node has not been registered
 //     again within its TTL, and Consul removes the instance after it has been
 //     critical for the TTL (at least a minute, Consul's minimum). Register of
@@ -72,7 +72,7 @@
 //
 // # Failure
 //
-// Every HTTP call has a timeout (registry.Timeout, default 5 s; a blocking
+// Every HTTP call has a timeout (WithTimeout, default 5 s; a blocking
 // query gets its wait time on top). With several addresses, a call that gets
 // no answer, or a server error, from one agent is tried on the next; the
 // error of a call no agent answered names every address tried. A watch whose

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/registry/consul"
 	"github.com/microbot/microbot/framework/registry/consul/consultest"
 	"github.com/microbot/microbot/internal/gomicrotest"
 )
@@ -22,7 +23,7 @@ func TestGoMicroServicesRead(t *testing.T) {
 	agent := consultest.Start(t)
 	greeter := gomicrotest.Start(t, gomicrotest.Greeter, "go.micro.srv.greeter", agent.Addr())
 	echo := gomicrotest.Start(t, gomicrotest.Command, "go.micro.bot.echo", agent.Addr())
-	r := newRegistry(t, registry.Addrs(agent.Addr()))
+	r := newRegistry(t, consul.WithAddrs(agent.Addr()))
 
 	svcs, err := r.GetService(ctxT(t), "go.micro.srv.greeter")
 	if err != nil {
@@ -111,7 +112,7 @@ func TestGoMicroServicesRead(t *testing.T) {
 // node with its current protocol).
 func TestGoMicroReadsOurs(t *testing.T) {
 	agent := consultest.Start(t)
-	r := newRegistry(t, registry.Addrs(agent.Addr()))
+	r := newRegistry(t, consul.WithAddrs(agent.Addr()))
 	svc := greeter("go.micro.srv.ours", "1.2.3", "ours-1")
 	svc.Nodes[0].Metadata = map[string]string{"protocol": "mucp", "transport": "http", "server": "mucp", "registry": "consul"}
 	if err := r.Register(ctxT(t), svc); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/registry/consul"
 	"github.com/microbot/microbot/framework/registry/consul/consultest"
 	"github.com/microbot/microbot/framework/selector"
 	"github.com/microbot/microbot/internal/testenv"
@@ -175,14 +176,17 @@ func hello(ctx context.Context, c *client.Client, who string, opts ...client.Cal
 func TestGreeterProcessesOverConsul(t *testing.T) {
 	agent := consultest.Start(t)
 	bin := testenv.Build(t, "github.com/microbot/microbot/examples/greeter")
-	reg := newRegistry(t, registry.Addrs(agent.Addr()))
-	w, err := reg.Watch(context.Background(), registry.WatchService(greeterName))
+	reg := newRegistry(t, consul.WithAddrs(agent.Addr()))
+	w, err := reg.Watch(context.Background(), registry.WithService(greeterName))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
 	ws := follow(t, w)
-	c := client.New(client.Registry(reg))
+	c, err := client.New(client.WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer c.Close()
 	ctx := ctxT(t)
 
@@ -222,7 +226,7 @@ func TestGreeterProcessesOverConsul(t *testing.T) {
 	// be retried on the other node (a connection refused is retried anyway).
 	b.kill(t)
 	for i := range 40 {
-		if err := hello(ctx, c, fmt.Sprint("after the kill ", i), client.Idempotent()); err != nil {
+		if err := hello(ctx, c, fmt.Sprint("after the kill ", i), client.WithIdempotent()); err != nil {
 			t.Fatalf("call %d after greeter-b was killed: %v", i, err)
 		}
 	}
@@ -267,9 +271,12 @@ func TestGreeterConsulUnreachable(t *testing.T) {
 	if err := agent.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	reg := newRegistry(t, registry.Addrs(agent.Addr()))
+	reg := newRegistry(t, consul.WithAddrs(agent.Addr()))
 	expectNodes(t, reg, greeterName, "greeter-late")
-	c := client.New(client.Registry(reg))
+	c, err := client.New(client.WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer c.Close()
 	eventually(t, "a call to the late greeter", func() error { return hello(ctxT(t), c, "late") })
 	if out := g.out.String(); !strings.Contains(out, agent.Addr()) {
@@ -284,10 +291,13 @@ func TestGreeterConsulUnreachable(t *testing.T) {
 func TestCallsWhileConsulDown(t *testing.T) {
 	agent := consultest.Start(t)
 	bin := testenv.Build(t, "github.com/microbot/microbot/examples/greeter")
-	reg := newRegistry(t, registry.Addrs(agent.Addr()))
-	sel := selector.New(reg, selector.CacheTTL(300*time.Millisecond))
+	reg := newRegistry(t, consul.WithAddrs(agent.Addr()))
+	sel := selector.New(reg, selector.WithCacheTTL(300*time.Millisecond))
 	defer sel.Close()
-	c := client.New(client.Registry(reg), client.Selector(sel))
+	c, err := client.New(client.WithRegistry(reg), client.WithSelector(sel))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer c.Close()
 	ctx := ctxT(t)
 

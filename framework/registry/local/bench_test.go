@@ -34,7 +34,7 @@ func fill(b *testing.B, r registry.Registry, services, nodes int) {
 
 // BenchmarkGetService reads one service out of 100 (3 nodes each).
 func BenchmarkGetService(b *testing.B) {
-	r, err := New(Dir(b.TempDir()))
+	r, err := New(WithDir(b.TempDir()))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func BenchmarkGetService(b *testing.B) {
 
 // BenchmarkListServices lists 100 services (3 nodes each).
 func BenchmarkListServices(b *testing.B) {
-	r, err := New(Dir(b.TempDir()))
+	r, err := New(WithDir(b.TempDir()))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func BenchmarkListServices(b *testing.B) {
 
 // BenchmarkRegister measures a refresh: one node registered again.
 func BenchmarkRegister(b *testing.B) {
-	r, err := New(Dir(b.TempDir()))
+	r, err := New(WithDir(b.TempDir()))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func BenchmarkRegister(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := r.Register(ctx, s, registry.RegisterTTL(60e9)); err != nil {
+		if err := r.Register(ctx, s, registry.WithTTL(60e9)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -108,12 +108,12 @@ func commandLike(i int) *registry.Service {
 // fillCommands registers n command-like services in dir.
 func fillCommands(b *testing.B, dir string, n int) {
 	b.Helper()
-	w, err := New(Dir(dir))
+	w, err := New(WithDir(dir))
 	if err != nil {
 		b.Fatal(err)
 	}
 	for i := range n {
-		if err := w.Register(context.Background(), commandLike(i), registry.RegisterTTL(time.Hour)); err != nil {
+		if err := w.Register(context.Background(), commandLike(i), registry.WithTTL(time.Hour)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -158,7 +158,7 @@ func BenchmarkDiscover1000(b *testing.B) {
 	fillCommands(b, dir, n)
 
 	before := heapLive()
-	r, err := New(Dir(dir))
+	r, err := New(WithDir(dir))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func BenchmarkDiscover1000(b *testing.B) {
 
 	b.ReportAllocs()
 	for b.Loop() {
-		r, err := New(Dir(dir))
+		r, err := New(WithDir(dir))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -183,7 +183,7 @@ func BenchmarkGetService1000(b *testing.B) {
 	const n = 1000
 	dir := b.TempDir()
 	fillCommands(b, dir, n)
-	r, err := New(Dir(dir))
+	r, err := New(WithDir(dir))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func BenchmarkRescan1000(b *testing.B) {
 	const n = 1000
 	dir := b.TempDir()
 	fillCommands(b, dir, n)
-	r, err := New(Dir(dir))
+	r, err := New(WithDir(dir))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func BenchmarkRefresh1000(b *testing.B) {
 	const n = 1000
 	dir := b.TempDir()
 	fillCommands(b, dir, n)
-	r, err := New(Dir(dir), Polling(), PollInterval(time.Hour))
+	r, err := New(WithDir(dir), WithPolling(), WithPollInterval(time.Hour))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func BenchmarkRefresh1000(b *testing.B) {
 	r.hubMu.Lock()
 	h := r.hub
 	r.hubMu.Unlock()
-	other, err := New(Dir(dir))
+	other, err := New(WithDir(dir))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func BenchmarkRefresh1000(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
-		if err := other.Register(ctx, s, registry.RegisterTTL(time.Hour)); err != nil {
+		if err := other.Register(ctx, s, registry.WithTTL(time.Hour)); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()

@@ -1,6 +1,6 @@
 // Package local is the default service registry of microbot: a directory
-// shared by the processes of one host. It is in the registry plugin table as
-// "local". It needs no server and sends nothing over the network.
+// shared by the processes of one host (--registry=local). It needs no server
+// and sends nothing over the network.
 //
 // # Layout
 //
@@ -54,10 +54,9 @@
 //
 // # Where
 //
-// The directory is the one given with Dir (registry.Addrs, i.e.
-// --registry_address, for the plugin), else DefaultDir: per user, in
-// $XDG_RUNTIME_DIR/microbot/registry, else the user cache directory
-// (os.UserCacheDir)/microbot/registry, else
+// The directory is the one given with WithDir (--registry_address), else
+// DefaultDir: per user, in $XDG_RUNTIME_DIR/microbot/registry, else the
+// user cache directory (os.UserCacheDir)/microbot/registry, else
 // os.TempDir()/microbot-<uid>/registry. Processes that are to find each
 // other must use the same directory.
 package local
@@ -79,27 +78,6 @@ import (
 
 	"github.com/microbot/microbot/framework/registry"
 )
-
-func init() {
-	registry.Plugin("local", func(opts ...registry.Option) (registry.Registry, error) {
-		var o registry.Options
-		for _, f := range opts {
-			f(&o)
-		}
-		var lopts []Option
-		switch len(o.Addrs) {
-		case 0:
-		case 1:
-			lopts = append(lopts, Dir(o.Addrs[0]))
-		default:
-			return nil, fmt.Errorf("local registry: one directory expected, got %d addresses %q", len(o.Addrs), o.Addrs)
-		}
-		if o.Timeout > 0 {
-			lopts = append(lopts, LockTimeout(o.Timeout))
-		}
-		return New(lopts...)
-	})
-}
 
 // Defaults of the options.
 const (
@@ -126,22 +104,22 @@ type Options struct {
 // Option sets an Options field.
 type Option func(*Options)
 
-// Dir sets the registry directory.
-func Dir(dir string) Option { return func(o *Options) { o.Dir = dir } }
+// WithDir sets the registry directory.
+func WithDir(dir string) Option { return func(o *Options) { o.Dir = dir } }
 
-// PollInterval sets how often a watch reads the directory again without a
+// WithPollInterval sets how often a watch reads the directory again without a
 // change notification.
-func PollInterval(d time.Duration) Option { return func(o *Options) { o.PollInterval = d } }
+func WithPollInterval(d time.Duration) Option { return func(o *Options) { o.PollInterval = d } }
 
-// Polling makes watches poll only, without fsnotify: for file systems whose
+// WithPolling makes watches poll only, without fsnotify: for file systems whose
 // change notification does not work (network file systems).
-func Polling() Option { return func(o *Options) { o.Notify = false } }
+func WithPolling() Option { return func(o *Options) { o.Notify = false } }
 
-// LockTimeout bounds the wait for the directory lock.
-func LockTimeout(d time.Duration) Option { return func(o *Options) { o.LockTimeout = d } }
+// WithLockTimeout bounds the wait for the directory lock.
+func WithLockTimeout(d time.Duration) Option { return func(o *Options) { o.LockTimeout = d } }
 
-// Logger sets where warnings go (default slog.Default()).
-func Logger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }
+// WithLogger sets where warnings go (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }
 
 // Registry is a registry kept in a directory. It is safe for concurrent use,
 // and any number of Registries, in one process or many, may share a
@@ -217,7 +195,7 @@ func (r *Registry) String() string { return "local" }
 func (r *Registry) Dir() string { return r.opts.Dir }
 
 // Register writes a file for every node of s. The nodes expire after the TTL
-// of registry.RegisterTTL (never if zero). A node registered again, even
+// of registry.WithTTL (never if zero). A node registered again, even
 // under another version, replaces its file: a node is keyed by service name
 // and node ID.
 func (r *Registry) Register(ctx context.Context, s *registry.Service, opts ...registry.RegisterOption) error {

@@ -26,7 +26,7 @@ import (
 // newTest returns a Registry on a fresh directory.
 func newTest(t *testing.T, opts ...Option) *Registry {
 	t.Helper()
-	r, err := New(append([]Option{Dir(t.TempDir())}, opts...)...)
+	r, err := New(append([]Option{WithDir(t.TempDir())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,11 +42,11 @@ func TestConformance(t *testing.T) {
 func TestConformancePolling(t *testing.T) {
 	registrytest.Run(t, func(t *testing.T) registry.Registry {
 		dir := t.TempDir()
-		w, err := New(Dir(dir), Polling(), PollInterval(100*time.Millisecond))
+		w, err := New(WithDir(dir), WithPolling(), WithPollInterval(100*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
-		wr, err := New(Dir(dir))
+		wr, err := New(WithDir(dir))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,26 +68,12 @@ func (s split) Deregister(ctx context.Context, svc *registry.Service) error {
 	return s.writer.Deregister(ctx, svc)
 }
 
-func TestPlugin(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "a", "b")
-	r, err := registry.New("local", registry.Addrs(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.String() != "local" || r.(*Registry).Dir() != dir {
-		t.Fatalf("got %s on %s, want local on %s", r, r.(*Registry).Dir(), dir)
-	}
-	if _, err := registry.New("local", registry.Addrs("x", "y")); err == nil || !strings.Contains(err.Error(), "one directory") {
-		t.Fatalf("two addresses: err = %v", err)
-	}
-}
-
 func TestPermissions(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("no unix modes")
 	}
 	dir := filepath.Join(t.TempDir(), "reg")
-	r, err := New(Dir(dir))
+	r, err := New(WithDir(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +184,7 @@ func (s *syncBuffer) String() string {
 
 func TestBadFiles(t *testing.T) {
 	var logs syncBuffer
-	r := newTest(t, Logger(slog.New(slog.NewTextHandler(&logs, nil))))
+	r := newTest(t, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	ctx := context.Background()
 	if err := r.Register(ctx, svc("good", "n1")); err != nil {
 		t.Fatal(err)
@@ -282,7 +268,7 @@ func TestBadFiles(t *testing.T) {
 func TestExpiredFilesRemoved(t *testing.T) {
 	r := newTest(t)
 	ctx := context.Background()
-	if err := r.Register(ctx, svc("short", "n1"), registry.RegisterTTL(50*time.Millisecond)); err != nil {
+	if err := r.Register(ctx, svc("short", "n1"), registry.WithTTL(50*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Register(ctx, svc("long", "n2")); err != nil {
@@ -313,7 +299,7 @@ func TestExpiredFilesRemoved(t *testing.T) {
 func TestCollectorKeepsRefreshed(t *testing.T) {
 	r := newTest(t)
 	ctx := context.Background()
-	if err := r.Register(ctx, svc("a", "n1"), registry.RegisterTTL(time.Millisecond)); err != nil {
+	if err := r.Register(ctx, svc("a", "n1"), registry.WithTTL(time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Millisecond)
@@ -321,7 +307,7 @@ func TestCollectorKeepsRefreshed(t *testing.T) {
 	if !r.isGarbage(name, time.Now()) {
 		t.Fatal("expired file not seen as garbage")
 	}
-	if err := r.Register(ctx, svc("a", "n1"), registry.RegisterTTL(time.Hour)); err != nil {
+	if err := r.Register(ctx, svc("a", "n1"), registry.WithTTL(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	r.collect([]string{name}) // with the stale verdict
@@ -377,7 +363,7 @@ func TestTempFallbackRefusesForeignDir(t *testing.T) {
 
 func TestInvalidTTL(t *testing.T) {
 	r := newTest(t)
-	err := r.Register(context.Background(), svc("a", "n1"), registry.RegisterTTL(-time.Second))
+	err := r.Register(context.Background(), svc("a", "n1"), registry.WithTTL(-time.Second))
 	if !errors.Is(err, registry.ErrInvalid) {
 		t.Fatalf("negative TTL: %v", err)
 	}
@@ -419,11 +405,11 @@ func TestLockExcludes(t *testing.T) {
 		t.Skip("no cross-process lock on " + runtime.GOOS)
 	}
 	dir := t.TempDir()
-	a, err := New(Dir(dir))
+	a, err := New(WithDir(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(Dir(dir), LockTimeout(100*time.Millisecond))
+	b, err := New(WithDir(dir), WithLockTimeout(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,8 +481,8 @@ func TestListingTrusted(t *testing.T) {
 // whether the change comes at once or after the list has been kept a while.
 func TestListingFollowsChanges(t *testing.T) {
 	dir := t.TempDir()
-	r := newTest(t, Dir(dir))
-	other, err := New(Dir(dir))
+	r := newTest(t, WithDir(dir))
+	other, err := New(WithDir(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -541,7 +527,7 @@ func TestSharedParts(t *testing.T) {
 	}
 	a, b := full("a", "a1", "x"), full("b", "b1", "x")
 	for _, s := range []*registry.Service{a, b} {
-		if err := r.Register(ctx, s, registry.RegisterTTL(time.Hour)); err != nil {
+		if err := r.Register(ctx, s, registry.WithTTL(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -564,7 +550,7 @@ func TestSharedParts(t *testing.T) {
 	}
 
 	// A refresh writes a new file with a new expiry; the service is kept.
-	if err := r.Register(ctx, a, registry.RegisterTTL(2*time.Hour)); err != nil {
+	if err := r.Register(ctx, a, registry.WithTTL(2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if c := entry(a); c == ca || c.svc != ca.svc || !c.expires.After(ca.expires) {
@@ -572,7 +558,7 @@ func TestSharedParts(t *testing.T) {
 	}
 	// A change makes a new service, still sharing what did not change.
 	a.Nodes[0].Metadata["n"] = "y"
-	if err := r.Register(ctx, a, registry.RegisterTTL(time.Hour)); err != nil {
+	if err := r.Register(ctx, a, registry.WithTTL(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	c := entry(a)
@@ -676,8 +662,8 @@ func TestWatchNotified(t *testing.T) {
 		w.Close()
 	}
 	dir := t.TempDir()
-	r := newTest(t, Dir(dir), PollInterval(time.Hour))
-	other, err := New(Dir(dir))
+	r := newTest(t, WithDir(dir), WithPollInterval(time.Hour))
+	other, err := New(WithDir(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -733,7 +719,7 @@ func TestWatchNotified(t *testing.T) {
 	expect(registry.Update, "n2")
 	do(other.Deregister(ctx, n2))
 	expect(registry.Delete, "n2")
-	do(other.Register(ctx, n1, registry.RegisterTTL(300*time.Millisecond)))
+	do(other.Register(ctx, n1, registry.WithTTL(300*time.Millisecond)))
 	expect(registry.Create, "n1")
 	expect(registry.Delete, "n1") // expired
 	select {
@@ -748,8 +734,8 @@ func TestWatchNotified(t *testing.T) {
 // not up, an Update or Delete only for one that is.
 func TestWatchBurst(t *testing.T) {
 	dir := t.TempDir()
-	r := newTest(t, Dir(dir), PollInterval(time.Hour))
-	other, err := New(Dir(dir))
+	r := newTest(t, WithDir(dir), WithPollInterval(time.Hour))
+	other, err := New(WithDir(dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func TestHelperProcess(t *testing.T) {
 		return
 	}
 	arg, _ := strconv.Atoi(os.Getenv(argEnv))
-	r, err := New(Dir(os.Getenv(dirEnv)))
+	r, err := New(WithDir(os.Getenv(dirEnv)))
 	if err == nil {
 		switch mode {
 		case "churn":
@@ -87,7 +87,7 @@ func childChurn(r *Registry, c int) error {
 	defer cancel()
 	for round := range 2 { // the second round refreshes
 		for i := range churnNodes {
-			if err := r.Register(ctx, churnSvc(churnNode(c, i)), registry.RegisterTTL(10*time.Minute)); err != nil {
+			if err := r.Register(ctx, churnSvc(churnNode(c, i)), registry.WithTTL(10*time.Minute)); err != nil {
 				return fmt.Errorf("round %d: %w", round, err)
 			}
 			svcs, err := r.GetService(ctx, churnService)
@@ -127,7 +127,7 @@ func checkChurn(svcs []*registry.Service) error {
 func childWatch(r *Registry) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w, err := r.Watch(ctx, registry.WatchService(churnService))
+	w, err := r.Watch(ctx, registry.WithService(churnService))
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func childHold(r *Registry, n int) error {
 	// on a busy machine before the node expires by mistake.
 	for first := true; ; first = false {
 		ctx, cancel := context.WithTimeout(context.Background(), ttl)
-		err := r.Register(ctx, s, registry.RegisterTTL(ttl))
+		err := r.Register(ctx, s, registry.WithTTL(ttl))
 		cancel()
 		if err != nil {
 			return err
@@ -277,11 +277,11 @@ func (m *model) flapped() map[string]int {
 // the test ends.
 func watchDir(t *testing.T, dir, service string) (*Registry, registry.Watcher) {
 	t.Helper()
-	r, err := New(Dir(dir))
+	r, err := New(WithDir(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := r.Watch(t.Context(), registry.WatchService(service))
+	w, err := r.Watch(t.Context(), registry.WithService(service))
 	if err != nil {
 		t.Fatal(err)
 	}

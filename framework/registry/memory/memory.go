@@ -1,6 +1,5 @@
 // Package memory is an in-process service registry, for tests and for
-// programs made of one process. It is in the registry plugin table as
-// "memory".
+// programs made of one process (--registry=memory).
 //
 // It keeps one entry per node, keyed by service name and node ID (a node
 // registered again, even under another version, replaces its entry). Nodes
@@ -22,12 +21,6 @@ import (
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/internal/broadcast"
 )
-
-func init() {
-	registry.Plugin("memory", func(opts ...registry.Option) (registry.Registry, error) {
-		return New(opts...), nil
-	})
-}
 
 // Registry is an in-process registry. It is safe for concurrent use. The
 // zero value is not usable; call New.
@@ -57,9 +50,8 @@ func (e *entry) expired(now time.Time) bool {
 
 var _ registry.Registry = (*Registry)(nil)
 
-// New returns an empty registry. It takes the registry options for the
-// plugin table's sake and uses none of them.
-func New(opts ...registry.Option) *Registry {
+// New returns an empty registry.
+func New() *Registry {
 	return &Registry{
 		nodes: map[string]map[string]*entry{},
 		seen:  map[string][]*registry.Service{},
@@ -70,7 +62,7 @@ func New(opts ...registry.Option) *Registry {
 func (r *Registry) String() string { return "memory" }
 
 // Register adds or replaces every node of s. The nodes expire after the TTL
-// of registry.RegisterTTL (never if zero).
+// of registry.WithTTL (never if zero).
 func (r *Registry) Register(ctx context.Context, s *registry.Service, opts ...registry.RegisterOption) error {
 	if err := registry.ValidateRegister(s); err != nil {
 		return err

@@ -70,15 +70,15 @@ type Options struct {
 // Option sets an Options field.
 type Option func(*Options)
 
-// TTL sets the TTL the expiry tests use.
-func TTL(d time.Duration) Option { return func(o *Options) { o.TTL = d } }
+// WithTTL sets the TTL the expiry tests use.
+func WithTTL(d time.Duration) Option { return func(o *Options) { o.TTL = d } }
 
-// Wait sets how long the suite waits for a condition before failing.
-func Wait(d time.Duration) Option { return func(o *Options) { o.Wait = d } }
+// WithWait sets how long the suite waits for a condition before failing.
+func WithWait(d time.Duration) Option { return func(o *Options) { o.Wait = d } }
 
-// Concurrency sizes the concurrency test: goroutines registering nodes
+// WithConcurrency sizes the concurrency test: goroutines registering nodes
 // nodes each.
-func Concurrency(goroutines, nodes int) Option {
+func WithConcurrency(goroutines, nodes int) Option {
 	return func(o *Options) { o.Goroutines, o.NodesPerGoroutine = goroutines, nodes }
 }
 
@@ -519,7 +519,7 @@ func testTTLExpiry(s *suite) {
 	short, long := node(name, "short", 10001), node(name, "long", 10002)
 	svc := fullService(name, "1")
 	s.register(only(svc, long)) // no TTL: stays
-	s.register(only(svc, short), registry.RegisterTTL(s.o.TTL))
+	s.register(only(svc, short), registry.WithTTL(s.o.TTL))
 	// Both are there (the short one may already be gone on a very slow
 	// machine; that is checked below, not here).
 	s.eventually("the long-lived node is there", func() error {
@@ -535,7 +535,7 @@ func testTTLExpiry(s *suite) {
 	s.expectNodes(name, map[string][]string{"1": {long.ID}})
 
 	other := s.name("ttl.only")
-	s.register(fullService(other, "1", node(other, "x", 10003)), registry.RegisterTTL(s.o.TTL))
+	s.register(fullService(other, "1", node(other, "x", 10003)), registry.WithTTL(s.o.TTL))
 	s.expectGone(other)
 }
 
@@ -547,7 +547,7 @@ func testTTLRefresh(s *suite) {
 	// quarter TTL for two TTLs; right after each refresh the node is there.
 	end := time.Now().Add(2 * s.o.TTL)
 	for time.Now().Before(end) {
-		s.register(svc, registry.RegisterTTL(s.o.TTL))
+		s.register(svc, registry.WithTTL(s.o.TTL))
 		got, err := s.versions(name)
 		if err != nil {
 			// An eventually consistent registry may not show it yet.
@@ -686,7 +686,7 @@ func testWatch(s *suite) {
 
 func testWatchService(s *suite) {
 	mine, other := s.name("mine"), s.name("other")
-	ev := s.watch(s.base, registry.WatchService(mine))
+	ev := s.watch(s.base, registry.WithService(mine))
 	s.register(fullService(other, "1", node(other, "a", 10001)))
 	s.register(fullService(mine, "1", node(mine, "a", 10002)))
 	ev.expect(registry.Create, mine, "1", mine+"-a")
@@ -702,13 +702,13 @@ func testWatchExpiry(s *suite) {
 	svc := fullService(name, "1")
 	s.register(only(svc, stay))
 	ev.expect(registry.Create, name, "1", stay.ID)
-	s.register(only(svc, short), registry.RegisterTTL(s.o.TTL))
+	s.register(only(svc, short), registry.WithTTL(s.o.TTL))
 	ev.expect(registry.Update, name, "1", stay.ID, short.ID)
 	ev.expect(registry.Update, name, "1", stay.ID) // short expired
 
 	alone := s.name("expiring.alone")
 	x := node(alone, "x", 10003)
-	s.register(fullService(alone, "1", x), registry.RegisterTTL(s.o.TTL))
+	s.register(fullService(alone, "1", x), registry.WithTTL(s.o.TTL))
 	ev.expect(registry.Create, alone, "1", x.ID)
 	ev.expect(registry.Delete, alone, "1", x.ID)
 }

@@ -130,7 +130,7 @@ func TestLoginFailures(t *testing.T) {
 
 func TestPlainWithoutTLS(t *testing.T) {
 	t.Parallel()
-	srv := prosodytest.Start(t, prosodytest.Insecure())
+	srv := prosodytest.Start(t, prosodytest.WithInsecure())
 	srv.Register("alice", "pw")
 	noTLS := []xmppclient.Option{xmppclient.WithTLSMode(xmppclient.NoTLS), xmppclient.WithMechanisms(xmppclient.MechPlain)}
 	_, err := dial(t, srv, "alice", "pw", noTLS...)

@@ -4,7 +4,7 @@
 // By default it is the command service go.micro.bot.whoami (--server_name
 // names another, e.g. go.micro.bot.deploy), registered with the node
 // metadata given in WHOAMI_METADATA ("bot.group=ops;bot.confirm=true"),
-// set in code with framework.Metadata as a command service would. Its
+// set in code with framework.WithMetadata as a command service would. Its
 // Command.Exec answers
 //
 //	<command> ran: input=shell user_id=alice user_name=Alice room=console confirmed_by=shell:bob args=a b
@@ -16,6 +16,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -28,17 +29,17 @@ import (
 )
 
 func main() {
-	opts := []framework.Option{framework.RegisterTTL(10 * time.Second), framework.RegisterInterval(2 * time.Second)}
+	opts := []framework.Option{framework.WithRegisterTTL(10 * time.Second), framework.WithRegisterInterval(2 * time.Second)}
 	var err error
 	if os.Getenv("WHOAMI_PLAIN") != "" {
 		err = plain(opts)
 	} else {
 		if md := parseMeta(os.Getenv("WHOAMI_METADATA")); len(md) > 0 {
-			opts = append(opts, framework.Metadata(md))
+			opts = append(opts, framework.WithMetadata(md))
 		}
 		name := serverName("go.micro.bot.whoami")
 		cmd := name[strings.LastIndexByte(name, '.')+1:]
-		err = commandsvc.Run(name, cmd+" [words]", "tells who the bot says is asking (tests only)", exec, opts...)
+		err = commandsvc.Run(context.Background(), name, cmd+" [words]", "tells who the bot says is asking (tests only)", exec, opts...)
 	}
 	if err != nil {
 		slog.Error("whoami", "err", err)
@@ -101,12 +102,15 @@ func (*Who) Am(ctx context.Context, req *WhoRequest, rsp *WhoResponse) error {
 }
 
 func plain(opts []framework.Option) error {
-	svc := framework.NewService(append([]framework.Option{framework.Name("go.micro.srv.whoami")}, opts...)...)
-	if err := svc.Init(); err != nil {
+	svc, err := framework.NewService(append([]framework.Option{framework.WithName("go.micro.srv.whoami"), framework.WithArgs(os.Args)}, opts...)...)
+	if errors.Is(err, framework.ErrHelp) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	if err := svc.Server().Handle(&Who{}); err != nil {
 		return err
 	}
-	return svc.Run()
+	return svc.Run(context.Background())
 }

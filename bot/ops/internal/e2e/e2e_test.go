@@ -19,7 +19,7 @@ import (
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/input/slack/slacktestws"
 
-	_ "github.com/microbot/microbot/framework/registry/local"
+	"github.com/microbot/microbot/framework/registry/local"
 	"github.com/microbot/microbot/internal/testenv"
 )
 
@@ -165,7 +165,7 @@ func newWorld(t *testing.T) *world {
 
 func (w *world) registry() registry.Registry {
 	w.t.Helper()
-	r, err := registry.New("local", registry.Addrs(w.reg))
+	r, err := local.New(local.WithDir(w.reg))
 	if err != nil {
 		w.t.Fatal(err)
 	}

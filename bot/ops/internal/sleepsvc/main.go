@@ -39,8 +39,8 @@ func sleep(ctx context.Context, args []string) (string, error) {
 }
 
 func main() {
-	err := commandsvc.Run("go.micro.bot.sleep", "sleep [duration]", "sleeps, then answers (tests only)", sleep,
-		framework.RegisterTTL(10*time.Second), framework.RegisterInterval(2*time.Second))
+	err := commandsvc.Run(context.Background(), "go.micro.bot.sleep", "sleep [duration]", "sleeps, then answers (tests only)", sleep,
+		framework.WithRegisterTTL(10*time.Second), framework.WithRegisterInterval(2*time.Second))
 	if err != nil {
 		slog.Error("sleepsvc", "err", err)
 		os.Exit(1)

@@ -16,7 +16,10 @@ import (
 // message of another package, over the real transport.
 func TestTwoServicesOneServer(t *testing.T) {
 	reg := memory.New()
-	srv := server.New(server.Name("microbot.test"), server.Address("127.0.0.1:0"), server.Registry(reg))
+	srv, err := server.New(server.WithName("microbot.test"), server.WithAddress("127.0.0.1:0"), server.WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := RegisterGreeterHandler(srv, greeter{}); err != nil {
 		t.Fatalf("RegisterGreeterHandler: %v", err)
 	}
@@ -36,7 +39,10 @@ func TestTwoServicesOneServer(t *testing.T) {
 		defer cancel()
 		_ = srv.Stop(ctx)
 	})
-	c := client.New(client.Registry(reg))
+	c, err := client.New(client.WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	hello, err := NewGreeterService("microbot.test", c).Goodbye(ctx, &HelloRequest{Name: "Ann"})
 	if err != nil || hello.GetGreeting() != "goodbye Ann" {

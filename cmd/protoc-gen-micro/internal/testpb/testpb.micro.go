@@ -79,7 +79,7 @@ type GreeterHandler interface {
 // Greeter.Goodbye, Greeter.Count (handler name "Greeter"); opts may
 // override the name or add endpoint metadata.
 func RegisterGreeterHandler(s *server.Server, h GreeterHandler, opts ...server.HandlerOption) error {
-	opts = append([]server.HandlerOption{server.HandlerName("Greeter")}, opts...)
+	opts = append([]server.HandlerOption{server.WithHandlerName("Greeter")}, opts...)
 	return s.Handle(&greeterHandler{h}, opts...)
 }
 
@@ -170,7 +170,7 @@ type LedgerHandler interface {
 // Ledger.Balance, Ledger.OldBalance (handler name "Ledger"); opts may
 // override the name or add endpoint metadata.
 func RegisterLedgerHandler(s *server.Server, h LedgerHandler, opts ...server.HandlerOption) error {
-	opts = append([]server.HandlerOption{server.HandlerName("Ledger")}, opts...)
+	opts = append([]server.HandlerOption{server.WithHandlerName("Ledger")}, opts...)
 	return s.Handle(&ledgerHandler{h}, opts...)
 }
 

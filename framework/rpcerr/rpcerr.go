@@ -1,9 +1,9 @@
-// Package errors defines the error the framework carries between client and
+// Package rpcerr defines the error the framework carries between client and
 // server: {id, code, detail, status}, sent as JSON in a response header.
 //
 // A handler returns one of these (or any error, which becomes a 500); the
 // client gets it back as an *Error that errors.As can find.
-package errors
+package rpcerr
 
 import (
 	"encoding/json"
