@@ -14,7 +14,9 @@
 // the values of JSON keys and of key=value words whose name mentions a
 // password, token, secret, key, auth or credential, the word after such a
 // --flag, bearer tokens, passwords in URLs and Slack tokens are replaced by
-// [REDACTED].
+// [REDACTED], and so is any piece of such a secret the error text quotes.
+// [Redact] and [Redactor] serve any other text that must keep secrets out
+// (a console's history, say).
 package audit
 
 import (
@@ -145,8 +147,9 @@ func (l *Log) Path() string { return l.path }
 // Write writes one record, its arguments and error redacted. It is safe
 // for concurrent use.
 func (l *Log) Write(r Record) error {
-	r.Args = clip(Redact(r.Args), MaxArgsLen)
-	r.Error = clip(Redact(r.Error), MaxErrorLen)
+	var rd Redactor // what the arguments hold is kept out of the error too
+	r.Args = clip(rd.Redact(r.Args), MaxArgsLen)
+	r.Error = clip(rd.Redact(r.Error), MaxErrorLen)
 	r.Reason = clip(r.Reason, MaxErrorLen)
 	if r.Time.IsZero() {
 		r.Time = time.Now()

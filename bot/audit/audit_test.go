@@ -44,11 +44,55 @@ func TestRedact(t *testing.T) {
 		{`svc M {"password": hunter2}`, `svc M {"password": [REDACTED]}`},
 		{`svc M [not json] --token abc`, `svc M [not json] --token [REDACTED]`},
 		{"numbers 1.5e3 stay", "numbers 1.5e3 stay"},
+		// Issue 15, item 7: a --flag and its value as elements of a JSON
+		// array (Command.Exec's args), and a quoted --flag in plain text.
+		{`go.micro.bot.deploy Command.Exec {"args": ["deploy", "--password", "hunter2a", "--force"]}`,
+			`go.micro.bot.deploy Command.Exec {"args":["deploy","--password","[REDACTED]","--force"]}`},
+		{`svc M ["-api-key", 42, "x"]`, `svc M ["-api-key","[REDACTED]","x"]`},
+		{`echo "--password" "hunter2e" done`, `echo "--password" [REDACTED] done`},
+		{`echo '--token' abc done`, `echo '--token' [REDACTED] done`},
+		// A secret found once is redacted wherever it shows.
+		{`--password hunter2b and again hunter2b`, `--password [REDACTED] and again [REDACTED]`},
+		{`svc M {"auth": {"username": "bob", "pin": "123456"}} pin 123456 username`, `svc M {"auth":"[REDACTED]"} pin [REDACTED] username`},
 	}
 	for _, tt := range tests {
 		if got := audit.Redact(tt.in); got != tt.want {
 			t.Errorf("Redact(%q)\n got %q\nwant %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// One Redactor for a record: an error quoting a piece of a secret from the
+// arguments keeps none of it (issue 15, item 7: the error of malformed JSON
+// quoted its first 12 characters).
+func TestRedactorAcrossTexts(t *testing.T) {
+	tests := []struct{ args, err, wantArgs, wantErr string }{
+		{`go.micro.srv.x A.B {"token": s3cr3tT0kenValue}`,
+			`invalid JSON at character 11 ("s3cr3tT0kenV…"): invalid character 's' looking for beginning of value`,
+			`go.micro.srv.x A.B {"token": [REDACTED]}`,
+			`invalid JSON at character 11 ("[REDACTED]…"): invalid character 's' looking for beginning of value`},
+		{`deploy --password "p\"ss w0rd!"`, `bad password "p\"ss w0rd!" for deploy`,
+			`deploy --password [REDACTED]`, `bad password "[REDACTED]" for deploy`},
+		{`deploy web`, `web is not deployable`, `deploy web`, `web is not deployable`},
+		{`deploy --token abc`, `abc: no`, `deploy --token [REDACTED]`, `abc: no`}, // too short to hunt elsewhere
+	}
+	for _, tt := range tests {
+		var r audit.Redactor
+		if got := r.Redact(tt.args); got != tt.wantArgs {
+			t.Errorf("args %q:\n got %q\nwant %q", tt.args, got, tt.wantArgs)
+		}
+		if got := r.Redact(tt.err); got != tt.wantErr {
+			t.Errorf("error %q:\n got %q\nwant %q", tt.err, got, tt.wantErr)
+		}
+	}
+	// Through the log: the record's error keeps no piece of it either.
+	var buf testenv.Buffer
+	l := audit.New(&buf)
+	if err := l.Write(audit.Record{Input: "shell", UserID: "u", Command: "query", Args: tests[0].args, Error: tests[0].err}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "s3cr3t") {
+		t.Errorf("the audit line keeps a piece of the secret: %s", buf.String())
 	}
 }
 
