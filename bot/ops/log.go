@@ -2,11 +2,13 @@ package ops
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/mattn/go-isatty"
@@ -114,12 +116,20 @@ func Secrets(c *cli.Context) []string {
 // secrets taken out: the value of any attribute whose key is secret (see
 // [SecretKey]) becomes "[REDACTED]", and each secret found in the message
 // or in a value (a string, an error, anything printed) is replaced by
-// "[REDACTED]". Secrets shorter than 4 bytes are ignored.
+// "[REDACTED]", as it is or as Go (%q) or JSON quote it (an error saying
+// `password "pa\"ss" refused`). Secrets shorter than 4 bytes are ignored.
 func NewRedactingHandler(h slog.Handler, secrets ...string) slog.Handler {
 	var ss []string
 	for _, s := range secrets {
-		if len(s) >= minSecretLen && !slices.Contains(ss, s) {
-			ss = append(ss, s)
+		if len(s) < minSecretLen {
+			continue
+		}
+		js, _ := json.Marshal(s)
+		q := strconv.Quote(s)
+		for _, form := range []string{s, q[1 : len(q)-1], string(js[1 : len(js)-1])} {
+			if !slices.Contains(ss, form) {
+				ss = append(ss, form)
+			}
 		}
 	}
 	// Longest first, so a secret containing another is replaced whole.

@@ -75,6 +75,7 @@ type config struct {
 func TestRedaction(t *testing.T) {
 	const secret = "xoxb-1-very-secret"
 	const other = "hunter2-password"
+	const quoted = `quote"d-s3cr<t` // Go and JSON quote it differently
 	tests := []struct {
 		name string
 		log  func(l *slog.Logger)
@@ -91,18 +92,20 @@ func TestRedaction(t *testing.T) {
 		{"with group", func(l *slog.Logger) { l.WithGroup("g").Info("x", "v", secret) }},
 		{"secret key, unknown value", func(l *slog.Logger) { l.Info("x", "slack_bot_token", "xoxb-not-in-the-list") }},
 		{"password key", func(l *slog.Logger) { l.Info("x", "Password", "not-in-the-list-either") }},
+		{"quoted by %q", func(l *slog.Logger) { l.Info("x", "err", fmt.Errorf("password %q refused", quoted)) }},
+		{"quoted as JSON", func(l *slog.Logger) { js, _ := json.Marshal(quoted); l.Info("sent " + string(js)) }},
 	}
 	for _, format := range []string{ops.FormatJSON, ops.FormatText} {
 		for _, tt := range tests {
 			t.Run(format+"/"+tt.name, func(t *testing.T) {
 				var buf bytes.Buffer
-				l, err := ops.NewLogger(&buf, format, slog.LevelDebug, secret, other, "ab")
+				l, err := ops.NewLogger(&buf, format, slog.LevelDebug, secret, other, "ab", quoted)
 				if err != nil {
 					t.Fatal(err)
 				}
 				tt.log(l)
 				out := buf.String()
-				for _, s := range []string{secret, other, "very-secret", "not-in-the-list"} {
+				for _, s := range []string{secret, other, "very-secret", "not-in-the-list", "d-s3cr"} {
 					if strings.Contains(out, s) {
 						t.Errorf("logged %q: %s", s, out)
 					}
