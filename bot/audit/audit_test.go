@@ -96,6 +96,30 @@ func TestRedactorAcrossTexts(t *testing.T) {
 	}
 }
 
+func TestHasSecret(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"", false},
+		{"list services", false},
+		{`query go.micro.srv.greeter Say.Hello {"name": "John"}`, false},
+		{"nothing to hide: just words and keys", false},
+		{"deploy web --password=hunter2", true},
+		{"deploy web --token abc", true},
+		{`query go.micro.srv.auth Auth.Login {"user": "bob", "password": "hunter2"}`, true},
+		{`register service {"name": "x", "metadata": {"api_key": "k"}}`, true},
+		{"fetch https://bob:pa55@example.org/x", true},
+		{"use xoxb-123-456-abc please", true},
+		{"already [REDACTED] here", true},
+	}
+	for _, tt := range tests {
+		if got := audit.HasSecret(tt.in); got != tt.want {
+			t.Errorf("HasSecret(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
 func FuzzRedact(f *testing.F) {
 	for _, s := range []string{`{"password": "x"}`, "--token abc", `[{"a": {"key": [1, {"b": 2}]}}]`, "{[", `{"a":`} {
 		f.Add(s)

@@ -67,6 +67,14 @@ func Redact(s string) string {
 	return r.Redact(s)
 }
 
+// HasSecret reports whether s holds something [Redact] takes out, by the
+// same rules: the test for text that must not be kept at all (the console
+// does not write such a line to its history file). Text that already shows
+// [Redacted] counts as holding one.
+func HasSecret(s string) bool {
+	return strings.Contains(s, Redacted) || strings.Contains(Redact(s), Redacted)
+}
+
 // Redactor redacts the texts of one record (a command's arguments, then
 // its error): a secret found in one text is also removed from the texts
 // redacted after it, whole or any piece of it of at least minPiece bytes.
