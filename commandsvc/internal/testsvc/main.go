@@ -4,6 +4,7 @@
 //	trial ok words...   "trial says: words..."
 //	trial fail          the command's error (ExecResponse.error)
 //	trial hang          never answers (ignores the caller's deadline)
+//	trial sleep 1s      answers "trial slept 1s" after that long
 //	trial crash         exits the process in the middle of the call
 //	trial panic         panics in the handler
 //
@@ -48,12 +49,26 @@ func exec(ctx context.Context, args []string) (string, error) {
 	case "hang":
 		time.Sleep(time.Hour)
 		return "", nil
+	case "sleep":
+		if len(args) != 3 {
+			return "", errors.New("sleep how long? e.g. trial sleep 1s")
+		}
+		d, err := time.ParseDuration(args[2])
+		if err != nil || d < 0 {
+			return "", fmt.Errorf("sleep %q: want a duration, e.g. 1s", args[2])
+		}
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		return args[0] + " slept " + args[2], nil
 	case "crash":
 		os.Exit(3)
 	case "panic":
 		panic("testsvc: panic on purpose")
 	}
-	return "", fmt.Errorf("unknown mode %q; want ok, fail, hang, crash or panic", mode)
+	return "", fmt.Errorf("unknown mode %q; want ok, fail, hang, sleep, crash or panic", mode)
 }
 
 func main() {
@@ -64,7 +79,7 @@ func main() {
 		}
 		return
 	}
-	err := commandsvc.Run(context.Background(), "go.micro.bot.trial", "trial [ok|fail|hang|crash|panic] [words]",
+	err := commandsvc.Run(context.Background(), "go.micro.bot.trial", "trial [ok|fail|hang|sleep|crash|panic] [words]",
 		"misbehaves on demand (tests only)", exec, framework.WithRegisterTTL(10*time.Second), framework.WithRegisterInterval(2*time.Second))
 	if err != nil {
 		slog.Error("testsvc", "err", err)
