@@ -61,13 +61,13 @@ func RegisterBuiltins(t *Table, reg registry.Registry, c Caller, opts ...Builtin
 
 func (b *builtins) commands() []*Command {
 	return []*Command{
-		{Name: "help", Usage: "help", Description: "Displays help for all known commands", Run: b.help},
+		{Name: "help", Usage: "help", Description: "Displays help for all known commands", Run: b.help, Complete: b.completeHelp},
 		{Name: "list services", Usage: "list services", Description: "Returns a list of registered services", Run: b.listServices},
-		{Name: "get service", Usage: "get service [name]", Description: "Returns a registered service", Run: b.getService},
-		{Name: "query", Aliases: []string{"call"}, Usage: "query [service] [method] [request]", Description: "Returns the response for a service query", Run: b.query},
-		{Name: "health", Usage: "health [service]", Description: "Returns health of a service", Run: b.health},
+		{Name: "get service", Usage: "get service [name]", Description: "Returns a registered service", Run: b.getService, Complete: b.completeService},
+		{Name: "query", Aliases: []string{"call"}, Usage: "query [service] [method] [request]", Description: "Returns the response for a service query", Run: b.query, Complete: b.completeQuery},
+		{Name: "health", Usage: "health [service]", Description: "Returns health of a service", Run: b.health, Complete: b.completeService},
 		{Name: "register service", Usage: "register service [definition]", Description: "Registers a service", Run: b.register},
-		{Name: "deregister service", Usage: "deregister service [definition]", Description: "Deregisters a service", Run: b.deregister},
+		{Name: "deregister service", Usage: "deregister service [definition]", Description: "Deregisters a service", Run: b.deregister, Complete: b.completeDeregister},
 		{Name: "echo", Usage: "echo [text]", Description: "Returns the [text]", Replaceable: true, Run: echo},
 		{Name: "hello", Usage: "hello", Description: "Returns a greeting", Replaceable: true, Run: hello},
 		{Name: "ping", Usage: "ping", Description: "Returns pong", Replaceable: true, Run: ping},

@@ -43,6 +43,9 @@ type Command struct {
 	Metadata map[string]string
 	// Run does the work.
 	Run RunFunc
+	// Complete, if set, proposes values of the parameter being typed, for
+	// the console's Tab key (see [Table.Complete]).
+	Complete CompleteFunc
 }
 
 // HelpLine returns the command's line in help: "usage - description", with

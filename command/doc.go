@@ -47,6 +47,18 @@
 // ([Table.Reserve], e.g. confirm) cannot be taken: Put refuses it with
 // [ErrReserved].
 //
+// # Completion
+//
+// [Table.Complete] proposes completions of a line being typed (the
+// console's Tab key): the next word of the commands the caller may see, and
+// values of the parameter being typed from the matched command's Complete
+// function. The built-ins complete service names from the registry (get
+// service, query/call, health, deregister service), a service's endpoints
+// and a request skeleton from the endpoint's fields for query
+// (`query go.micro.srv.greeter Say.Hello ⇥` gives `{"name": ""}`), a
+// service's definition for deregister, and command names for help. They
+// read the registry with the caller's context, so its deadline bounds them.
+//
 // # Hooks
 //
 // A [Visibility] function given with [WithVisibility] decides which
