@@ -2,11 +2,20 @@
 // the bot's default: each line typed (or piped) on standard input is a
 // message to the bot, and the replies are printed on standard output.
 //
-// On a terminal it edits lines and keeps a history (github.com/chzyer/
-// readline; --shell_history names a file to keep it in). When standard
-// input is not a terminal (a pipe, a file) it reads plain lines and prints
-// only the replies, so scripts and tests can drive the bot; it ends at end
-// of input, and Recv then returns io.EOF.
+// On a terminal (standard input and output both terminals) it is a line
+// editor (golang.org/x/term): arrows, Emacs keys, bracketed paste, Tab
+// completion through a [Completer] (the bot's command table: command words,
+// service names, endpoints, request skeletons), and a history kept between
+// runs in a file (--shell_history, by default [DefaultHistoryFile]; lines
+// that carry a secret, by the test given with [WithSecretLines], are never
+// written to it). Error replies are red unless NO_COLOR is set. Ctrl-D, or
+// Ctrl-C on an empty line, leaves; Ctrl-C on a line clears it, and while a
+// command runs it interrupts the bot.
+//
+// When standard input or output is not a terminal (a pipe, a file) it reads
+// plain lines and prints only the replies, exactly as they are, with no
+// escape code of any kind, so scripts and tests can drive the bot; it ends
+// at end of input, and Recv then returns io.EOF.
 //
 // Every line is a direct message addressed to the bot, from the user given
 // by --shell_user (MICRO_SHELL_USER; default: the operating system's user
@@ -15,9 +24,12 @@
 // Lines are run one after the other, as a shell runs a script: Recv hands
 // out the next line only once the previous one is answered, so "register
 // service" then "get service" see each other's effect and the replies come
-// out in the order of the lines. The connection implements the bot's
-// Skipper, so a line the bot answers with nothing does not hold the next
-// one back.
+// out in the order of the lines. On a terminal the next prompt is drawn
+// only then, so a reply always comes before the prompt. Output that answers
+// no line being run (a late reply; events, later) is printed above the
+// prompt, and the half-typed line is drawn again below it. The connection
+// implements the bot's Skipper, so a line the bot answers with nothing does
+// not hold the next one back.
 package shell
 
 import (
@@ -31,10 +43,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 
-	"github.com/chzyer/readline"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/microbot/microbot/input"
 )
@@ -56,6 +69,10 @@ const metaSeq = "shell.seq"
 type Shell struct {
 	userID, userName string
 	history          string
+	secret           func(line string) bool
+	completer        Completer
+	completeTimeout  time.Duration
+	color            bool
 	prompt           string
 	in               io.Reader
 	out              io.Writer
@@ -78,14 +95,54 @@ func WithIO(r io.Reader, w io.Writer) Option {
 	}
 }
 
+// WithTerminal runs the line editor on rw instead of the process's
+// terminal (an SSH session, a test), which must already be in raw mode if
+// it is a terminal.
+func WithTerminal(rw io.ReadWriter) Option {
+	return func(s *Shell) {
+		s.in, s.out = rw, rw
+		editor := true
+		s.interactive = &editor
+	}
+}
+
 // WithUser sets the id and display name of the console user.
 func WithUser(id, name string) Option {
 	return func(s *Shell) { s.userID, s.userName = id, name }
 }
 
+// WithHistory keeps the line editor's history in the file path ("": in
+// memory only, the default). The flag --shell_history sets it too.
+func WithHistory(path string) Option { return func(s *Shell) { s.history = path } }
+
+// WithSecretLines sets the test of the lines that carry a secret: they
+// are kept for the session but never written to the history file. The bot
+// gives the audit log's test (bot/audit.HasSecret).
+func WithSecretLines(secret func(line string) bool) Option {
+	return func(s *Shell) { s.secret = secret }
+}
+
+// WithCompleter sets what the Tab key asks for completions.
+func WithCompleter(c Completer) Option { return func(s *Shell) { s.completer = c } }
+
+// WithCompleteTimeout sets how long Tab waits for the Completer (default
+// [DefaultCompleteTimeout]).
+func WithCompleteTimeout(d time.Duration) Option {
+	return func(s *Shell) { s.completeTimeout = d }
+}
+
+// WithColor turns colours (error replies in red) on or off in the line
+// editor. The default is on unless NO_COLOR is set or TERM is "dumb";
+// plain lines never have colours.
+func WithColor(on bool) Option { return func(s *Shell) { s.color = on } }
+
 // New returns a console input on standard input and output.
 func New(opts ...Option) *Shell {
-	s := &Shell{userID: osUser(), prompt: "microbot> ", in: os.Stdin, out: os.Stdout}
+	s := &Shell{
+		userID: osUser(), prompt: "microbot> ", in: os.Stdin, out: os.Stdout,
+		completeTimeout: DefaultCompleteTimeout,
+		color:           os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb",
+	}
 	for _, o := range opts {
 		o(s)
 	}
@@ -122,8 +179,9 @@ func (s *Shell) Flags() []cli.Flag {
 		},
 		&cli.StringFlag{
 			Name:    "shell_history",
-			Usage:   "file keeping the console's line history (default: kept in memory only)",
+			Usage:   `file keeping the console's line history between runs ("" keeps it in memory only)`,
 			EnvVars: []string{"MICRO_SHELL_HISTORY"},
+			Value:   DefaultHistoryFile(),
 		},
 	}
 }
@@ -163,29 +221,45 @@ func (s *Shell) Stream(ctx context.Context) (input.Conn, error) {
 	}
 	c.free <- struct{}{}
 	interactive := s.in == os.Stdin && s.out == os.Stdout &&
-		readline.IsTerminal(int(os.Stdin.Fd())) && readline.IsTerminal(int(os.Stdout.Fd()))
+		term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
 	if s.interactive != nil {
 		interactive = *s.interactive
 	}
 	if interactive {
-		rl, err := readline.NewEx(&readline.Config{
-			Prompt:          s.prompt,
-			HistoryFile:     s.history,
-			InterruptPrompt: "^C",
-			EOFPrompt:       "bye",
-		})
-		if err != nil {
-			return nil, fmt.Errorf("shell: starting line editing: %w", err)
+		var tt tty
+		if s.in == os.Stdin && s.out == os.Stdout {
+			t, err := openTTY(os.Stdin)
+			if err != nil {
+				return nil, fmt.Errorf("shell: terminal: %w", err)
+			}
+			tt = t
 		}
-		c.rl = rl
-		c.out = rl.Stdout()
-		fmt.Fprintln(c.out, `microbot console — type "help" for the commands, Ctrl-D to leave`)
+		hist, herr := openHistory(s.history, MaxHistory, s.secret)
+		c.answered = make(chan struct{}, 1)
+		c.con = newConsole(s.in, s.out, tt, s.prompt, hist, s.color, s.completeTimeout, s.completer, c.event)
+		c.con.print(`microbot console — type "help" for the commands, Tab to complete, Ctrl-D to leave`, false)
+		if herr != nil {
+			c.con.print(fmt.Sprintf("(%v: the history is kept for this session only)", herr), false)
+		}
 		go c.readInteractive()
 	} else {
 		go c.readPlain(s.in)
 	}
 	s.conn = c
 	return c, nil
+}
+
+// Close closes the console's connection, if it was opened, which puts the
+// terminal back as it was. Call it before the process exits: the bot
+// closes a connection in the background once its replies are out.
+func (s *Shell) Close() error {
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return c.Close()
 }
 
 // Connected reports whether the console is still open.
@@ -207,7 +281,8 @@ func (s *Shell) Connected() bool {
 // conn is the console's single connection.
 type conn struct {
 	userID, userName string
-	rl               *readline.Instance
+	con              *console      // the line editor; nil for plain lines
+	answered         chan struct{} // with con: the line handed out is answered
 
 	lines     chan string   // lines read, one at a time
 	done      chan struct{} // closed at end of input
@@ -222,6 +297,8 @@ type conn struct {
 	seq         int        // lines handed out
 	outstanding int        // the line being answered, 0 if none
 	out         io.Writer
+
+	histWarned bool // the history's write error was shown (reading goroutine only)
 }
 
 // readPlain reads lines from r until it ends.
@@ -261,22 +338,34 @@ func readLine(br *bufio.Reader) (string, error) {
 }
 
 // readInteractive reads edited lines from the terminal until Ctrl-D, or
-// Ctrl-C on an empty line.
+// Ctrl-C on an empty line. The next prompt is drawn only once the line
+// before is answered, so its reply comes first.
 func (c *conn) readInteractive() {
 	defer close(c.done)
+	bye := ""
+	defer func() { c.con.close(bye) }()
 	for {
-		line, err := c.rl.Readline()
-		if errors.Is(err, readline.ErrInterrupt) {
-			if line == "" {
-				return
-			}
-			continue
-		}
+		line, err := c.con.readLine()
 		if err != nil {
+			if errors.Is(err, io.EOF) {
+				bye = "bye"
+			}
 			return
+		}
+		if strings.TrimFunc(line, unicode.IsSpace) == "" {
+			continue
 		}
 		if !c.deliver(line) {
 			return
+		}
+		select {
+		case <-c.answered:
+		case <-c.closed:
+			return
+		}
+		if err := c.con.hist.Err(); err != nil && !c.histWarned {
+			c.histWarned = true
+			c.con.print(fmt.Sprintf("(%v: no more lines are written to it)", err), false)
 		}
 	}
 }
@@ -311,16 +400,9 @@ func (c *conn) Recv(ctx context.Context) (*input.Event, error) {
 		c.outstanding = c.seq
 		seq := c.seq
 		c.mu.Unlock()
-		return &input.Event{
-			Input:     Name,
-			UserID:    c.userID,
-			UserName:  c.userName,
-			Room:      Room,
-			Direct:    true,
-			Addressed: true,
-			Text:      line,
-			Meta:      map[string]string{metaSeq: strconv.Itoa(seq)},
-		}, nil
+		ev := c.event(line)
+		ev.Meta = map[string]string{metaSeq: strconv.Itoa(seq)}
+		return ev, nil
 	case <-c.done:
 		// lines is unbuffered, so every line read was taken before done
 		// closed.
@@ -335,8 +417,23 @@ func (c *conn) Recv(ctx context.Context) (*input.Event, error) {
 	}
 }
 
+// event returns the console user's event for text.
+func (c *conn) event(text string) *input.Event {
+	return &input.Event{
+		Input:     Name,
+		UserID:    c.userID,
+		UserName:  c.userName,
+		Room:      Room,
+		Direct:    true,
+		Addressed: true,
+		Text:      text,
+	}
+}
+
 // Send prints reply; if it answers the line being answered, the next line
-// may go.
+// may go (and, on a terminal, the next prompt is drawn). Anything else (a
+// late reply, an event) is printed at once: on a terminal above the prompt,
+// with the half-typed line drawn again below it, never into it.
 func (c *conn) Send(ctx context.Context, to *input.Event, reply *input.Reply) error {
 	c.put(to, reply)
 	return nil
@@ -349,20 +446,28 @@ func (c *conn) put(to *input.Event, reply *input.Reply) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if reply != nil && reply.Text != "" {
-		fmt.Fprintln(c.out, strings.TrimRight(reply.Text, "\n"))
+		if c.con != nil {
+			c.con.print(reply.Text, reply.Error)
+		} else {
+			fmt.Fprintln(c.out, strings.TrimRight(reply.Text, "\n"))
+		}
 	}
 	if n, err := strconv.Atoi(to.Meta[metaSeq]); err == nil && n == c.outstanding {
 		c.outstanding = 0
 		c.free <- struct{}{} // cannot block: the token was taken for this line
+		if c.answered != nil {
+			c.answered <- struct{}{} // nor this: one line is handed out at a time
+		}
 	}
 }
 
-// Close stops reading; Recv returns an error wrapping input.ErrClosed.
+// Close stops reading and puts the terminal back as it was; Recv returns
+// an error wrapping input.ErrClosed.
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
-		if c.rl != nil {
-			c.rl.Close()
+		if c.con != nil {
+			c.con.close("")
 		}
 	})
 	return nil
