@@ -176,6 +176,9 @@ func (c *console) ask(line string) string {
 			if strings.Contains(l, `"`+mark+`"`) {
 				return strings.Join(got, "\n")
 			}
+			if strings.Contains(l, "\x1b") {
+				c.t.Errorf("an escape code in piped output: %q", l)
+			}
 			got = append(got, l)
 		case <-timeout:
 			c.t.Fatalf("no reply to %q within 30s; got %q", line, got)
@@ -394,4 +397,5 @@ func TestZeroFlagsConsole(t *testing.T) {
 		t.Fatalf("microbot: %v\n%s", err, errOut.String())
 	}
 	expect(t, "console", out.String(), contains("help - Displays help for all known commands", "\npong\n", "go.micro.srv.bot"))
+	expect(t, "console", out.String(), lacks("\x1b"))
 }

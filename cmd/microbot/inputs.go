@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/microbot/microbot/bot/audit"
 	"github.com/microbot/microbot/input"
 	"github.com/microbot/microbot/input/shell"
 	"github.com/microbot/microbot/input/slack"
@@ -16,3 +17,18 @@ var inputTable = plugin.NewTable("input", map[string]func() input.Input{
 	xmpp.Name:        func() input.Input { return xmpp.New() },
 	xmpp.HipChatName: func() input.Input { return xmpp.NewHipChat() }, // the same input with the --hipchat_* flags
 })
+
+// newInput builds the input called name. The console completes with the
+// command table (the commands the console user may run, service names and
+// endpoints from the registry) and keeps out of its history file the lines
+// the audit log would redact.
+func newInput(name string, p *parts) (input.Input, error) {
+	if name == shell.Name {
+		return shell.New(shell.WithCompleter(p.table), shell.WithSecretLines(audit.HasSecret)), nil
+	}
+	f, err := inputTable.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	return f(), nil
+}

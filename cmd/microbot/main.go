@@ -289,17 +289,29 @@ func runBot(c *cli.Context, stderr io.Writer) error {
 		return err
 	}
 	var inputs []input.Input
+	var consoles []*shell.Shell
 	for _, n := range names {
-		newInput, err := inputTable.Get(n)
+		in, err := newInput(n, p)
 		if err != nil {
 			return fmt.Errorf("--%s: %w", flagInputs, err)
 		}
-		in := newInput()
 		if err := in.Init(c); err != nil {
 			return fmt.Errorf("input %s: %w", n, err)
 		}
+		if sh, ok := in.(*shell.Shell); ok {
+			consoles = append(consoles, sh)
+		}
 		inputs = append(inputs, in)
 	}
+	// The terminal goes back as it was as soon as the bot stops, whatever
+	// the service still does (the bot closes connections in the
+	// background).
+	closeConsoles := func() {
+		for _, sh := range consoles {
+			sh.Close()
+		}
+	}
+	defer closeConsoles()
 	ctx, cancel := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	stopOps, err := p.ops.start(ctx, inputs, p.svc.Registry())
@@ -328,6 +340,7 @@ func runBot(c *cli.Context, stderr io.Writer) error {
 	b := bot.New(p.table, append(botOptions(c, p), bot.WithInputs(inputs...))...)
 	err = b.Run(ctx)
 	cancel() // a second signal kills the process at once
+	closeConsoles()
 	return err
 }
 
