@@ -1,0 +1,180 @@
+package consultest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// ClusterTimeout bounds how long the Cluster methods wait for the cluster
+// to reach a state: leader elections at Consul's default timing take 10-25
+// s, and the test machines are small and busy.
+const ClusterTimeout = 2 * time.Minute
+
+// Cluster is a Consul cluster of server agents on loopback, started by
+// StartCluster.
+type Cluster struct {
+	// Agents are the servers, in the order of Addrs.
+	Agents []*Agent
+}
+
+// StartCluster starts n server agents (3 make a cluster that survives the
+// loss of one) on free loopback ports, joined to each other, and waits
+// until they have elected a leader and every node is alive in the catalog.
+// Each keeps its state in a data directory, so one stopped or killed and
+// restarted comes back with it. Consul runs with its default (production)
+// timing. The agents are stopped when the test ends. If the binary is
+// missing, StartCluster fails the test under CI=true and skips it otherwise.
+func StartCluster(tb testing.TB, n int, opts ...Option) *Cluster {
+	tb.Helper()
+	agents := newAgents(tb, n, opts)
+	joins := make([]int, n)
+	for i, a := range agents {
+		joins[i] = a.serf
+	}
+	for _, a := range agents {
+		a.expect, a.joins = n, joins
+		if err := a.launch(); err != nil {
+			tb.Fatalf("consultest: %v", err)
+		}
+	}
+	for _, a := range agents {
+		if err := a.ready(); err != nil {
+			tb.Fatalf("consultest: cluster: %v", err)
+		}
+	}
+	return &Cluster{Agents: agents}
+}
+
+// Addrs returns the agents' HTTP API addresses.
+func (c *Cluster) Addrs() []string {
+	out := make([]string, len(c.Agents))
+	for i, a := range c.Agents {
+		out[i] = a.Addr()
+	}
+	return out
+}
+
+// Leader returns the running agent the running agents name as leader, or
+// an error if none names one that runs.
+func (c *Cluster) Leader(ctx context.Context) (*Agent, error) {
+	var errs []error
+	for _, a := range c.Agents {
+		if !a.Running() {
+			continue
+		}
+		client, err := a.httpClient()
+		if err != nil {
+			return nil, err
+		}
+		var leader string
+		err = a.getJSON(ctx, client, "/v1/status/leader", &leader)
+		client.CloseIdleConnections()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", a.name, err))
+			continue
+		}
+		for _, b := range c.Agents {
+			if leader != "" && b.ServerAddr() == leader && b.Running() {
+				return b, nil
+			}
+		}
+		errs = append(errs, fmt.Errorf("%s: no running leader (%q)", a.name, leader))
+	}
+	return nil, fmt.Errorf("no leader: %w", errors.Join(errs...))
+}
+
+// WaitLeader waits until the cluster has a running leader and returns it.
+func (c *Cluster) WaitLeader() (*Agent, error) {
+	var leader *Agent
+	err := c.wait("a leader", func(ctx context.Context) (err error) {
+		leader, err = c.Leader(ctx)
+		return err
+	})
+	return leader, err
+}
+
+// MoveLeadershipFrom makes a give up the cluster's leadership, if it leads,
+// to another server (Consul's raft transfer-leader), and waits until another
+// running agent leads.
+func (c *Cluster) MoveLeadershipFrom(a *Agent) error {
+	var asked time.Time
+	return c.wait("leadership away from "+a.name, func(ctx context.Context) error {
+		leader, err := c.Leader(ctx)
+		if err != nil {
+			return err
+		}
+		if leader != a {
+			return nil
+		}
+		if time.Since(asked) < 5*time.Second {
+			return errors.New(a.name + " still leads")
+		}
+		asked = time.Now()
+		client, err := a.API()
+		if err != nil {
+			return err
+		}
+		if _, err := client.Operator().RaftLeaderTransfer("", (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+			return fmt.Errorf("transfer leadership: %w", err)
+		}
+		return errors.New(a.name + " still leads")
+	})
+}
+
+// WaitHealthy waits until Consul's autopilot reports the cluster healthy
+// with every agent running, alive and a voter: the cluster is back in full
+// shape after agents were stopped and restarted.
+func (c *Cluster) WaitHealthy() error {
+	return c.wait("a healthy cluster of every agent", func(ctx context.Context) error {
+		leader, err := c.Leader(ctx)
+		if err != nil {
+			return err
+		}
+		client, err := leader.httpClient()
+		if err != nil {
+			return err
+		}
+		defer client.CloseIdleConnections()
+		var health struct {
+			Healthy bool
+			Servers []struct {
+				Name, SerfStatus string
+				Healthy, Voter   bool
+			}
+		}
+		if err := leader.getJSON(ctx, client, "/v1/operator/autopilot/health", &health); err != nil {
+			return err
+		}
+		if !health.Healthy || len(health.Servers) != len(c.Agents) {
+			return fmt.Errorf("autopilot: %+v", health)
+		}
+		for _, s := range health.Servers {
+			if !s.Healthy || !s.Voter || s.SerfStatus != "alive" {
+				return fmt.Errorf("autopilot: %+v", health)
+			}
+		}
+		return nil
+	})
+}
+
+// wait polls cond until it returns nil, for up to ClusterTimeout.
+func (c *Cluster) wait(what string, cond func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), ClusterTimeout)
+	defer cancel()
+	for {
+		err := cond(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: timed out after %v: %w", what, ClusterTimeout, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
