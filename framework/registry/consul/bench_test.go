@@ -4,15 +4,20 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/consul"
 	"github.com/microbot/microbot/framework/registry/consul/consultest"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
-// BenchmarkDiscoveryPropagation measures, against a real agent, how long a
+// BenchmarkDiscoveryPropagation measures, against real agents, how long a
 // change takes to reach a watcher: from Register returning to the watcher
 // holding the new node ("reg-p50-ms", "reg-p99-ms"), and from Deregister
 // returning to the watcher seeing it go ("dereg-p50-ms", "dereg-p99-ms").
@@ -20,17 +25,44 @@ import (
 // the caller, so the watcher may see it first: such times count as zero.
 // "e2e-p50-ms" and "e2e-p99-ms" time the whole of it for registrations,
 // from calling Register to the watcher holding the node.
-// Each iteration registers one node and deregisters it. Run it with enough
-// iterations for the percentiles to mean something:
+// Each iteration registers one node and deregisters it.
+//
+// agent=dev is one -dev agent; agent=cluster is a 3-server cluster where
+// the node registers through one follower and the watcher reads (stale,
+// the registry's default) from the other, so the change crosses raft. Run
+// it with enough iterations for the percentiles to mean something:
 //
 //	go test -run '^$' -bench DiscoveryPropagation -benchtime 200x ./framework/registry/consul/
 func BenchmarkDiscoveryPropagation(b *testing.B) {
-	agent := consultest.Start(b)
-	r := newRegistry(b, consul.WithAddrs(agent.Addr()))
+	b.Run("agent=dev", func(b *testing.B) {
+		agent := consultest.Start(b)
+		benchPropagation(b, agent.Addr(), agent.Addr())
+	})
+	b.Run("agent=cluster", func(b *testing.B) {
+		cl := consultest.StartCluster(b, 3)
+		leader, err := cl.WaitLeader()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var followers []string
+		for _, a := range cl.Agents {
+			if a != leader {
+				followers = append(followers, a.Addr())
+			}
+		}
+		benchPropagation(b, followers[0], followers[1])
+	})
+}
+
+// benchPropagation registers through the agent at regAddr and watches
+// through the one at watchAddr.
+func benchPropagation(b *testing.B, regAddr, watchAddr string) {
+	r := newRegistry(b, consul.WithAddrs(regAddr))
+	watched := newRegistry(b, consul.WithAddrs(watchAddr))
 	const name = "bench.propagation"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w, err := r.Watch(ctx, registry.WithService(name))
+	w, err := watched.Watch(ctx, registry.WithService(name))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -94,7 +126,6 @@ func BenchmarkDiscoveryPropagation(b *testing.B) {
 		dereg = append(dereg, max(waitFor(func(ids []string) bool { return !slices.Contains(ids, id) }).Sub(done), 0))
 	}
 	b.StopTimer()
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	b.ReportMetric(ms(percentile(reg, 50)), "reg-p50-ms")
 	b.ReportMetric(ms(percentile(reg, 99)), "reg-p99-ms")
 	b.ReportMetric(ms(percentile(dereg, 50)), "dereg-p50-ms")
@@ -102,6 +133,8 @@ func BenchmarkDiscoveryPropagation(b *testing.B) {
 	b.ReportMetric(ms(percentile(e2e, 50)), "e2e-p50-ms")
 	b.ReportMetric(ms(percentile(e2e, 99)), "e2e-p99-ms")
 }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // percentile returns the p-th percentile of ds (nearest rank).
 func percentile(ds []time.Duration, p int) time.Duration {
@@ -112,4 +145,230 @@ func percentile(ds []time.Duration, p int) time.Duration {
 	slices.Sort(s)
 	i := (p*len(s) + 99) / 100 // ceil(p/100 * n), 1-based
 	return s[max(i, 1)-1]
+}
+
+// BenchmarkLeaderElection kills the leader of a 3-server cluster while a bot
+// loop runs (list services, get service, and a query from a freshly started
+// client, one round every 100 ms, given every server, the leader first), a
+// watcher of every service runs, and a new node of a service is registered
+// every 250 ms through a surviving server. reads=consistent reads with
+// Consul's default consistency, as microbot did before stale reads;
+// reads=stale is the registry's default. Reported, per election:
+//
+//   - failed-calls of calls: discovery calls of the bot loop that failed,
+//     from the kill until 20 rounds after a new leader was elected;
+//   - outage-s: from the first failed call to the last;
+//   - election-s: from the kill to a new leader;
+//   - watch-delay-p50-ms, watch-delay-max-ms: for each node registered,
+//     how long after a consistent read first showed it (polled every 50 ms)
+//     the watcher had it (zero if the watcher was first);
+//   - watch-missed: nodes the watcher never showed (within 2 minutes).
+//
+// Each iteration starts its own cluster (15-30 s); run it once:
+//
+//	go test -run '^$' -bench LeaderElection -benchtime 1x ./framework/registry/consul/
+func BenchmarkLeaderElection(b *testing.B) {
+	for _, mode := range []struct {
+		name       string
+		consistent bool
+	}{{"reads=consistent", true}, {"reads=stale", false}} {
+		b.Run(mode.name, func(b *testing.B) {
+			var sum electionFigures
+			for range b.N {
+				f := runElection(b, mode.consistent)
+				b.Logf("%+v", f)
+				sum.failed += f.failed
+				sum.calls += f.calls
+				sum.outage += f.outage
+				sum.election += f.election
+				sum.delayP50 += f.delayP50
+				sum.delayMax += f.delayMax
+				sum.missed += f.missed
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(sum.failed)/n, "failed-calls")
+			b.ReportMetric(float64(sum.calls)/n, "calls")
+			b.ReportMetric(sum.outage.Seconds()/n, "outage-s")
+			b.ReportMetric(sum.election.Seconds()/n, "election-s")
+			b.ReportMetric(ms(sum.delayP50)/n, "watch-delay-p50-ms")
+			b.ReportMetric(ms(sum.delayMax)/n, "watch-delay-max-ms")
+			b.ReportMetric(float64(sum.missed)/n, "watch-missed")
+		})
+	}
+}
+
+// electionFigures are what one run of BenchmarkLeaderElection measured.
+type electionFigures struct {
+	failed, calls      int
+	outage, election   time.Duration
+	delayP50, delayMax time.Duration
+	markers, missed    int
+}
+
+func runElection(b *testing.B, consistent bool) electionFigures {
+	b.StopTimer()
+	cl := consultest.StartCluster(b, 3)
+	bin := testenv.Build(b, "github.com/microbot/microbot/examples/greeter")
+	leader, err := cl.WaitLeader()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var followers []*consultest.Agent
+	for _, a := range cl.Agents {
+		if a != leader {
+			followers = append(followers, a)
+		}
+	}
+	via, changer := followers[0], followers[1]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	opts := []consul.Option{consul.WithAddrs(others(cl, leader)...)}
+	if consistent {
+		opts = append(opts, consul.WithConsistentReads())
+	}
+	bot := newRegistry(b, opts...)
+	const marker = "election.marker"
+	var mu sync.Mutex
+	watchSeen, truthSeen := map[string]time.Time{}, map[string]time.Time{}
+	var registered []string
+	record := func(seen map[string]time.Time, ids []string) {
+		now := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, id := range ids {
+			if _, ok := seen[id]; !ok {
+				seen[id] = now
+			}
+		}
+	}
+	w, err := bot.Watch(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Stop()
+	go func() {
+		for {
+			res, err := w.Next()
+			if err != nil {
+				return
+			}
+			if res.Service.Name == marker && res.Action != registry.Delete {
+				record(watchSeen, nodeIDs([]*registry.Service{res.Service}))
+			}
+		}
+	}()
+	startGreeter(b, bin, "greeter-1", strings.Join(others(cl, via), ","))
+	expectNodes(b, bot, greeterName, "greeter-1")
+	loop := startBotLoop(b, bot)
+	loop.waitCalls(b, nil, 3)
+
+	// A service registering new nodes through a surviving server, and a
+	// consistent reader saying when each reached the catalog.
+	changes := newRegistry(b, consul.WithAddrs(changer.Addr(), via.Addr()), consul.WithTimeout(wait))
+	truth, err := changer.API()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	stopMarkers, stopTruth := make(chan struct{}), make(chan struct{})
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stopMarkers:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+			svc := greeter(marker, "1", fmt.Sprintf("m-%03d", i))
+			if err := changes.Register(ctx, svc); err == nil {
+				mu.Lock()
+				registered = append(registered, svc.Nodes[0].ID)
+				mu.Unlock()
+			}
+		}
+	})
+	wg.Go(func() {
+		for {
+			select {
+			case <-stopTruth:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
+			entries, _, err := truth.Health().Service(marker, "", false, (&api.QueryOptions{}).WithContext(qctx))
+			qcancel()
+			if err == nil {
+				var ids []string
+				for _, e := range entries {
+					ids = append(ids, e.Service.ID)
+				}
+				record(truthSeen, ids)
+			}
+		}
+	})
+
+	b.StartTimer()
+	killed := time.Now()
+	if err := leader.Kill(); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := cl.WaitLeader(); err != nil {
+		b.Fatal(err)
+	}
+	f := electionFigures{election: time.Since(killed)}
+	before, _ := loop.counts()
+	loop.waitCalls(b, before, 20)
+	b.StopTimer()
+	close(stopMarkers)
+	// Every node registered reaches the catalog, then the watcher.
+	deadline := time.Now().Add(clusterWait)
+	for {
+		mu.Lock()
+		var missing int
+		for _, id := range registered {
+			_, t := truthSeen[id]
+			_, w := watchSeen[id]
+			if !t || !w {
+				missing++
+			}
+		}
+		mu.Unlock()
+		if missing == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stopTruth)
+	wg.Wait()
+	loop.end()
+
+	loop.mu.Lock()
+	for _, at := range loop.failedAt {
+		if !at.Before(killed) {
+			f.failed++
+		}
+	}
+	if n := len(loop.failedAt); n > 0 {
+		f.outage = loop.failedAt[n-1].Sub(loop.failedAt[0])
+	}
+	for _, n := range loop.calls {
+		f.calls += n
+	}
+	loop.mu.Unlock()
+	mu.Lock()
+	var delays []time.Duration
+	for _, id := range registered {
+		t, okT := truthSeen[id]
+		w, okW := watchSeen[id]
+		switch {
+		case !okW:
+			f.missed++
+		case okT:
+			delays = append(delays, max(w.Sub(t), 0))
+		}
+	}
+	f.markers = len(registered)
+	mu.Unlock()
+	f.delayP50, f.delayMax = percentile(delays, 50), percentile(delays, 100)
+	return f
 }

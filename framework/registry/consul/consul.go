@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,10 +42,16 @@ type agent struct {
 // Registry is the Consul registry. Build it with New. It is safe for
 // concurrent use.
 type Registry struct {
-	agents  []*agent
-	current atomic.Int32 // index in agents of the one that answered last
-	timeout time.Duration
-	log     *slog.Logger
+	agents     []*agent
+	current    atomic.Int32 // index in agents of the one that answered last
+	timeout    time.Duration
+	maxStale   time.Duration
+	consistent bool
+	anonymous  bool // no ACL token configured: Consul uses its anonymous token
+	log        *slog.Logger
+
+	reads readState // stale-read bookkeeping (see read.go)
+	acl   aclState  // ACL warnings (see acl.go)
 
 	mu         sync.Mutex
 	registered map[string]registered // by node id
@@ -64,6 +71,17 @@ type Options struct {
 	Addrs []string
 	// Timeout bounds every HTTP call to Consul (default DefaultTimeout).
 	Timeout time.Duration
+	// MaxStale bounds how long the server answering a discovery read may
+	// have been out of touch with its leader (Consul's LastContact) before
+	// the registry asks again with a consistent read (default
+	// DefaultMaxStale). See the package documentation.
+	MaxStale time.Duration
+	// Consistent makes every discovery read go through the cluster's
+	// leader (Consul's default consistency mode) instead of reading from
+	// any server; reads then fail while the cluster elects a leader.
+	Consistent bool
+	// Logger receives the registry's warnings (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // Option sets an Options field.
@@ -76,6 +94,18 @@ func WithAddrs(addrs ...string) Option { return func(o *Options) { o.Addrs = add
 // WithTimeout bounds every HTTP call to Consul.
 func WithTimeout(d time.Duration) Option { return func(o *Options) { o.Timeout = d } }
 
+// WithMaxStale bounds how stale a discovery read may be: how long the
+// server answering it may have been out of touch with its leader.
+func WithMaxStale(d time.Duration) Option { return func(o *Options) { o.MaxStale = d } }
+
+// WithConsistentReads makes every discovery read go through the cluster's
+// leader (Consul's default consistency) instead of any server: no stale
+// answer, but no answer either while the servers elect a leader.
+func WithConsistentReads() Option { return func(o *Options) { o.Consistent = true } }
+
+// WithLogger sets the logger of the registry's warnings.
+func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }
+
 // New returns a Consul registry. WithAddrs lists the agents' HTTP
 // addresses (host:port, or http://, https://, unix:// URLs; entries may also
 // be comma-separated lists); calls go to the first that answers and fail over
@@ -83,6 +113,8 @@ func WithTimeout(d time.Duration) Option { return func(o *Options) { o.Timeout =
 // CONSUL_HTTP_ADDR, else 127.0.0.1:8500. Token and TLS settings come from the
 // usual Consul environment variables (CONSUL_HTTP_TOKEN, CONSUL_HTTP_SSL,
 // CONSUL_CACERT, CONSUL_CLIENT_CERT, ...), read by the Consul API package.
+// Discovery reads are stale reads bounded by WithMaxStale (see the package
+// documentation).
 func New(opts ...Option) (*Registry, error) {
 	var o Options
 	for _, opt := range opts {
@@ -102,18 +134,27 @@ func New(opts ...Option) (*Registry, error) {
 			addrs = []string{env}
 		}
 	}
+	if o.Timeout < 0 || o.MaxStale < 0 {
+		return nil, fmt.Errorf("consul registry: %w: negative timeout %v or max stale %v", registry.ErrInvalid, o.Timeout, o.MaxStale)
+	}
 	r := &Registry{
-		timeout:    o.Timeout,
-		log:        slog.Default().With("registry", "consul"),
+		timeout:    cmp.Or(o.Timeout, DefaultTimeout),
+		maxStale:   cmp.Or(o.MaxStale, DefaultMaxStale),
+		consistent: o.Consistent,
+		log:        cmp.Or(o.Logger, slog.Default()).With("registry", "consul"),
 		registered: map[string]registered{},
 		warned:     map[string]bool{},
 	}
-	if r.timeout <= 0 {
-		r.timeout = DefaultTimeout
-	}
+	r.reads.pause = fallbackPause
 	for _, addr := range addrs {
 		cfg := api.DefaultConfig()
 		cfg.Address = addr
+		// HTTP/1.1, as Consul's API client means to (its NewHttpClient);
+		// over HTTP/2 (which go-cleanhttp forces) a TLS handshake the agent
+		// refuses (no client certificate) fails the next calls with "http2:
+		// client conn could not be established" instead of the reason.
+		cfg.Transport.ForceAttemptHTTP2 = false
+		r.anonymous = cfg.Token == "" && cfg.TokenFile == ""
 		c, err := api.NewClient(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("consul registry: address %q: %w", addr, err)
@@ -156,7 +197,7 @@ func (r *Registry) call(ctx context.Context, what string, prefer int, timeout ti
 			r.current.Store(int32(idx))
 			return idx, nil
 		}
-		errs = append(errs, fmt.Errorf("consul at %s: %w", a.addr, err))
+		errs = append(errs, fmt.Errorf("consul at %s: %w", a.addr, aclError(err)))
 		if ctx.Err() != nil || !failOver(err) {
 			break
 		}
@@ -326,14 +367,29 @@ func (r *Registry) Deregister(ctx context.Context, s *registry.Service) error {
 
 // GetService returns the named service's nodes whose every check passes,
 // one entry per version, sorted by version, nodes sorted by id. It returns
-// an error wrapping registry.ErrNotFound when there is none.
+// an error wrapping registry.ErrNotFound when there is none, and one wrapping
+// ErrPermissionDenied when Consul's ACLs hid the service's instances from
+// the registry's token.
 func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Service, error) {
 	if name == "" || strings.Contains(name, "/") {
 		return nil, fmt.Errorf("consul get service %q: invalid name", name)
 	}
-	entries, _, err := r.health(ctx, name, 0, r.timeout)
+	entries, meta, err := r.health(ctx, name, 0)
 	if err != nil {
 		return nil, err
+	}
+	if len(entries) == 0 {
+		err := r.hiddenByACL(meta, false, instancesNeed(name))
+		if err == nil && r.anonymous && meta.DefaultACLPolicy == "deny" {
+			// Without a token Consul does not say whether it hid
+			// anything; it did if it hides even the catalog's names.
+			if _, _, lerr := r.serviceNames(ctx, 0); errors.Is(lerr, ErrPermissionDenied) {
+				err = r.hiddenByACL(meta, true, instancesNeed(name))
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("consul get service %q: %w", name, err)
+		}
 	}
 	svcs := registry.Merge(r.decodeEntries(entries))
 	if len(svcs) == 0 {
@@ -342,26 +398,21 @@ func (r *Registry) GetService(ctx context.Context, name string) ([]*registry.Ser
 	return svcs, nil
 }
 
-// health runs a (blocking, if index > 0) query for the passing instances of
-// the named service, microbot's and every other's.
-func (r *Registry) health(ctx context.Context, name string, index uint64, timeout time.Duration) ([]*api.ServiceEntry, uint64, error) {
-	var entries []*api.ServiceEntry
-	var meta *api.QueryMeta
-	q := &api.QueryOptions{}
-	if index > 0 {
-		q.WaitIndex = index
-		q.WaitTime = WaitTime
-		timeout += WaitTime + WaitTime/16 // Consul adds up to wait/16 of jitter
-	}
-	_, err := r.call(ctx, fmt.Sprintf("consul get service %q", name), -1, timeout, func(ctx context.Context, a *agent) error {
-		var err error
-		entries, meta, err = a.api.Health().Service(name, "", true, q.WithContext(ctx))
-		return err
-	})
+// health runs a (blocking, if index > 0) read of the passing instances of
+// the named service, microbot's and every other's. If Consul's ACLs left
+// some out while others remain, it logs a warning (once).
+func (r *Registry) health(ctx context.Context, name string, index uint64) ([]*api.ServiceEntry, *api.QueryMeta, error) {
+	entries, meta, err := read(ctx, r, fmt.Sprintf("consul get service %q", name), index,
+		func(a *agent, q *api.QueryOptions) ([]*api.ServiceEntry, *api.QueryMeta, error) {
+			return a.api.Health().Service(name, "", true, q)
+		})
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
-	return entries, meta.LastIndex, nil
+	if len(entries) > 0 && meta.ResultsFilteredByACLs {
+		r.partlyHidden(instancesNeed(name))
+	}
+	return entries, meta, nil
 }
 
 // decodeEntries decodes the instances, each a Service holding one node, one
@@ -428,10 +479,18 @@ func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			entries, _, err := r.health(ctx, name, 0, r.timeout)
+			entries, meta, err := r.health(ctx, name, 0)
 			if err != nil {
 				errs[i] = err
 				return
+			}
+			if len(entries) == 0 {
+				// Listed by the catalog but no instance visible: either
+				// none passes, or the ACLs hid them.
+				if err := r.hiddenByACL(meta, false, instancesNeed(name)); err != nil {
+					errs[i] = fmt.Errorf("service %q: %w", name, err)
+					return
+				}
 			}
 			for _, e := range entries {
 				if e.Service == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +23,7 @@ import (
 	"github.com/microbot/microbot/framework/registry/consul"
 	"github.com/microbot/microbot/framework/registry/consul/consultest"
 	"github.com/microbot/microbot/framework/registry/registrytest"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 // wait bounds every wait for a condition: generous, the machine is busy.
@@ -45,14 +47,21 @@ func ctxT(t testing.TB) context.Context {
 // eventually polls cond until it returns nil, failing the test after wait.
 func eventually(t testing.TB, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
+	eventuallyWithin(t, wait, what, cond)
+}
+
+// eventuallyWithin polls cond until it returns nil, failing the test with
+// cond's last error after timeout.
+func eventuallyWithin(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
 		err := cond()
 		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: still not true after %v: %v", what, wait, err)
+			t.Fatalf("%s: still not true after %v: %v", what, timeout, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -312,7 +321,7 @@ func TestRefreshIsCheap(t *testing.T) {
 }
 
 // deadAddr returns a loopback address nothing listens on.
-func deadAddr(t *testing.T) string {
+func deadAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -577,5 +586,127 @@ func TestExpiredNodeLeavesGetService(t *testing.T) {
 	}
 	if _, _, err := c.Agent().Service("e-1", nil); err != nil {
 		t.Errorf("the expired node should still be in Consul (critical) until DeregisterCriticalServiceAfter: %v", err)
+	}
+}
+
+// lagProxy is a reverse proxy in front of an agent that can make the agent
+// look out of touch with its leader (stale answers carry a LastContact of a
+// minute) and leaderless (consistent reads answer 500 "No cluster leader"),
+// and records the consistency of each read it forwards.
+type lagProxy struct {
+	*httptest.Server
+	mu         sync.Mutex
+	lag        bool
+	leaderless bool
+	reads      []string // "stale" or "consistent", per GET
+}
+
+func newLagProxy(t *testing.T, target string) *lagProxy {
+	u, err := url.Parse("http://" + target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &lagProxy{}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.lag && resp.Request.URL.Query().Has("stale") {
+			resp.Header.Set("X-Consul-LastContact", "60000")
+		}
+		return nil
+	}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		p.mu.Lock()
+		stale := req.URL.Query().Has("stale")
+		leaderless := p.leaderless
+		if req.Method == http.MethodGet {
+			p.reads = append(p.reads, map[bool]string{true: "stale", false: "consistent"}[stale])
+		}
+		p.mu.Unlock()
+		if req.Method == http.MethodGet && !stale && leaderless {
+			http.Error(w, "No cluster leader", http.StatusInternalServerError)
+			return
+		}
+		rp.ServeHTTP(w, req)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *lagProxy) set(lag, leaderless bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lag, p.leaderless, p.reads = lag, leaderless, nil
+}
+
+func (p *lagProxy) take() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.reads
+	p.reads = nil
+	return r
+}
+
+// TestStaleBound: reads are stale; an answer from a server out of touch
+// with its leader for longer than MaxStale is read again consistently; when
+// that fails too, the stale answer is used and a warning logged once; with
+// Consistent, every read goes to the leader.
+func TestStaleBound(t *testing.T) {
+	agent := consultest.Start(t)
+	p := newLagProxy(t, agent.Addr())
+	if err := newRegistry(t, consul.WithAddrs(agent.Addr())).Register(ctxT(t), greeter("bound", "1", "b-1")); err != nil {
+		t.Fatal(err)
+	}
+	logs := &testenv.Buffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	stale := newRegistry(t, consul.WithAddrs(p.URL), consul.WithLogger(log))
+	consul.SetFallbackPause(stale, time.Hour) // the "paused" step must not depend on timing
+	consistent := newRegistry(t, consul.WithAddrs(p.URL), consul.WithConsistentReads(), consul.WithLogger(log))
+	steps := []struct {
+		name             string
+		r                *consul.Registry
+		lag, leaderless  bool
+		reads            []string
+		logged, notInLog string
+	}{
+		{"fresh", stale, false, false, []string{"stale"}, "", "WARN"},
+		{"too old, leader reachable", stale, true, false, []string{"stale", "consistent"}, "", "WARN"},
+		{"too old, no leader", stale, true, true, []string{"stale", "consistent"}, "using the stale answer", ""},
+		{"too old, no leader, paused", stale, true, true, []string{"stale"}, "", "WARN"},
+		{"fresh again", stale, false, false, []string{"stale"}, "fresh again", ""},
+		{"consistent mode", consistent, true, false, []string{"consistent"}, "", "WARN"},
+	}
+	for _, st := range steps {
+		p.set(st.lag, st.leaderless)
+		mark := len(logs.String())
+		svcs, err := st.r.GetService(ctxT(t), "bound")
+		if err != nil {
+			t.Fatalf("%s: GetService: %v", st.name, err)
+		}
+		if got := nodeIDs(svcs); !slices.Equal(got, []string{"b-1"}) {
+			t.Fatalf("%s: nodes %v", st.name, got)
+		}
+		if got := p.take(); !slices.Equal(got, st.reads) {
+			t.Errorf("%s: reads %v, want %v", st.name, got, st.reads)
+		}
+		out := logs.String()[mark:]
+		if st.logged != "" && !strings.Contains(out, st.logged) {
+			t.Errorf("%s: log lacks %q:\n%s", st.name, st.logged, out)
+		}
+		if st.notInLog != "" && strings.Contains(out, st.notInLog) {
+			t.Errorf("%s: log has %q:\n%s", st.name, st.notInLog, out)
+		}
+	}
+	// A blocking query (a watch) obeys the same bound.
+	p.set(true, false)
+	consul.SetFallbackPause(stale, 0)
+	w, err := stale.Watch(ctxT(t), registry.WithService("bound"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if got := p.take(); !slices.Equal(got, []string{"stale", "consistent"}) {
+		t.Errorf("watch baseline: reads %v, want stale then consistent", got)
 	}
 }

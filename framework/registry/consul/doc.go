@@ -70,6 +70,28 @@
 // changes arrive within milliseconds without polling; the events are
 // registry.Diff of what the watch saw before and after.
 //
+// # Consistency: stale reads, bounded
+//
+// Every discovery read (GetService, ListServices and the blocking queries of
+// Watch) is a stale read: any Consul server answers from its own copy of the
+// catalog, without asking the leader. So reads go on while the servers elect
+// a new leader (Consul's default mode answers 500 "No cluster leader" for
+// 10-25 s then), and they spread over the servers. This is what Consul
+// recommends for service discovery, and what its DNS interface does.
+//
+// A stale answer is bounded: Consul says how long ago the answering server
+// last heard from its leader (X-Consul-LastContact). Past Config.MaxStale
+// (DefaultMaxStale, 5 s: Consul's raft heartbeat timeout, after which a
+// follower itself gives its leader up) the read is asked again as a
+// consistent read, which only a server in touch with a leader can answer
+// (one second per agent, one such read at a time), so a server cut off from
+// a cluster that still has a leader is not believed for long. When no
+// consistent read can be made either, as during an election, when nothing
+// can change anyway, the stale answer is used and a warning logged, once
+// until answers are fresh again; after a failed consistent read the next
+// two seconds use stale answers without trying. Config.Consistent turns
+// stale reads off (every read through the leader).
+//
 // # Failure
 //
 // Every HTTP call has a timeout (WithTimeout, default 5 s; a blocking

@@ -49,7 +49,10 @@ type greeterProc struct {
 	calls  atomic.Int64
 }
 
-func startGreeter(t *testing.T, bin, name, consulAddr string) *greeterProc {
+// startGreeter starts the greeter binary bin as node name, registering
+// with Consul at consulAddr (a comma-separated list), with env appended to
+// its environment (token, TLS).
+func startGreeter(t testing.TB, bin, name, consulAddr string, env ...string) *greeterProc {
 	t.Helper()
 	listen := deadAddr(t) // a free port for the greeter itself
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -71,7 +74,8 @@ func startGreeter(t *testing.T, bin, name, consulAddr string) *greeterProc {
 		"--server_address="+listen, "--server_advertise="+g.addr,
 		"--server_id="+name)
 	// TTL and interval through the MICRO_* environment, as deployments do.
-	g.cmd.Env = append(os.Environ(), "MICRO_REGISTER_TTL=3s", "MICRO_REGISTER_INTERVAL=500ms", "CONSUL_HTTP_ADDR=")
+	g.cmd.Env = append(os.Environ(), "MICRO_REGISTER_TTL=3s", "MICRO_REGISTER_INTERVAL=500ms", "CONSUL_HTTP_ADDR=", "CONSUL_HTTP_TOKEN=")
+	g.cmd.Env = append(g.cmd.Env, env...)
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -87,7 +91,7 @@ func startGreeter(t *testing.T, bin, name, consulAddr string) *greeterProc {
 }
 
 // kill SIGKILLs the greeter (no chance to deregister) and closes its proxy.
-func (g *greeterProc) kill(t *testing.T) {
+func (g *greeterProc) kill(t testing.TB) {
 	t.Helper()
 	g.cmd.Process.Signal(syscall.SIGKILL)
 	select {
@@ -98,56 +102,70 @@ func (g *greeterProc) kill(t *testing.T) {
 	g.proxy.Close()
 }
 
-// watchState replays a watcher's events into the set of node ids it shows,
-// so the test can wait for the watcher's view to reach a state.
+// watchState replays a watcher's events into the set of node ids it shows
+// per service, so the test can wait for the watcher's view to reach a state.
 type watchState struct {
 	mu      sync.Mutex
-	nodes   map[string][]string // version -> node ids
-	actions []string
+	nodes   map[string]map[string][]string // service -> version -> node ids
+	actions map[string][]string            // service -> actions seen, "create[id ...]"
 }
 
-func follow(t *testing.T, w registry.Watcher) *watchState {
-	ws := &watchState{nodes: map[string][]string{}}
+func follow(t testing.TB, w registry.Watcher) *watchState {
+	ws := &watchState{nodes: map[string]map[string][]string{}, actions: map[string][]string{}}
 	go func() {
 		for {
 			r, err := w.Next()
 			if err != nil {
 				return
 			}
-			if r.Service.Name != greeterName {
-				continue
-			}
+			name := r.Service.Name
 			ids := nodeIDs([]*registry.Service{r.Service})
 			ws.mu.Lock()
-			if r.Action == registry.Delete {
-				delete(ws.nodes, r.Service.Version)
-			} else {
-				ws.nodes[r.Service.Version] = ids
+			if ws.nodes[name] == nil {
+				ws.nodes[name] = map[string][]string{}
 			}
-			ws.actions = append(ws.actions, fmt.Sprintf("%s%v", r.Action, ids))
+			if r.Action == registry.Delete {
+				delete(ws.nodes[name], r.Service.Version)
+			} else {
+				ws.nodes[name][r.Service.Version] = ids
+			}
+			ws.actions[name] = append(ws.actions[name], fmt.Sprintf("%s%v", r.Action, ids))
 			ws.mu.Unlock()
 		}
 	}()
 	return ws
 }
 
-// expect waits until the watcher's view holds exactly ids.
+// expect waits until the watcher's view of the greeter holds exactly ids.
 func (ws *watchState) expect(t *testing.T, ids ...string) {
 	t.Helper()
+	ws.expectService(t, greeterName, wait, ids...)
+}
+
+// expectService waits up to timeout until the watcher's view of the named
+// service holds exactly ids.
+func (ws *watchState) expectService(t *testing.T, name string, timeout time.Duration, ids ...string) {
+	t.Helper()
 	slices.Sort(ids)
-	eventually(t, fmt.Sprintf("the watcher shows %v", ids), func() error {
-		ws.mu.Lock()
-		defer ws.mu.Unlock()
-		var got []string
-		for _, v := range ws.nodes {
-			got = append(got, v...)
-		}
-		slices.Sort(got)
-		if !slices.Equal(got, ids) {
-			return fmt.Errorf("watcher shows %v after events %v", got, ws.actions)
-		}
-		return nil
+	eventuallyWithin(t, timeout, fmt.Sprintf("the watcher shows %s %v", name, ids), func() error {
+		return ws.shows(name, ids)
 	})
+}
+
+// shows returns nil if the watcher's view of the named service holds
+// exactly ids (sorted), else an error saying what it shows.
+func (ws *watchState) shows(name string, ids []string) error {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	var got []string
+	for _, v := range ws.nodes[name] {
+		got = append(got, v...)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, ids) {
+		return fmt.Errorf("watcher shows %s %v after events %v", name, got, ws.actions[name])
+	}
+	return nil
 }
 
 type helloReq struct {

@@ -2,6 +2,7 @@ package consul
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -39,8 +40,15 @@ func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (reg
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	w := &watcher{r: r, ctx: wctx, cancel: cancel, results: make(chan *registry.Result, 64)}
+	refused := func(err error) (registry.Watcher, error) {
+		cancel()
+		return nil, fmt.Errorf("consul watch: %w", err)
+	}
 	if o.Service != "" {
-		st := w.baseline(o.Service)
+		st, err := w.baseline(o.Service)
+		if errors.Is(err, ErrPermissionDenied) {
+			return refused(err)
+		}
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()
@@ -51,11 +59,19 @@ func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (reg
 	// Baseline: the names now, and each one's nodes now.
 	var index uint64
 	states := map[string]*serviceState{}
-	if names, idx, err := r.serviceNames(wctx, 0); err == nil {
+	names, idx, err := r.serviceNames(wctx, 0)
+	switch {
+	case err == nil:
 		index = idx
 		for _, name := range names {
-			states[name] = w.baseline(name)
+			st, err := w.baseline(name)
+			if errors.Is(err, ErrPermissionDenied) {
+				return refused(err)
+			}
+			states[name] = st
 		}
+	case errors.Is(err, ErrPermissionDenied):
+		return refused(err)
 	}
 	w.wg.Add(1)
 	go func() {
@@ -67,23 +83,24 @@ func (r *Registry) Watch(ctx context.Context, opts ...registry.WatchOption) (reg
 
 // serviceNames returns the names of the catalog's services, every one of
 // them (microbot's, go-micro's, Consul's own), sorted, blocking until the
-// catalog index passes index when it is not zero.
+// catalog index passes index when it is not zero. It returns an error
+// wrapping ErrPermissionDenied when Consul's ACLs hid every service.
 func (r *Registry) serviceNames(ctx context.Context, index uint64) ([]string, uint64, error) {
-	var services map[string][]string
-	var meta *api.QueryMeta
-	q := &api.QueryOptions{}
-	timeout := r.timeout
-	if index > 0 {
-		q.WaitIndex, q.WaitTime = index, WaitTime
-		timeout += WaitTime + WaitTime/16
-	}
-	_, err := r.call(ctx, "consul list services", -1, timeout, func(ctx context.Context, a *agent) error {
-		var err error
-		services, meta, err = a.api.Catalog().Services(q.WithContext(ctx))
-		return err
-	})
+	services, meta, err := read(ctx, r, "consul list services", index,
+		func(a *agent, q *api.QueryOptions) (map[string][]string, *api.QueryMeta, error) {
+			return a.api.Catalog().Services(q)
+		})
 	if err != nil {
 		return nil, 0, err
+	}
+	// A catalog always holds Consul's own service: an empty one was
+	// emptied by the ACLs.
+	if len(services) == 0 {
+		if err := r.hiddenByACL(meta, true, namesNeed); err != nil {
+			return nil, 0, fmt.Errorf("consul list services: %w", err)
+		}
+	} else if meta.ResultsFilteredByACLs {
+		r.partlyHidden(namesNeed)
 	}
 	names := make([]string, 0, len(services))
 	for name := range services {
@@ -129,16 +146,32 @@ type serviceState struct {
 }
 
 // baseline reads the service's current nodes; if Consul does not answer, it
-// starts from nothing, and the first answer is reported as Creates.
-func (w *watcher) baseline(name string) *serviceState {
+// starts from nothing, and the first answer is reported as Creates. The
+// error says why it started from nothing.
+func (w *watcher) baseline(name string) (*serviceState, error) {
 	st := &serviceState{}
-	entries, idx, err := w.r.health(w.ctx, name, 0, w.r.timeout)
+	entries, idx, err := w.r.watchHealth(w.ctx, name, 0)
 	if err != nil {
-		return st
+		return st, err
 	}
 	st.index = idx
 	st.services = registry.Merge(w.r.decodeEntries(entries))
-	return st
+	return st, nil
+}
+
+// watchHealth is health for a watch: an empty answer that Consul's ACLs
+// emptied is an error (wrapping ErrPermissionDenied), not a service gone.
+func (r *Registry) watchHealth(ctx context.Context, name string, index uint64) ([]*api.ServiceEntry, uint64, error) {
+	entries, meta, err := r.health(ctx, name, index)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(entries) == 0 {
+		if err := r.hiddenByACL(meta, false, instancesNeed(name)); err != nil {
+			return nil, 0, fmt.Errorf("consul watch %q: %w", name, err)
+		}
+	}
+	return entries, meta.LastIndex, nil
 }
 
 // watchAll follows the catalog's service names and runs watchService for
@@ -212,7 +245,7 @@ func (w *watcher) watchService(ctx context.Context, name string, st *serviceStat
 	}
 	var bo backoff
 	for {
-		entries, idx, err := w.r.health(ctx, name, st.index, w.r.timeout)
+		entries, idx, err := w.r.watchHealth(ctx, name, st.index)
 		if ctx.Err() != nil {
 			gone()
 			return
