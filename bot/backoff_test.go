@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/microbot/microbot/bot"
 	"github.com/microbot/microbot/input"
 )
@@ -21,9 +19,7 @@ type dropper struct {
 	streamed chan time.Time // one per Stream call
 }
 
-func (d *dropper) String() string            { return "dropper" }
-func (d *dropper) Flags() []cli.Flag         { return nil }
-func (d *dropper) Init(c *cli.Context) error { return nil }
+func (d *dropper) String() string { return "dropper" }
 func (d *dropper) Stream(ctx context.Context) (input.Conn, error) {
 	select {
 	case d.streamed <- time.Now():

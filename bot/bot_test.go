@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/microbot/microbot/bot"
 	"github.com/microbot/microbot/command"
 	"github.com/microbot/microbot/framework/metadata"
@@ -63,7 +61,10 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 func runShell(t *testing.T, tb *command.Table, lines string, opts ...bot.Option) string {
 	t.Helper()
 	out := &testenv.Buffer{}
-	sh := shell.New(shell.WithIO(strings.NewReader(lines), out), shell.WithUser("U1", "Ann"))
+	sh, err := shell.New(shell.Config{UserID: "U1", UserName: "Ann"}, shell.WithIO(strings.NewReader(lines), out))
+	if err != nil {
+		t.Fatal(err)
+	}
 	b := bot.New(tb, append([]bot.Option{bot.WithInputs(sh), bot.WithLogger(quietLogger())}, opts...)...)
 	done := make(chan error, 1)
 	go func() { done <- b.Run(context.Background()) }()
@@ -152,9 +153,7 @@ type flaky struct {
 	sent     chan string
 }
 
-func (f *flaky) String() string            { return "flaky" }
-func (f *flaky) Flags() []cli.Flag         { return nil }
-func (f *flaky) Init(c *cli.Context) error { return nil }
+func (f *flaky) String() string { return "flaky" }
 func (f *flaky) Stream(ctx context.Context) (input.Conn, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -234,7 +233,10 @@ func TestInputRestartsWithBackoff(t *testing.T) {
 func TestStopWaitsForRunningCommands(t *testing.T) {
 	pr, pw := io.Pipe()
 	out := &testenv.Buffer{}
-	sh := shell.New(shell.WithIO(pr, out), shell.WithUser("U1", ""))
+	sh, err := shell.New(shell.Config{UserID: "U1"}, shell.WithIO(pr, out))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tb := testTable(t)
 	started := make(chan struct{})
 	if err := tb.Put(&command.Command{Name: "slow", Run: func(ctx context.Context, req *command.Request) (*input.Reply, error) {

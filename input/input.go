@@ -1,5 +1,5 @@
-// Package input defines how the bot talks to a chat system: an Input is
-// configured from command-line flags and opens a Conn, a stream of Events
+// Package input defines how the bot talks to a chat system: an Input, built
+// by its package from a plain Config, opens a Conn, a stream of Events
 // (messages people typed) on which replies are sent back.
 //
 // Inputs know nothing of the registry or of commands. cmd/microbot keeps the
@@ -9,8 +9,6 @@ package input
 import (
 	"context"
 	"errors"
-
-	"github.com/urfave/cli/v2"
 )
 
 // ErrClosed is returned (wrapped) by Conn methods after Close.
@@ -28,13 +26,6 @@ var ErrPermanent = errors.New("permanent failure")
 type Input interface {
 	// String names the input ("shell", "slack", "xmpp").
 	String() string
-	// Flags are the command-line flags the input reads (each with a MICRO_*
-	// environment variable).
-	Flags() []cli.Flag
-	// Init configures the input from the parsed command line. It checks the
-	// configuration (a missing or malformed token is an error here) but does
-	// not connect.
-	Init(c *cli.Context) error
 	// Stream connects and returns the stream of events. The bot calls it
 	// again, with backoff, when Recv fails.
 	Stream(ctx context.Context) (Conn, error)
@@ -103,4 +94,18 @@ type Reply struct {
 	Format Format
 	// Error is true when the reply reports a failure.
 	Error bool
+}
+
+// Names maps the fields of an input's Config to the names a person set them
+// by, such as a flag and its environment variable ("--slack_app_token (or
+// MICRO_SLACK_APP_TOKEN)"), so that a configuration error names what the
+// person can change. A field that is not in it is named as in Go.
+type Names map[string]string
+
+// Of returns the name of the Config field called field.
+func (n Names) Of(field string) string {
+	if name, ok := n[field]; ok {
+		return name
+	}
+	return field
 }

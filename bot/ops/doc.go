@@ -1,7 +1,7 @@
 // Package ops gives microbot what every Go service run under Kubernetes or
 // systemd offers: an HTTP listener with liveness (/healthz), readiness
-// (/readyz) and Prometheus metrics (/metrics), structured logs that never
-// show a secret, and the flags that configure them.
+// (/readyz) and Prometheus metrics (/metrics), and structured logs that
+// never show a secret.
 //
 // # Pieces
 //
@@ -17,12 +17,12 @@
 //     registry to list its services under a short timeout (the answer kept
 //     for two seconds); it turns unready as soon as the bot is stopping.
 //   - [NewLogger]: log/slog, text on a terminal and JSON otherwise, with
-//     secrets (the values of the token and password flags, and any
-//     attribute named like one) replaced by "[REDACTED]" (as in the audit log).
-//   - [Flags] and [ConfigFromCLI]: --http_address, --log_format and
-//     --shutdown_timeout, each with its MICRO_* environment variable.
+//     secrets (the values given, such as those of the token and password
+//     flags, and any attribute named like one, see [SecretKey]) replaced by
+//     "[REDACTED]" (as in the audit log).
 //
-// The listener is off unless --http_address is given: a bot on a laptop
+// cmd/microbot's flags --http_address, --log_format and --shutdown_timeout
+// configure them. The listener is off unless --http_address is given: a bot on a laptop
 // or in a test opens no port, and several bots on one host never fight
 // over one; a deployment names the address it probes.
 //

@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/mattn/go-isatty"
-	"github.com/urfave/cli/v2"
 )
 
 // Log formats.
@@ -34,7 +33,7 @@ func checkFormat(f string) error {
 	case FormatAuto, FormatText, FormatJSON:
 		return nil
 	}
-	return fmt.Errorf("--%s %q: want auto, text or json", FlagLogFormat, f)
+	return fmt.Errorf("log format %q: want auto, text or json", f)
 }
 
 // NewLogger returns a logger writing to w in format (auto: text when w is
@@ -77,39 +76,6 @@ func SecretKey(key string) bool {
 		}
 	}
 	return false
-}
-
-// Secrets returns the values of the flags of c (the command's and its
-// parents', from the command line or the environment) whose names are
-// secret (see [SecretKey]): what the logs must never show.
-func Secrets(c *cli.Context) []string {
-	var out []string
-	for _, ctx := range c.Lineage() {
-		var flags []cli.Flag
-		if ctx.Command != nil {
-			flags = append(flags, ctx.Command.Flags...)
-		}
-		if ctx.App != nil {
-			flags = append(flags, ctx.App.Flags...)
-		}
-		for _, f := range flags {
-			for _, name := range f.Names() {
-				if !SecretKey(name) {
-					continue
-				}
-				vals := []string{c.String(name)}
-				if _, ok := f.(*cli.StringSliceFlag); ok {
-					vals = c.StringSlice(name)
-				}
-				for _, v := range vals {
-					if len(v) >= minSecretLen && !slices.Contains(out, v) {
-						out = append(out, v)
-					}
-				}
-			}
-		}
-	}
-	return out
 }
 
 // NewRedactingHandler returns a handler that passes records to h with the

@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"testing"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/microbot/microbot/bot/ops"
 )
@@ -122,37 +119,5 @@ func TestRedaction(t *testing.T) {
 	l.Info("abc", "token", "")
 	if out := buf.String(); !strings.Contains(out, `"msg":"abc"`) || !strings.Contains(out, `"token":""`) {
 		t.Errorf("short secret or empty token: %s", out)
-	}
-}
-
-func TestSecrets(t *testing.T) {
-	t.Setenv("TEST_OPS_BOT_TOKEN", "xoxb-from-the-env")
-	var got []string
-	app := &cli.App{
-		Name: "x",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "slack_bot_token", EnvVars: []string{"TEST_OPS_BOT_TOKEN"}},
-			&cli.StringFlag{Name: "slack_app_token"},
-			&cli.StringFlag{Name: "xmpp_password"},
-			&cli.StringFlag{Name: "registry_address"},
-			&cli.StringSliceFlag{Name: "api_secret"},
-			&cli.StringFlag{Name: "short_token"},
-		},
-		Commands: []*cli.Command{{
-			Name:   "exec",
-			Flags:  []cli.Flag{&cli.StringFlag{Name: "exec_password"}},
-			Action: func(c *cli.Context) error { got = ops.Secrets(c); return nil },
-		}},
-	}
-	err := app.Run([]string{"x", "--xmpp_password", "pa55word", "--registry_address", "127.0.0.1:8500",
-		"--api_secret", "s3cret-one", "--api_secret", "s3cret-two", "--short_token", "abc",
-		"exec", "--exec_password", "sub-command-pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(got)
-	want := []string{"pa55word", "s3cret-one", "s3cret-two", "sub-command-pw", "xoxb-from-the-env"}
-	if !slices.Equal(got, want) {
-		t.Errorf("Secrets = %q, want %q", got, want)
 	}
 }

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/microbot/microbot/bot"
 	"github.com/microbot/microbot/bot/ops"
 	"github.com/microbot/microbot/command"
@@ -213,8 +211,6 @@ func TestRPCMetrics(t *testing.T) {
 type silent struct{ name string }
 
 func (s *silent) String() string                                 { return s.name }
-func (s *silent) Flags() []cli.Flag                              { return nil }
-func (s *silent) Init(*cli.Context) error                        { return nil }
 func (s *silent) Stream(ctx context.Context) (input.Conn, error) { return nil, errors.New("not used") }
 
 // status is an input whose connection state the test sets.

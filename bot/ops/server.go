@@ -19,6 +19,11 @@ import (
 	"github.com/microbot/microbot/input"
 )
 
+// DefaultShutdownTimeout bounds how long the running commands may take to
+// finish and reply once a stop signal comes. It fits, with the
+// deregistration, in the 30 s Kubernetes and systemd give by default.
+const DefaultShutdownTimeout = 20 * time.Second
+
 // Defaults of a Server.
 const (
 	DefaultRegistryTimeout = 2 * time.Second

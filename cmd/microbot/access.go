@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -17,16 +18,63 @@ import (
 	"github.com/microbot/microbot/bot/access"
 	"github.com/microbot/microbot/command"
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/input"
 )
 
-// accessFlags are --policy, --admins, --audit_log and --confirm_timeout.
-func accessFlags() []cli.Flag { return access.Flags() }
+// Flag names of the access guard.
+const (
+	flagPolicy         = "policy"
+	flagAdmins         = "admins"
+	flagAuditLog       = "audit_log"
+	flagConfirmTimeout = "confirm_timeout"
+)
+
+// accessFlags are the guard's flags, new each call:
+//
+//	--policy           YAML policy file, reloaded on SIGHUP          $MICRO_POLICY
+//	--admins           admins, input:id, comma-separated             $MICRO_ADMINS
+//	--audit_log        audit file (appended, 0600), or - for stderr  $MICRO_AUDIT_LOG
+//	--confirm_timeout  how long a confirmation code is valid (2m)    $MICRO_CONFIRM_TIMEOUT
+func accessFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagPolicy, EnvVars: []string{"MICRO_POLICY"},
+			Usage: "access policy file (YAML, see docs/access.md); reloaded on SIGHUP. Default: everyone may run every command but register/deregister service, which are for admins"},
+		&cli.StringSliceFlag{Name: flagAdmins, EnvVars: []string{"MICRO_ADMINS"},
+			Usage: "admins, as input:user-id (slack:U0123ABCD, xmpp:alice@example.org, shell:alice), comma-separated; added to the policy file's"},
+		&cli.StringFlag{Name: flagAuditLog, EnvVars: []string{"MICRO_AUDIT_LOG"},
+			Usage: "file to append the audit log to, one JSON line per command (created with mode 0600), or - for standard error. Default: audit records go to the log at level info"},
+		&cli.DurationFlag{Name: flagConfirmTimeout, EnvVars: []string{"MICRO_CONFIRM_TIMEOUT"},
+			Usage: "how long a confirmation code stays valid (default: the policy's confirm.timeout, or 2m)"},
+	}
+}
+
+// accessConfig reads the guard's flags.
+func accessConfig(c *cli.Context) (access.Config, error) {
+	cfg := access.Config{
+		Policy:         c.String(flagPolicy),
+		Admins:         c.StringSlice(flagAdmins),
+		AuditLog:       c.String(flagAuditLog),
+		ConfirmTimeout: c.Duration(flagConfirmTimeout),
+		Names:          input.Names{"AuditLog": "--" + flagAuditLog, "ConfirmTimeout": "--" + flagConfirmTimeout},
+	}
+	if c.IsSet(flagConfirmTimeout) && cfg.ConfirmTimeout <= 0 {
+		return access.Config{}, fmt.Errorf("--%s must be positive", flagConfirmTimeout)
+	}
+	if c.App != nil && c.App.ErrWriter != nil {
+		cfg.AuditStderr = c.App.ErrWriter
+	}
+	return cfg, nil
+}
 
 // newGuard builds the guard from the command line, and the command table
 // whose help shows each caller what the policy lets them run. A policy file
 // that does not load is an error naming its file and line.
 func newGuard(c *cli.Context, log *slog.Logger) (*access.Guard, *command.Table, error) {
-	g, err := access.FromCLI(c, log)
+	cfg, err := accessConfig(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := access.Open(cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -134,19 +134,7 @@ func allFlags() []cli.Flag {
 	)
 	flags = append(flags, opsFlags()...)
 	flags = append(flags, accessFlags()...)
-	seen := map[string]bool{}
-	for _, f := range flags {
-		seen[f.Names()[0]] = true
-	}
-	for _, name := range inputTable.Names() {
-		newInput, _ := inputTable.Get(name)
-		for _, f := range newInput().Flags() {
-			if !seen[f.Names()[0]] { // inputs sharing flags (xmpp, hipchat) add them once
-				seen[f.Names()[0]] = true
-				flags = append(flags, f)
-			}
-		}
-	}
+	flags = append(flags, inputFlags()...)
 	// The server name defaults to the bot's own.
 	for _, f := range flags {
 		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == framework.FlagServerName {
@@ -291,11 +279,12 @@ func runBot(c *cli.Context, stderr io.Writer) error {
 	var inputs []input.Input
 	var consoles []*shell.Shell
 	for _, n := range names {
-		in, err := newInput(n, p)
+		newInput, err := inputTable.Get(n)
 		if err != nil {
 			return fmt.Errorf("--%s: %w", flagInputs, err)
 		}
-		if err := in.Init(c); err != nil {
+		in, err := newInput(c, p)
+		if err != nil {
 			return fmt.Errorf("input %s: %w", n, err)
 		}
 		if sh, ok := in.(*shell.Shell); ok {
@@ -363,8 +352,8 @@ func runExec(c *cli.Context, stdout, stderr io.Writer) error {
 	if !p.discovered(ctx, c) {
 		return cli.Exit("interrupted", 130)
 	}
-	user := c.String("shell_user")
-	name := c.String("shell_user_name")
+	user := c.String(flagShellUser)
+	name := c.String(flagShellUserName)
 	if name == "" {
 		name = user
 	}

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"slices"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -22,23 +24,110 @@ import (
 	"github.com/microbot/microbot/input"
 )
 
-// opsFlags are --http_address, --log_format and --shutdown_timeout.
-func opsFlags() []cli.Flag { return ops.Flags() }
+// Flag names of the operations side, each with its MICRO_* environment
+// variable.
+const (
+	flagHTTPAddress     = "http_address"     // MICRO_HTTP_ADDRESS
+	flagLogFormat       = "log_format"       // MICRO_LOG_FORMAT
+	flagShutdownTimeout = "shutdown_timeout" // MICRO_SHUTDOWN_TIMEOUT
+)
+
+// opsFlags are --http_address, --log_format and --shutdown_timeout, new
+// each call.
+func opsFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagHTTPAddress, EnvVars: []string{"MICRO_HTTP_ADDRESS"},
+			Usage: "listen address of /healthz, /readyz and /metrics: 127.0.0.1:8080 for this host only, :8080 in a container (off when empty, the default)"},
+		&cli.StringFlag{Name: flagLogFormat, EnvVars: []string{"MICRO_LOG_FORMAT"}, Value: ops.FormatAuto,
+			Usage: "log format: auto (text on a terminal, JSON otherwise), text or json"},
+		&cli.DurationFlag{Name: flagShutdownTimeout, EnvVars: []string{"MICRO_SHUTDOWN_TIMEOUT"}, Value: ops.DefaultShutdownTimeout,
+			Usage: "on SIGTERM or SIGINT, how long running commands may take to finish and reply before the bot exits"},
+	}
+}
+
+// opsConfig is what the operations flags say.
+type opsConfig struct {
+	// HTTPAddress is where the ops listener listens; empty: nowhere.
+	HTTPAddress string
+	// LogFormat is ops.FormatAuto, FormatText or FormatJSON.
+	LogFormat string
+	// ShutdownTimeout bounds the draining of running commands.
+	ShutdownTimeout time.Duration
+}
+
+// opsConfigFrom reads and checks the flags of opsFlags.
+func opsConfigFrom(c *cli.Context) (opsConfig, error) {
+	cfg := opsConfig{
+		HTTPAddress:     c.String(flagHTTPAddress),
+		LogFormat:       c.String(flagLogFormat),
+		ShutdownTimeout: c.Duration(flagShutdownTimeout),
+	}
+	if cfg.LogFormat == "" {
+		cfg.LogFormat = ops.FormatAuto
+	}
+	switch cfg.LogFormat {
+	case ops.FormatAuto, ops.FormatText, ops.FormatJSON:
+	default:
+		return opsConfig{}, fmt.Errorf("--%s %q: want auto, text or json", flagLogFormat, cfg.LogFormat)
+	}
+	if cfg.HTTPAddress != "" {
+		if _, _, err := net.SplitHostPort(cfg.HTTPAddress); err != nil {
+			return opsConfig{}, fmt.Errorf("--%s %q: want host:port, e.g. 127.0.0.1:8080 or :8080", flagHTTPAddress, cfg.HTTPAddress)
+		}
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		return opsConfig{}, fmt.Errorf("--%s must be positive (was %s)", flagShutdownTimeout, cfg.ShutdownTimeout)
+	}
+	return cfg, nil
+}
+
+// secrets returns the values of the flags of c (the command's and its
+// parents', from the command line or the environment) whose names are
+// secret (see ops.SecretKey): what the logs must never show.
+func secrets(c *cli.Context) []string {
+	var out []string
+	for _, ctx := range c.Lineage() {
+		var flags []cli.Flag
+		if ctx.Command != nil {
+			flags = append(flags, ctx.Command.Flags...)
+		}
+		if ctx.App != nil {
+			flags = append(flags, ctx.App.Flags...)
+		}
+		for _, f := range flags {
+			for _, name := range f.Names() {
+				if !ops.SecretKey(name) {
+					continue
+				}
+				vals := []string{c.String(name)}
+				if _, ok := f.(*cli.StringSliceFlag); ok {
+					vals = c.StringSlice(name)
+				}
+				for _, v := range vals {
+					if v != "" && !slices.Contains(out, v) {
+						out = append(out, v)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
 
 // opsLogger returns the logger: --log_format (text on a terminal, JSON
 // otherwise) at level, with the values of the token and password flags
 // kept out of every line.
 func opsLogger(c *cli.Context, stderr io.Writer, level slog.Level) (*slog.Logger, error) {
-	cfg, err := ops.ConfigFromCLI(c)
+	cfg, err := opsConfigFrom(c)
 	if err != nil {
 		return nil, err
 	}
-	return ops.NewLogger(stderr, cfg.LogFormat, level, ops.Secrets(c)...)
+	return ops.NewLogger(stderr, cfg.LogFormat, level, secrets(c)...)
 }
 
 // opsKit is the bot's metrics and its operations configuration.
 type opsKit struct {
-	cfg     ops.Config
+	cfg     opsConfig
 	metrics *ops.Metrics
 	log     *slog.Logger
 }
@@ -46,7 +135,7 @@ type opsKit struct {
 // newOps builds the metrics, which count the service commands of table;
 // their client wrapper goes to the bot's service.
 func newOps(c *cli.Context, table *command.Table, log *slog.Logger) (*opsKit, error) {
-	cfg, err := ops.ConfigFromCLI(c)
+	cfg, err := opsConfigFrom(c)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +168,7 @@ func (k *opsKit) start(ctx context.Context, inputs []input.Input, reg registry.R
 	}
 	srv := ops.NewServer(ops.WithInputs(inputs...), ops.WithRegistry(reg), ops.WithMetrics(k.metrics), ops.WithLogger(k.log))
 	if err := srv.Start(ctx, k.cfg.HTTPAddress); err != nil {
-		return nil, fmt.Errorf("--%s: %w", ops.FlagHTTPAddress, err)
+		return nil, fmt.Errorf("--%s: %w", flagHTTPAddress, err)
 	}
 	return func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -46,12 +46,21 @@ type screenTerm struct {
 
 func newTerm(t *testing.T, opts ...Option) *screenTerm {
 	t.Helper()
+	return newTermWith(t, Config{UserID: "ann", UserName: "Ann"}, opts...)
+}
+
+// newTermWith is newTerm with the console configured by cfg.
+func newTermWith(t *testing.T, cfg Config, opts ...Option) *screenTerm {
+	t.Helper()
 	kb := &keyboard{ch: make(chan string, 100)}
 	screen := &testenv.Buffer{}
-	s := New(append([]Option{WithTerminal(struct {
+	s, err := New(cfg, append([]Option{WithTerminal(struct {
 		io.Reader
 		io.Writer
-	}{kb, screen}), WithUser("ann", "Ann"), WithColor(false)}, opts...)...)
+	}{kb, screen}), WithColor(false)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	conn, err := s.Stream(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +262,7 @@ func TestTerminalBrokenCompleter(t *testing.T) {
 func TestHistorySurvivesARestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state", "microbot", "history")
 	secret := func(l string) bool { return strings.Contains(l, "password") }
-	tm := newTerm(t, WithHistory(path), WithSecretLines(secret))
+	tm := newTermWith(t, Config{UserID: "ann", UserName: "Ann", History: path}, WithSecretLines(secret))
 	at := tm.wait(0, prompt)
 	for _, line := range []string{"ping", "ping", "login --password=hunter2", "list services  "} {
 		tm.typ(line + "\r")
@@ -289,7 +298,7 @@ func TestHistorySurvivesARestart(t *testing.T) {
 		}
 	}
 
-	tm = newTerm(t, WithHistory(path), WithSecretLines(secret))
+	tm = newTermWith(t, Config{UserID: "ann", UserName: "Ann", History: path}, WithSecretLines(secret))
 	at = tm.wait(0, prompt)
 	tm.typ("\x1b[A")
 	tm.wait(at, "list services")
@@ -301,7 +310,7 @@ func TestHistorySurvivesARestart(t *testing.T) {
 
 func TestHistoryUnusableFile(t *testing.T) {
 	dir := t.TempDir() // a directory is no history file
-	tm := newTerm(t, WithHistory(dir))
+	tm := newTermWith(t, Config{UserID: "ann", UserName: "Ann", History: dir})
 	at := tm.wait(0, "the history is kept for this session only")
 	tm.typ("ping\r")
 	ev := tm.recv()

@@ -6,7 +6,7 @@
 // editor (golang.org/x/term): arrows, Emacs keys, bracketed paste, Tab
 // completion through a [Completer] (the bot's command table: command words,
 // service names, endpoints, request skeletons), and a history kept between
-// runs in a file (--shell_history, by default [DefaultHistoryFile]; lines
+// runs in a file (Config.History, by default [DefaultHistoryFile]; lines
 // that carry a secret, by the test given with [WithSecretLines], are never
 // written to it). Error replies are red unless NO_COLOR is set. Ctrl-D, or
 // Ctrl-C on an empty line, leaves; Ctrl-C on a line clears it, and while a
@@ -18,8 +18,8 @@
 // at end of input, and Recv then returns io.EOF.
 //
 // Every line is a direct message addressed to the bot, from the user given
-// by --shell_user (MICRO_SHELL_USER; default: the operating system's user
-// name), so a policy can be tried as any user. Blank lines are skipped.
+// by Config.UserID (default: the operating system's user name), so a policy
+// can be tried as any user. Blank lines are skipped.
 //
 // Lines are run one after the other, as a shell runs a script: Recv hands
 // out the next line only once the previous one is answered, so "register
@@ -46,7 +46,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
 	"github.com/microbot/microbot/input"
@@ -106,15 +105,6 @@ func WithTerminal(rw io.ReadWriter) Option {
 	}
 }
 
-// WithUser sets the id and display name of the console user.
-func WithUser(id, name string) Option {
-	return func(s *Shell) { s.userID, s.userName = id, name }
-}
-
-// WithHistory keeps the line editor's history in the file path ("": in
-// memory only, the default). The flag --shell_history sets it too.
-func WithHistory(path string) Option { return func(s *Shell) { s.history = path } }
-
 // WithSecretLines sets the test of the lines that carry a secret: they
 // are kept for the session but never written to the history file. The bot
 // gives the audit log's test (bot/audit.HasSecret).
@@ -136,17 +126,40 @@ func WithCompleteTimeout(d time.Duration) Option {
 // plain lines never have colours.
 func WithColor(on bool) Option { return func(s *Shell) { s.color = on } }
 
-// New returns a console input on standard input and output.
-func New(opts ...Option) *Shell {
+// Config is the console's configuration.
+type Config struct {
+	// UserID is the console user's id, by which policies decide: a
+	// non-empty id without spaces.
+	UserID string
+	// UserName is the console user's display name (default: UserID).
+	UserName string
+	// History is the file keeping the line editor's history between runs;
+	// empty: kept in memory only.
+	History string
+	// Names names the fields in error messages.
+	Names input.Names
+}
+
+// DefaultConfig is the console of the user running the process, its
+// history in DefaultHistoryFile.
+func DefaultConfig() Config { return Config{UserID: osUser(), History: DefaultHistoryFile()} }
+
+// New returns a console input on standard input and output, or an error if
+// cfg is not usable.
+func New(cfg Config, opts ...Option) (*Shell, error) {
+	if cfg.UserID == "" || strings.ContainsFunc(cfg.UserID, unicode.IsControl) || strings.ContainsFunc(cfg.UserID, unicode.IsSpace) {
+		return nil, fmt.Errorf("shell: %s %q: must be a non-empty id without spaces", cfg.Names.Of("UserID"), cfg.UserID)
+	}
 	s := &Shell{
-		userID: osUser(), prompt: "microbot> ", in: os.Stdin, out: os.Stdout,
+		userID: cfg.UserID, userName: cfg.UserName, history: cfg.History,
+		prompt: "microbot> ", in: os.Stdin, out: os.Stdout,
 		completeTimeout: DefaultCompleteTimeout,
 		color:           os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb",
 	}
 	for _, o := range opts {
 		o(s)
 	}
-	return s
+	return s, nil
 }
 
 // osUser returns the name of the user running the process.
@@ -163,41 +176,6 @@ func osUser() string {
 // String returns "shell".
 func (s *Shell) String() string { return Name }
 
-// Flags returns --shell_user, --shell_user_name and --shell_history.
-func (s *Shell) Flags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{
-			Name:    "shell_user",
-			Usage:   "user id of the console user (policies decide by it; set it to try the bot as someone else)",
-			EnvVars: []string{"MICRO_SHELL_USER"},
-			Value:   osUser(),
-		},
-		&cli.StringFlag{
-			Name:    "shell_user_name",
-			Usage:   "display name of the console user (default: the user id)",
-			EnvVars: []string{"MICRO_SHELL_USER_NAME"},
-		},
-		&cli.StringFlag{
-			Name:    "shell_history",
-			Usage:   `file keeping the console's line history between runs ("" keeps it in memory only)`,
-			EnvVars: []string{"MICRO_SHELL_HISTORY"},
-			Value:   DefaultHistoryFile(),
-		},
-	}
-}
-
-// Init reads the flags.
-func (s *Shell) Init(c *cli.Context) error {
-	if c.IsSet("shell_user") || s.userID == "" {
-		s.userID = c.String("shell_user")
-	}
-	s.userName = c.String("shell_user_name")
-	s.history = c.String("shell_history")
-	if s.userID == "" || strings.ContainsFunc(s.userID, unicode.IsControl) || strings.ContainsFunc(s.userID, unicode.IsSpace) {
-		return fmt.Errorf("shell: --shell_user %q: must be a non-empty id without spaces", s.userID)
-	}
-	return nil
-}
 
 // Stream starts reading the console. The console is read once: a second
 // Stream returns the same connection.

@@ -5,13 +5,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"io"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/microbot/microbot/input"
 )
@@ -19,7 +16,7 @@ import (
 func TestRecvLinesThenEOF(t *testing.T) {
 	in := "hello\r\n\n   \n\x00\xff garbage\nlast line without newline"
 	var out bytes.Buffer
-	s := New(WithIO(strings.NewReader(in), &out), WithUser("ann", "Ann"))
+	s := newShell(t, Config{UserID: "ann", UserName: "Ann"}, WithIO(strings.NewReader(in), &out))
 	conn, err := s.Stream(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +47,7 @@ func TestRecvLinesThenEOF(t *testing.T) {
 
 func TestNextLineWaitsForTheReply(t *testing.T) {
 	var out bytes.Buffer
-	s := New(WithIO(strings.NewReader("a\nb\nc\n"), &out))
+	s := newShell(t, Config{UserID: "ann"}, WithIO(strings.NewReader("a\nb\nc\n"), &out))
 	conn, _ := s.Stream(context.Background())
 	ctx := context.Background()
 	a, err := conn.Recv(ctx)
@@ -101,7 +98,7 @@ func TestReadLineCapsLongLines(t *testing.T) {
 func TestCloseUnblocksRecv(t *testing.T) {
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	s := New(WithIO(pr, io.Discard))
+	s := newShell(t, Config{UserID: "ann"}, WithIO(pr, io.Discard))
 	conn, _ := s.Stream(context.Background())
 	conn.Close()
 	if _, err := conn.Recv(context.Background()); !errors.Is(err, input.ErrClosed) {
@@ -109,34 +106,38 @@ func TestCloseUnblocksRecv(t *testing.T) {
 	}
 }
 
-func TestInitFlags(t *testing.T) {
+func TestNew(t *testing.T) {
 	tests := []struct {
-		args    []string
-		wantID  string
-		wantErr bool
+		cfg     Config
+		wantErr string
 	}{
-		{[]string{"--shell_user", "U123"}, "U123", false},
-		{nil, osUser(), false},
-		{[]string{"--shell_user", "two words"}, "", true},
-		{[]string{"--shell_user", ""}, "", true},
+		{Config{UserID: "U123"}, ""},
+		{DefaultConfig(), ""},
+		{Config{UserID: "two words"}, `shell: UserID "two words": must be a non-empty id without spaces`},
+		{Config{UserID: "", Names: input.Names{"UserID": "--shell_user"}}, `shell: --shell_user "": must be`},
 	}
 	for _, tt := range tests {
-		s := New()
-		fs := flag.NewFlagSet("test", flag.ContinueOnError)
-		for _, f := range s.Flags() {
-			if err := f.Apply(fs); err != nil {
-				t.Fatal(err)
+		s, err := New(tt.cfg)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || s != nil {
+				t.Errorf("New(%+v) = %v, %v; want an error containing %q", tt.cfg, s, err, tt.wantErr)
 			}
+			continue
 		}
-		if err := fs.Parse(tt.args); err != nil {
-			t.Fatal(err)
-		}
-		err := s.Init(cli.NewContext(cli.NewApp(), fs, nil))
-		if (err != nil) != tt.wantErr {
-			t.Errorf("Init(%q) error = %v, want error %v", tt.args, err, tt.wantErr)
-		}
-		if err == nil && s.userID != tt.wantID {
-			t.Errorf("Init(%q) user = %q, want %q", tt.args, s.userID, tt.wantID)
+		if err != nil || s.userID != tt.cfg.UserID {
+			t.Errorf("New(%+v) = %v, %v", tt.cfg, s, err)
 		}
 	}
+	if DefaultConfig().UserID != osUser() {
+		t.Errorf("DefaultConfig user %q, want %q", DefaultConfig().UserID, osUser())
+	}
+}
+
+func newShell(t *testing.T, cfg Config, opts ...Option) *Shell {
+	t.Helper()
+	s, err := New(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

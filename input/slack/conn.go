@@ -155,7 +155,7 @@ func (c *conn) pump(ctx context.Context, runErr <-chan error) {
 			err = errSocketEnded
 		case e := <-runErr:
 			if err = errSocketEnded; ctx.Err() == nil {
-				err = classifyRunError(e)
+				err = classifyRunError(e, c.in.names)
 			}
 		case evt := <-c.smc.Events:
 			err = c.handle(ctx, evt)
@@ -187,11 +187,11 @@ var errSocketEnded = fmt.Errorf("%w: Slack asked to reconnect, the socket droppe
 
 // classifyRunError explains why socketmode's Run ended. Slack refusing the
 // app-level token is permanent (it wraps input.ErrPermanent).
-func classifyRunError(err error) error {
+func classifyRunError(err error, names input.Names) error {
 	if se, ok := errors.AsType[slackapi.SlackErrorResponse](err); ok {
 		if tokenRefused(se.Err) {
-			return fmt.Errorf("slack: Slack refused to open the socket (apps.connections.open: %s): check --%s / %s, an xapp-… token with connections:write: %w: %w",
-				se.Err, FlagAppToken, EnvAppToken, input.ErrPermanent, err)
+			return fmt.Errorf("slack: Slack refused to open the socket (apps.connections.open: %s): check %s, an xapp-… token with connections:write: %w: %w",
+				se.Err, names.Of("AppToken"), input.ErrPermanent, err)
 		}
 		return fmt.Errorf("slack: Slack refused to open the socket (apps.connections.open: %s): %w", se.Err, err)
 	}
@@ -222,7 +222,7 @@ func (c *conn) handle(ctx context.Context, evt socketmode.Event) (err error) {
 		if ce, ok := evt.Data.(*slackapi.ConnectionErrorEvent); ok && ce.ErrorObj != nil {
 			err = ce.ErrorObj
 		}
-		return classifyRunError(err)
+		return classifyRunError(err, c.in.names)
 	case socketmode.EventTypeInvalidAuth:
 		// socketmode says so when apps.connections.open answers HTTP 404,
 		// then its Run returns that error, which classifyRunError explains.

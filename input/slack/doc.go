@@ -2,10 +2,10 @@
 // (an outbound WebSocket, so the bot needs no public URL) and answers with the
 // Web API.
 //
-// It is the input "slack" (--inputs=slack) and reads
-// --slack_app_token (the app-level xapp-… token that opens the socket),
-// --slack_bot_token (the xoxb-… token for the Web API; --slack_token is kept
-// as an alias) and --slack_api_url, each with a MICRO_* environment variable.
+// It is the input "slack" (--inputs=slack). [New] takes a [Config]: the
+// app-level xapp-… token that opens the socket, the xoxb-… bot token for the
+// Web API, and the API URL (cmd/microbot fills it from --slack_app_token,
+// --slack_bot_token and --slack_api_url).
 //
 // What reaches the bot: mentions of the app in channels (app_mention), every
 // message of a direct conversation with the app (message events of

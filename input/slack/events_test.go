@@ -7,7 +7,10 @@ import (
 )
 
 func TestEventIDDeduplicates(t *testing.T) {
-	in := New()
+	in, err := New(Config{AppToken: "xapp-1-A1-test-token", BotToken: "xoxb-1-test-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	in.self = &selfInfo{userID: "UBOT"}
 	dm := func(eventID, ts string) slackevents.EventsAPIEvent {
 		return slackevents.EventsAPIEvent{

@@ -13,28 +13,12 @@ import (
 	"time"
 
 	slackapi "github.com/slack-go/slack"
-	"github.com/urfave/cli/v2"
 
 	"github.com/microbot/microbot/input"
 )
 
 // Name is the name of this input in the input table (--inputs=slack).
 const Name = "slack"
-
-// Flag names and their environment variables.
-const (
-	FlagAppToken = "slack_app_token"
-	FlagBotToken = "slack_bot_token"
-	FlagToken    = "slack_token" // the seeds' flag, an alias of FlagBotToken
-	FlagAPIURL   = "slack_api_url"
-	FlagDebug    = "slack_debug"
-
-	EnvAppToken = "MICRO_SLACK_APP_TOKEN"
-	EnvBotToken = "MICRO_SLACK_BOT_TOKEN"
-	EnvToken    = "MICRO_SLACK_TOKEN"
-	EnvAPIURL   = "MICRO_SLACK_API_URL"
-	EnvDebug    = "MICRO_SLACK_DEBUG"
-)
 
 // Limits of a reply.
 const (
@@ -52,9 +36,8 @@ const (
 	FileThreshold = 40 * 1024
 )
 
-// Input is the Slack input. Build it with [New], configure it with Init
-// (from flags) and open connections with Stream. It is safe for concurrent
-// use.
+// Input is the Slack input. Build it with [New] and open connections with
+// Stream. It is safe for concurrent use.
 type Input struct {
 	opts options
 	log  *slog.Logger
@@ -64,6 +47,7 @@ type Input struct {
 	http     *http.Client
 	appToken string
 	debug    bool
+	names    input.Names // of the Config's fields, for messages
 	self     *selfInfo
 
 	cur atomic.Pointer[conn] // the latest connection, for Connected
@@ -111,8 +95,28 @@ func WithPingTimeout(d time.Duration) Option { return func(o *options) { o.pingT
 // (HTTP 429 Retry-After) before Send gives up (default 2 min).
 func WithRateLimitWait(d time.Duration) Option { return func(o *options) { o.rateLimitWait = d } }
 
-// New returns an unconfigured Slack input; Init configures it.
-func New(opts ...Option) *Input {
+// Config is the Slack input's configuration: its two tokens and where the
+// Web API is.
+type Config struct {
+	// AppToken is the app-level token (xapp-…, scope connections:write)
+	// that opens the Socket Mode connection.
+	AppToken string
+	// BotToken is the bot token (xoxb-…) for the Web API.
+	BotToken string
+	// APIURL is the Web API's base URL: a Slack-compatible proxy or a test
+	// server; empty: Slack's own.
+	APIURL string
+	// Debug logs the Socket Mode traffic at debug level (credentials
+	// redacted, message text included).
+	Debug bool
+	// Names names the fields in error messages.
+	Names input.Names
+}
+
+// New returns a Slack input. It checks the tokens and the API URL and makes
+// no network call; a missing or malformed token is an error naming the
+// field, never showing the token.
+func New(cfg Config, opts ...Option) (*Input, error) {
 	o := options{
 		httpTimeout:    30 * time.Second,
 		connectTimeout: 30 * time.Second,
@@ -127,67 +131,37 @@ func New(opts ...Option) *Input {
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
-	return &Input{
+	in := &Input{
 		opts:      o,
 		log:       o.logger.With("input", Name),
 		seen:      newTTLCache[string, struct{}](10000),
 		users:     newTTLCache[string, string](2000),
 		responses: newTTLCache[string, string](1000),
 	}
+	if err := in.configure(cfg); err != nil {
+		return nil, err
+	}
+	return in, nil
 }
 
 // String returns "slack".
 func (in *Input) String() string { return Name }
 
-// Flags returns the input's flags.
-func (in *Input) Flags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{
-			Name:    FlagAppToken,
-			EnvVars: []string{EnvAppToken},
-			Usage:   "Slack app-level token (xapp-…, scope connections:write) that opens the Socket Mode connection",
-		},
-		&cli.StringFlag{
-			Name:    FlagBotToken,
-			Aliases: []string{FlagToken},
-			EnvVars: []string{EnvBotToken, EnvToken},
-			Usage:   "Slack bot token (xoxb-…) for the Web API",
-		},
-		&cli.StringFlag{
-			Name:    FlagAPIURL,
-			EnvVars: []string{EnvAPIURL},
-			Usage:   "Slack Web API base URL (a Slack-compatible proxy or a test server; default " + slackapi.APIURL + ")",
-		},
-		&cli.BoolFlag{
-			Name:    FlagDebug,
-			EnvVars: []string{EnvDebug},
-			Usage:   "log the Socket Mode traffic at debug level (credentials redacted, message text included)",
-		},
-	}
-}
-
-// Init checks the tokens and the API URL from the command line. It makes no
-// network call; a missing or malformed token is an error naming the flag,
-// never showing the token.
-func (in *Input) Init(c *cli.Context) error {
-	return in.configure(c.String(FlagAppToken), c.String(FlagBotToken), c.String(FlagAPIURL), c.Bool(FlagDebug))
-}
-
-func (in *Input) configure(appToken, botToken, apiURL string, debug bool) error {
-	appToken, botToken = strings.TrimSpace(appToken), strings.TrimSpace(botToken)
+func (in *Input) configure(cfg Config) error {
+	appToken, botToken := strings.TrimSpace(cfg.AppToken), strings.TrimSpace(cfg.BotToken)
 	if err := checkToken(appToken, "xapp-", "app-level token",
-		"--"+FlagAppToken+" or "+EnvAppToken, "the app's xapp-… token with the connections:write scope (Basic Information → App-Level Tokens)"); err != nil {
+		cfg.Names.Of("AppToken"), "the app's xapp-… token with the connections:write scope (Basic Information → App-Level Tokens)"); err != nil {
 		return err
 	}
 	if err := checkToken(botToken, "xoxb-", "bot token",
-		"--"+FlagBotToken+" (alias --"+FlagToken+") or "+EnvBotToken+" ("+EnvToken+")", "the xoxb-… Bot User OAuth Token (OAuth & Permissions)"); err != nil {
+		cfg.Names.Of("BotToken"), "the xoxb-… Bot User OAuth Token (OAuth & Permissions)"); err != nil {
 		return err
 	}
 	apiOpts := []slackapi.Option{slackapi.OptionAppLevelToken(appToken)}
-	if apiURL = strings.TrimSpace(apiURL); apiURL != "" {
+	if apiURL := strings.TrimSpace(cfg.APIURL); apiURL != "" {
 		u, err := url.Parse(apiURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("slack: --%s (%s) must be an absolute http(s) URL such as %s", FlagAPIURL, EnvAPIURL, slackapi.APIURL)
+			return fmt.Errorf("slack: %s must be an absolute http(s) URL such as %s", cfg.Names.Of("APIURL"), slackapi.APIURL)
 		}
 		if !strings.HasSuffix(apiURL, "/") {
 			apiURL += "/"
@@ -197,13 +171,11 @@ func (in *Input) configure(appToken, botToken, apiURL string, debug bool) error 
 	hc := &http.Client{Timeout: in.opts.httpTimeout}
 	apiOpts = append(apiOpts, slackapi.OptionHTTPClient(hc), slackapi.OptionLog(logWriter{in.log}))
 
-	in.mu.Lock()
-	defer in.mu.Unlock()
 	in.api = slackapi.New(botToken, apiOpts...)
 	in.http = hc
 	in.appToken = appToken
-	in.debug = debug
-	in.self = nil
+	in.debug = cfg.Debug
+	in.names = cfg.Names
 	return nil
 }
 
@@ -295,7 +267,7 @@ func (in *Input) whoAmI(ctx context.Context) (*selfInfo, error) {
 	if err != nil {
 		if se, ok := errors.AsType[slackapi.SlackErrorResponse](err); ok {
 			if tokenRefused(se.Err) {
-				return nil, fmt.Errorf("slack: Slack rejected the bot token (auth.test: %s): check --%s / %s: %w: %w", se.Err, FlagBotToken, EnvBotToken, input.ErrPermanent, err)
+				return nil, fmt.Errorf("slack: Slack rejected the bot token (auth.test: %s): check %s: %w: %w", se.Err, in.names.Of("BotToken"), input.ErrPermanent, err)
 			}
 			return nil, fmt.Errorf("slack: auth.test failed (%s): %w", se.Err, err)
 		}

@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	slackapi "github.com/slack-go/slack"
-	"github.com/urfave/cli/v2"
 
 	"github.com/microbot/microbot/input"
 	"github.com/microbot/microbot/input/slack"
@@ -39,9 +36,10 @@ func newHarness(t testing.TB, opts ...slack.Option) *harness {
 		slacktestws.WithPingInterval(500*time.Millisecond),
 	)
 	t.Cleanup(srv.Close)
-	in := slack.New(append([]slack.Option{slack.WithLogger(testLogger(t))}, opts...)...)
-	if err := initInput(in, "--slack_app_token="+srv.AppToken, "--slack_bot_token="+srv.BotToken, "--slack_api_url="+srv.APIURL()); err != nil {
-		t.Fatalf("Init: %v", err)
+	in, err := slack.New(slack.Config{AppToken: srv.AppToken, BotToken: srv.BotToken, APIURL: srv.APIURL()},
+		append([]slack.Option{slack.WithLogger(testLogger(t))}, opts...)...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
 	}
 	h := &harness{t: t, srv: srv, in: in}
 	h.stream()
@@ -49,18 +47,6 @@ func newHarness(t testing.TB, opts ...slack.Option) *harness {
 		t.Fatal(err)
 	}
 	return h
-}
-
-// initInput runs Init the way the binary does: flags parsed by urfave/cli.
-func initInput(in input.Input, args ...string) error {
-	app := &cli.App{
-		Name:      "microbot",
-		Flags:     in.Flags(),
-		Writer:    io.Discard,
-		ErrWriter: io.Discard,
-		Action:    in.Init,
-	}
-	return app.Run(append([]string{"microbot"}, args...))
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -669,32 +655,31 @@ func TestRepliesToOneChannelStayInOrder(t *testing.T) {
 	}
 }
 
-func TestBadTokensRejectedAtInit(t *testing.T) {
+func TestBadTokensRejectedByNew(t *testing.T) {
 	const secret = "Zq9SECRETvalue"
 	tests := []struct {
 		name string
-		args []string
-		env  map[string]string
+		cfg  slack.Config
 		want string
 	}{
-		{"no tokens", nil, nil, "no app-level token"},
-		{"no bot token", []string{"--slack_app_token=xapp-1-A1-" + secret}, nil, "no bot token"},
-		{"tokens swapped", []string{"--slack_app_token=xoxb-1-" + secret, "--slack_bot_token=xapp-1-" + secret}, nil, "holds a bot token"},
-		{"user token as bot token", []string{"--slack_app_token=xapp-1-A1-" + secret, "--slack_bot_token=xoxp-1-" + secret}, nil, "holds a user token"},
-		{"garbage", []string{"--slack_app_token=" + secret}, nil, "not a Slack app-level token"},
-		{"truncated", []string{"--slack_app_token=xapp-1-A1-" + secret, "--slack_bot_token=xoxb-"}, nil, "malformed"},
-		{"bad env token", nil, map[string]string{"MICRO_SLACK_APP_TOKEN": "xapp-1-A1-" + secret, "MICRO_SLACK_TOKEN": "xoxb-" + secret + " x"}, "malformed"},
-		{"bad api url", []string{"--slack_app_token=xapp-1-A1-" + secret, "--slack_bot_token=xoxb-1-" + secret, "--slack_api_url=localhost:80"}, nil, "--slack_api_url"},
+		{"no tokens", slack.Config{}, "slack: no app-level token: set AppToken to the app's xapp-… token"},
+		{"no bot token", slack.Config{AppToken: "xapp-1-A1-" + secret}, "no bot token"},
+		{"tokens swapped", slack.Config{AppToken: "xoxb-1-" + secret, BotToken: "xapp-1-" + secret}, "AppToken holds a bot token"},
+		{"user token as bot token", slack.Config{AppToken: "xapp-1-A1-" + secret, BotToken: "xoxp-1-" + secret}, "holds a user token"},
+		{"garbage", slack.Config{AppToken: secret}, "not a Slack app-level token"},
+		{"truncated", slack.Config{AppToken: "xapp-1-A1-" + secret, BotToken: "xoxb-"}, "malformed"},
+		{"space inside", slack.Config{AppToken: "xapp-1-A1-" + secret, BotToken: "xoxb-" + secret + " x"}, "malformed"},
+		{"bad api url", slack.Config{AppToken: "xapp-1-A1-" + secret, BotToken: "xoxb-1-" + secret, APIURL: "localhost:80"}, "APIURL must be an absolute http(s) URL"},
+		{"named", slack.Config{Names: input.Names{"AppToken": "--slack_app_token"}}, "set --slack_app_token to"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			setEnv(t, tt.env)
-			err := initInput(slack.New(), tt.args...)
-			if err == nil {
-				t.Fatal("Init accepted it")
+			in, err := slack.New(tt.cfg)
+			if err == nil || in != nil {
+				t.Fatal("New accepted it")
 			}
 			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Init = %q, want it to say %q", err, tt.want)
+				t.Errorf("New = %q, want it to say %q", err, tt.want)
 			}
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("the error shows the token: %q", err)
@@ -715,46 +700,6 @@ func BenchmarkRoundTrip(b *testing.B) {
 		if err := h.srv.WaitFor(h.ctx(), func() bool { return h.srv.PostCount() > i }); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-// setEnv sets the input's environment variables to env, unsetting the
-// others (for the test only).
-func setEnv(t *testing.T, env map[string]string) {
-	for _, k := range []string{"MICRO_SLACK_APP_TOKEN", "MICRO_SLACK_BOT_TOKEN", "MICRO_SLACK_TOKEN", "MICRO_SLACK_API_URL", "MICRO_SLACK_DEBUG"} {
-		t.Setenv(k, env[k]) // restored after the test
-		if _, ok := env[k]; !ok {
-			os.Unsetenv(k)
-		}
-	}
-}
-
-func TestTokensFromEnvironmentAndAlias(t *testing.T) {
-	srv := slacktestws.New()
-	defer srv.Close()
-	for _, tt := range []struct {
-		name string
-		env  map[string]string
-		args []string
-	}{
-		{"env", map[string]string{"MICRO_SLACK_APP_TOKEN": srv.AppToken, "MICRO_SLACK_BOT_TOKEN": srv.BotToken, "MICRO_SLACK_API_URL": srv.APIURL()}, nil},
-		{"seed env", map[string]string{"MICRO_SLACK_APP_TOKEN": srv.AppToken, "MICRO_SLACK_TOKEN": srv.BotToken, "MICRO_SLACK_API_URL": srv.APIURL()}, nil},
-		{"seed flag", nil, []string{"--slack_app_token", srv.AppToken, "--slack_token", srv.BotToken, "--slack_api_url", srv.APIURL()}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			setEnv(t, tt.env)
-			in := slack.New(slack.WithLogger(testLogger(t)))
-			if err := initInput(in, tt.args...); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
-			defer cancel()
-			c, err := in.Stream(ctx) // the fake checks both tokens
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = c.Close()
-		})
 	}
 }
 
@@ -805,8 +750,8 @@ func TestRejectedTokensFailStream(t *testing.T) {
 			if apiURL == "" {
 				apiURL = srv.APIURL()
 			}
-			in := slack.New(slack.WithLogger(testLogger(t)))
-			if err := initInput(in, "--slack_app_token="+tt.app, "--slack_bot_token="+tt.bot, "--slack_api_url="+apiURL); err != nil {
+			in, err := slack.New(slack.Config{AppToken: tt.app, BotToken: tt.bot, APIURL: apiURL}, slack.WithLogger(testLogger(t)))
+			if err != nil {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -856,7 +801,7 @@ func TestCloseEndsRecv(t *testing.T) {
 }
 
 func TestStatusReporter(t *testing.T) {
-	if _, ok := input.Input(slack.New()).(input.StatusReporter); !ok {
+	if _, ok := input.Input(&slack.Input{}).(input.StatusReporter); !ok {
 		t.Fatal("the slack input is not a StatusReporter")
 	}
 }

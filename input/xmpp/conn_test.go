@@ -15,8 +15,8 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 // ops@conference.localhost as "microbot", without a server.
 func testConn(t *testing.T) (*conn, *room) {
 	t.Helper()
-	in := New(WithLogger(quietLogger()))
-	if err := in.Configure(Config{JID: "bot@localhost", Password: "pw", Nick: "microbot", Rooms: []string{"ops@conference.localhost"}}); err != nil {
+	in, err := New(Config{JID: "bot@localhost", Password: "pw", Nick: "microbot", Rooms: []string{"ops@conference.localhost"}}, WithLogger(quietLogger()))
+	if err != nil {
 		t.Fatal(err)
 	}
 	c := newConn(in)

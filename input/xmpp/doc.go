@@ -1,7 +1,7 @@
 // Package xmpp is the bot's XMPP input (--inputs=xmpp, and --inputs=hipchat
-// with the seeds' --hipchat_* flags): the bot logs in to an XMPP account,
-// joins rooms (XEP-0045) and answers direct messages and, in rooms, the
-// messages addressed to it ("microbot: list services", "microbot list
+// with the account given the HipChat way): the bot logs in to an XMPP
+// account, joins rooms (XEP-0045) and answers direct messages and, in rooms,
+// the messages addressed to it ("microbot: list services", "microbot list
 // services", "@microbot …", case-insensitive).
 //
 // It speaks XMPP through its own small client, package

@@ -14,8 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/microbot/microbot/input"
 	"github.com/microbot/microbot/input/xmpp/xmppclient"
 )
@@ -24,31 +22,10 @@ import (
 const (
 	// Name is --inputs=xmpp.
 	Name = "xmpp"
-	// HipChatName is --inputs=hipchat: the same input configured with the
-	// seeds' --hipchat_* flags (HipChat spoke XMPP).
+	// HipChatName is --inputs=hipchat: the same input, its account given
+	// the HipChat way (see HipChatAccount; HipChat spoke XMPP).
 	HipChatName = "hipchat"
 )
-
-// Flag names; each has the environment variable MICRO_ + its upper-case name.
-const (
-	FlagJID                = "xmpp_jid"
-	FlagPassword           = "xmpp_password"
-	FlagRooms              = "xmpp_rooms"
-	FlagNick               = "xmpp_nick"
-	FlagServer             = "xmpp_server"
-	FlagTLS                = "xmpp_tls"
-	FlagCAFile             = "xmpp_ca_file"
-	FlagInsecureSkipVerify = "xmpp_insecure_skip_verify"
-	FlagAllowPlain         = "xmpp_allow_plain"
-	FlagPingInterval       = "xmpp_ping_interval"
-
-	FlagHipChatUsername = "hipchat_username"
-	FlagHipChatPassword = "hipchat_password"
-	FlagHipChatServer   = "hipchat_server"
-)
-
-// env returns a flag's environment variable.
-func env(flag string) string { return "MICRO_" + strings.ToUpper(flag) }
 
 // ErrPermanent is wrapped by the errors of Stream and Recv that retrying
 // with the same configuration cannot fix: the server refused the
@@ -96,23 +73,23 @@ const (
 	// instance another instance logged in with the same resource) gets
 	// ever slower reconnects, not a storm.
 	DefaultStableAfter = time.Minute
-	// DefaultNick is the room nick when neither --xmpp_nick nor a JID
+	// DefaultNick is the room nick when neither Config.Nick nor a JID
 	// localpart gives one.
 	DefaultNick = "microbot"
 )
 
-// Input is the XMPP input. Build it with [New] (or [NewHipChat]), configure
-// it with Init and open it with Stream. It is safe for concurrent use.
+// Input is the XMPP input. Build it with [New] (or [NewHipChat]) and open it
+// with Stream. It is safe for concurrent use.
 type Input struct {
 	name string
 	opts options
 	log  *slog.Logger
 
-	cfg *settings // set by Init
+	cfg *settings
 	cur atomic.Pointer[conn]
 }
 
-// settings is the configuration read from the flags.
+// settings is the checked configuration.
 type settings struct {
 	jid        xmppclient.JID
 	password   string
@@ -149,28 +126,85 @@ func WithBackoff(min, max time.Duration) Option {
 func WithStableAfter(d time.Duration) Option { return func(o *options) { o.stableAfter = d } }
 
 // WithKeepalive sets the ping interval and timeout of the client (see
-// xmppclient.WithKeepalive); the --xmpp_ping_interval flag overrides the
-// interval.
+// xmppclient.WithKeepalive); Config.PingInterval overrides the interval.
 func WithKeepalive(interval, timeout time.Duration) Option {
 	return func(o *options) { o.pingInterval, o.pingTimeout = interval, timeout }
 }
 
 // WithClientOptions adds options to every client the input dials (after
-// those from the flags), e.g. xmppclient.WithDialer.
+// those from the Config), e.g. xmppclient.WithDialer.
 func WithClientOptions(opts ...xmppclient.Option) Option {
 	return func(o *options) { o.clientOpts = append(o.clientOpts, opts...) }
 }
 
-// New returns an unconfigured XMPP input; Init configures it.
-func New(opts ...Option) *Input { return newInput(Name, opts) }
+// Config is the XMPP input's configuration: the bot's account, its rooms,
+// and how to reach and trust the server.
+type Config struct {
+	// JID is the bot's account, bot@example.org[/resource].
+	JID string
+	// Password is the account's password.
+	Password string
+	// Rooms are the rooms (XEP-0045) to join, e.g. ops@conference.example.org.
+	Rooms []string
+	// Nick is the nick in rooms, and the name that addresses the bot there
+	// (default: the JID's localpart).
+	Nick string
+	// Server is the server's address host:port, instead of the SRV records
+	// of the JID's domain.
+	Server string
+	// TLS is "starttls" (the default: required), "direct" (TLS from the
+	// first byte, port 5223) or "none" (development servers only).
+	TLS string
+	// CAFile is a PEM file of the CA certificates to trust for the server
+	// (instead of the system's).
+	CAFile string
+	// InsecureSkipVerify does not verify the server's certificate
+	// (development servers only).
+	InsecureSkipVerify bool
+	// AllowPlain allows sending the password with SASL PLAIN without TLS
+	// (development servers only).
+	AllowPlain bool
+	// PingInterval is how long a silent stream waits before pinging the
+	// server (default: WithKeepalive's, xmppclient.DefaultPingInterval).
+	PingInterval time.Duration
+	// Names names the fields in error messages.
+	Names input.Names
+}
+
+// DefaultConfig is a configuration with the defaults filled in; the account
+// is still to be given.
+func DefaultConfig() Config {
+	return Config{TLS: "starttls", PingInterval: xmppclient.DefaultPingInterval}
+}
+
+// New returns an XMPP input on the account of cfg. It checks cfg and reads
+// the CA file, but does not connect; a missing or malformed setting is an
+// error naming the field (never showing the password).
+func New(cfg Config, opts ...Option) (*Input, error) { return newInput(Name, cfg, opts) }
 
 // NewHipChat returns the input "hipchat" (--inputs=hipchat): the XMPP input
-// whose account comes from --hipchat_username, --hipchat_password and
-// --hipchat_server (the other --xmpp_* flags, such as --xmpp_rooms, apply
-// to it too when they are defined).
-func NewHipChat(opts ...Option) *Input { return newInput(HipChatName, opts) }
+// under HipChat's name, its account usually given with HipChatAccount.
+func NewHipChat(cfg Config, opts ...Option) (*Input, error) { return newInput(HipChatName, cfg, opts) }
 
-func newInput(name string, opts []Option) *Input {
+// HipChatAccount returns the JID and server address of an account given the
+// HipChat way: username is a JID, or a user name on server; server is
+// host[:port], port 5222 by default, and may be empty.
+func HipChatAccount(username, server string) (jid, addr string) {
+	jid, server = strings.TrimSpace(username), strings.TrimSpace(server)
+	if server == "" {
+		return jid, ""
+	}
+	host, port, err := net.SplitHostPort(server)
+	if err != nil {
+		host, port = server, "5222"
+	}
+	if jid != "" && !strings.Contains(jid, "@") {
+		jid += "@" + host
+	}
+	return jid, net.JoinHostPort(host, port)
+}
+
+func newInput(name string, cfg Config, opts []Option) (*Input, error) {
 	o := options{
 		backoffMin:   DefaultBackoffMin,
 		backoffMax:   DefaultBackoffMax,
@@ -189,118 +223,36 @@ func newInput(name string, opts []Option) *Input {
 		o.backoffMin = DefaultBackoffMin
 	}
 	o.backoffMax = max(o.backoffMax, o.backoffMin)
-	return &Input{name: name, opts: o, log: o.logger.With("input", name)}
+	in := &Input{name: name, opts: o, log: o.logger.With("input", name)}
+	if err := in.configure(cfg); err != nil {
+		return nil, err
+	}
+	return in, nil
 }
 
 // String returns "xmpp" (or "hipchat").
 func (in *Input) String() string { return in.name }
 
-// Flags returns the input's flags, each with a MICRO_* environment variable.
-func (in *Input) Flags() []cli.Flag {
-	if in.name == HipChatName {
-		return []cli.Flag{
-			&cli.StringFlag{Name: FlagHipChatUsername, EnvVars: []string{env(FlagHipChatUsername)},
-				Usage: "XMPP account of the bot for --inputs=hipchat: a JID (bot@example.org), or a user name on --hipchat_server"},
-			&cli.StringFlag{Name: FlagHipChatPassword, EnvVars: []string{env(FlagHipChatPassword)},
-				Usage: "password of --hipchat_username"},
-			&cli.StringFlag{Name: FlagHipChatServer, EnvVars: []string{env(FlagHipChatServer)},
-				Usage: "XMPP server for --inputs=hipchat, host[:port] (port 5222 by default); also the domain of a --hipchat_username without one"},
-		}
-	}
-	return []cli.Flag{
-		&cli.StringFlag{Name: FlagJID, EnvVars: []string{env(FlagJID)},
-			Usage: "XMPP account of the bot, bot@example.org[/resource]"},
-		&cli.StringFlag{Name: FlagPassword, EnvVars: []string{env(FlagPassword)},
-			Usage: "password of --xmpp_jid (prefer the environment variable: flags show in ps)"},
-		&cli.StringFlag{Name: FlagRooms, EnvVars: []string{env(FlagRooms)},
-			Usage: "comma-separated rooms (XEP-0045) to join, e.g. ops@conference.example.org"},
-		&cli.StringFlag{Name: FlagNick, EnvVars: []string{env(FlagNick)},
-			Usage: "nick in rooms, and the name that addresses the bot there (default: the JID's localpart)"},
-		&cli.StringFlag{Name: FlagServer, EnvVars: []string{env(FlagServer)},
-			Usage: "server address host:port, instead of the SRV records of the JID's domain"},
-		&cli.StringFlag{Name: FlagTLS, EnvVars: []string{env(FlagTLS)}, Value: "starttls",
-			Usage: "starttls (required), direct (TLS from the first byte, port 5223), or none (development servers only)"},
-		&cli.StringFlag{Name: FlagCAFile, EnvVars: []string{env(FlagCAFile)},
-			Usage: "PEM file of the CA certificates to trust for the server (instead of the system's)"},
-		&cli.BoolFlag{Name: FlagInsecureSkipVerify, EnvVars: []string{env(FlagInsecureSkipVerify)},
-			Usage: "do not verify the server's certificate (development servers only)"},
-		&cli.BoolFlag{Name: FlagAllowPlain, EnvVars: []string{env(FlagAllowPlain)},
-			Usage: "allow sending the password with SASL PLAIN without TLS (development servers only)"},
-		&cli.DurationFlag{Name: FlagPingInterval, EnvVars: []string{env(FlagPingInterval)}, Value: xmppclient.DefaultPingInterval,
-			Usage: "ping the server after this much silence; a stream silent for this plus 20s is dropped and reopened"},
-	}
-}
-
-// Config is the input's configuration in code (Init builds it from flags).
-type Config struct {
-	JID, Password      string
-	Rooms              []string
-	Nick               string
-	Server             string
-	TLS                string // "starttls" (default), "direct", "none"
-	CAFile             string
-	InsecureSkipVerify bool
-	AllowPlain         bool
-	PingInterval       time.Duration
-}
-
-// Init reads the configuration from the command line. It does not connect;
-// a missing or malformed setting is an error naming the flag (never showing
-// the password).
-func (in *Input) Init(c *cli.Context) error {
-	cfg := Config{
-		JID:                c.String(FlagJID),
-		Password:           c.String(FlagPassword),
-		Rooms:              splitList(c.String(FlagRooms)),
-		Nick:               c.String(FlagNick),
-		Server:             c.String(FlagServer),
-		TLS:                c.String(FlagTLS),
-		CAFile:             c.String(FlagCAFile),
-		InsecureSkipVerify: c.Bool(FlagInsecureSkipVerify),
-		AllowPlain:         c.Bool(FlagAllowPlain),
-		PingInterval:       c.Duration(FlagPingInterval),
-	}
-	if in.name == HipChatName {
-		user, server := strings.TrimSpace(c.String(FlagHipChatUsername)), strings.TrimSpace(c.String(FlagHipChatServer))
-		cfg.Password, cfg.JID, cfg.Server = c.String(FlagHipChatPassword), user, ""
-		if server != "" {
-			host, port, err := net.SplitHostPort(server)
-			if err != nil {
-				host, port = server, "5222"
-			}
-			cfg.Server = net.JoinHostPort(host, port)
-			if user != "" && !strings.Contains(user, "@") {
-				cfg.JID = user + "@" + host
-			}
-		}
-		return in.configure(cfg, "--"+FlagHipChatUsername, "--"+FlagHipChatPassword, "--"+FlagHipChatServer)
-	}
-	return in.configure(cfg, "--"+FlagJID, "--"+FlagPassword, "--"+FlagServer)
-}
-
-// Configure sets the configuration directly, as Init does from flags.
-func (in *Input) Configure(cfg Config) error {
-	return in.configure(cfg, "JID", "Password", "Server")
-}
-
-func (in *Input) configure(cfg Config, jidName, passwordName, serverName string) error {
+// configure checks cfg and keeps what Stream needs.
+func (in *Input) configure(cfg Config) error {
+	name := cfg.Names.Of
 	s := &settings{password: cfg.Password}
 	raw := strings.TrimSpace(cfg.JID)
 	if raw == "" {
-		return fmt.Errorf("xmpp: %s is required (%s): the bot's account, e.g. bot@example.org", jidName, envFor(jidName))
+		return fmt.Errorf("xmpp: %s is required: the bot's account, e.g. bot@example.org", name("JID"))
 	}
 	j, err := xmppclient.ParseJID(raw)
 	if err != nil || j.Local == "" {
-		return fmt.Errorf("xmpp: %s %q is not an account JID like bot@example.org", jidName, raw)
+		return fmt.Errorf("xmpp: %s %q is not an account JID like bot@example.org", name("JID"), raw)
 	}
 	s.jid = j
 	if cfg.Password == "" {
-		return fmt.Errorf("xmpp: %s is required (%s)", passwordName, envFor(passwordName))
+		return fmt.Errorf("xmpp: %s is required", name("Password"))
 	}
 	for _, r := range cfg.Rooms {
 		room, err := xmppclient.ParseJID(r)
 		if err != nil || room.Local == "" || room.Resource != "" {
-			return fmt.Errorf("xmpp: --%s: %q is not a room JID like ops@conference.example.org", FlagRooms, r)
+			return fmt.Errorf("xmpp: %s: %q is not a room JID like ops@conference.example.org", name("Rooms"), r)
 		}
 		s.rooms = append(s.rooms, room)
 	}
@@ -309,14 +261,14 @@ func (in *Input) configure(cfg Config, jidName, passwordName, serverName string)
 		s.nick = j.Local
 	}
 	if s.nick == "" || len(s.nick) > 256 || strings.ContainsFunc(s.nick, func(r rune) bool { return r < ' ' }) {
-		return fmt.Errorf("xmpp: --%s %q is not a usable nick", FlagNick, s.nick)
+		return fmt.Errorf("xmpp: %s %q is not a usable nick", name("Nick"), s.nick)
 	}
 
 	var opts []xmppclient.Option
 	if srv := strings.TrimSpace(cfg.Server); srv != "" {
 		host, port, err := net.SplitHostPort(srv)
 		if p, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || p < 1 || p > 65535 {
-			return fmt.Errorf("xmpp: %s %q must be host:port, e.g. xmpp.example.org:5222", serverName, srv)
+			return fmt.Errorf("xmpp: %s %q must be host:port, e.g. xmpp.example.org:5222", name("Server"), srv)
 		}
 		opts = append(opts, xmppclient.WithServer(srv))
 	}
@@ -328,17 +280,17 @@ func (in *Input) configure(cfg Config, jidName, passwordName, serverName string)
 	case "none":
 		opts = append(opts, xmppclient.WithTLSMode(xmppclient.NoTLS))
 	default:
-		return fmt.Errorf("xmpp: --%s %q: want starttls, direct or none", FlagTLS, cfg.TLS)
+		return fmt.Errorf("xmpp: %s %q: want starttls, direct or none", name("TLS"), cfg.TLS)
 	}
 	tc := &tls.Config{InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // explicit opt-in for dev servers
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
-			return fmt.Errorf("xmpp: --%s: %w", FlagCAFile, err)
+			return fmt.Errorf("xmpp: %s: %w", name("CAFile"), err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("xmpp: --%s %s holds no PEM certificate", FlagCAFile, cfg.CAFile)
+			return fmt.Errorf("xmpp: %s %s holds no PEM certificate", name("CAFile"), cfg.CAFile)
 		}
 		tc.RootCAs = pool
 	}
@@ -350,27 +302,10 @@ func (in *Input) configure(cfg Config, jidName, passwordName, serverName string)
 	opts = append(opts, xmppclient.WithKeepalive(interval, in.opts.pingTimeout), xmppclient.WithLogger(in.log))
 	s.clientOpts = append(opts, in.opts.clientOpts...)
 	if cfg.InsecureSkipVerify {
-		in.log.Warn("xmpp: the server's certificate will not be verified (--" + FlagInsecureSkipVerify + ")")
+		in.log.Warn("xmpp: the server's certificate will not be verified (" + name("InsecureSkipVerify") + ")")
 	}
 	in.cfg = s
 	return nil
-}
-
-func envFor(name string) string {
-	if strings.HasPrefix(name, "--") {
-		return env(strings.TrimPrefix(name, "--"))
-	}
-	return "Config." + name
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // Connected reports whether the input is connected to the server right now
@@ -389,9 +324,6 @@ func (in *Input) Connected() bool {
 // retry; an error that retrying cannot fix (bad credentials, an untrusted
 // certificate) wraps [ErrPermanent].
 func (in *Input) Stream(ctx context.Context) (input.Conn, error) {
-	if in.cfg == nil {
-		return nil, errors.New("xmpp: Stream called before Init")
-	}
 	c := newConn(in)
 	cl, err := c.dial(ctx)
 	if err != nil {

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/microbot/microbot/input"
 	"github.com/microbot/microbot/input/xmpp"
 	"github.com/microbot/microbot/input/xmpp/xmppclient"
@@ -64,8 +62,8 @@ func fastOptions(d *dialCounter) []xmpp.Option {
 func startBot(t *testing.T, cfg xmpp.Config, opts ...xmpp.Option) *bot {
 	t.Helper()
 	d := &dialCounter{}
-	in := xmpp.New(append(fastOptions(d), opts...)...)
-	if err := in.Configure(cfg); err != nil {
+	in, err := xmpp.New(cfg, append(fastOptions(d), opts...)...)
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -308,15 +306,15 @@ func TestWrongPassword(t *testing.T) {
 	srv := prosodytest.Start(t)
 	srv.Register("bot", "bot-pw")
 	d := &dialCounter{}
-	in := xmpp.New(fastOptions(d)...)
 	cfg := botConfig(srv)
 	cfg.Password = "not-the-password"
-	if err := in.Configure(cfg); err != nil {
+	in, err := xmpp.New(cfg, fastOptions(d)...)
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	_, err := in.Stream(ctx)
+	_, err = in.Stream(ctx)
 	if err == nil {
 		t.Fatal("Stream with a wrong password succeeded")
 	}
@@ -396,14 +394,13 @@ func TestCloseEndsRecvAndSend(t *testing.T) {
 	}
 }
 
-func TestHipChatFlags(t *testing.T) {
+func TestHipChat(t *testing.T) {
 	t.Parallel()
 	srv := prosodytest.Start(t)
 	srv.Register("bot", "bot-pw")
-	x := xmpp.NewHipChat()
-	// The hipchat flags stand for the account; the xmpp flags still apply.
-	if err := runInit(x, []string{"--hipchat_username", "bot@localhost", "--hipchat_password", "bot-pw",
-		"--hipchat_server", srv.Addr, "--xmpp_ca_file", srv.CAFile}); err != nil {
+	jid, addr := xmpp.HipChatAccount("bot@localhost", srv.Addr)
+	x, err := xmpp.NewHipChat(xmpp.Config{JID: jid, Password: "bot-pw", Server: addr, CAFile: srv.CAFile}, xmpp.WithLogger(quiet()))
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -423,21 +420,6 @@ func TestHipChatFlags(t *testing.T) {
 	}
 }
 
-// runInit runs in.Init on args, with the flags of both XMPP inputs defined
-// as cmd/microbot defines every input's flags.
-func runInit(in *xmpp.Input, args []string) error {
-	flags := append(xmpp.NewHipChat().Flags(), xmpp.New().Flags()...)
-	var initErr error
-	app := &cli.App{Name: "microbot", Flags: flags, Action: func(c *cli.Context) error {
-		initErr = in.Init(c)
-		return nil
-	}}
-	if err := app.Run(append([]string{"microbot"}, args...)); err != nil {
-		return err
-	}
-	return initErr
-}
-
 // BenchmarkRoundTrip measures one command's trip through a real prosody: a
 // person's direct message becomes an Event, the reply reaches the person.
 func BenchmarkRoundTrip(b *testing.B) {
@@ -446,8 +428,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 	srv.Register("alice", "alice-pw")
 	ctx := b.Context()
 	d := &dialCounter{}
-	in := xmpp.New(fastOptions(d)...)
-	if err := in.Configure(botConfig(srv)); err != nil {
+	in, err := xmpp.New(botConfig(srv), fastOptions(d)...)
+	if err != nil {
 		b.Fatal(err)
 	}
 	conn, err := in.Stream(ctx)

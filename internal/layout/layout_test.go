@@ -40,26 +40,35 @@ func under(pkg, dir string) bool {
 	return p == dir || strings.HasPrefix(p, dir+"/")
 }
 
-func TestLayering(t *testing.T) {
+// imports returns the non-test imports of every package of the module.
+func imports(t *testing.T) map[string][]string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	// Non-test imports of every package of the module.
 	out, err := exec.CommandContext(ctx, "go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, module+"...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	checked := 0
+	pkgs := map[string][]string{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		pkg, imports := fields[0], fields[1:]
+		pkgs[fields[0]] = fields[1:]
+	}
+	if len(pkgs) < 20 {
+		t.Fatalf("only %d packages listed: go list did not list the module", len(pkgs))
+	}
+	return pkgs
+}
+
+func TestLayering(t *testing.T) {
+	for pkg, imps := range imports(t) {
 		for _, r := range rules {
 			if !under(pkg, r.from) {
 				continue
 			}
-			checked++
-			for _, imp := range imports {
+			for _, imp := range imps {
 				if !strings.HasPrefix(imp, module) {
 					continue
 				}
@@ -71,8 +80,23 @@ func TestLayering(t *testing.T) {
 			}
 		}
 	}
-	if checked < 20 {
-		t.Fatalf("only %d packages checked: go list did not list the module", checked)
+}
+
+// TestCLIOnlyInCommands: libraries take plain configs and options; only the
+// programs (cmd/..., examples/...) and the framework's own command-line
+// helper for services know urfave/cli.
+func TestCLIOnlyInCommands(t *testing.T) {
+	const cli = "github.com/urfave/cli/v2"
+	for pkg, imps := range imports(t) {
+		p := strings.TrimPrefix(pkg, module)
+		if under(pkg, "cmd") || under(pkg, "examples") || p == "framework" {
+			continue
+		}
+		for _, imp := range imps {
+			if imp == cli {
+				t.Errorf("%s imports %s: only cmd/microbot (and framework's flags) read the command line", p, cli)
+			}
+		}
 	}
 }
 
