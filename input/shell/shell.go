@@ -176,7 +176,6 @@ func osUser() string {
 // String returns "shell".
 func (s *Shell) String() string { return Name }
 
-
 // Stream starts reading the console. The console is read once: a second
 // Stream returns the same connection.
 func (s *Shell) Stream(ctx context.Context) (input.Conn, error) {
