@@ -107,7 +107,7 @@ func (b *builtins) listServices(ctx context.Context, req *Request) (*input.Reply
 	}
 	var names []string
 	for _, s := range svcs {
-		names = append(names, s.Name)
+		names = append(names, line(s.Name))
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)
@@ -148,7 +148,9 @@ func (b *builtins) query(ctx context.Context, req *Request) (*input.Reply, error
 	if err != nil {
 		return nil, fmt.Errorf("%s %s answered with invalid JSON: %w", service, method, err)
 	}
-	return Code(out), nil
+	// JSON escapes C0 controls in strings, but C1 controls, bidi controls
+	// and invalid UTF-8 may stand in it as they are.
+	return Code(input.Printable(out)), nil
 }
 
 // health calls Debug.Health on every node of a service, in parallel.
@@ -189,18 +191,18 @@ func (b *builtins) health(ctx context.Context, req *Request) (*input.Reply, erro
 	wg.Wait()
 	var sb strings.Builder
 	failed, total := 0, 0
-	fmt.Fprintf(&sb, "service %s\n", svcs[0].Name)
+	fmt.Fprintf(&sb, "service %s\n", line(svcs[0].Name))
 	for i, s := range svcs {
-		fmt.Fprintf(&sb, "\nversion %s\n\n", orDash(s.Version))
+		fmt.Fprintf(&sb, "\nversion %s\n\n", orDash(line(s.Version)))
 		rows := [][]string{{"NODE", "ADDRESS", "STATUS"}}
 		for _, r := range results[i] {
 			total++
-			status := orDash(r.status)
+			status := orDash(line(r.status))
 			if r.err != nil {
 				failed++
-				status = "error: " + CallError(s.Name, "Debug.Health", r.err).Error()
+				status = "error: " + line(CallError(s.Name, "Debug.Health", r.err).Error())
 			}
-			rows = append(rows, []string{r.node.ID, r.node.Address, status})
+			rows = append(rows, []string{line(r.node.ID), line(r.node.Address), status})
 		}
 		sb.WriteString(table(rows))
 	}

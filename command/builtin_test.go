@@ -13,7 +13,9 @@ import (
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/memory"
+	"github.com/microbot/microbot/framework/rpcerr"
 	"github.com/microbot/microbot/framework/server"
+	"github.com/microbot/microbot/framework/transport"
 	"github.com/microbot/microbot/input"
 )
 
@@ -246,5 +248,93 @@ func TestHelpAndToys(t *testing.T) {
 	}
 	if got := f.run("the three laws").Text; strings.Count(got, "\n") != 2 || !strings.HasPrefix(got, "1. A robot may not injure") {
 		t.Errorf("the three laws = %q", got)
+	}
+}
+
+// hostile answers Debug.Health, Evil.Fail and Evil.JSON with text meant to
+// deceive a reader or drive their terminal.
+func hostile(ctx context.Context, req *transport.Request) ([]byte, error) {
+	switch req.Endpoint {
+	case "Debug.Health":
+		return []byte(`{"status": "ok\nfake-node   127.0.0.1:1   ok"}`), nil
+	case "Evil.Fail":
+		return nil, rpcerr.BadRequest("x", "no\x1b[2J\x1b[31mHACKED\nerror: fake second line")
+	}
+	return []byte("{\"text\": \"csi \u009b2J and \u202eevil\"}"), nil
+}
+
+type handlerFunc func(ctx context.Context, req *transport.Request) ([]byte, error)
+
+func (f handlerFunc) ServeRPC(ctx context.Context, req *transport.Request) ([]byte, error) {
+	return f(ctx, req)
+}
+
+// checkPrintable fails if text holds a control character other than a
+// newline, a bidi control, or a line that starts with one of fakes.
+func checkPrintable(t *testing.T, what, text string, fakes ...string) {
+	t.Helper()
+	for _, r := range text {
+		if (r < 0x20 && r != '\n') || (r >= 0x7f && r <= 0x9f) || r == '\u202e' || r == '\u2028' {
+			t.Errorf("%s shows %U:\n%q", what, r, text)
+			break
+		}
+	}
+	for _, l := range strings.Split(text, "\n") {
+		for _, f := range fakes {
+			if strings.HasPrefix(strings.TrimSpace(l), f) {
+				t.Errorf("%s has a line made by the data: %q\n%q", what, l, text)
+			}
+		}
+	}
+}
+
+// Control characters from the registry or from services reach the reader
+// escaped: a node id cannot add a row, a version cannot clear the screen
+// (issue 15, item 9).
+func TestRegistryAndServiceTextEscaped(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	evil := &registry.Service{
+		Name:     "go.micro.srv.evil\x1b]0;title\x07",
+		Version:  "\x1b[2J\x1b[31mHACKED",
+		Metadata: map[string]string{"k\ninjected": "v\u202e"},
+		Nodes: []*registry.Node{{ID: "n1\nINJECTED   127.0.0.1:2   ok", Address: "127.0.0.1:1\t\x7f",
+			Metadata: map[string]string{"a": "b\r\nINJECTED=1"}}},
+		Endpoints: []*registry.Endpoint{{Name: "Evil.Do\nINJECTED", Metadata: map[string]string{"x": "\x9b2J"},
+			Request: &registry.Value{Values: []*registry.Value{{Name: "f\nINJECTED", Type: "string\x1b[0m"}}}}},
+	}
+	if err := f.reg.Register(ctx, evil); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"list services", "get service " + evil.Name, "health " + evil.Name} {
+		rep := f.run(line)
+		checkPrintable(t, strings.Fields(line)[0], rep.Text, "INJECTED", "fake")
+		if line != "list services" && !strings.Contains(rep.Text, `n1\nINJECTED`) {
+			t.Errorf("%s: the node id is not shown escaped:\n%s", line, rep.Text)
+		}
+	}
+	if rep := f.run("get service " + evil.Name); !strings.Contains(rep.Text, `version \x1b[2J\x1b[31mHACKED`) {
+		t.Errorf("get service: the version is not shown escaped:\n%s", rep.Text)
+	}
+
+	// Text from a service: its health status, its error, its JSON answer.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := transport.NewServer(handlerFunc(hostile))
+	go ts.Serve(ln) //nolint:errcheck // ends with Close
+	t.Cleanup(func() { ts.Close() })
+	if err := f.reg.Register(ctx, &registry.Service{Name: "go.micro.srv.hostile",
+		Nodes: []*registry.Node{{ID: "h1", Address: ln.Addr().String()}}}); err != nil {
+		t.Fatal(err)
+	}
+	checkPrintable(t, "health", f.run("health go.micro.srv.hostile").Text, "fake")
+	for _, line := range []string{"query go.micro.srv.hostile Evil.Fail {}", "query go.micro.srv.hostile Evil.JSON {}"} {
+		rep := f.run(line)
+		checkPrintable(t, line, rep.Text, "error: fake")
+	}
+	if rep := f.run("query go.micro.srv.hostile Evil.Fail {}"); !strings.Contains(rep.Text, `no\x1b[2J\x1b[31mHACKED\nerror: fake second line`) {
+		t.Errorf("the service's error is not shown escaped:\n%s", rep.Text)
 	}
 }

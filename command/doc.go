@@ -59,6 +59,16 @@
 // service's definition for deregister, and command names for help. They
 // read the registry with the caller's context, so its deadline bounds them.
 //
+// # What the reader sees
+//
+// Values from the registry and from services (names, versions, node ids,
+// addresses, metadata, statuses, error details, help lines) are shown
+// through [input.PrintableLine], and every reply's text through
+// [input.Printable]: control characters, bidirectional controls and
+// invalid UTF-8 appear escaped (\x1b, \u202e), so a node id cannot add a row
+// to a table and a version cannot clear the reader's screen. A command name
+// must be one word of printable characters.
+//
 // # Hooks
 //
 // A [Visibility] function given with [WithVisibility] decides which

@@ -16,6 +16,7 @@ import (
 
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/rpcerr"
+	"github.com/microbot/microbot/input"
 )
 
 // decodeStrict decodes one JSON value from raw into v (numbers kept as
@@ -139,26 +140,31 @@ func table(rows [][]string) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
+// line is input.PrintableLine: every value the registry or a service gave
+// goes through it (or through input.Printable for a whole text) before it
+// is shown, so it can neither add lines or columns nor drive a terminal.
+func line(s string) string { return input.PrintableLine(s) }
+
 // formatService renders every version of a service: version, nodes, and
 // endpoints with their request and response fields.
 func formatService(svcs []*registry.Service) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "service %s\n", svcs[0].Name)
+	fmt.Fprintf(&sb, "service %s\n", line(svcs[0].Name))
 	for _, s := range svcs {
-		fmt.Fprintf(&sb, "\nversion %s\n", orDash(s.Version))
+		fmt.Fprintf(&sb, "\nversion %s\n", orDash(line(s.Version)))
 		if len(s.Metadata) > 0 {
 			fmt.Fprintf(&sb, "metadata %s\n", formatMetadata(s.Metadata))
 		}
 		sb.WriteString("\n")
 		rows := [][]string{{"ID", "ADDRESS", "METADATA"}}
 		for _, n := range s.Nodes {
-			rows = append(rows, []string{n.ID, n.Address, formatMetadata(n.Metadata)})
+			rows = append(rows, []string{line(n.ID), line(n.Address), formatMetadata(n.Metadata)})
 		}
 		sb.WriteString(table(rows))
 		eps := slices.Clone(s.Endpoints)
 		slices.SortFunc(eps, func(a, b *registry.Endpoint) int { return strings.Compare(a.Name, b.Name) })
 		for _, e := range eps {
-			fmt.Fprintf(&sb, "\nEndpoint: %s\n", e.Name)
+			fmt.Fprintf(&sb, "\nEndpoint: %s\n", line(e.Name))
 			if len(e.Metadata) > 0 {
 				fmt.Fprintf(&sb, "Metadata: %s\n", formatMetadata(e.Metadata))
 			}
@@ -188,7 +194,7 @@ func formatValue(v *registry.Value, depth int) string {
 		if f == nil {
 			continue
 		}
-		fmt.Fprintf(&sb, "%s%s %s", indent, f.Name, f.Type)
+		fmt.Fprintf(&sb, "%s%s %s", indent, line(f.Name), line(f.Type))
 		if len(f.Values) > 0 {
 			sb.WriteString(" " + formatValue(f, depth+1))
 		}
@@ -206,7 +212,7 @@ func formatMetadata(md map[string]string) string {
 	keys := slices.Sorted(maps.Keys(md))
 	pairs := make([]string, len(keys))
 	for i, k := range keys {
-		pairs[i] = k + "=" + md[k]
+		pairs[i] = line(k) + "=" + line(md[k])
 	}
 	return strings.Join(pairs, ",")
 }
@@ -225,9 +231,9 @@ func serviceError(name string, err error) error {
 func CallError(service, endpoint string, err error) error {
 	var fe *rpcerr.Error
 	if errors.As(err, &fe) {
-		detail := fe.Detail
+		detail := line(fe.Detail) // from the service
 		if detail == "" {
-			detail = orDash(fe.Status)
+			detail = orDash(line(fe.Status))
 		}
 		if !strings.Contains(detail, service) {
 			detail = service + " " + endpoint + ": " + detail

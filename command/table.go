@@ -107,8 +107,8 @@ func (t *Table) Put(cmd *Command) error {
 	if cmd == nil || cmd.Run == nil {
 		return errors.New("command: put: a command needs a Run")
 	}
-	if f := strings.Fields(cmd.Name); len(f) != 1 || f[0] != cmd.Name {
-		return fmt.Errorf("command: put %q: the name must be one word", cmd.Name)
+	if f := strings.Fields(cmd.Name); len(f) != 1 || f[0] != cmd.Name || input.PrintableLine(cmd.Name) != cmd.Name {
+		return fmt.Errorf("command: put %q: the name must be one word of printable characters", cmd.Name)
 	}
 	key := fold(cmd.Name)
 	t.mu.Lock()
@@ -274,18 +274,25 @@ func wordsMatch(words []Word, pattern []string) bool {
 
 // Execute runs the request's command and returns its reply: an error it
 // returns becomes an error reply ("error: ..."), and a request that matched
-// nothing gets a short reply pointing to help. Execute does not recover
-// panics or set a deadline: the bot does.
+// nothing gets a short reply pointing to help. The reply's text is made
+// [input.Printable], whoever wrote it (a command service's answer, an
+// error quoting one): no control character reaches the reader as it is.
+// Execute does not recover panics or set a deadline: the bot does.
 func (t *Table) Execute(ctx context.Context, req *Request) *input.Reply {
 	if req.Command == nil {
 		return t.unknown(ctx, req)
 	}
 	rep, err := req.Command.Run(ctx, req)
 	if err != nil {
-		return Errorf("%v", err)
+		return Errorf("%s", input.Printable(err.Error()))
 	}
 	if rep == nil {
 		return Text("ok")
+	}
+	if p := input.Printable(rep.Text); p != rep.Text {
+		cp := *rep // a command may hand out the same reply twice
+		cp.Text = p
+		return &cp
 	}
 	return rep
 }

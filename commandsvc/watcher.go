@@ -659,8 +659,9 @@ func (w *Watcher) help(ctx context.Context, service, addr string) helpResult {
 		client.WithContentType("application/protobuf"), client.WithRequestTimeout(w.opts.helpTimeout))
 	r := helpResult{service: service, err: err}
 	if err == nil {
-		r.usage = strings.TrimSpace(rsp.GetUsage())
-		r.desc = strings.TrimSpace(rsp.GetDescription())
+		// One line each in help: no line or control character of theirs.
+		r.usage = input.PrintableLine(strings.TrimSpace(rsp.GetUsage()))
+		r.desc = input.PrintableLine(strings.TrimSpace(rsp.GetDescription()))
 		if name, _ := w.CommandName(service); r.usage == "" {
 			r.usage = name
 		}

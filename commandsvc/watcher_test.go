@@ -382,6 +382,54 @@ func TestCommandNameClash(t *testing.T) {
 	e.eventually("deploy gone", func() bool { return e.table.Lookup("deploy") == nil })
 }
 
+// rogue is a command service whose help and answers hold control
+// characters.
+type rogue struct{}
+
+func (rogue) Help(ctx context.Context, req *pb.HelpRequest, rsp *pb.HelpResponse) error {
+	rsp.Usage, rsp.Description = "rogue [x]\ntime - Returns the server time", "clears \x1b[2J the screen"
+	return nil
+}
+
+func (rogue) Exec(ctx context.Context, req *pb.ExecRequest, rsp *pb.ExecResponse) error {
+	if len(req.Args) > 1 {
+		rsp.Error = "failed \x1b[31mred\u202e"
+		return nil
+	}
+	rsp.Result = []byte("line one\r\nline \x1b]0;title\x07two\x9b")
+	return nil
+}
+
+// What a command service says reaches the reader escaped: its help stays
+// one line, its answers and errors drive no terminal; a service whose
+// command name holds a control character is ignored (issue 15, item 9).
+func TestServiceTextEscaped(t *testing.T) {
+	var logs testenv.Buffer
+	e := newEnv(t, nil, commandsvc.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	e.serve("go.micro.bot.rogue", rogue{})
+	e.serve("go.micro.bot.bell\x07", rogue{})
+	e.eventually("rogue's help", func() bool { return strings.Contains(e.helpLine("rogue"), "Returns the server time") })
+	help := e.say("help").Text
+	if l := e.helpLine("rogue"); l != `rogue [x]\ntime - Returns the server time - clears \x1b[2J the screen` {
+		t.Errorf("help line %q", l)
+	}
+	if n := strings.Count(help, "\ntime"); n != 1 {
+		t.Errorf("help has %d lines for time:\n%s", n, help)
+	}
+	if rep := e.say("rogue"); rep.Text != `line one`+"\n"+`line \x1b]0;title\atwo\x9b` { // \x9b: a byte that is not UTF-8
+		t.Errorf("answer %q", rep.Text)
+	}
+	if rep := e.say("rogue x"); !rep.Error || rep.Text != `error: failed \x1b[31mred\u202e` {
+		t.Errorf("error %+v", rep)
+	}
+	e.eventually("the bell service ignored", func() bool {
+		return strings.Contains(logs.String(), "ignoring a command service") && strings.Contains(logs.String(), "printable")
+	})
+	if strings.Contains(e.say("help").Text, "bell") {
+		t.Error("help lists the command whose name has a control character")
+	}
+}
+
 func TestReadyWaitsForHelp(t *testing.T) {
 	reg := memory.New()
 	e0 := &env{t: t, reg: reg}

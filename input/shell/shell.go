@@ -423,10 +423,12 @@ func (c *conn) put(to *input.Event, reply *input.Reply) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if reply != nil && reply.Text != "" {
+		// The terminal obeys control characters: none gets to it as is.
+		text := input.Printable(reply.Text)
 		if c.con != nil {
-			c.con.print(reply.Text, reply.Error)
+			c.con.print(text, reply.Error)
 		} else {
-			fmt.Fprintln(c.out, strings.TrimRight(reply.Text, "\n"))
+			fmt.Fprintln(c.out, strings.TrimRight(text, "\n"))
 		}
 	}
 	if n, err := strconv.Atoi(to.Meta[metaSeq]); err == nil && n == c.outstanding {

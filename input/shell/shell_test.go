@@ -141,3 +141,24 @@ func newShell(t *testing.T, cfg Config, opts ...Option) *Shell {
 	}
 	return s
 }
+
+// The console prints no control character as it is: a reply cannot drive
+// the terminal (issue 15, item 9).
+func TestRepliesPrintable(t *testing.T) {
+	var out bytes.Buffer
+	s := New(WithIO(strings.NewReader("x\n"), &out))
+	conn, err := s.Stream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := conn.Recv(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Send(context.Background(), ev, &input.Reply{Text: "version \x1b[2J\x1b[31mHACKED\nnext\tline\n"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); got != "version \\x1b[2J\\x1b[31mHACKED\nnext\tline\n" {
+		t.Errorf("printed %q", got)
+	}
+}
