@@ -45,6 +45,9 @@ func (t *Table) Complete(ctx context.Context, ev *input.Event) (from int, candid
 			out = append(out, c.Complete(ctx, req, partial)...)
 		}
 	}
+	// A candidate goes into the reader's line as it is: none with a
+	// control character (a service name from the registry, say).
+	out = slices.DeleteFunc(out, func(c string) bool { return input.PrintableLine(c) != c })
 	slices.Sort(out)
 	return from, slices.Compact(out)
 }

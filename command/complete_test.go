@@ -164,3 +164,20 @@ func TestSkeleton(t *testing.T) {
 		}
 	}
 }
+
+// Completion offers nothing that holds a control character: a candidate is
+// typed into the reader's line as it is (issue 15, item 9).
+func TestCompleteSkipsUnprintable(t *testing.T) {
+	f := newFixture(t)
+	if err := f.reg.Register(context.Background(), &registry.Service{Name: "go.micro.srv.gr\x1b]0;x\x07",
+		Endpoints: []*registry.Endpoint{{Name: "Say.\u202eHello"}},
+		Nodes:     []*registry.Node{{ID: "e1", Address: "127.0.0.1:1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := complete(t, f.table, "ann", "get service go.micro.srv.gr"); strings.Join(got, "|") != "go.micro.srv.greeter" {
+		t.Errorf("candidates %q", got)
+	}
+	if _, got := complete(t, f.table, "ann", "query go.micro.srv.gr\x1b]0;x\x07 Say"); len(got) != 0 {
+		t.Errorf("candidates %q", got)
+	}
+}

@@ -228,15 +228,17 @@ func (k *console) list(cands []string) {
 	if len(cands) > maxListed {
 		cands, more = cands[:maxListed], len(cands)-maxListed
 	}
+	shown := make([]string, len(cands))
 	w := 0
-	for _, c := range cands {
-		w = max(w, utf8.RuneCountInString(c))
+	for i, c := range cands {
+		shown[i] = input.PrintableLine(c)
+		w = max(w, utf8.RuneCountInString(shown[i]))
 	}
 	w += 2
 	cols := max(1, int(k.width.Load())/w)
 	var b strings.Builder
-	for i, c := range cands {
-		b.WriteString(printable(c))
+	for i, c := range shown {
+		b.WriteString(c)
 		if (i+1)%cols == 0 || i == len(cands)-1 {
 			b.WriteByte('\n')
 		} else {
@@ -254,7 +256,7 @@ func (k *console) list(cands []string) {
 // characters other than tab and new line are shown as ^X, so a reply can
 // never drive the terminal.
 func (k *console) print(text string, isError bool) {
-	text = printable(strings.TrimRight(text, "\n"))
+	text = input.Printable(strings.TrimRight(text, "\n"))
 	if isError && k.color {
 		text = string(k.t.Escape.Red) + text + string(k.t.Escape.Reset)
 	}
@@ -273,34 +275,6 @@ func (k *console) close(bye string) {
 			k.tty.Restore()
 		}
 	})
-}
-
-// printable returns s with the control characters other than tab and new
-// line (escape sequences included) shown as ^X, and \r\n as \n.
-func printable(s string) string {
-	if !strings.ContainsFunc(s, isControl) {
-		return s
-	}
-	s = strings.ReplaceAll(s, "\r\n", "\n")
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case !isControl(r):
-			b.WriteRune(r)
-		case r < 0x20:
-			b.WriteByte('^')
-			b.WriteByte(byte(r) + '@')
-		case r == 0x7f:
-			b.WriteString("^?")
-		default: // C1 controls
-			fmt.Fprintf(&b, "\\u%04x", r)
-		}
-	}
-	return b.String()
-}
-
-func isControl(r rune) bool {
-	return (r < 0x20 && r != '\t' && r != '\n') || r == 0x7f || (r >= 0x80 && r < 0xa0)
 }
 
 // commonPrefix returns the longest prefix of all of ss, whole runes.

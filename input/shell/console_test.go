@@ -156,7 +156,7 @@ func TestTerminalShowsControlCharacters(t *testing.T) {
 	tm := newTerm(t)
 	at := tm.wait(0, prompt)
 	tm.reply(&input.Event{}, "a\x1b[2Jb\x07\tc\r\nd\u009b", false)
-	tm.wait(at, "a^[[2Jb^G\tc\r\nd\\u009b\r\n")
+	tm.wait(at, "a\\x1b[2Jb\\a\tc\r\nd\\u009b\r\n") // input.Printable's escapes
 }
 
 func TestTerminalCtrlC(t *testing.T) {
@@ -396,19 +396,6 @@ func TestDefaultHistoryFile(t *testing.T) {
 		t.Setenv("XDG_STATE_HOME", v)
 		if got := DefaultHistoryFile(); got != filepath.Join("/home/ann", ".local", "state", "microbot", "history") {
 			t.Errorf("XDG_STATE_HOME=%q: %q", v, got)
-		}
-	}
-}
-
-func TestPrintable(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain\ttext\nok": "plain\ttext\nok",
-		"\x1b[31mred":     "^[[31mred",
-		"a\r\nb\rc\x7f":   "a\nb^Mc^?",
-		"é\u0085":         "é\\u0085",
-	} {
-		if got := printable(in); got != want {
-			t.Errorf("printable(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -424,11 +424,10 @@ func (c *conn) put(to *input.Event, reply *input.Reply) {
 	defer c.mu.Unlock()
 	if reply != nil && reply.Text != "" {
 		// The terminal obeys control characters: none gets to it as is.
-		text := input.Printable(reply.Text)
 		if c.con != nil {
-			c.con.print(text, reply.Error)
+			c.con.print(reply.Text, reply.Error) // made printable there
 		} else {
-			fmt.Fprintln(c.out, strings.TrimRight(text, "\n"))
+			fmt.Fprintln(c.out, input.Printable(strings.TrimRight(reply.Text, "\n")))
 		}
 	}
 	if n, err := strconv.Atoi(to.Meta[metaSeq]); err == nil && n == c.outstanding {
