@@ -146,7 +146,7 @@ func newShell(t *testing.T, cfg Config, opts ...Option) *Shell {
 // the terminal (issue 15, item 9).
 func TestRepliesPrintable(t *testing.T) {
 	var out bytes.Buffer
-	s := New(WithIO(strings.NewReader("x\n"), &out))
+	s := newShell(t, Config{UserID: "ann"}, WithIO(strings.NewReader("x\n"), &out))
 	conn, err := s.Stream(context.Background())
 	if err != nil {
 		t.Fatal(err)
