@@ -33,6 +33,16 @@ const DefaultCompleteTimeout = 500 * time.Millisecond
 // maxListed is how many candidates Tab lists at most.
 const maxListed = 60
 
+// maxEditorLine is the longest line the editor takes as typed
+// (golang.org/x/term drops the keys past it; a bracketed paste may be
+// longer).
+const maxEditorLine = 4096
+
+// errCut is returned by readLine for a typed line the editor cut at
+// maxEditorLine.
+var errCut = fmt.Errorf("the line is longer than the console's editor takes (%d characters) and was cut: nothing was run; "+
+	"paste it in a terminal that brackets pastes, or give it to microbot exec or on standard input", maxEditorLine)
+
 // keyInterrupt is the key Ctrl-C is turned into on its way to the line
 // editor, which would otherwise end the input on it: Ctrl-G, "abort" in
 // Emacs keys, which the editor has no use for.
@@ -68,8 +78,9 @@ type console struct {
 	comp    Completer
 	event   func(text string) *input.Event // the console user's event for text
 
-	quit  atomic.Bool  // Ctrl-C on an empty line: the input ends
-	width atomic.Int64 // of the terminal, for lists
+	quit    atomic.Bool  // Ctrl-C on an empty line: the input ends
+	width   atomic.Int64 // of the terminal, for lists
+	reading atomic.Bool  // a prompt is shown
 
 	stopResize func()
 	closeOnce  sync.Once
@@ -103,6 +114,8 @@ func newConsole(in io.Reader, out io.Writer, tt tty, prompt string, hist *histor
 	}{keys{in, &k.quit}, out}, prompt)
 	k.t.History = hist
 	k.t.AutoCompleteCallback = k.key
+	// Pasted text comes marked: never completed, and not cut.
+	k.t.SetBracketedPasteMode(true)
 	k.width.Store(80)
 	k.stopResize = func() {}
 	if tt != nil {
@@ -135,7 +148,7 @@ func (k *console) resize() {
 
 // readLine puts the terminal in editing mode and reads a line; the
 // terminal is left in busy mode. It returns io.EOF at Ctrl-D, or Ctrl-C,
-// on an empty line.
+// on an empty line, and errCut for a typed line cut at maxEditorLine.
 func (k *console) readLine() (string, error) {
 	if k.tty != nil {
 		if err := k.tty.Edit(); err != nil {
@@ -144,9 +157,14 @@ func (k *console) readLine() (string, error) {
 		defer k.tty.Busy()
 		k.resize()
 	}
+	k.reading.Store(true)
 	line, err := k.t.ReadLine()
-	if err == term.ErrPasteIndicator { // a pasted line is a line
+	k.reading.Store(false)
+	switch {
+	case err == term.ErrPasteIndicator: // a pasted line is a line
 		err = nil
+	case err == nil && utf8.RuneCountInString(line) == maxEditorLine:
+		err = errCut
 	}
 	return line, err
 }
@@ -264,13 +282,19 @@ func (k *console) print(text string, isError bool) {
 }
 
 // close puts the terminal back as it was; bye (when not empty) is written
-// after the prompt the input ended at.
+// after the prompt the input ended at. A prompt left waiting (the bot
+// stopped) is ended with a new line, so what comes next starts on a line
+// of its own.
 func (k *console) close(bye string) {
 	k.closeOnce.Do(func() {
 		k.stopResize()
-		if bye != "" {
+		switch {
+		case bye != "":
 			io.WriteString(k.out, bye+"\r\n")
+		case k.reading.Load():
+			io.WriteString(k.out, "\r\n")
 		}
+		k.t.SetBracketedPasteMode(false)
 		if k.tty != nil {
 			k.tty.Restore()
 		}

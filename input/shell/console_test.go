@@ -399,3 +399,31 @@ func TestDefaultHistoryFile(t *testing.T) {
 		}
 	}
 }
+
+func TestTerminalLineCutByTheEditor(t *testing.T) {
+	tm := newTerm(t)
+	at := tm.wait(0, prompt)
+	tm.typ(strings.Repeat("x", maxEditorLine+10) + "\r")
+	at = tm.wait(at, "error: the line is longer than the console's editor takes (4096 characters) and was cut: nothing was run")
+	tm.typ("ping\r")
+	ev := tm.recv()
+	if ev.Text != "ping" {
+		t.Errorf("line after the long one %q, want ping", ev.Text)
+	}
+	// A bracketed paste is no typed line: it may be longer.
+	tm.reply(ev, "pong", false)
+	long := strings.Repeat("y", maxEditorLine+10)
+	tm.typ("\x1b[200~" + long + "\r\x1b[201~")
+	if ev := tm.recv(); ev.Text != long {
+		t.Errorf("pasted line of %d bytes, want %d", len(ev.Text), len(long))
+	}
+}
+
+func TestTerminalCloseEndsThePromptLine(t *testing.T) {
+	tm := newTerm(t)
+	tm.wait(0, prompt)
+	tm.typ("half")
+	at := tm.wait(0, prompt+"half")
+	tm.conn.Close()
+	tm.wait(at, "\r\n")
+}

@@ -115,10 +115,14 @@ func WithSecretLines(secret func(line string) bool) Option {
 // WithCompleter sets what the Tab key asks for completions.
 func WithCompleter(c Completer) Option { return func(s *Shell) { s.completer = c } }
 
-// WithCompleteTimeout sets how long Tab waits for the Completer (default
-// [DefaultCompleteTimeout]).
+// WithCompleteTimeout sets how long Tab waits for the Completer (default,
+// and for d <= 0: [DefaultCompleteTimeout]).
 func WithCompleteTimeout(d time.Duration) Option {
-	return func(s *Shell) { s.completeTimeout = d }
+	return func(s *Shell) {
+		if d > 0 {
+			s.completeTimeout = d
+		}
+	}
 }
 
 // WithColor turns colours (error replies in red) on or off in the line
@@ -323,6 +327,10 @@ func (c *conn) readInteractive() {
 	defer func() { c.con.close(bye) }()
 	for {
 		line, err := c.con.readLine()
+		if errors.Is(err, errCut) {
+			c.con.print("error: "+err.Error(), true)
+			continue
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				bye = "bye"
