@@ -2,6 +2,7 @@ package command_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/microbot/microbot/command"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/registry/local"
 	"github.com/microbot/microbot/framework/registry/memory"
 	"github.com/microbot/microbot/input"
 )
@@ -179,5 +181,42 @@ func TestCompleteSkipsUnprintable(t *testing.T) {
 	}
 	if _, got := complete(t, f.table, "ann", "query go.micro.srv.gr\x1b]0;x\x07 Say"); len(got) != 0 {
 		t.Errorf("candidates %q", got)
+	}
+}
+
+// BenchmarkComplete completes a service name among 1,000 registered
+// services, and a command word, as Tab does, on the memory and the local
+// registry.
+func BenchmarkComplete(b *testing.B) {
+	ctx := context.Background()
+	for _, kind := range []string{"memory", "local"} {
+		var reg registry.Registry = memory.New()
+		if kind == "local" {
+			l, err := local.New(local.WithDir(b.TempDir()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			reg = l
+		}
+		table := command.NewTable()
+		if err := command.RegisterBuiltins(table, reg, nil); err != nil {
+			b.Fatal(err)
+		}
+		for i := range 1000 {
+			name := fmt.Sprintf("go.micro.srv.s%03d", i)
+			if err := reg.Register(ctx, &registry.Service{Name: name, Nodes: []*registry.Node{{ID: name + "-1", Address: "127.0.0.1:1"}}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, head := range []string{"get service go.micro.srv.s99", "he"} {
+			b.Run(kind+"/"+strings.Fields(head)[0], func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, got := table.Complete(ctx, &input.Event{Text: head}); len(got) == 0 {
+						b.Fatal("no candidates")
+					}
+				}
+			})
+		}
 	}
 }
