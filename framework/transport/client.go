@@ -9,7 +9,9 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/microbot/microbot/framework/rpcerr"
@@ -73,6 +75,7 @@ func WithMaxResponseSize(n int64) ClientOption {
 // with no goroutine per connection: a call costs one write and, usually,
 // one read.
 type Client struct {
+	seq    atomic.Uint64 // go-micro's request ids
 	opts   ClientOptions
 	dialer net.Dialer
 	mu     sync.Mutex
@@ -230,12 +233,25 @@ func isServerError(err error) bool {
 // roundTrip writes req on cn and reads the answer; keep says whether cn can
 // be used again.
 func (c *Client) roundTrip(cn *conn, addr string, req *Request, reused bool) (res *Response, keep bool, err error) {
-	b := appendRequest(cn.wbuf[:0], addr, req)
-	if len(req.Body) <= 64<<10 {
-		b = append(b, req.Body...)
+	body, seq := req.Body, uint64(0)
+	if req.GoMicro || req.Framing != FramingPlain {
+		seq = c.seq.Add(1)
+	}
+	if req.Framing != FramingPlain {
+		fb := getBuf()
+		defer func() { *fb = body[:0]; putBuf(fb) }()
+		if req.Framing == FramingProtoRPC {
+			body = appendProtoRPC((*fb)[:0], envelope{method: req.Endpoint, seq: seq}, false, req.Body)
+		} else {
+			body = appendJSONRPCRequest((*fb)[:0], req.Endpoint, seq, req.Body)
+		}
+	}
+	b := appendRequest(cn.wbuf[:0], addr, req, seq, len(body))
+	if len(body) <= 64<<10 {
+		b = append(b, body...)
 		_, err = cn.nc.Write(b)
 	} else {
-		bufs := net.Buffers{b, req.Body}
+		bufs := net.Buffers{b, body}
 		_, err = bufs.WriteTo(cn.nc)
 	}
 	if cap(b) <= 64<<10 {
@@ -248,13 +264,13 @@ func (c *Client) roundTrip(cn *conn, addr string, req *Request, reused bool) (re
 		werr := &SendError{Addr: addr, NotSent: true, Err: fmt.Errorf("writing request: %w", err)}
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			cn.nc.SetReadDeadline(time.Now().Add(time.Second)) //nolint:errcheck
-			if _, _, rerr := c.readResponse(cn); isServerError(rerr) {
+			if _, _, rerr := c.readResponse(cn, req.Framing); isServerError(rerr) {
 				return nil, false, rerr
 			}
 		}
 		return nil, false, werr
 	}
-	res, keep, err = c.readResponse(cn)
+	res, keep, err = c.readResponse(cn, req.Framing)
 	if err != nil {
 		if _, ok := err.(*rpcerr.Error); ok {
 			return nil, keep, err
@@ -281,8 +297,9 @@ type responseHeader struct {
 	ctype, errField string
 }
 
-// readResponse reads one response from cn, skipping informational answers.
-func (c *Client) readResponse(cn *conn) (*Response, bool, error) {
+// readResponse reads one response from cn, skipping informational answers;
+// framing is the request's.
+func (c *Client) readResponse(cn *conn, framing Framing) (*Response, bool, error) {
 	var h responseHeader
 	for n := 0; ; n++ {
 		if err := readResponseHeader(&cn.lr, &h, n == 0); err != nil {
@@ -295,7 +312,7 @@ func (c *Client) readResponse(cn *conn) (*Response, bool, error) {
 			return nil, false, fmt.Errorf("more than %d informational (1xx) answers and no response", maxInformational)
 		}
 	}
-	return c.readBody(cn, &h)
+	return c.readBody(cn, &h, framing)
 }
 
 // readResponseHeader reads a status line and header section into h. first
@@ -329,6 +346,10 @@ func readResponseHeader(lr *lineReader, h *responseHeader, first bool) error {
 			h.ctype = contentTypeString(value)
 		case equalFold(name, "micro-error"):
 			h.errField = string(value)
+		case equalFold(name, "x-micro-error"): // go-micro v0.2x's name
+			if h.errField == "" {
+				h.errField = string(value)
+			}
 		}
 		return nil
 	})
@@ -338,8 +359,9 @@ func readResponseHeader(lr *lineReader, h *responseHeader, first bool) error {
 	return nil
 }
 
-// readBody reads the body of the response whose header is h.
-func (c *Client) readBody(cn *conn, h *responseHeader) (*Response, bool, error) {
+// readBody reads the body of the response whose header is h, to a request
+// in framing.
+func (c *Client) readBody(cn *conn, h *responseHeader, framing Framing) (*Response, bool, error) {
 	keep := h.keepAlive
 	buf := getBuf()
 	body := (*buf)[:0]
@@ -370,7 +392,10 @@ func (c *Client) readBody(cn *conn, h *responseHeader) (*Response, bool, error) 
 	}
 	if h.errField != "" {
 		putBuf(buf)
-		return nil, keep, rpcerr.Parse(h.errField)
+		// An error answered with status 200 comes from go-micro's servers,
+		// and those of v1.0 to v1.8 close the connection after it without
+		// saying so: it is not used again.
+		return nil, keep && h.status != 200, rpcerr.Parse(h.errField)
 	}
 	if h.status != 200 {
 		msg := body[:min(len(body), 256)]
@@ -378,7 +403,31 @@ func (c *Client) readBody(cn *conn, h *responseHeader) (*Response, bool, error) 
 		return nil, false, fmt.Errorf("unexpected HTTP status %q (not a microbot node?): %q", h.statusText, msg)
 	}
 	*buf = body
-	return &Response{ContentType: h.ctype, Body: body, buf: buf}, keep, nil
+	res := &Response{ContentType: h.ctype, Body: body, buf: buf}
+	if framing == FramingPlain {
+		return res, keep, nil
+	}
+	msg, errText, err := unframeAnswer(framing, body)
+	if err != nil {
+		res.Release()
+		return nil, false, err
+	}
+	if errText != "" {
+		res.Release()
+		return nil, false, rpcerr.Parse(errText) // not used again, as above
+	}
+	res.ContentType, res.Body = framing.payloadType(), msg
+	return res, keep, nil
+}
+
+// unframeAnswer takes the message and the error text out of a framed
+// answer.
+func unframeAnswer(framing Framing, body []byte) (msg []byte, errText string, err error) {
+	if framing == FramingJSONRPC {
+		return parseJSONRPCAnswer(body)
+	}
+	env, msg, err := parseProtoRPC(body)
+	return msg, env.err, err
 }
 
 // readAll appends r's bytes to b until EOF, failing past limit bytes.
@@ -432,10 +481,13 @@ func checkRequest(req *Request) error {
 	return nil
 }
 
-// appendRequest appends the request line and header of req to b.
-func appendRequest(b []byte, addr string, req *Request) []byte {
+// appendRequest appends the request line and header of req to b, for a
+// body of n bytes; seq is the go-micro request id.
+func appendRequest(b []byte, addr string, req *Request, seq uint64, n int) []byte {
 	ct := req.ContentType
-	if ct == "" {
+	if req.Framing != FramingPlain {
+		ct = req.Framing.String()
+	} else if ct == "" {
 		ct = "application/json"
 	}
 	b = append(b, "POST / HTTP/1.1\r\nHost: "...)
@@ -443,11 +495,14 @@ func appendRequest(b []byte, addr string, req *Request) []byte {
 	b = append(b, "\r\nContent-Type: "...)
 	b = append(b, ct...)
 	b = append(b, "\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(req.Body)), 10)
+	b = strconv.AppendInt(b, int64(n), 10)
 	b = append(b, "\r\n"+HeaderService+": "...)
 	b = append(b, req.Service...)
 	b = append(b, "\r\n"+HeaderEndpoint+": "...)
 	b = append(b, req.Endpoint...)
+	if req.GoMicro || req.Framing != FramingPlain {
+		return appendGoMicroHeader(b, req, seq)
+	}
 	if req.Timeout > 0 {
 		b = append(b, "\r\n"+HeaderTimeout+": "...)
 		ms := (req.Timeout + time.Millisecond - 1) / time.Millisecond
@@ -461,6 +516,52 @@ func appendRequest(b []byte, addr string, req *Request) []byte {
 		b = append(b, encodeValue(v)...)
 	}
 	return append(b, "\r\n\r\n"...)
+}
+
+// appendGoMicroHeader appends the rest of a header in go-micro v1's
+// dialect, after Micro-Service and Micro-Endpoint: Micro-Method, Micro-Id,
+// the X- copies (go-micro v0.2x reads only those), Timeout in nanoseconds,
+// and the metadata as header fields of their own names.
+func appendGoMicroHeader(b []byte, req *Request, seq uint64) []byte {
+	b = append(b, "\r\n"+HeaderMethod+": "...)
+	b = append(b, req.Endpoint...)
+	b = append(b, "\r\n"+HeaderID+": "...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, "\r\nX-"+HeaderService+": "...)
+	b = append(b, req.Service...)
+	b = append(b, "\r\nX-"+HeaderEndpoint+": "...)
+	b = append(b, req.Endpoint...)
+	b = append(b, "\r\nX-"+HeaderMethod+": "...)
+	b = append(b, req.Endpoint...)
+	b = append(b, "\r\nX-"+HeaderID+": "...)
+	b = strconv.AppendUint(b, seq, 10)
+	if req.Timeout > 0 {
+		b = append(b, "\r\n"+HeaderGoMicroTimeout+": "...)
+		b = strconv.AppendInt(b, int64(req.Timeout), 10)
+	}
+	for k, v := range req.Metadata {
+		if reservedField(k) {
+			continue
+		}
+		b = append(b, "\r\n"...)
+		b = append(b, k...)
+		b = append(b, ": "...)
+		b = append(b, encodeValue(v)...)
+	}
+	return append(b, "\r\n\r\n"...)
+}
+
+// reservedField reports whether k names a header field the transport
+// writes itself, or one go-micro reads as part of its wire, which metadata
+// sent as plain fields must not replace.
+func reservedField(k string) bool {
+	k = strings.TrimPrefix(strings.ToLower(k), "x-")
+	switch k {
+	case "host", "content-type", "content-length", "transfer-encoding", "connection", "expect", "timeout",
+		"micro-service", "micro-endpoint", "micro-method", "micro-id", "micro-error", "micro-protocol", "micro-target":
+		return true
+	}
+	return false
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}

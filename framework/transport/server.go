@@ -329,7 +329,16 @@ type request struct {
 	method         string
 	expectContinue bool
 	err            *rpcerr.Error // a header the transport refuses
+	// go-micro's
+	wireType string     // the Content-Type as sent, echoed in answers
+	id       []byte     // JSON-RPC id, echoed in the answer
+	env      envelope   // proto-rpc envelope of the request
+	named    bool       // the header names a service, endpoint or method
+	fields   []rawField // other header fields: go-micro's metadata
 }
+
+// rawField is a header field a go-micro caller may have sent as metadata.
+type rawField struct{ name, value string }
 
 func (sc *serverConn) serve() {
 	s := sc.s
@@ -470,10 +479,17 @@ func (sc *serverConn) serveOne() bool {
 		return false
 	}
 	req.Body = body
-	if req.method != http.MethodPost {
+	switch {
+	case req.method != http.MethodPost:
 		keep = sc.writeError(rpcerr.New(s.opts.ErrorID, "method "+req.method+" not allowed: calls are POST requests",
 			http.StatusMethodNotAllowed), keep)
-	} else {
+	case req.Framing != FramingPlain:
+		if e := req.unframe(s.opts.ErrorID); e != nil {
+			keep = sc.writeError(e, keep)
+			break
+		}
+		keep = sc.handle(&req.Request, keep)
+	default:
 		keep = sc.handle(&req.Request, keep)
 	}
 	*buf = body
@@ -512,6 +528,9 @@ func (sc *serverConn) handle(req *Request, keep bool) bool {
 		}
 		return sc.writeError(e, keep)
 	}
+	if req.GoMicro {
+		return sc.writeGoMicro(rsp, "", keep)
+	}
 	sc.refreshWriteDeadline() // a large rsp goes straight to the connection
 	bw := sc.bw
 	bw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: ") //nolint:errcheck // seen at Flush
@@ -549,13 +568,17 @@ func (sc *serverConn) writeCommon(n int, keep bool) {
 }
 
 // writeError writes e as the answer: its code as status, its JSON in the
-// Micro-Error header and as the body. It returns keep.
+// Micro-Error header and as the body; to a go-micro caller, as go-micro's
+// servers do (see writeGoMicro). It returns keep.
 func (sc *serverConn) writeError(e *rpcerr.Error, keep bool) bool {
 	js := e.Marshal()
 	if len(js) > maxErrorHeader {
 		cut := *e
 		cut.Detail = cut.Detail[:min(len(cut.Detail), maxErrorHeader/2)] + " …(cut)"
 		js = cut.Marshal()
+	}
+	if sc.req.GoMicro {
+		return sc.writeGoMicro(nil, js, keep)
 	}
 	status := int(e.Code)
 	if status < 400 || status > 599 {
@@ -574,6 +597,54 @@ func (sc *serverConn) writeError(e *rpcerr.Error, keep bool) bool {
 	bw.WriteString(js)                                                            //nolint:errcheck
 	sc.writeCommon(len(js), keep)
 	if _, err := bw.WriteString(js); err != nil { // the error of any write above sticks
+		return false
+	}
+	if !keep {
+		bw.Flush() //nolint:errcheck // closing anyway
+	}
+	return keep
+}
+
+// writeGoMicro answers the current request, a go-micro caller's, as
+// go-micro's servers do: status 200 whether it succeeded or not (go-micro's
+// client takes any other status for a broken transport and sends the call
+// again), the Content-Type as sent, the error's JSON errJS (if any) in
+// Micro-Error and X-Micro-Error, and the message rsp, in the request's
+// framing. It returns keep.
+func (sc *serverConn) writeGoMicro(rsp []byte, errJS string, keep bool) bool {
+	req := &sc.req
+	body := rsp
+	var buf *[]byte
+	switch req.Framing {
+	case FramingProtoRPC:
+		buf = getBuf()
+		env := req.env
+		env.err = errJS
+		body = appendProtoRPC((*buf)[:0], env, true, rsp)
+	case FramingJSONRPC:
+		buf = getBuf()
+		body = appendJSONRPCAnswer((*buf)[:0], req.id, rsp, errJS)
+	}
+	sc.refreshWriteDeadline() // a large body goes straight to the connection
+	bw := sc.bw
+	bw.WriteString("HTTP/1.1 200 OK") //nolint:errcheck // seen at the last write
+	if req.wireType != "" && validValue(req.wireType) {
+		bw.WriteString("\r\nContent-Type: ") //nolint:errcheck
+		bw.WriteString(req.wireType)         //nolint:errcheck
+	}
+	if errJS != "" {
+		bw.WriteString("\r\n" + HeaderError + ": ")   //nolint:errcheck
+		bw.WriteString(errJS)                         //nolint:errcheck
+		bw.WriteString("\r\nX-" + HeaderError + ": ") //nolint:errcheck
+		bw.WriteString(errJS)                         //nolint:errcheck
+	}
+	sc.writeCommon(len(body), keep)
+	_, err := bw.Write(body) // the error of any write above sticks
+	if buf != nil {
+		*buf = body
+		putBuf(buf)
+	}
+	if err != nil {
 		return false
 	}
 	if !keep {
@@ -636,7 +707,71 @@ func (sc *serverConn) readRequest() (*request, error) {
 	if err := lr.readHeader(&req.header, sc.requestField); err != nil {
 		return nil, err
 	}
+	req.classify()
 	return req, nil
+}
+
+// classify decides from the whole header how the request is framed and
+// answered: an old-framing Content-Type, or a body whose header names no
+// service, endpoint or method (go-micro before v0.22 carried the method in
+// the body, framed by the Content-Type), is framed; a framed request, or one
+// with go-micro's marks, is go-micro's, whose header fields other than the
+// transport's are its metadata.
+func (req *request) classify() {
+	req.wireType = req.ContentType
+	switch mediaType(req.ContentType) {
+	case ContentTypeProtoRPC:
+		req.Framing = FramingProtoRPC
+	case ContentTypeJSONRPC:
+		req.Framing = FramingJSONRPC
+	default:
+		if f, ok := oldFraming(req.ContentType); ok && !req.named {
+			req.Framing = f
+		}
+	}
+	if req.Framing != FramingPlain {
+		req.GoMicro = true
+		req.ContentType = req.Framing.payloadType()
+	}
+	if req.GoMicro && len(req.fields) > 0 {
+		if req.Metadata == nil {
+			req.Metadata = make(metadata.Metadata, len(req.fields))
+		}
+		for _, f := range req.fields {
+			if _, ok := req.Metadata[f.name]; !ok { // Micro-Meta-* wins
+				req.Metadata[f.name] = f.value
+			}
+		}
+	}
+	req.fields = nil
+}
+
+// unframe takes the method and the message out of a framed body.
+func (req *request) unframe(id string) *rpcerr.Error {
+	var method string
+	switch req.Framing {
+	case FramingProtoRPC:
+		env, msg, err := parseProtoRPC(req.Body)
+		if err != nil {
+			return rpcerr.BadRequest(id, "bad %s body (go-micro's old protobuf framing, used without the %s header): %v", req.wireType, HeaderEndpoint, err)
+		}
+		req.env, method, req.Body = env, env.method, msg
+	case FramingJSONRPC:
+		m, rid, msg, err := parseJSONRPCRequest(req.Body)
+		req.id = rid
+		if err != nil {
+			return rpcerr.BadRequest(id, "no endpoint named: set the %s header (a %s body without it is read as go-micro's old JSON-RPC framing, {\"method\", \"params\": [request], \"id\"}: %v)",
+				HeaderEndpoint, mediaType(req.wireType), err)
+		}
+		method, req.Body = m, msg
+	}
+	if req.Endpoint == "" {
+		req.Endpoint = method
+	}
+	if req.env.method == "" {
+		req.env.method = req.Endpoint
+	}
+	return nil
 }
 
 // requestField takes one header field of the request being read that is
@@ -649,8 +784,10 @@ func (sc *serverConn) requestField(name, value []byte) error {
 		req.ContentType = sc.intern(&sc.lastCT, value)
 	case equalFold(name, "micro-service"):
 		req.Service = sc.intern(&sc.lastService, value)
+		req.named = true
 	case equalFold(name, "micro-endpoint"):
 		req.Endpoint = sc.intern(&sc.lastEndpoint, value)
+		req.named = true
 	case equalFold(name, "micro-timeout"):
 		d, err := parseTimeout(value)
 		if err != nil || d <= 0 {
@@ -673,8 +810,52 @@ func (sc *serverConn) requestField(name, value []byte) error {
 		} else {
 			req.err = rpcerr.New(id, fmt.Sprintf("expectation %q not supported", value), http.StatusExpectationFailed)
 		}
+	case equalFold(name, "host"), equalFold(name, "user-agent"), equalFold(name, "accept"), equalFold(name, "accept-encoding"):
+	default:
+		sc.goMicroField(name, value)
 	}
 	return nil
+}
+
+// goMicroField takes a header field of go-micro's wire: Micro-Method,
+// Micro-Id, X-Micro-* (the copies go-micro v1 sends, the only names of
+// v0.2x), Timeout in nanoseconds; any other field is kept as metadata
+// should the request turn out to come from go-micro, which sends metadata
+// as plain header fields.
+func (sc *serverConn) goMicroField(name, value []byte) {
+	req, id := &sc.req, sc.s.opts.ErrorID
+	full := name
+	x := len(name) > 2 && (name[0] == 'x' || name[0] == 'X') && name[1] == '-'
+	if x {
+		name = name[2:]
+	}
+	switch {
+	case equalFold(name, "micro-service"):
+		if req.Service == "" {
+			req.Service = sc.intern(&sc.lastService, value)
+		}
+		req.named, req.GoMicro = true, true
+	case equalFold(name, "micro-endpoint"), equalFold(name, "micro-method"):
+		if req.Endpoint == "" {
+			req.Endpoint = sc.intern(&sc.lastEndpoint, value)
+		}
+		req.named, req.GoMicro = true, true
+	case equalFold(name, "micro-id"):
+		req.GoMicro = true
+	case !x && equalFold(name, "timeout"):
+		req.GoMicro = true
+		ns, err := strconv.ParseUint(string(value), 10, 63)
+		if err != nil {
+			req.err = rpcerr.BadRequest(id, "bad %s header %q: want go-micro's timeout in nanoseconds", HeaderGoMicroTimeout, value)
+		}
+		if ns > 0 && req.Timeout == 0 {
+			req.Timeout = time.Duration(ns)
+		}
+	case equalFold(name, "micro-protocol"), equalFold(name, "micro-target"):
+		req.GoMicro = true
+	default:
+		req.fields = append(req.fields, rawField{textproto.CanonicalMIMEHeaderKey(string(full)), string(value)})
+	}
 }
 
 // maxInterned is the longest value intern keeps for the next request: a

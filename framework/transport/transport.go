@@ -24,15 +24,27 @@ const (
 
 // Request is one call on the wire.
 type Request struct {
-	Service     string
-	Endpoint    string
+	Service  string
+	Endpoint string
+	// ContentType is the type of Body, the encoded message
+	// (application/json, application/protobuf), whatever the framing.
 	ContentType string
-	// Metadata travels as Micro-Meta-* headers.
+	// Metadata travels as Micro-Meta-* headers (towards go-micro, as
+	// headers of their own name).
 	Metadata metadata.Metadata
 	// Timeout is the time the caller still waits; zero means no limit is
 	// sent. The client fills it from the context's deadline.
 	Timeout time.Duration
 	Body    []byte
+	// GoMicro is set for calls in go-micro's dialect: a Server sets it when
+	// the request carries go-micro's marks (Micro-Id, Micro-Method, X-Micro-*
+	// or Timeout headers, or an old framing) and then answers errors as
+	// go-micro's servers do, with status 200; a Client given it sends
+	// go-micro's headers too, for go-micro nodes.
+	GoMicro bool
+	// Framing is how Body travels: plain, or in one of go-micro's old
+	// framings (which imply GoMicro).
+	Framing Framing
 }
 
 // Response is the answer to a successful call.
@@ -46,7 +58,7 @@ type Response struct {
 // afterwards. Calling it is optional.
 func (r *Response) Release() {
 	if r.buf != nil {
-		*r.buf = r.Body[:0]
+		*r.buf = (*r.buf)[:0]
 		putBuf(r.buf)
 		r.buf, r.Body = nil, nil
 	}
