@@ -182,7 +182,7 @@ func (b *builtins) health(ctx context.Context, req *Request) (*input.Reply, erro
 					Status string `json:"status"`
 				}
 				err := b.caller.Call(cctx, s.Name, "Debug.Health", json.RawMessage(`{}`), &rsp,
-					client.WithAddress(n.Address), client.WithContentType("application/json"),
+					client.WithNode(n), client.WithContentType("application/json"),
 					client.WithRequestTimeout(b.healthTimeout), client.WithRetries(0))
 				rs[i].status, rs[i].err = rsp.Status, err
 			})

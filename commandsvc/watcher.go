@@ -229,8 +229,8 @@ func byPreference(a, b string) int {
 type svc struct {
 	service string
 	name    string
-	nodes   []string // sorted node ids
-	addrs   []string // their addresses, for Help
+	nodes   []string         // sorted node ids
+	addrs   []*registry.Node // one node per address, sorted, for Help
 	meta    map[string]string
 
 	usage, desc string
@@ -418,12 +418,13 @@ func (l *loop) check(ctx context.Context, service string) {
 		}
 		return
 	}
-	var nodes, addrs []string
+	var nodes []string
+	var addrs []*registry.Node
 	meta := map[string]string{}
 	for _, v := range versions {
 		for _, n := range v.Nodes {
 			nodes = append(nodes, n.ID)
-			addrs = append(addrs, n.Address)
+			addrs = append(addrs, client.Target(n))
 		}
 		for k, val := range v.Metadata {
 			if _, dup := meta[k]; !dup {
@@ -434,8 +435,9 @@ func (l *loop) check(ctx context.Context, service string) {
 	policyMeta(meta, versions)
 	slices.Sort(nodes)
 	nodes = slices.Compact(nodes)
-	slices.Sort(addrs)
-	addrs = slices.Compact(addrs)
+	byAddress := func(a, b *registry.Node) int { return strings.Compare(a.Address, b.Address) }
+	slices.SortFunc(addrs, byAddress)
+	addrs = slices.CompactFunc(addrs, func(a, b *registry.Node) bool { return a.Address == b.Address })
 	s := l.svcs[service]
 	if len(nodes) == 0 {
 		if s != nil {
@@ -646,8 +648,10 @@ func (l *loop) checkReady() {
 	l.w.readyOnce.Do(func() { close(l.w.ready) })
 }
 
-// help calls Command.Help on the node of service at addr.
-func (w *Watcher) help(ctx context.Context, service, addr string) helpResult {
+// help calls Command.Help on a node of service, in the dialect its
+// metadata says it speaks (a go-micro command service may be of any
+// version).
+func (w *Watcher) help(ctx context.Context, service string, node *registry.Node) helpResult {
 	ctx, cancel := context.WithTimeout(ctx, w.opts.helpTimeout)
 	defer cancel()
 	var rsp pb.HelpResponse
@@ -655,7 +659,7 @@ func (w *Watcher) help(ctx context.Context, service, addr string) helpResult {
 	if c == nil {
 		c = w.caller
 	}
-	err := c.Call(ctx, service, "Command.Help", &pb.HelpRequest{}, &rsp, client.WithAddress(addr),
+	err := c.Call(ctx, service, "Command.Help", &pb.HelpRequest{}, &rsp, client.WithNode(node),
 		client.WithContentType("application/protobuf"), client.WithRequestTimeout(w.opts.helpTimeout))
 	r := helpResult{service: service, err: err}
 	if err == nil {

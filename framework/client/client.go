@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/microbot/microbot/framework/codec"
@@ -111,6 +112,9 @@ type CallOptions struct {
 	// Address sends the call to this node (host:port), bypassing the
 	// selector.
 	Address string
+	// Node sends the call to this node, bypassing the selector, in the
+	// dialect its metadata says it speaks (see [WithNode]).
+	Node *registry.Node
 	// ContentType is the encoding of the request and the response.
 	ContentType string
 	// RequestTimeout bounds the call, all its tries together.
@@ -130,7 +134,15 @@ type CallOption func(*CallOptions)
 // selector.
 func WithAddress(addr string) CallOption { return func(o *CallOptions) { o.Address = addr } }
 
-// WithContentType sets the call's content type.
+// WithNode sends the call to this node, bypassing the selector, speaking to
+// it as its metadata says, as to a node the selector picks: microbot's wire
+// to a microbot node, go-micro v1's to a node with protocol=mucp, go-micro's
+// old framing to any other go-micro node.
+func WithNode(n *registry.Node) CallOption { return func(o *CallOptions) { o.Node = n } }
+
+// WithContentType sets the call's content type: application/json or
+// application/protobuf (the framing follows the node), or one of go-micro's
+// old framings, application/json-rpc or application/proto-rpc, to force it.
 func WithContentType(ct string) CallOption { return func(o *CallOptions) { o.ContentType = ct } }
 
 // WithRequestTimeout sets the call's timeout.
@@ -233,10 +245,14 @@ func (c *Client) do(ctx context.Context, service, endpoint string, req, rsp any,
 		return ctxError(ctx, call, co.RequestTimeout)
 	}
 
+	forced := framingOf(co.ContentType)
 	var next selector.Next
 	switch {
+	case co.Node != nil:
+		next = single(co.Node)
+		sel = nil
 	case co.Address != "":
-		next = single(co.Address)
+		next = single(&registry.Node{ID: co.Address, Address: co.Address})
 		sel = nil
 	case sel == nil:
 		return rpcerr.InternalServerError(errorID, "call to %s: the client has no registry or selector", call)
@@ -273,6 +289,7 @@ func (c *Client) do(ctx context.Context, service, endpoint string, req, rsp any,
 		if dl, ok := ctx.Deadline(); ok {
 			treq.Timeout = time.Until(dl)
 		}
+		treq.GoMicro, treq.Framing = dialect(node, treq.ContentType, forced)
 		tried++
 		res, err := c.tr.Send(ctx, node.Address, treq)
 		if err == nil {
@@ -335,14 +352,73 @@ type callName struct{ service, endpoint string }
 
 func (c callName) String() string { return c.service + " " + c.endpoint }
 
-// single yields one node at addr, once.
-func single(addr string) selector.Next {
+// single yields one node, once.
+func single(n *registry.Node) selector.Next {
 	done := false
 	return func() (*registry.Node, error) {
 		if done {
-			return nil, fmt.Errorf("node %s: %w", addr, selector.ErrNoneAvailable)
+			return nil, fmt.Errorf("node %s: %w", n.Address, selector.ErrNoneAvailable)
 		}
 		done = true
-		return &registry.Node{ID: addr, Address: addr}, nil
+		return n, nil
 	}
+}
+
+// dialectKeys are the node metadata keys [dialect] reads.
+var dialectKeys = [...]string{"protocol", "server", "content_types"}
+
+// Target returns what a call through [WithNode] needs of n: a copy holding
+// its id, address and the metadata that says how to speak to it, for
+// callers that keep nodes to call later and need not keep the rest.
+func Target(n *registry.Node) *registry.Node {
+	t := &registry.Node{ID: n.ID, Address: n.Address}
+	for _, k := range dialectKeys {
+		if v, ok := n.Metadata[k]; ok {
+			if t.Metadata == nil {
+				t.Metadata = map[string]string{}
+			}
+			t.Metadata[k] = v
+		}
+	}
+	return t
+}
+
+// framingOf returns the framing a content type forces: one of go-micro's
+// old framings, or plain (the framing then follows the node).
+func framingOf(ct string) transport.Framing {
+	mt, _, _ := strings.Cut(ct, ";")
+	switch strings.ToLower(strings.TrimSpace(mt)) {
+	case codec.ProtoRPC:
+		return transport.FramingProtoRPC
+	case codec.JSONRPC:
+		return transport.FramingJSONRPC
+	}
+	return transport.FramingPlain
+}
+
+// dialect returns how a call in content type ct (the message's) reaches
+// node, from the node's metadata, as go-micro's client decides but telling
+// microbot's nodes apart: a microbot node (one that lists its
+// content_types, or an older release's, server=microbot) gets microbot's
+// wire; a go-micro node with a protocol (go-micro writes protocol=mucp
+// since v0.22) gets go-micro v1's dialect; another go-micro node (one with
+// go-micro's server key: v0.21 and older) gets go-micro's old framing of
+// ct; a node with none of these keys (an address given, a node registered
+// by hand) gets microbot's wire. forced, if not plain, wins.
+func dialect(node *registry.Node, ct string, forced transport.Framing) (goMicro bool, framing transport.Framing) {
+	if forced != transport.FramingPlain {
+		return true, forced
+	}
+	md := node.Metadata // read only at dialectKeys
+	switch {
+	case md["content_types"] != "", md["server"] == "microbot":
+		return false, transport.FramingPlain
+	case md["protocol"] != "":
+		return true, transport.FramingPlain
+	case md["server"] == "":
+		return false, transport.FramingPlain
+	case ct == codec.JSON:
+		return true, transport.FramingJSONRPC
+	}
+	return true, transport.FramingProtoRPC
 }

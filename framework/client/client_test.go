@@ -282,3 +282,53 @@ func TestNew(t *testing.T) {
 		t.Error("a call's own options did not override the defaults")
 	}
 }
+
+// TestEveryDialect calls a microbot server through nodes that say they are
+// microbot's, go-micro v1's or go-micro v0.x's, or nothing, and with
+// go-micro's old framings forced: the server answers each, successes and
+// errors alike.
+func TestEveryDialect(t *testing.T) {
+	s, h := startServer(t, nil)
+	c, err := client.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tt := range []struct {
+		name string
+		md   map[string]string
+		ct   string
+	}{
+		{"microbot", map[string]string{"content_types": "application/json"}, "application/json"},
+		{"go-micro v1", map[string]string{"protocol": "mucp", "server": "mucp"}, "application/json"},
+		{"go-micro v0.x json", map[string]string{"server": "rpc"}, "application/json"},
+		{"go-micro v0.x protobuf", map[string]string{"server": "rpc"}, "application/protobuf"},
+		{"none", nil, "application/json"},
+		{"forced json-rpc", nil, "application/json-rpc"},
+		{"forced proto-rpc", nil, "application/proto-rpc"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			node := client.WithNode(&registry.Node{ID: "n", Address: s.Address(), Metadata: tt.md})
+			ctx := context.Background()
+			if tt.ct != "application/protobuf" && tt.ct != "application/proto-rpc" {
+				before := h.hits.Load()
+				var rsp Response
+				if err := c.Call(ctx, svcName, "Say.Hello", &Request{Name: "John"}, &rsp, node, client.WithContentType(tt.ct)); err != nil || rsp.Msg != "Hello John" {
+					t.Fatalf("Say.Hello = %q, %v", rsp.Msg, err)
+				}
+				if h.hits.Load() != before+1 {
+					t.Fatalf("ran %d times", h.hits.Load()-before)
+				}
+			}
+			var health server.HealthResponse
+			if err := c.Call(ctx, svcName, "Debug.Health", &server.HealthRequest{}, &health, node, client.WithContentType(tt.ct)); err != nil || health.Status != "ok" {
+				t.Fatalf("Debug.Health = %+v, %v", health, err)
+			}
+			err := c.Call(ctx, svcName, "Say.Nothing", &server.HealthRequest{}, nil, node, client.WithContentType(tt.ct))
+			var e *rpcerr.Error
+			if !errors.As(err, &e) || e.Code != 404 || !strings.Contains(e.Detail, "unknown endpoint Say.Nothing") {
+				t.Fatalf("unknown endpoint: %v", err)
+			}
+		})
+	}
+}

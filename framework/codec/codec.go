@@ -14,6 +14,12 @@
 // line in it); parameters such as "; charset=utf-8" are ignored, and
 // "application/x-protobuf" and "application/octet-stream" are accepted as
 // aliases of application/protobuf.
+//
+// go-micro's old framings, application/proto-rpc and application/json-rpc
+// (go-micro before v0.22), carry a protobuf or JSON message inside an
+// envelope naming the method: For returns the protobuf or JSON codec of the
+// message for them, and the transport adds and removes the envelope (see
+// package framework/transport).
 package codec
 
 import (
@@ -33,6 +39,10 @@ import (
 const (
 	JSON     = "application/json"
 	Protobuf = "application/protobuf"
+	// ProtoRPC and JSONRPC are go-micro's old framings of a protobuf or
+	// JSON message.
+	ProtoRPC = "application/proto-rpc"
+	JSONRPC  = "application/json-rpc"
 )
 
 // ErrUnsupported is returned (wrapped) by [For] for a Content-Type no codec
@@ -74,6 +84,9 @@ var codecs = plugin.NewTable("codec", map[string]Codec{
 var aliases = map[string]string{
 	"application/x-protobuf":   Protobuf,
 	"application/octet-stream": Protobuf,
+	// the message inside go-micro's old framings (the transport frames it)
+	ProtoRPC: Protobuf,
+	JSONRPC:  JSON,
 }
 
 // For returns the codec of a Content-Type header value. An empty value means

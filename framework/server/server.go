@@ -268,10 +268,18 @@ func (s *Server) Address() string {
 
 // service returns the registry entry of this node. s.mu must be held.
 func (s *Server) service() *registry.Service {
+	// What go-micro v1's servers write (protocol=mucp tells go-micro's
+	// client to speak its current protocol, which this server answers as
+	// go-micro's servers do), and content_types, which marks the node as
+	// microbot's.
 	md := map[string]string{
-		"server":        "microbot",
+		"protocol":      "mucp",
+		"server":        "mucp",
 		"transport":     "http",
 		"content_types": codec.Supported(),
+	}
+	if s.opts.Registry != nil {
+		md["registry"] = s.opts.Registry.String()
 	}
 	for k, v := range s.opts.Metadata {
 		md[k] = v
