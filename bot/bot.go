@@ -58,7 +58,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -68,6 +67,7 @@ import (
 	"github.com/microbot/microbot/command"
 	"github.com/microbot/microbot/framework/metadata"
 	"github.com/microbot/microbot/input"
+	"github.com/microbot/microbot/internal/backoff"
 )
 
 // Metadata keys carrying the caller's identity on every RPC a command makes.
@@ -357,7 +357,7 @@ func (b *Bot) serve(ctx context.Context, in input.Input) {
 		}
 	}()
 	sem := make(chan struct{}, b.opts.maxConcurrent)
-	bo := backoff{min: b.opts.backoffMin, max: b.opts.backoffMax}
+	bo := backoff.Backoff{Min: b.opts.backoffMin, Max: b.opts.backoffMax}
 	for ctx.Err() == nil {
 		conn, err := in.Stream(ctx)
 		if err != nil {
@@ -394,7 +394,7 @@ func (b *Bot) serve(ctx context.Context, in input.Input) {
 		}
 		hook(in.String(), false, err)
 		if time.Since(opened) >= min(StableAfter, b.opts.backoffMax) {
-			bo.reset() // it was a healthy connection: start over
+			bo.Reset() // it was a healthy connection: start over
 		}
 		if !b.retry(ctx, log, &bo, "the input failed", err) {
 			return
@@ -446,50 +446,22 @@ func (b *Bot) receive(ctx, work context.Context, log *slog.Logger, conn input.Co
 	}
 }
 
-// retry logs err and waits the next backoff; false if ctx ended first.
-func (b *Bot) retry(ctx context.Context, log *slog.Logger, bo *backoff, msg string, err error) bool {
-	permanent := isPermanent(err)
-	d := bo.next(permanent)
-	if permanent {
+// retry logs err and waits the next backoff, or the longest one after a
+// permanent error; false if ctx ended first.
+func (b *Bot) retry(ctx context.Context, log *slog.Logger, bo *backoff.Backoff, msg string, err error) bool {
+	var d time.Duration
+	if isPermanent(err) {
+		d = backoff.Jitter(bo.Max)
 		log.Error(msg+"; the error is permanent (check the configuration), retrying at the slowest pace", "err", err, "retry_in", d.Round(time.Millisecond))
 	} else {
+		d = bo.Next()
 		log.Warn(msg+"; reconnecting", "err", err, "retry_in", d.Round(time.Millisecond))
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return backoff.Sleep(ctx, d)
 }
 
 // isPermanent reports whether retrying cannot fix err.
 func isPermanent(err error) bool { return errors.Is(err, input.ErrPermanent) }
-
-// backoff is capped exponential backoff with jitter.
-type backoff struct {
-	min, max time.Duration
-	n        int
-}
-
-// next returns the wait before the next try: min doubled at each failure up
-// to max, between half and all of it at random; max for a permanent error.
-func (b *backoff) next(permanent bool) time.Duration {
-	d := b.max
-	if !permanent {
-		d = b.min
-		for i := 0; i < b.n && d < b.max; i++ {
-			d *= 2
-		}
-		d = min(d, b.max)
-		b.n = min(b.n+1, 64)
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func (b *backoff) reset() { b.n = 0 }
 
 // waitTimeout waits for wg up to d; false if d passed first.
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {

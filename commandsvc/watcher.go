@@ -64,13 +64,11 @@
 package commandsvc
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -80,6 +78,7 @@ import (
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/input"
+	"github.com/microbot/microbot/internal/backoff"
 	pb "github.com/microbot/microbot/proto/bot"
 )
 
@@ -304,7 +303,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 // since events may have been lost). The first watch is the one Run started
 // (first, or the error starting it).
 func (w *Watcher) watch(ctx context.Context, log *slog.Logger, first registry.Watcher, firstErr error, names chan<- string, rewatch chan<- struct{}) {
-	fails := 0
+	bo := backoff.Backoff{Min: w.opts.watchBackoffMin, Max: w.opts.watchBackoffMax}
 	for ctx.Err() == nil {
 		wt, err := first, firstErr
 		if wt == nil && err == nil {
@@ -312,27 +311,24 @@ func (w *Watcher) watch(ctx context.Context, log *slog.Logger, first registry.Wa
 		}
 		first, firstErr = nil, nil
 		if err == nil {
-			if fails > 0 {
+			if bo.Failures() > 0 {
 				log.Info("registry watch restored")
 				select {
 				case rewatch <- struct{}{}:
 				default:
 				}
 			}
-			fails = 0
+			bo.Reset()
 			err = w.follow(ctx, wt, names)
 			wt.Stop()
 			if ctx.Err() != nil {
 				return
 			}
 		}
-		d := backoff(w.opts.watchBackoffMin, w.opts.watchBackoffMax, fails)
-		fails++
+		d := bo.Next()
 		log.Warn("registry watch broke; starting it again", "err", err, "retry_in", d.Round(time.Millisecond))
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, d) {
 			return
-		case <-time.After(d):
 		}
 	}
 }
@@ -608,7 +604,7 @@ func (l *loop) helped(r helpResult) {
 	}
 	s.helping, s.initial = false, false
 	if r.err != nil {
-		d := backoff(l.w.opts.helpBackoffMin, l.w.opts.helpBackoffMax, s.helpFails)
+		d := backoff.Delay(l.w.opts.helpBackoffMin, l.w.opts.helpBackoffMax, s.helpFails)
 		s.helpFails++
 		s.helpAt = time.Now().Add(d)
 		l.log.Warn("command help failed; the command stays listed with a placeholder", "command", s.name, "err", r.err, "retry_in", d.Round(time.Millisecond))
@@ -693,15 +689,4 @@ func (w *Watcher) exec(service string) command.RunFunc {
 		}
 		return command.Text(string(rsp.GetResult())), nil
 	}
-}
-
-// backoff returns the wait after fails failures in a row: lo doubled each
-// time up to hi, between half and all of it at random.
-func backoff(lo, hi time.Duration, fails int) time.Duration {
-	d := lo
-	for i := 0; i < fails && d < hi; i++ {
-		d *= 2
-	}
-	d = cmp.Or(min(d, hi), time.Millisecond)
-	return d/2 + rand.N(d/2+1)
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/internal/backoff"
 )
 
 // ErrClosed is returned (wrapped) by Select after Close.
@@ -424,7 +425,7 @@ func (c *cache) invalidate(service string) {
 // exponential backoff when it cannot start or breaks.
 func (c *cache) watch() {
 	defer c.wg.Done()
-	backoff := c.backoffMin
+	bo := backoff.Backoff{Min: c.backoffMin, Max: c.backoffMax}
 	for {
 		w, err := c.reg.Watch(c.ctx)
 		if err == nil {
@@ -454,22 +455,18 @@ func (c *cache) watch() {
 			c.watcher = nil
 			c.mu.Unlock()
 			if time.Since(started) > c.backoffMax {
-				backoff = c.backoffMin // it ran well for a while
+				bo.Reset() // it ran well for a while
 			}
 		}
 		if c.ctx.Err() != nil {
 			return
 		}
-		c.opts.Logger.Warn("selector: registry watch broke, restarting", "registry", c.reg.String(), "in", backoff, "err", err)
+		d := bo.Next()
+		c.opts.Logger.Warn("selector: registry watch broke, restarting", "registry", c.reg.String(), "in", d.Round(time.Millisecond), "err", err)
 		// Lists may go stale unseen until the watch is back.
 		c.invalidate("")
-		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
-		select {
-		case <-t.C:
-		case <-c.ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(c.ctx, d) {
 			return
 		}
-		backoff = min(2*backoff, c.backoffMax)
 	}
 }

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/microbot/microbot/input"
 	"github.com/microbot/microbot/input/xmpp/xmppclient"
+	"github.com/microbot/microbot/internal/backoff"
 )
 
 // Keys of Event.Meta this input sets, to reply to the right address.
@@ -89,7 +89,8 @@ func (c *conn) start(cl *xmppclient.Client) { go c.run(cl) }
 // run serves one client after another until Close or a permanent error.
 func (c *conn) run(cl *xmppclient.Client) {
 	defer close(c.done)
-	failures := 0 // reconnect attempts since the last stable connection
+	// Counts the reconnect attempts since the last stable connection.
+	bo := backoff.Backoff{Min: c.in.opts.backoffMin, Max: c.in.opts.backoffMax}
 	for {
 		opened := time.Now()
 		err := c.serve(cl)
@@ -99,7 +100,7 @@ func (c *conn) run(cl *xmppclient.Client) {
 			return
 		}
 		if time.Since(opened) >= c.in.opts.stableAfter {
-			failures = 0
+			bo.Reset()
 		}
 		var se *xmppclient.StreamError
 		if errors.As(err, &se) && se.Condition == "conflict" {
@@ -109,13 +110,7 @@ func (c *conn) run(cl *xmppclient.Client) {
 		c.again = true
 		c.observe(false, err)
 		for {
-			d := c.backoff(failures)
-			failures++
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-c.ctx.Done():
-				t.Stop()
+			if !backoff.Sleep(c.ctx, bo.Next()) {
 				return
 			}
 			cl, err = c.dial(c.ctx)
@@ -132,21 +127,10 @@ func (c *conn) run(cl *xmppclient.Client) {
 				c.mu.Unlock()
 				return
 			}
-			c.log.Warn("xmpp: reconnecting failed", "err", err, "attempt", failures)
+			c.log.Warn("xmpp: reconnecting failed", "err", err, "attempt", bo.Failures())
 			c.observe(false, err)
 		}
 	}
-}
-
-// backoff is the wait before reconnect attempt n (from 0): the minimum
-// doubled n times, capped, with jitter (between half and all of it).
-func (c *conn) backoff(n int) time.Duration {
-	d := c.in.opts.backoffMin
-	for i := 0; i < n && d < c.in.opts.backoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, c.in.opts.backoffMax)
-	return d/2 + rand.N(d/2+1)
 }
 
 // readyTimeout bounds the wait for the server to reflect our presence

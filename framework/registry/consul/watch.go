@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/internal/backoff"
 )
 
 // Backoff bounds of a watch retrying an agent that does not answer.
@@ -200,7 +200,7 @@ func (w *watcher) watchAll(ctx context.Context, index uint64, states map[string]
 	for name, st := range states {
 		start(name, st)
 	}
-	var bo backoff
+	bo := newOutage()
 	for {
 		names, idx, err := w.r.serviceNames(ctx, index)
 		if ctx.Err() != nil {
@@ -243,7 +243,7 @@ func (w *watcher) watchService(ctx context.Context, name string, st *serviceStat
 			w.emit(registry.Diff(st.services, nil))
 		}
 	}
-	var bo backoff
+	bo := newOutage()
 	for {
 		entries, idx, err := w.r.watchHealth(ctx, name, st.index)
 		if ctx.Err() != nil {
@@ -294,41 +294,32 @@ func (w *watcher) emit(rs []*registry.Result) bool {
 	return true
 }
 
-// backoff doubles from minBackoff to maxBackoff, with jitter. It logs the
-// first failure of an outage as a warning and the recovery, not every retry.
-type backoff struct {
-	d     time.Duration
-	fails int
+// outage follows the failures in a row of one watch loop's queries: it
+// logs the first failure of an outage as a warning and the recovery, not
+// every retry, and waits between tries with backoff, from minBackoff to
+// maxBackoff.
+type outage struct{ bo backoff.Backoff }
+
+func newOutage() *outage {
+	return &outage{bo: backoff.Backoff{Min: minBackoff, Max: maxBackoff}}
 }
 
 // failed records a failed query of service (empty: the service names).
-func (b *backoff) failed(log *slog.Logger, service string, err error) {
-	b.fails++
-	if b.fails == 1 {
+func (o *outage) failed(log *slog.Logger, service string, err error) {
+	if n := o.bo.Failures() + 1; n == 1 {
 		log.Warn("watch: Consul query failed; retrying with backoff", "service", service, "err", err)
 	} else {
-		log.Debug("watch: Consul query failed again", "service", service, "attempt", b.fails, "err", err)
+		log.Debug("watch: Consul query failed again", "service", service, "attempt", n, "err", err)
 	}
 }
 
 // reset records a successful query.
-func (b *backoff) reset(log *slog.Logger, service string) {
-	if b.fails > 0 {
-		log.Info("watch: Consul answers again", "service", service, "failed_attempts", b.fails)
+func (o *outage) reset(log *slog.Logger, service string) {
+	if n := o.bo.Failures(); n > 0 {
+		log.Info("watch: Consul answers again", "service", service, "failed_attempts", n)
 	}
-	b.d, b.fails = 0, 0
+	o.bo.Reset()
 }
 
 // sleep waits the next backoff; it returns false if ctx ended first.
-func (b *backoff) sleep(ctx context.Context) bool {
-	b.d = min(max(2*b.d, minBackoff), maxBackoff)
-	d := b.d/2 + rand.N(b.d/2+1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+func (o *outage) sleep(ctx context.Context) bool { return backoff.Sleep(ctx, o.bo.Next()) }
