@@ -28,9 +28,11 @@ import (
 // Each iteration registers one node and deregisters it.
 //
 // agent=dev is one -dev agent; agent=cluster is a 3-server cluster where
-// the node registers through one follower and the watcher reads (stale,
-// the registry's default) from the other, so the change crosses raft. Run
-// it with enough iterations for the percentiles to mean something:
+// the node registers through one follower and the watcher reads from the
+// other, so the change crosses raft: with stale reads (the registry's
+// default) the watcher sees it once that follower has applied it, with
+// consistent reads once the leader has. Run it with enough iterations for
+// the percentiles to mean something:
 //
 //	go test -run '^$' -bench DiscoveryPropagation -benchtime 200x ./framework/registry/consul/
 func BenchmarkDiscoveryPropagation(b *testing.B) {
@@ -38,27 +40,34 @@ func BenchmarkDiscoveryPropagation(b *testing.B) {
 		agent := consultest.Start(b)
 		benchPropagation(b, agent.Addr(), agent.Addr())
 	})
-	b.Run("agent=cluster", func(b *testing.B) {
-		cl := consultest.StartCluster(b, 3)
-		leader, err := cl.WaitLeader()
-		if err != nil {
-			b.Fatal(err)
-		}
-		var followers []string
-		for _, a := range cl.Agents {
-			if a != leader {
-				followers = append(followers, a.Addr())
+	for _, reads := range []string{"stale", "consistent"} {
+		b.Run("agent=cluster/reads="+reads, func(b *testing.B) {
+			cl := consultest.StartCluster(b, 3)
+			leader, err := cl.WaitLeader()
+			if err != nil {
+				b.Fatal(err)
 			}
-		}
-		benchPropagation(b, followers[0], followers[1])
-	})
+			var followers []string
+			for _, a := range cl.Agents {
+				if a != leader {
+					followers = append(followers, a.Addr())
+				}
+			}
+			var opts []consul.Option
+			if reads == "consistent" {
+				opts = append(opts, consul.WithConsistentReads())
+			}
+			benchPropagation(b, followers[0], followers[1], opts...)
+		})
+	}
 }
 
 // benchPropagation registers through the agent at regAddr and watches
-// through the one at watchAddr.
-func benchPropagation(b *testing.B, regAddr, watchAddr string) {
+// through the one at watchAddr, with the watcher's registry built with
+// opts.
+func benchPropagation(b *testing.B, regAddr, watchAddr string, opts ...consul.Option) {
 	r := newRegistry(b, consul.WithAddrs(regAddr))
-	watched := newRegistry(b, consul.WithAddrs(watchAddr))
+	watched := newRegistry(b, append(opts, consul.WithAddrs(watchAddr))...)
 	const name = "bench.propagation"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -246,11 +246,17 @@ func TestConsulView(t *testing.T) {
 }
 
 // recorder is a reverse proxy in front of an agent that records the
-// requests it forwards ("PUT /v1/agent/check/update/...").
+// requests it forwards ("PUT /v1/agent/check/update/...") and the
+// consistency of each read ("stale" or "consistent"). It can make the agent
+// look out of touch with its leader (lag: stale answers carry a
+// LastContact of a minute) and leaderless (consistent reads answer 500 "No
+// cluster leader").
 type recorder struct {
 	*httptest.Server
-	mu   sync.Mutex
-	reqs []string
+	mu              sync.Mutex
+	reqs            []string
+	reads           []string
+	lag, leaderless bool
 }
 
 func newRecorder(t *testing.T, target string) *recorder {
@@ -260,22 +266,57 @@ func newRecorder(t *testing.T, target string) *recorder {
 	}
 	rec := &recorder{}
 	proxy := httputil.NewSingleHostReverseProxy(u)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		if rec.lag && resp.Request.URL.Query().Has("stale") {
+			resp.Header.Set("X-Consul-LastContact", "60000")
+		}
+		return nil
+	}
 	rec.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		stale := req.URL.Query().Has("stale")
 		rec.mu.Lock()
 		rec.reqs = append(rec.reqs, req.Method+" "+req.URL.Path)
+		if req.Method == http.MethodGet {
+			rec.reads = append(rec.reads, map[bool]string{true: "stale", false: "consistent"}[stale])
+		}
+		leaderless := rec.leaderless
 		rec.mu.Unlock()
+		if req.Method == http.MethodGet && !stale && leaderless {
+			http.Error(w, "No cluster leader", http.StatusInternalServerError)
+			return
+		}
 		proxy.ServeHTTP(w, req)
 	}))
 	t.Cleanup(rec.Close)
 	return rec
 }
 
+// take returns the requests recorded since the last take.
 func (rec *recorder) take() []string {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	r := rec.reqs
 	rec.reqs = nil
 	return r
+}
+
+// takeReads returns the reads' consistency recorded since the last call.
+func (rec *recorder) takeReads() []string {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	r := rec.reads
+	rec.reads = nil
+	return r
+}
+
+// set makes the agent look lagging and leaderless, or not, and forgets
+// what was recorded.
+func (rec *recorder) set(lag, leaderless bool) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	rec.lag, rec.leaderless, rec.reqs, rec.reads = lag, leaderless, nil, nil
 }
 
 func (rec *recorder) addr() string { return strings.TrimPrefix(rec.URL, "http://") }
@@ -589,72 +630,13 @@ func TestExpiredNodeLeavesGetService(t *testing.T) {
 	}
 }
 
-// lagProxy is a reverse proxy in front of an agent that can make the agent
-// look out of touch with its leader (stale answers carry a LastContact of a
-// minute) and leaderless (consistent reads answer 500 "No cluster leader"),
-// and records the consistency of each read it forwards.
-type lagProxy struct {
-	*httptest.Server
-	mu         sync.Mutex
-	lag        bool
-	leaderless bool
-	reads      []string // "stale" or "consistent", per GET
-}
-
-func newLagProxy(t *testing.T, target string) *lagProxy {
-	u, err := url.Parse("http://" + target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &lagProxy{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.ModifyResponse = func(resp *http.Response) error {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if p.lag && resp.Request.URL.Query().Has("stale") {
-			resp.Header.Set("X-Consul-LastContact", "60000")
-		}
-		return nil
-	}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		p.mu.Lock()
-		stale := req.URL.Query().Has("stale")
-		leaderless := p.leaderless
-		if req.Method == http.MethodGet {
-			p.reads = append(p.reads, map[bool]string{true: "stale", false: "consistent"}[stale])
-		}
-		p.mu.Unlock()
-		if req.Method == http.MethodGet && !stale && leaderless {
-			http.Error(w, "No cluster leader", http.StatusInternalServerError)
-			return
-		}
-		rp.ServeHTTP(w, req)
-	}))
-	t.Cleanup(p.Close)
-	return p
-}
-
-func (p *lagProxy) set(lag, leaderless bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.lag, p.leaderless, p.reads = lag, leaderless, nil
-}
-
-func (p *lagProxy) take() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	r := p.reads
-	p.reads = nil
-	return r
-}
-
 // TestStaleBound: reads are stale; an answer from a server out of touch
 // with its leader for longer than MaxStale is read again consistently; when
 // that fails too, the stale answer is used and a warning logged once; with
 // Consistent, every read goes to the leader.
 func TestStaleBound(t *testing.T) {
 	agent := consultest.Start(t)
-	p := newLagProxy(t, agent.Addr())
+	p := newRecorder(t, agent.Addr())
 	if err := newRegistry(t, consul.WithAddrs(agent.Addr())).Register(ctxT(t), greeter("bound", "1", "b-1")); err != nil {
 		t.Fatal(err)
 	}
@@ -687,7 +669,7 @@ func TestStaleBound(t *testing.T) {
 		if got := nodeIDs(svcs); !slices.Equal(got, []string{"b-1"}) {
 			t.Fatalf("%s: nodes %v", st.name, got)
 		}
-		if got := p.take(); !slices.Equal(got, st.reads) {
+		if got := p.takeReads(); !slices.Equal(got, st.reads) {
 			t.Errorf("%s: reads %v, want %v", st.name, got, st.reads)
 		}
 		out := logs.String()[mark:]
@@ -706,7 +688,7 @@ func TestStaleBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	if got := p.take(); !slices.Equal(got, []string{"stale", "consistent"}) {
+	if got := p.takeReads(); !slices.Equal(got, []string{"stale", "consistent"}) {
 		t.Errorf("watch baseline: reads %v, want stale then consistent", got)
 	}
 }

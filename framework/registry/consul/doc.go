@@ -80,7 +80,7 @@
 // recommends for service discovery, and what its DNS interface does.
 //
 // A stale answer is bounded: Consul says how long ago the answering server
-// last heard from its leader (X-Consul-LastContact). Past Config.MaxStale
+// last heard from its leader (X-Consul-LastContact). Past WithMaxStale
 // (DefaultMaxStale, 5 s: Consul's raft heartbeat timeout, after which a
 // follower itself gives its leader up) the read is asked again as a
 // consistent read, which only a server in touch with a leader can answer
@@ -89,7 +89,7 @@
 // consistent read can be made either, as during an election, when nothing
 // can change anyway, the stale answer is used and a warning logged, once
 // until answers are fresh again; after a failed consistent read the next
-// two seconds use stale answers without trying. Config.Consistent turns
+// two seconds use stale answers without trying. WithConsistentReads turns
 // stale reads off (every read through the leader).
 //
 // # Failure
@@ -101,8 +101,29 @@
 // agents do not answer retries with backoff (0.1 s to 2 s) and, when one
 // answers again, reports what changed meanwhile.
 //
+// # ACLs and TLS
+//
 // Token and TLS settings come from Consul's usual environment variables
 // (CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE, CONSUL_HTTP_SSL, CONSUL_CACERT,
 // CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY, CONSUL_TLS_SERVER_NAME, ...);
-// CONSUL_HTTP_ADDR is used only when no address is given.
+// CONSUL_HTTP_ADDR is used only when no address is given. The token is never
+// logged nor put in an error.
+//
+// What Consul's ACLs refuse is an error wrapping ErrPermissionDenied that
+// names the permission missing: Consul's own 403 message for writes ("token
+// ... lacks permission 'service:write' on ..."), words pointing at the
+// setting for a token Consul does not know ("ACL not found"). Consul does
+// not refuse reads: it leaves out what the token may not see, and says so
+// (X-Consul-Results-Filtered-By-ACLs) only to requests carrying a token.
+// An answer the ACLs emptied is therefore an error too, never an empty
+// listing or a "not found": when Consul says it filtered, or, without a
+// token against a cluster whose default policy is deny, when even the
+// catalog's names are hidden (a catalog always holds Consul's own service).
+// An answer the ACLs only thinned is used, with a warning logged once. A
+// watch refused at its start fails Watch; refused later, it retries with
+// backoff and logs why.
+//
+// The HTTP client speaks HTTP/1.1, as Consul's API package means to: over
+// HTTP/2 a TLS handshake the agent refuses fails later calls with an error
+// that no longer says why.
 package consul
