@@ -22,6 +22,10 @@ var ErrUsage = errors.New("usage")
 // deadline and the caller's identity as RPC metadata.
 type RunFunc func(ctx context.Context, req *Request) (*input.Reply, error)
 
+// MetaService is the Metadata key naming the service that serves a command
+// (set for command services).
+const MetaService = "service"
+
 // Command is something the bot can do.
 type Command struct {
 	// Name is the command's name and first pattern: one or more literal
@@ -38,8 +42,8 @@ type Command struct {
 	// may hide while it is there (the toys: echo, hello, ping, ...).
 	Replaceable bool
 	// Metadata is data about the command for policies (for a command
-	// service: the service's registry metadata, plus "service" naming it).
-	// It must not be changed once the command is in a table.
+	// service: the service's registry metadata, plus [MetaService] naming
+	// it). It must not be changed once the command is in a table.
 	Metadata map[string]string
 	// Run does the work.
 	Run RunFunc

@@ -1,3 +1,27 @@
+// Package commandsvc helps write a command service: a service of the
+// framework, registered under the bot's namespace (go.micro.bot.<command>),
+// that serves proto/bot's Command (Help, Exec) and so becomes the chat
+// command <command> while it runs. It links only the framework and
+// proto/bot; the bot's side, which finds these services and runs them, is
+// package commandsvc/watch.
+//
+// [Run] serves a command in a few lines:
+//
+//	func main() {
+//		err := commandsvc.Run(context.Background(), "go.micro.bot.hello", "hello [name]", "Greets someone",
+//			func(ctx context.Context, args []string) (string, error) {
+//				return "hello " + strings.Join(args[1:], " "), nil
+//			})
+//		if err != nil {
+//			log.Fatal(err)
+//		}
+//	}
+//
+// The bot calls Command.Exec with every word typed, the command word
+// included (["hello", "Ann"]), under its command timeout, and never retries
+// it: a command may have side effects. A service can restrict itself with
+// its registry metadata (bot.group, bot.confirm: see docs/access.md), set
+// with framework.WithMetadata or --server_metadata.
 package commandsvc
 
 import (
@@ -10,6 +34,10 @@ import (
 	"github.com/microbot/microbot/framework"
 	pb "github.com/microbot/microbot/proto/bot"
 )
+
+// DefaultNamespace is the bot's default command namespace: the service
+// <DefaultNamespace>.<command> is the command <command>.
+const DefaultNamespace = "go.micro.bot"
 
 // ExecFunc runs a command. args are the words typed, the command word first
 // (["deploy", "web", "v2"]). The string returned is the reply; an error is

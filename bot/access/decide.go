@@ -21,11 +21,6 @@ const (
 	MetaConfirm = "bot.confirm"
 )
 
-// metaService is the Command.Metadata key naming a command's service
-// (commandsvc.MetaService; not imported, to keep this package below
-// commandsvc).
-const metaService = "service"
-
 // Caller is who asks, and where.
 type Caller struct {
 	// Input is the input's name ("slack", "xmpp", "shell").
@@ -97,7 +92,7 @@ type target struct {
 // service. req nil means any (help asks whether a command is visible at
 // all).
 func targetOf(cmd *command.Command, req *command.Request) target {
-	if s := cmd.Metadata[metaService]; s != "" {
+	if s := cmd.Metadata[command.MetaService]; s != "" {
 		return target{knownTarget, s}
 	}
 	switch cmd.Name {

@@ -13,6 +13,7 @@ import (
 	"github.com/microbot/microbot/bot"
 	"github.com/microbot/microbot/bot/audit"
 	"github.com/microbot/microbot/command"
+	"github.com/microbot/microbot/commandsvc"
 	"github.com/microbot/microbot/framework/metadata"
 	"github.com/microbot/microbot/input"
 )
@@ -22,10 +23,6 @@ import (
 // it ran after a confirmation. The caller's identity travels as usual
 // (bot.MetaInput, bot.MetaUserID, ...): it is the requester's.
 const MetaConfirmedBy = "Micro-Confirmed-By"
-
-// DefaultNamespace is the command namespace assumed until [Guard.Install]
-// names one.
-const DefaultNamespace = "go.micro.bot"
 
 // Guard enforces a policy on the bot: a middleware that decides, asks for
 // confirmations and writes the audit log; a visibility function for help;
@@ -73,7 +70,7 @@ func New(p *Policy, opts ...Option) *Guard {
 	if g.audit == nil {
 		g.audit = audit.ToLogger(g.log)
 	}
-	ns := DefaultNamespace
+	ns := commandsvc.DefaultNamespace // until Install names one
 	g.ns.Store(&ns)
 	g.policy.Store(p)
 	g.confirmCmd = &command.Command{
@@ -160,7 +157,7 @@ func (g *Guard) decide(p *Policy, caller Caller, req *command.Request) Decision 
 	if t := g.table.Load(); t != nil && name != "" {
 		cmd = t.Lookup(name)
 	}
-	if cmd == nil || cmd.Metadata[metaService] != d.Target {
+	if cmd == nil || cmd.Metadata[command.MetaService] != d.Target {
 		// Fail closed: a service of the namespace that is no command now,
 		// such as a case variant of a command's service (the watcher
 		// ignores it: it clashes), which is not that command's service.
@@ -196,7 +193,7 @@ func (g *Guard) check(ctx context.Context, req *command.Request, next bot.Handle
 	if !d.Allow {
 		rec.Decision = audit.Denied
 		g.write(rec, start)
-		if req.Command.Metadata[metaService] != "" {
+		if req.Command.Metadata[command.MetaService] != "" {
 			// A command service the caller may not run is one they do not
 			// see: the same reply as for a command that does not exist.
 			return next(ctx, &command.Request{Event: req.Event, Text: req.Text, Words: req.Words})
@@ -297,7 +294,7 @@ func (g *Guard) confirm(ctx context.Context, req *command.Request, next bot.Hand
 // service may have taken the name over meanwhile).
 func sameCommand(now, then *command.Command) bool {
 	return now != nil && command.Fold(now.Name) == command.Fold(then.Name) &&
-		now.Metadata[metaService] == then.Metadata[metaService]
+		now.Metadata[command.MetaService] == then.Metadata[command.MetaService]
 }
 
 // rematch matches the text of a request waiting for confirmation again,

@@ -18,7 +18,7 @@ import (
 	"github.com/microbot/microbot/bot"
 	"github.com/microbot/microbot/bot/audit"
 	"github.com/microbot/microbot/command"
-	"github.com/microbot/microbot/commandsvc"
+	"github.com/microbot/microbot/commandsvc/watch"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/metadata"
 	"github.com/microbot/microbot/framework/registry"
@@ -167,8 +167,8 @@ func newWorld(t *testing.T, policy string) *world {
 		t.Fatal(err)
 	}
 	w.start(s)
-	wt := commandsvc.New(w.reg, c, w.table, commandsvc.WithLogger(slog.New(slog.NewTextHandler(&w.wlog, nil))),
-		commandsvc.WithHelpBackoff(20*time.Millisecond, 200*time.Millisecond))
+	wt := watch.New(w.reg, c, w.table, watch.WithLogger(slog.New(slog.NewTextHandler(&w.wlog, nil))),
+		watch.WithHelpBackoff(20*time.Millisecond, 200*time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); wt.Run(ctx) }()
@@ -751,7 +751,7 @@ func TestGuardCaseVariantService(t *testing.T) {
 	stop(purge)
 	testenv.Eventually(t, 20*time.Second, "go.micro.bot.PURGE has purge", func() bool {
 		cmd := w.table.Lookup("purge")
-		return cmd != nil && cmd.Metadata[metaService] == "go.micro.bot.PURGE"
+		return cmd != nil && cmd.Metadata[command.MetaService] == "go.micro.bot.PURGE"
 	})
 	if rep := w.say(dev, "confirm "+c); !rep.Error || rep.Text != "error: purge is no longer available" {
 		t.Errorf("confirm after the service changed: %+v", rep)

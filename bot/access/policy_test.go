@@ -170,7 +170,7 @@ var (
 )
 
 func svcCmd(name string, md map[string]string) *command.Command {
-	m := map[string]string{metaService: "go.micro.bot." + name}
+	m := map[string]string{command.MetaService: "go.micro.bot." + name}
 	for k, v := range md {
 		m[k] = v
 	}

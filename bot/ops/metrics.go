@@ -13,7 +13,6 @@ import (
 
 	"github.com/microbot/microbot/bot"
 	"github.com/microbot/microbot/command"
-	"github.com/microbot/microbot/commandsvc"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/rpcerr"
@@ -186,7 +185,7 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 func ServiceCommands(t *command.Table) int {
 	n := 0
 	for _, c := range t.Commands() {
-		if c.Metadata[commandsvc.MetaService] != "" {
+		if c.Metadata[command.MetaService] != "" {
 			n++
 		}
 	}
@@ -344,8 +343,8 @@ func (c inputCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// WatchHook returns the function to give commandsvc.WatchHook: it counts
-// registry watch events by action.
+// WatchHook returns the function to give watch.WithWatchHook (package
+// commandsvc/watch): it counts registry watch events by action.
 func (m *Metrics) WatchHook() func(*registry.Result) {
 	return func(r *registry.Result) {
 		action := r.Action

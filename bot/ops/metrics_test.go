@@ -14,7 +14,6 @@ import (
 	"github.com/microbot/microbot/bot"
 	"github.com/microbot/microbot/bot/ops"
 	"github.com/microbot/microbot/command"
-	"github.com/microbot/microbot/commandsvc"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/memory"
@@ -281,7 +280,7 @@ func TestWatchAndServiceCommandMetrics(t *testing.T) {
 		hook(&registry.Result{Action: a, Service: &registry.Service{Name: "x"}})
 	}
 	for _, name := range []string{"deploy", "rollback"} {
-		err := table.Put(&command.Command{Name: name, Metadata: map[string]string{commandsvc.MetaService: "go.micro.bot." + name},
+		err := table.Put(&command.Command{Name: name, Metadata: map[string]string{command.MetaService: "go.micro.bot." + name},
 			Run: func(context.Context, *command.Request) (*input.Reply, error) { return nil, nil }})
 		if err != nil {
 			t.Fatal(err)

@@ -31,6 +31,7 @@ import (
 	"github.com/microbot/microbot/bot/access"
 	"github.com/microbot/microbot/command"
 	"github.com/microbot/microbot/commandsvc"
+	"github.com/microbot/microbot/commandsvc/watch"
 	"github.com/microbot/microbot/framework"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/input"
@@ -125,7 +126,7 @@ func allFlags() []cli.Flag {
 			Usage: "how long one command may run"},
 		&cli.IntFlag{Name: flagMaxConcurrent, EnvVars: []string{"MICRO_MAX_CONCURRENT"}, Value: bot.DefaultMaxConcurrent,
 			Usage: "how many messages of one input are handled at once"},
-		&cli.DurationFlag{Name: flagResync, EnvVars: []string{"MICRO_COMMAND_RESYNC"}, Value: commandsvc.DefaultResync,
+		&cli.DurationFlag{Name: flagResync, EnvVars: []string{"MICRO_COMMAND_RESYNC"}, Value: watch.DefaultResync,
 			Usage: "how often the command namespace is listed again in full (the registry watch does the rest)"},
 		&cli.StringFlag{Name: flagLogLevel, EnvVars: []string{"MICRO_LOG_LEVEL"},
 			Usage: "debug, info, warn or error (default: info; warn when the console is the only input)"},
@@ -148,7 +149,7 @@ func allFlags() []cli.Flag {
 type parts struct {
 	svc     *framework.Service
 	table   *command.Table
-	watcher *commandsvc.Watcher
+	watcher *watch.Watcher
 	log     *slog.Logger
 	ops     *opsKit
 	guard   *access.Guard
@@ -214,12 +215,12 @@ func assemble(c *cli.Context, log *slog.Logger, ns string, guard *access.Guard, 
 	if err != nil {
 		return nil, err
 	}
-	w := commandsvc.New(reg, cl, table, kit.watchHook(),
-		commandsvc.WithNamespace(ns),
-		commandsvc.WithHelpCaller(helpCaller),
-		commandsvc.WithCommandTimeout(c.Duration(flagCommandTimeout)),
-		commandsvc.WithResync(c.Duration(flagResync)),
-		commandsvc.WithLogger(log))
+	w := watch.New(reg, cl, table, kit.watchHook(),
+		watch.WithNamespace(ns),
+		watch.WithHelpCaller(helpCaller),
+		watch.WithCommandTimeout(c.Duration(flagCommandTimeout)),
+		watch.WithResync(c.Duration(flagResync)),
+		watch.WithLogger(log))
 	return &parts{svc: svc, table: table, watcher: w, log: log, ops: kit, guard: guard}, nil
 }
 

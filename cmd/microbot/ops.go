@@ -19,7 +19,7 @@ import (
 	"github.com/microbot/microbot/bot"
 	"github.com/microbot/microbot/bot/ops"
 	"github.com/microbot/microbot/command"
-	"github.com/microbot/microbot/commandsvc"
+	"github.com/microbot/microbot/commandsvc/watch"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/input"
 )
@@ -144,8 +144,8 @@ func newOps(c *cli.Context, table *command.Table, log *slog.Logger) (*opsKit, er
 }
 
 // watchHook counts the registry watch events the command watcher sees.
-func (k *opsKit) watchHook() commandsvc.Option {
-	return commandsvc.WithWatchHook(k.metrics.WatchHook())
+func (k *opsKit) watchHook() watch.Option {
+	return watch.WithWatchHook(k.metrics.WatchHook())
 }
 
 // botOptions count and time commands (the metrics middleware goes first,

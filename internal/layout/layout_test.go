@@ -163,3 +163,29 @@ func typeName(e ast.Expr) string {
 	}
 	return ""
 }
+
+// TestCommandServiceDeps: a command service links only the framework,
+// proto/bot and the helper it is written with (package commandsvc), not
+// the bot's side of command services, the command table or the inputs.
+func TestCommandServiceDeps(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "list", "-deps", module+"examples/echo").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	seen := 0
+	for _, pkg := range strings.Fields(string(out)) {
+		if !strings.HasPrefix(pkg, module) {
+			continue
+		}
+		seen++
+		p := strings.TrimPrefix(pkg, module)
+		if !under(pkg, "framework") && !under(pkg, "internal") && p != "proto/bot" && p != "commandsvc" && p != "examples/echo" {
+			t.Errorf("examples/echo links %s: a command service needs only the framework, proto/bot and commandsvc", p)
+		}
+	}
+	if seen < 5 {
+		t.Fatalf("go list -deps listed %d packages of the module: it did not list examples/echo", seen)
+	}
+}

@@ -1,4 +1,4 @@
-package commandsvc_test
+package watch_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/microbot/microbot/commandsvc"
+	"github.com/microbot/microbot/commandsvc/watch"
 	"github.com/microbot/microbot/framework/registry"
 )
 
@@ -27,7 +27,7 @@ func TestWatchHookSeesEveryChange(t *testing.T) {
 		}
 		return n
 	}
-	e := newEnv(t, nil, commandsvc.WithWatchHook(hook))
+	e := newEnv(t, nil, watch.WithWatchHook(hook))
 	ctx := context.Background()
 	// A command service and a service outside the namespace: the hook
 	// hears of both. They are registered again, changed, until the watch

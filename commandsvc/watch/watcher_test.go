@@ -1,4 +1,4 @@
-package commandsvc_test
+package watch_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/microbot/microbot/bot"
 	"github.com/microbot/microbot/command"
-	"github.com/microbot/microbot/commandsvc"
+	"github.com/microbot/microbot/commandsvc/watch"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/metadata"
 	"github.com/microbot/microbot/framework/registry"
@@ -34,11 +34,11 @@ type env struct {
 	reg   registry.Registry
 	c     *client.Client
 	table *command.Table
-	w     *commandsvc.Watcher
+	w     *watch.Watcher
 	bot   *bot.Bot
 }
 
-func newEnv(t *testing.T, reg registry.Registry, opts ...commandsvc.Option) *env {
+func newEnv(t *testing.T, reg registry.Registry, opts ...watch.Option) *env {
 	t.Helper()
 	if reg == nil {
 		reg = memory.New()
@@ -52,9 +52,9 @@ func newEnv(t *testing.T, reg registry.Registry, opts ...commandsvc.Option) *env
 	if err := command.RegisterBuiltins(table, reg, c); err != nil {
 		t.Fatal(err)
 	}
-	opts = append([]commandsvc.Option{commandsvc.WithLogger(quiet()), commandsvc.WithHelpBackoff(20*time.Millisecond, 200*time.Millisecond),
-		commandsvc.WithWatchBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
-	w := commandsvc.New(reg, c, table, opts...)
+	opts = append([]watch.Option{watch.WithLogger(quiet()), watch.WithHelpBackoff(20*time.Millisecond, 200*time.Millisecond),
+		watch.WithWatchBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
+	w := watch.New(reg, c, table, opts...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
@@ -163,7 +163,7 @@ func TestServiceCommandLifecycle(t *testing.T) {
 	if rep := e.say("deploy fail"); !rep.Error || rep.Text != "error: it failed on purpose" {
 		t.Errorf("ExecResponse.error reply %+v", rep)
 	}
-	if md := e.table.Lookup("deploy").Metadata; md[commandsvc.MetaService] != "go.micro.bot.deploy" {
+	if md := e.table.Lookup("deploy").Metadata; md[command.MetaService] != "go.micro.bot.deploy" {
 		t.Errorf("command metadata %v", md)
 	}
 
@@ -274,7 +274,7 @@ func (d deaf) Stop() {}
 
 func TestResyncRepairsLostEvents(t *testing.T) {
 	reg := &lossy{Registry: memory.New(), failFirst: 2}
-	e := newEnv(t, reg, commandsvc.WithResync(100*time.Millisecond))
+	e := newEnv(t, reg, watch.WithResync(100*time.Millisecond))
 	select {
 	case <-e.w.Ready():
 	case <-time.After(20 * time.Second):
@@ -323,7 +323,7 @@ func (l *late) Watch(ctx context.Context, opts ...registry.WatchOption) (registr
 func TestRegisteredWhileStarting(t *testing.T) {
 	reg := &late{Registry: memory.New(), listed: make(chan struct{}),
 		svc: &registry.Service{Name: "go.micro.bot.late", Nodes: []*registry.Node{{ID: "late-1", Address: "127.0.0.1:1"}}}}
-	e := newEnv(t, reg, commandsvc.WithResync(time.Hour))
+	e := newEnv(t, reg, watch.WithResync(time.Hour))
 	e.eventually("late found", func() bool { return e.table.Lookup("late") != nil })
 }
 
@@ -337,7 +337,7 @@ func TestCommandNameClash(t *testing.T) {
 	variant := e0.serve("go.micro.bot.Deploy", &cmdHandler{usage: "Deploy [variant]"})
 	real := e0.serve("go.micro.bot.deploy", &cmdHandler{usage: "deploy [real]"})
 	var logs testenv.Buffer
-	e := newEnv(t, reg, commandsvc.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	e := newEnv(t, reg, watch.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	select {
 	case <-e.w.Ready():
 	case <-time.After(20 * time.Second):
@@ -345,7 +345,7 @@ func TestCommandNameClash(t *testing.T) {
 	}
 	service := func() string {
 		if c := e.table.Lookup("deploy"); c != nil {
-			return c.Metadata[commandsvc.MetaService]
+			return c.Metadata[command.MetaService]
 		}
 		return ""
 	}
@@ -405,7 +405,7 @@ func (rogue) Exec(ctx context.Context, req *pb.ExecRequest, rsp *pb.ExecResponse
 // command name holds a control character is ignored (issue 15, item 9).
 func TestServiceTextEscaped(t *testing.T) {
 	var logs testenv.Buffer
-	e := newEnv(t, nil, commandsvc.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	e := newEnv(t, nil, watch.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	e.serve("go.micro.bot.rogue", rogue{})
 	e.serve("go.micro.bot.bell\x07", rogue{})
 	e.eventually("rogue's help", func() bool { return strings.Contains(e.helpLine("rogue"), "Returns the server time") })
@@ -446,7 +446,7 @@ func TestReadyWaitsForHelp(t *testing.T) {
 }
 
 func TestCommandName(t *testing.T) {
-	w := commandsvc.New(memory.New(), nil, command.NewTable(), commandsvc.WithNamespace("go.micro.bot."))
+	w := watch.New(memory.New(), nil, command.NewTable(), watch.WithNamespace("go.micro.bot."))
 	tests := []struct {
 		in   string
 		want string
@@ -490,7 +490,7 @@ func BenchmarkServiceCommand1000(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	w := commandsvc.New(reg, c, table, commandsvc.WithLogger(quiet()))
+	w := watch.New(reg, c, table, watch.WithLogger(quiet()))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx)

@@ -1,5 +1,7 @@
-// Package commandsvc makes services into chat commands, and helps write
-// such services.
+// Package watch is the bot's side of command services: it makes the
+// services of the bot's namespace into chat commands. (Package commandsvc,
+// above it, is the other side: the helper a command service is written
+// with.)
 //
 // # Discovery
 //
@@ -47,21 +49,8 @@
 // "v2"]), under the command timeout (default 10 s) and never retried: a
 // command may have side effects. A non-empty ExecResponse.error is shown as
 // the command's error, ExecResponse.result as its reply.
-//
-// # Writing a command service
-//
-// [Run] serves a command in a few lines:
-//
-//	func main() {
-//		err := commandsvc.Run("go.micro.bot.hello", "hello [name]", "Greets someone",
-//			func(ctx context.Context, args []string) (string, error) {
-//				return "hello " + strings.Join(args[1:], " "), nil
-//			})
-//		if err != nil {
-//			log.Fatal(err)
-//		}
-//	}
-package commandsvc
+
+package watch
 
 import (
 	"context"
@@ -75,6 +64,7 @@ import (
 	"time"
 
 	"github.com/microbot/microbot/command"
+	"github.com/microbot/microbot/commandsvc"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/input"
@@ -82,16 +72,12 @@ import (
 	pb "github.com/microbot/microbot/proto/bot"
 )
 
-// Defaults of a Watcher.
+// Defaults of a Watcher (the namespace's is commandsvc.DefaultNamespace).
 const (
-	DefaultNamespace      = "go.micro.bot"
 	DefaultCommandTimeout = 10 * time.Second
 	DefaultResync         = 30 * time.Second
 	DefaultHelpTimeout    = 5 * time.Second
 )
-
-// MetaService is the Command.Metadata key naming the command's service.
-const MetaService = "service"
 
 // Watcher keeps the command table in step with the command services in the
 // registry. Run it with [Watcher.Run].
@@ -166,7 +152,7 @@ func WithWatchHook(f func(*registry.Result)) Option { return func(o *options) { 
 // table and calls them through c.
 func New(reg registry.Registry, c command.Caller, table *command.Table, opts ...Option) *Watcher {
 	o := options{
-		namespace:       DefaultNamespace,
+		namespace:       commandsvc.DefaultNamespace,
 		timeout:         DefaultCommandTimeout,
 		resync:          DefaultResync,
 		helpTimeout:     DefaultHelpTimeout,
@@ -441,7 +427,7 @@ func (l *loop) check(ctx context.Context, service string) {
 		}
 		return
 	}
-	meta[MetaService] = service
+	meta[command.MetaService] = service
 	if s == nil {
 		s = &svc{service: service, name: name, meta: meta, nodes: nodes, addrs: addrs}
 		l.svcs[service] = s

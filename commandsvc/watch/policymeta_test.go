@@ -1,4 +1,4 @@
-package commandsvc
+package watch
 
 import (
 	"maps"
