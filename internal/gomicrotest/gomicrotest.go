@@ -1,10 +1,11 @@
-// Package gomicrotest starts real go-micro v1.8.0 programs for tests: the
-// greeter (go.micro.srv.greeter), the bot command service (go.micro.bot.echo,
-// go-micro's own agent/proto) and the client that calls services with
-// go-micro's own client, as the original `micro bot` did. They are the
-// programs of the separate module tools/gomicro (so go-micro never enters
-// microbot's go.mod), built by .ci/setup.d/gomicro.sh into
-// tools/gomicro/bin/.
+// Package gomicrotest starts real go-micro programs for tests: of go-micro
+// v1.8.0, the greeter (go.micro.srv.greeter), the bot command service
+// (go.micro.bot.echo, go-micro's own agent/proto) and the client that calls
+// services with go-micro's own client, as the original `micro bot` did; of
+// go-micro v0.10.0 (2018, before protocol=mucp: the old framings only), a
+// greeter and a client. They are the programs of the separate modules
+// tools/gomicro and tools/gomicro/v0 (so go-micro never enters microbot's
+// go.mod), built by .ci/setup.d/gomicro.sh into tools/gomicro/bin/.
 //
 // The binaries are found in the directory named by MICROBOT_GOMICRO_BIN,
 // else in tools/gomicro/bin found by walking up from the working directory
@@ -59,6 +60,13 @@ const (
 	// Client calls services with go-micro's client, one JSON call a line
 	// on stdin (see [StartClient]).
 	Client = "client"
+	// GreeterV0 is go.micro.srv.greeter of go-micro v0.10.0: Say.Hello,
+	// and Say.Fail answering a 409 whose detail is the name sent.
+	GreeterV0 = "v0/greeter"
+	// ClientV0 is go-micro v0.10.0's client, driven as [Client] is (see
+	// [StartClientV0]); it knows the messages of Say.Hello, Say.Fail,
+	// Command.Help and Command.Exec.
+	ClientV0 = "v0/client"
 )
 
 // StartTimeout bounds how long Start waits for a program to listen and
@@ -210,11 +218,13 @@ type Service struct {
 }
 
 var (
-	listeningRE   = regexp.MustCompile(`Transport \[http\] Listening on (\S+)`)
+	// go-micro v1.8.0: "Transport [http] Listening on ADDR"; v0.10.0:
+	// "Listening on ADDR" (and "Broker Listening on ...", not this).
+	listeningRE   = regexp.MustCompile(`(?m)^\S+ \S+ (?:Transport \[http\] )?Listening on (\S+)$`)
 	registeringRE = regexp.MustCompile(`Registering node: (\S+)`)
 )
 
-// Start starts program (Greeter or Command) registered as service in the
+// Start starts program (Greeter, Command or GreeterV0) registered as service in the
 // Consul agent at registryAddr (its HTTP address), with args added to the
 // flags of [Flags], and waits until the agent lists its node. The program is
 // stopped when the test ends. If the binary is missing, Start fails the test
@@ -313,7 +323,22 @@ type ClientProcess struct {
 // the test under CI=true and skips it otherwise.
 func StartClient(tb testing.TB, registryAddr string, args ...string) *ClientProcess {
 	tb.Helper()
-	p, stdin, stdout := start(tb, Client, true, append(Flags(registryAddr), args...))
+	return startClient(tb, Client, registryAddr, args)
+}
+
+// StartClientV0 is [StartClient] with go-micro v0.10.0's client, which
+// speaks go-micro's old framings only: application/octet-stream (its
+// default) and application/protobuf framed as proto-rpc, application/json
+// as json-rpc. Its responses are the messages' JSON (encoding/json), and
+// GetService is not available.
+func StartClientV0(tb testing.TB, registryAddr string, args ...string) *ClientProcess {
+	tb.Helper()
+	return startClient(tb, ClientV0, registryAddr, args)
+}
+
+func startClient(tb testing.TB, program, registryAddr string, args []string) *ClientProcess {
+	tb.Helper()
+	p, stdin, stdout := start(tb, program, true, append(Flags(registryAddr), args...))
 	c := &ClientProcess{p: p, stdin: stdin, lines: make(chan []byte, 1)}
 	go func() {
 		defer close(c.lines)

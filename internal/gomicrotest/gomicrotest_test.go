@@ -66,3 +66,24 @@ func equal(x, y any) bool {
 	by, _ := json.Marshal(y)
 	return string(bx) == string(by)
 }
+
+// TestProgramsV0 runs go-micro v0.10.0's greeter and client against each
+// other: the old framings, both codecs, and an error.
+func TestProgramsV0(t *testing.T) {
+	agent := consultest.Start(t)
+	greeter := gomicrotest.Start(t, gomicrotest.GreeterV0, "go.micro.srv.old", agent.Addr(), "--server_name=go.micro.srv.old")
+	if greeter.Address() == "" {
+		t.Fatalf("address of %s", greeter.Name())
+	}
+	client := gomicrotest.StartClientV0(t, agent.Addr())
+	for _, ct := range []string{"", "application/protobuf", "application/json"} {
+		got, err := client.Call("go.micro.srv.old", "Say.Hello", map[string]string{"name": "John"}, ct)
+		if err != nil || !jsonEqual(got, `{"msg":"Hello John"}`) {
+			t.Errorf("%q: Say.Hello = %s, %v", ct, got, err)
+		}
+	}
+	_, err := client.Call("go.micro.srv.old", "Say.Fail", map[string]string{"name": "no"}, "")
+	if e, ok := gomicrotest.AsError(err); !ok || e.Code != 409 || e.Detail != "no" {
+		t.Errorf("Say.Fail: %v", err)
+	}
+}
