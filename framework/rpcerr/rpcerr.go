@@ -19,6 +19,14 @@ type Error struct {
 	Code   int32  `json:"code"`
 	Detail string `json:"detail"`
 	Status string `json:"status"`
+	// Plain marks an error made from something else than an *Error: a
+	// handler's plain Go error, a panic, the end of its context. It has a
+	// code for microbot's callers, but go-micro's servers send such errors
+	// as their text alone, without a code, and go-micro's client retries
+	// what has one of its retried codes (500, 408) even though the call
+	// ran: the transport sends it to go-micro callers as go-micro's servers
+	// do. It does not travel itself.
+	Plain bool `json:"-"`
 }
 
 // Error returns the detail, prefixed with the id where there is one.
@@ -60,8 +68,8 @@ func (e *Error) Marshal() string {
 	return string(b)
 }
 
-// FromError returns err as an *Error: itself if it wraps one, otherwise a 500
-// carrying its text.
+// FromError returns err as an *Error: itself if it wraps one, otherwise a
+// Plain 500 carrying its text.
 func FromError(err error) *Error {
 	if err == nil {
 		return nil
@@ -70,7 +78,9 @@ func FromError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return InternalServerError("", "%s", err.Error())
+	e = InternalServerError("", "%s", err.Error())
+	e.Plain = true
+	return e
 }
 
 // BadRequest is a 400: the request was malformed.

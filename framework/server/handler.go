@@ -99,6 +99,7 @@ func (e *endpoint) invoke(ctx context.Context, id string, req, rsp reflect.Value
 		if r := recover(); r != nil {
 			slog.Error("handler panicked", "service", id, "endpoint", e.name, "panic", r, "stack", string(debug.Stack()))
 			err = rpcerr.InternalServerError(id, "handler %s panicked: %v", e.name, r)
+			err.Plain = true
 		}
 	}()
 	out := e.fn.Call([]reflect.Value{reflect.ValueOf(ctx), req, rsp})
@@ -116,11 +117,14 @@ func (e *endpoint) invoke(ctx context.Context, id string, req, rsp reflect.Value
 		}
 		return me
 	case errors.Is(herr, context.DeadlineExceeded):
-		return rpcerr.Timeout(id, "%s did not finish before the caller's deadline: %v", e.name, herr)
+		err = rpcerr.Timeout(id, "%s did not finish before the caller's deadline: %v", e.name, herr)
 	case errors.Is(herr, context.Canceled):
-		return rpcerr.Timeout(id, "%s was cancelled (the caller went away): %v", e.name, herr)
+		err = rpcerr.Timeout(id, "%s was cancelled (the caller went away): %v", e.name, herr)
+	default:
+		err = rpcerr.InternalServerError(id, "%s", herr.Error())
 	}
-	return rpcerr.InternalServerError(id, "%s", herr.Error())
+	err.Plain = true
+	return err
 }
 
 // endpointInfos returns the published form of eps, sorted by name.

@@ -58,8 +58,11 @@ func helloHandler(got chan<- seen) Handler {
 			s.deadline = time.Until(dl)
 		}
 		got <- s
-		if req.Endpoint == "Say.Fail" {
+		switch req.Endpoint {
+		case "Say.Fail":
 			return nil, rpcerr.New("go.micro.srv.greeter", "no", 409)
+		case "Say.Plain":
+			return nil, errors.New("plain\nfailure")
 		}
 		if req.ContentType == "application/json" {
 			return []byte(`{"msg":"Hello John"}`), nil
@@ -206,6 +209,28 @@ func TestGoMicroCallers(t *testing.T) {
 }
 
 func jsonString(s string) string { return string(appendJSONString(nil, s)) }
+
+// TestGoMicroPlainErrors: a handler's plain Go error reaches go-micro
+// callers as go-micro's servers send it, its text alone, which go-micro's
+// client reads as an error without a code and does not send again (it
+// retries 500s); microbot's callers get the 500.
+func TestGoMicroPlainErrors(t *testing.T) {
+	got := make(chan seen, 10)
+	addr := serveRPC(t, helloHandler(got), WithErrorID("go.micro.srv.greeter"))
+	b := testdata(t, "gomicro-v1.8.0-client-protobuf.http")
+	goMicro := bytes.ReplaceAll(b, []byte("Say.Hello"), []byte("Say.Plain"))
+	rsps, _ := exchangeAll(t, addr, goMicro)
+	<-got
+	if len(rsps) != 1 || rsps[0].StatusCode != 200 || rsps[0].Header.Get("Micro-Error") != "plain failure" {
+		t.Fatalf("go-micro caller got %+v", rsps)
+	}
+	rsps, _ = exchangeAll(t, addr, []byte("POST / HTTP/1.1\r\nHost: x\r\nMicro-Endpoint: Say.Plain\r\nContent-Length: 0\r\n\r\n"))
+	<-got
+	e := rpcerr.Parse(rsps[0].Header.Get("Micro-Error"))
+	if rsps[0].StatusCode != 500 || e.Code != 500 || e.Detail != "plain\nfailure" {
+		t.Fatalf("microbot caller got %d %+v", rsps[0].StatusCode, e)
+	}
+}
 
 // withBody returns the captured request file with another body (and its
 // length).

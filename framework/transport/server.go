@@ -547,7 +547,9 @@ func (sc *serverConn) serveRPC(ctx context.Context, req *Request) (rsp []byte, e
 	defer func() {
 		if r := recover(); r != nil {
 			sc.s.opts.Logger.Error("transport: handler panicked", "endpoint", req.Endpoint, "panic", r, "stack", string(debug.Stack()))
-			rsp, err = nil, rpcerr.InternalServerError(sc.s.opts.ErrorID, "%s panicked: %v", endpointName(req), r)
+			e := rpcerr.InternalServerError(sc.s.opts.ErrorID, "%s panicked: %v", endpointName(req), r)
+			e.Plain = true
+			rsp, err = nil, e
 		}
 	}()
 	return sc.s.h.ServeRPC(ctx, req)
@@ -578,6 +580,9 @@ func (sc *serverConn) writeError(e *rpcerr.Error, keep bool) bool {
 		js = cut.Marshal()
 	}
 	if sc.req.GoMicro {
+		if e.Plain { // as go-micro's servers send a plain error: its text
+			js = plainText(e.Detail)
+		}
 		return sc.writeGoMicro(nil, js, keep)
 	}
 	status := int(e.Code)
@@ -651,6 +656,24 @@ func (sc *serverConn) writeGoMicro(rsp []byte, errJS string, keep bool) bool {
 		bw.Flush() //nolint:errcheck // closing anyway
 	}
 	return keep
+}
+
+// plainText makes s a header value: control characters become spaces (as
+// net/http writes them), and it is cut to maxErrorHeader.
+func plainText(s string) string {
+	if len(s) > maxErrorHeader {
+		s = s[:maxErrorHeader/2] + " …(cut)"
+	}
+	if validValue(s) {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			b[i] = ' '
+		}
+	}
+	return string(b)
 }
 
 func (sc *serverConn) tooLarge(req *Request) *rpcerr.Error {
