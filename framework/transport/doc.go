@@ -41,6 +41,79 @@
 // before the body is read when Content-Length or "Expect: 100-continue"
 // tells its size.
 //
+// # go-micro's dialect
+//
+// The same server answers go-micro's clients, and the client calls go-micro's
+// servers, as they speak to each other (go-micro v1's http transport, and
+// go-micro v0.x's).
+//
+// A request is go-micro's when it carries go-micro's marks: Micro-Id,
+// Micro-Method, any X-Micro-* field (go-micro v1 sends X- copies of
+// Micro-Id, Micro-Service, Micro-Method and Micro-Endpoint; v0.2x sends only
+// those), or Timeout. go-micro v1.8.0's client writes, for Say.Hello in
+// protobuf:
+//
+//	POST / HTTP/1.1
+//	Host: 127.0.0.1:40251
+//	User-Agent: Go-http-client/1.1
+//	Content-Length: 6
+//	Accept: application/protobuf
+//	Content-Type: application/protobuf
+//	Micro-Endpoint: Say.Hello
+//	Micro-From-Service: go.micro.client.gomicro   metadata: a field of its own name
+//	Micro-Id: 0
+//	Micro-Method: Say.Hello                       the endpoint, go-micro's older name
+//	Micro-Service: go.micro.srv.greeter
+//	Timeout: 5000000000                           nanoseconds
+//	X-Micro-Endpoint: Say.Hello
+//	X-Micro-Id: 0
+//	X-Micro-Method: Say.Hello
+//	X-Micro-Service: go.micro.srv.greeter
+//
+// The endpoint is Micro-Endpoint, else Micro-Method (else their X- copies);
+// Timeout gives the handler's deadline; every field the transport does not
+// read itself (not Host, User-Agent, Accept, Accept-Encoding, the framing
+// fields, nor go-micro's own) is metadata, under its canonical name.
+//
+// go-micro's servers answer every call, failed or not, with status 200: its
+// client takes any other status for a broken transport, and sends the call
+// again (to another node, if there is one) as go-micro retries what fails
+// with code 500. So a go-micro caller's failed call is answered
+//
+//	HTTP/1.1 200 OK
+//	Content-Type: application/protobuf
+//	Micro-Error: {"id":"go.micro.srv.greeter","code":409,"detail":"no","status":"Conflict"}
+//	X-Micro-Error: {"id":"go.micro.srv.greeter","code":409,"detail":"no","status":"Conflict"}
+//	Content-Length: 0
+//
+// and the connection stays open (go-micro v1.0 to v1.8 close theirs). An
+// error made from a handler's plain Go error, a panic or the end of its
+// context (rpcerr.Error.Plain) goes as its text alone, as go-micro's servers
+// send a plain error: go-micro's client reads it as an error without a code
+// and does not send the call again, where a coded 500 or 408 it would.
+//
+// go-micro before v0.22 (2018; its nodes have no protocol metadata) frames
+// the body instead of naming the method in the header: application/proto-rpc
+// is two pieces, each after its length in 4 bytes big-endian, an envelope
+// {1: method, 2: fixed64 sequence number} (an answer's adds 3: the error
+// text, empty on success) and the message; application/json-rpc is JSON-RPC
+// 1.0, {"method", "params": [message], "id"} answered by {"id", "result",
+// "error"}. Its client sends these under application/octet-stream (its
+// default), application/protobuf and application/json too, without any
+// Micro-Service, Micro-Endpoint or Micro-Method field: a request whose
+// header names no service, endpoint or method is read in the framing of its
+// Content-Type. Framed requests are answered framed, with status 200 (an
+// error in the frame and in Micro-Error), the sequence number or id echoed.
+//
+// Towards go-micro nodes the client speaks the same: [Request.GoMicro] adds
+// go-micro's fields (Micro-Method, Micro-Id, the X- copies, Timeout in
+// nanoseconds, metadata as fields of their own names), [Request.Framing]
+// frames the body. An error answered with status 200 (only go-micro's
+// servers do that: microbot's answer microbot's callers with the error's
+// status) never leaves its connection in the pool: go-micro v1.0 to v1.8
+// close it after an error without saying so. package framework/client picks
+// the dialect of each node from its registry metadata.
+//
 // # Implementation
 //
 // Both ends speak HTTP/1.1 themselves instead of using net/http, which

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/microbot/microbot/framework"
+	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/registry/consul/consultest"
+	"github.com/microbot/microbot/framework/rpcerr"
+	"github.com/microbot/microbot/internal/gomicrotest"
+)
+
+// These tests put microbot and real go-micro programs (tools/gomicro: go-micro
+// v1.8.0 and v0.10.0, built from the module proxy) in one real Consul agent,
+// both ways: microbot lists, describes, queries and checks the health of
+// go-micro services and runs go-micro command services as commands; go-micro's
+// own client finds and calls microbot's services.
+
+const gmHelp = "gm [text] - Returns the [text] (a go-micro v1.8.0 command service)"
+
+// TestGoMicroServicesInTheBot: go-micro's services and command services, as
+// they were written in 2019 (and a greeter of 2018), work from the bot as
+// microbot's own do.
+func TestGoMicroServicesInTheBot(t *testing.T) {
+	build(t)
+	agent := consultest.Start(t)
+	greeter := gomicrotest.Start(t, gomicrotest.Greeter, "go.micro.srv.greeter", agent.Addr())
+	gm := gomicrotest.Start(t, gomicrotest.Command, "go.micro.bot.gm", agent.Addr(), "--server_name=go.micro.bot.gm")
+	gomicrotest.Start(t, gomicrotest.GreeterV0, "go.micro.srv.old", agent.Addr(), "--server_name=go.micro.srv.old")
+	w := &world{t: t, reg: agent.Addr()}
+	c := w.bot("--registry", "consul")
+
+	c.until("help", contains(gmHelp))
+	c.until("list services", contains("go.micro.srv.greeter", "go.micro.bot.gm", "go.micro.srv.old"))
+	expect(t, "get service", c.ask("get service go.micro.srv.greeter"), contains(
+		"service go.micro.srv.greeter", "version latest", greeter.NodeID(), greeter.Address(),
+		"Endpoint: Say.Hello", "Request: {\n  name string\n}", "Response: {\n  msg string\n}", "protocol=mucp"))
+
+	// Queries in JSON; an error answered is shown, and ran once.
+	if got := c.ask(`query go.micro.srv.greeter Say.Hello {"name": "John"}`); got != "{\n  \"msg\": \"Hello John\"\n}" {
+		t.Errorf("query: %q", got)
+	}
+	expect(t, "query of an error", c.ask(`query go.micro.srv.greeter Say.Fail {"code": 409, "detail": "nope"}`), contains("error: ", "nope"))
+	expect(t, "query of a 500", c.ask(`query go.micro.srv.greeter Say.Fail {"detail": "boom"}`), contains("error: ", "boom"))
+	if got := c.ask(`query go.micro.srv.greeter Say.Count {"endpoint": "Say.Fail"}`); got != "{\n  \"count\": 2\n}" {
+		t.Errorf("Say.Fail ran %s times, want 2 (each call once)", got)
+	}
+	expect(t, "health", c.ask("health go.micro.srv.greeter"), contains("NODE", "STATUS", greeter.NodeID(), " ok"))
+
+	// The command service: help, exec, errors of both kinds, and the next
+	// command works after go-micro v1.8.0 closed the connection on an error.
+	for _, tt := range []struct{ line, want string }{
+		{"gm hi there", "gm hi there"},
+		{"gm fail now", "failed: now"},
+		{"gm hi again", "gm hi again"},
+		{"gm error here", "error: error: here"},
+		{"gm count", "5"}, // every Exec ran once
+	} {
+		if got := c.ask(tt.line); !strings.Contains(got, tt.want) {
+			t.Errorf("%q: %q, want %q", tt.line, got, tt.want)
+		}
+	}
+
+	// go-micro v0.10.0: no protocol metadata, the old framing.
+	if got := c.ask(`query go.micro.srv.old Say.Hello {"name": "John"}`); got != "{\n  \"msg\": \"Hello John\"\n}" {
+		t.Errorf("query of go-micro v0.10.0: %q", got)
+	}
+	expect(t, "query of a go-micro v0.10.0 error", c.ask(`query go.micro.srv.old Say.Fail {"name": "nope"}`), contains("error: ", "nope"))
+	expect(t, "health of go-micro v0.10.0", c.ask("health go.micro.srv.old"), contains("go.micro.srv.old-", " ok"))
+
+	// The command service stops (go-micro deregisters it): the command goes.
+	if err := gm.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	c.until("gm hi", contains(`unknown command "gm"`))
+	expect(t, "help without gm", c.ask("help"), lacks(gmHelp))
+	c.close()
+}
+
+// Say is a microbot service the go-micro clients call; it counts the runs
+// of each endpoint.
+type Say struct{ hello, fail, plain atomic.Int32 }
+
+type sayRequest struct {
+	Name string `json:"name"`
+}
+
+type sayResponse struct {
+	Msg string `json:"msg"`
+}
+
+func (s *Say) Hello(ctx context.Context, req *sayRequest, rsp *sayResponse) error {
+	s.hello.Add(1)
+	rsp.Msg = "Hello " + req.Name
+	return nil
+}
+
+// Fail answers a 409.
+func (s *Say) Fail(ctx context.Context, req *sayRequest, rsp *sayResponse) error {
+	s.fail.Add(1)
+	return rpcerr.New("go.micro.srv.counter", "no "+req.Name, 409)
+}
+
+// Plain fails with a plain Go error.
+func (s *Say) Plain(ctx context.Context, req *sayRequest, rsp *sayResponse) error {
+	s.plain.Add(1)
+	return errors.New("plain failure")
+}
+
+// TestGoMicroClientCallsMicrobot: go-micro's own clients (v1.8.0, as the
+// original micro bot called, and v0.10.0 with the old framing) find
+// microbot's services in Consul and call them, in protobuf and JSON; an
+// error answered runs once.
+func TestGoMicroClientCallsMicrobot(t *testing.T) {
+	build(t)
+	agent := consultest.Start(t)
+	reg := []string{"--registry", "consul", "--registry_address", agent.Addr()}
+	start(t, "greeter", bins.greeter, reg...)
+	start(t, "echo", bins.echo, reg...)
+	say := &Say{}
+	svc, err := framework.NewService(framework.WithName("go.micro.srv.counter"),
+		framework.WithRegistryName("consul", agent.Addr()), framework.WithAddress("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Server().Handle(say); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Stop(context.Background()) }) //nolint:errcheck
+	waitRegistered(t, svc.Registry(), "go.micro.srv.greeter", "go.micro.bot.echo", "go.micro.srv.counter")
+
+	client := gomicrotest.StartClient(t, agent.Addr())
+	for _, tt := range []struct {
+		service, endpoint string
+		req               any
+		ct                string
+		want              string
+	}{
+		{"go.micro.srv.greeter", "Say.Hello", map[string]string{"name": "John"}, "application/json", `{"msg":"Hello John"}`},
+		{"go.micro.srv.greeter", "Debug.Health", nil, "", `{"status":"ok"}`},
+		{"go.micro.bot.echo", "Command.Help", nil, "", `{"usage":"echo","description":"This is an example bot command as a micro service which echos the message"}`},
+		{"go.micro.bot.echo", "Command.Exec", map[string][]string{"args": {"echo", "hi"}}, "", `{"result":"ZWNobyBoaQ=="}`},
+		{"go.micro.bot.echo", "Command.Exec", map[string][]string{"args": {"echo", "json"}}, "application/json", `{"result":"ZWNobyBqc29u"}`},
+	} {
+		got, err := client.Call(tt.service, tt.endpoint, tt.req, tt.ct)
+		if err != nil || !sameJSON(got, tt.want) {
+			t.Errorf("%s %s (%s): %s, %v; want %s", tt.service, tt.endpoint, tt.ct, got, err, tt.want)
+		}
+	}
+	// Errors: each call ran once, and the client's next call works.
+	for _, tt := range []struct {
+		endpoint string
+		code     int32
+		detail   string
+		ran      *atomic.Int32
+	}{
+		{"Say.Fail", 409, "no John", &say.fail},
+		{"Say.Plain", 0, "plain failure", &say.plain}, // as go-micro's servers send a plain error
+	} {
+		_, err := client.Call("go.micro.srv.counter", tt.endpoint, map[string]string{"name": "John"}, "application/json")
+		e, ok := gomicrotest.AsError(err)
+		if !ok || e.Code != tt.code || e.Detail != tt.detail {
+			t.Errorf("%s: %v, want code %d %q", tt.endpoint, err, tt.code, tt.detail)
+		}
+		if n := tt.ran.Load(); n != 1 {
+			t.Errorf("%s ran %d times, want once", tt.endpoint, n)
+		}
+		if got, err := client.Call("go.micro.srv.counter", "Say.Hello", map[string]string{"name": "again"}, "application/json"); err != nil || !sameJSON(got, `{"msg":"Hello again"}`) {
+			t.Errorf("after %s: %s, %v", tt.endpoint, got, err)
+		}
+	}
+	_, err = client.Call("go.micro.srv.greeter", "Say.Nope", nil, "application/json")
+	if e, ok := gomicrotest.AsError(err); !ok || e.Code != 404 || !strings.Contains(e.Detail, "unknown endpoint Say.Nope") {
+		t.Errorf("unknown endpoint: %v", err)
+	}
+
+	// go-micro's registry sees microbot's node as one of its own.
+	raw, err := client.GetService("go.micro.srv.greeter")
+	var svcs []*registry.Service
+	if err != nil || json.Unmarshal(raw, &svcs) != nil || len(svcs) != 1 || len(svcs[0].Nodes) != 1 ||
+		svcs[0].Version != "1.0.0" || svcs[0].Nodes[0].Metadata["protocol"] != "mucp" || len(svcs[0].Endpoints) != 2 {
+		t.Errorf("go-micro's view of the greeter: %s, %v", raw, err)
+	}
+
+	// go-micro v0.10.0's client speaks the old framing only.
+	old := gomicrotest.StartClientV0(t, agent.Addr())
+	for _, tt := range []struct {
+		service, endpoint string
+		req               any
+		ct                string
+		want              string
+	}{
+		{"go.micro.srv.greeter", "Say.Hello", map[string]string{"name": "John"}, "application/json", `{"msg":"Hello John"}`},
+		{"go.micro.bot.echo", "Command.Help", nil, "", `{"usage":"echo","description":"This is an example bot command as a micro service which echos the message"}`},
+		{"go.micro.bot.echo", "Command.Exec", map[string][]string{"args": {"echo", "old"}}, "application/protobuf", `{"result":"ZWNobyBvbGQ="}`},
+	} {
+		got, err := old.Call(tt.service, tt.endpoint, tt.req, tt.ct)
+		if err != nil || !sameJSON(got, tt.want) {
+			t.Errorf("v0.10.0: %s %s (%s): %s, %v; want %s", tt.service, tt.endpoint, tt.ct, got, err, tt.want)
+		}
+	}
+	_, err = old.Call("go.micro.srv.counter", "Say.Fail", map[string]string{"name": "old"}, "application/json")
+	if e, ok := gomicrotest.AsError(err); !ok || e.Code != 409 || e.Detail != "no old" || say.fail.Load() != 2 {
+		t.Errorf("v0.10.0 Say.Fail: %v (ran %d times in all, want 2)", err, say.fail.Load())
+	}
+}
+
+// waitRegistered waits until the registry knows every service named.
+func waitRegistered(t *testing.T, r registry.Registry, names ...string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for _, name := range names {
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := r.GetService(ctx, name)
+			cancel()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not registered: %v", name, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+func sameJSON(a json.RawMessage, b string) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return false
+	}
+	xs, _ := json.Marshal(x)
+	ys, _ := json.Marshal(y)
+	return string(xs) == string(ys)
+}
