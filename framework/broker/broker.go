@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-
-	"github.com/microbot/microbot/framework/registry"
 )
 
 // Errors of the brokers, wrapped with what happened; compare with errors.Is.
@@ -187,21 +184,3 @@ func NewSubscribeOptions(opts ...SubscribeOption) (SubscribeOptions, error) {
 	}
 	return o, nil
 }
-
-// Config is what a broker built by name (--broker, the framework's table
-// of brokers) is made from: --broker_address and the service's registry
-// and logger.
-type Config struct {
-	// Addrs are the broker's addresses: servers for nats and mqtt (any one
-	// of them will do), the inbox's listen address for http.
-	Addrs []string
-	// Registry is where the http broker registers its subscribers and
-	// finds those of others; the other brokers do not use it.
-	Registry registry.Registry
-	// Logger receives the broker's warnings (default slog.Default()).
-	Logger *slog.Logger
-}
-
-// Factory builds a broker from a Config, for the framework's table of
-// brokers; each implementation provides one (e.g. nats.FromConfig).
-type Factory func(Config) (Broker, error)

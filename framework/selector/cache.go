@@ -175,15 +175,16 @@ type cache struct {
 
 // entry is the cached node list of a service.
 type entry struct {
-	nodes   []*registry.Node // sorted by ID; never changed once stored
-	fetched time.Time
-	stale   bool      // a watch event said the service changed
-	retryAt time.Time // the registry failed: use nodes until then
-	outage  bool      // the registry failed (logged once)
-	selects atomic.Uint64
+	nodes    []*registry.Node  // sorted by ID; never changed once stored
+	versions map[string]string // node ID -> the version it is registered under
+	fetched  time.Time
+	stale    bool      // a watch event said the service changed
+	retryAt  time.Time // the registry failed: use nodes until then
+	outage   bool      // the registry failed (logged once)
+	selects  atomic.Uint64
 }
 
-var _ Selector = (*cache)(nil)
+var _ VersionSelector = (*cache)(nil)
 
 func (c *cache) String() string { return c.opts.Strategy.String() }
 
@@ -195,7 +196,34 @@ func (c *cache) Select(ctx context.Context, service string) (Next, error) {
 	if err != nil {
 		return nil, err
 	}
-	order := c.order(service, e)
+	return nextOf(service, c.order(service, e)), nil
+}
+
+// SelectVersions returns a Next per version of service, each over the
+// version's nodes in the order Select would try them.
+func (c *cache) SelectVersions(ctx context.Context, service string) (map[string]Next, error) {
+	e, err := c.lookup(ctx, service)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	vs := e.versions // replaced by a fetch, never changed
+	c.mu.Unlock()
+	byVersion := map[string][]*registry.Node{}
+	for _, n := range c.order(service, e) {
+		if v, ok := vs[n.ID]; ok { // a node fetched since is left for next time
+			byVersion[v] = append(byVersion[v], n)
+		}
+	}
+	out := make(map[string]Next, len(byVersion))
+	for v, nodes := range byVersion {
+		out[v] = nextOf(service, nodes)
+	}
+	return out, nil
+}
+
+// nextOf returns a Next yielding copies of order's nodes, in order.
+func nextOf(service string, order []*registry.Node) Next {
 	i := 0
 	return func() (*registry.Node, error) {
 		if i >= len(order) {
@@ -204,7 +232,7 @@ func (c *cache) Select(ctx context.Context, service string) (Next, error) {
 		n := order[i]
 		i++
 		return registry.CopyNode(n), nil
-	}, nil
+	}
 }
 
 // lookup returns the entry of service, from the cache if it is fresh.
@@ -285,11 +313,28 @@ func (c *cache) fetch(service string) (*entry, error) {
 	} else if e.outage {
 		c.opts.Logger.Info("selector: registry lookups work again", "service", service)
 	}
-	e.nodes, e.fetched, e.retryAt, e.outage = nodes, now, time.Time{}, false
+	e.nodes, e.versions, e.fetched, e.retryAt, e.outage = nodes, versions(svcs), now, time.Time{}, false
 	// An event that came while the registry was being asked may not be in
 	// what it answered.
 	e.stale = c.invalid[service] > start || c.invalidAll > start
 	return e, nil
+}
+
+// versions maps each node ID of svcs to the version of the first service
+// that holds it (flatten keeps that node).
+func versions(svcs []*registry.Service) map[string]string {
+	m := map[string]string{}
+	for _, s := range svcs {
+		if s == nil {
+			continue
+		}
+		for _, n := range s.Nodes {
+			if _, seen := m[n.ID]; n != nil && !seen {
+				m[n.ID] = s.Version
+			}
+		}
+	}
+	return m
 }
 
 // flatten returns the nodes of every version, without duplicate IDs,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -409,4 +410,54 @@ func TestConcurrent(t *testing.T) {
 	sel.Wait()
 	cancel()
 	wg.Wait()
+}
+
+// TestSelectVersions: the nodes of each version come apart, each in the
+// order Select would try them (a failed node last), and a version change
+// is seen once the watch reports it.
+func TestSelectVersions(t *testing.T) {
+	r := memory.New()
+	reg := func(version string, ids ...string) {
+		s := &registry.Service{Name: "topic:x", Version: version}
+		for i, id := range ids {
+			s.Nodes = append(s.Nodes, &registry.Node{ID: id, Address: fmt.Sprintf("127.0.0.1:%d", 41000+i)})
+		}
+		if err := r.Register(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg("ff.http.broadcast", "b1", "b2")
+	reg("workers", "w1", "w2", "w3")
+	s := newSel(t, r, WithStrategy(RoundRobin()))
+	ids := func(next Next) []string {
+		var out []string
+		for n, err := next(); err == nil; n, err = next() {
+			out = append(out, n.ID)
+		}
+		return out
+	}
+	s.Mark("topic:x", &registry.Node{ID: "w1"}, errors.New("refused"))
+	got, err := s.SelectVersions(context.Background(), "topic:x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("versions %v, want 2", slices.Collect(maps.Keys(got)))
+	}
+	b := ids(got["ff.http.broadcast"])
+	slices.Sort(b)
+	if !slices.Equal(b, []string{"b1", "b2"}) {
+		t.Errorf("broadcast nodes %v", b)
+	}
+	if w := ids(got["workers"]); len(w) != 3 || w[2] != "w1" {
+		t.Errorf("workers %v, want the failed w1 last", w)
+	}
+	if _, err := s.SelectVersions(context.Background(), "topic:none"); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("SelectVersions of an unknown service = %v, want ErrNotFound", err)
+	}
+	reg("auditors", "a1")
+	testenv.Eventually(t, wait, "the new version is seen", func() bool {
+		got, err := s.SelectVersions(context.Background(), "topic:x")
+		return err == nil && len(got) == 3 && len(ids(got["auditors"])) == 1
+	})
 }

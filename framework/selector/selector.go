@@ -35,5 +35,18 @@ type Selector interface {
 	String() string
 }
 
+// VersionSelector is a Selector that also tells a service's nodes apart by
+// the version they are registered under. The Selector New returns is one.
+// The http broker uses it: its subscribers of a topic are registered under
+// one version per queue group (and one for plain subscribers), and each
+// version gets the message.
+type VersionSelector interface {
+	Selector
+	// SelectVersions returns, for each version of service, a Next over the
+	// nodes registered under it, in the order Select would try them. It
+	// fails as Select does.
+	SelectVersions(ctx context.Context, service string) (map[string]Next, error)
+}
+
 // Next returns the next node to try, or an error wrapping ErrNoneAvailable.
 type Next func() (*registry.Node, error)

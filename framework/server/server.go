@@ -27,8 +27,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +37,7 @@ import (
 	"time"
 
 	"github.com/microbot/microbot/framework/codec"
+	"github.com/microbot/microbot/framework/internal/node"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/rpcerr"
 	"github.com/microbot/microbot/framework/transport"
@@ -221,7 +220,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return errors.New("server has no name: set one with server.WithName (or framework.WithName, --server_name)")
 	}
 	if s.id == "" {
-		s.id = s.opts.Name + "-" + newUUID()
+		s.id = s.opts.Name + "-" + node.NewUUID()
 	}
 	addr := s.opts.Address
 	if addr == "" {
@@ -294,7 +293,7 @@ func (s *Server) service() *registry.Service {
 		Endpoints: endpointInfos(*s.eps.Load()),
 		Nodes: []*registry.Node{{
 			ID:       id,
-			Address:  advertised(s.opts.Advertise, s.ln.Addr()),
+			Address:  node.Advertised(s.opts.Advertise, s.ln.Addr()),
 			Metadata: md,
 		}},
 	}
@@ -377,44 +376,4 @@ type rpcHandler Server
 // ServeRPC implements transport.Handler.
 func (h *rpcHandler) ServeRPC(ctx context.Context, req *transport.Request) ([]byte, error) {
 	return (*Server)(h).serveRPC(ctx, req)
-}
-
-// advertised returns the address to publish: adv if set, else the
-// listener's, with an unspecified host (0.0.0.0, ::) replaced by a private
-// address of this host, or loopback if it has none.
-func advertised(adv string, ln net.Addr) string {
-	if adv != "" {
-		return adv
-	}
-	host, port, err := net.SplitHostPort(ln.String())
-	if err != nil {
-		return ln.String()
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = hostIP()
-	}
-	return net.JoinHostPort(host, port)
-}
-
-// hostIP returns a private IPv4 address of this host, or 127.0.0.1.
-func hostIP() string {
-	addrs, err := net.InterfaceAddrs()
-	if err == nil {
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsPrivate() {
-				return n.IP.String()
-			}
-		}
-	}
-	return "127.0.0.1"
-}
-
-// newUUID returns a random (version 4) UUID.
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:]) //nolint:errcheck // crypto/rand.Read never fails
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

@@ -753,6 +753,7 @@ func (s *suite) handlerFailures() {
 		return ok.handle(ctx, e)
 	})
 	s.known(pub, tp, probe)
+	s.fence(pub, tp, probe)
 	base := sub.Stats()
 	for i := range 5 {
 		s.publish(pub, tp, msg(i))

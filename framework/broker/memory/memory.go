@@ -83,15 +83,6 @@ func New(opts ...Option) *Broker {
 	return b
 }
 
-// FromConfig is the broker.Factory of the framework's table; the memory
-// broker takes no address.
-func FromConfig(c broker.Config) (broker.Broker, error) {
-	if len(c.Addrs) > 0 {
-		return nil, fmt.Errorf("memory broker: %w: it takes no address (got %q)", broker.ErrInvalid, c.Addrs)
-	}
-	return New(WithLogger(c.Logger)), nil
-}
-
 // String returns "memory".
 func (b *Broker) String() string { return "memory" }
 

@@ -131,11 +131,6 @@ func New(opts ...Option) (*Broker, error) {
 	return &Broker{opts: o, subs: map[*natsgo.Subscription]*sub{}}, nil
 }
 
-// FromConfig is the broker.Factory of the framework's table.
-func FromConfig(c broker.Config) (broker.Broker, error) {
-	return New(WithAddrs(c.Addrs...), WithLogger(c.Logger))
-}
-
 // serverURL checks a server address and returns it as a nats:// URL.
 func serverURL(addr string) (string, error) {
 	a := strings.TrimSpace(addr)
