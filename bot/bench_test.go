@@ -3,6 +3,7 @@ package bot_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 
 	"github.com/microbot/microbot/bot"
@@ -27,7 +28,7 @@ func BenchmarkHandle1000(b *testing.B) {
 		}
 	}
 	pass := func(next bot.Handler) bot.Handler { return next }
-	bt := bot.New(tb, bot.WithLogger(quietLogger()), bot.WithMiddleware(pass, pass))
+	bt := bot.New(tb, bot.WithLogger(slog.New(slog.DiscardHandler)), bot.WithMiddleware(pass, pass))
 	ev := &input.Event{Input: "bench", UserID: "U1", UserName: "Ann", Room: "C1", Addressed: true, Text: "cmd777 deploy web --version 2"}
 	ctx := context.Background()
 	b.ReportAllocs()

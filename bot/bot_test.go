@@ -54,8 +54,6 @@ func testTable(t *testing.T) *command.Table {
 	return tb
 }
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 // runShell feeds lines to a bot on a console input and returns what it
 // printed once the input ended.
 func runShell(t *testing.T, tb *command.Table, lines string, opts ...bot.Option) string {
@@ -65,7 +63,7 @@ func runShell(t *testing.T, tb *command.Table, lines string, opts ...bot.Option)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := bot.New(tb, append([]bot.Option{bot.WithInputs(sh), bot.WithLogger(quietLogger())}, opts...)...)
+	b := bot.New(tb, append([]bot.Option{bot.WithInputs(sh), bot.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	done := make(chan error, 1)
 	go func() { done <- b.Run(context.Background()) }()
 	select {
@@ -133,7 +131,7 @@ func TestMiddlewareSeesTheRequestInOrder(t *testing.T) {
 }
 
 func TestHandleIgnoresUnaddressed(t *testing.T) {
-	b := bot.New(testTable(t), bot.WithLogger(quietLogger()))
+	b := bot.New(testTable(t), bot.WithLogger(slog.New(slog.DiscardHandler)))
 	if rep := b.Handle(context.Background(), &input.Event{Text: "whoami"}); rep != nil {
 		t.Errorf("unaddressed event got %+v", rep)
 	}
@@ -208,7 +206,7 @@ func TestInputRestartsWithBackoff(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &flaky{fails: 3, err: tt.err, sent: make(chan string, 10),
 				events: []*input.Event{{Text: "whoami", Addressed: true, Input: "flaky", UserID: "U9"}, {Text: "chatter"}}}
-			b := bot.New(testTable(t), bot.WithInputs(f), bot.WithLogger(quietLogger()), bot.WithBackoff(20*time.Millisecond, 200*time.Millisecond))
+			b := bot.New(testTable(t), bot.WithInputs(f), bot.WithLogger(slog.New(slog.DiscardHandler)), bot.WithBackoff(20*time.Millisecond, 200*time.Millisecond))
 			if err := b.Run(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -246,7 +244,7 @@ func TestStopWaitsForRunningCommands(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	b := bot.New(tb, bot.WithInputs(sh), bot.WithLogger(quietLogger()))
+	b := bot.New(tb, bot.WithInputs(sh), bot.WithLogger(slog.New(slog.DiscardHandler)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()

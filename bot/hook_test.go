@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -50,7 +51,7 @@ func TestInputHook(t *testing.T) {
 	var calls hookCalls
 	f := &flaky{fails: 2, err: errors.New("connection refused"), sent: make(chan string, 10),
 		events: []*input.Event{{Text: "whoami", Addressed: true, Input: "flaky", UserID: "U9"}}}
-	b := bot.New(testTable(t), bot.WithInputs(f), bot.WithLogger(quietLogger()),
+	b := bot.New(testTable(t), bot.WithInputs(f), bot.WithLogger(slog.New(slog.DiscardHandler)),
 		bot.WithBackoff(time.Millisecond, 5*time.Millisecond), bot.WithInputHook(calls.hook))
 	if err := b.Run(context.Background()); err != nil {
 		t.Fatal(err)

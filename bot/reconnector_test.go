@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func (c *healingConn) Close() error                                             
 
 func TestReconnectorReportsReachTheHook(t *testing.T) {
 	var calls hookCalls
-	b := bot.New(testTable(t), bot.WithInputs(&selfHealing{}), bot.WithLogger(quietLogger()),
+	b := bot.New(testTable(t), bot.WithInputs(&selfHealing{}), bot.WithLogger(slog.New(slog.DiscardHandler)),
 		bot.WithBackoff(time.Millisecond, 5*time.Millisecond), bot.WithInputHook(calls.hook))
 	if err := b.Run(context.Background()); err != nil {
 		t.Fatal(err)

@@ -23,10 +23,10 @@ type Caller interface {
 	Call(ctx context.Context, service, endpoint string, req, rsp any, opts ...client.CallOption) error
 }
 
-// Reserved are the words no command added at run time may take besides the
-// names of the built-ins that cannot be replaced: "confirm" is kept for the
-// confirmation of dangerous commands.
-var Reserved = []string{"confirm"}
+// Reserved returns the words no command added at run time may take besides
+// the names of the built-ins that cannot be replaced: "confirm" is kept for
+// the confirmation of dangerous commands. The slice is new each call.
+func Reserved() []string { return []string{"confirm"} }
 
 // builtins holds what the built-in commands need.
 type builtins struct {
@@ -47,7 +47,7 @@ func WithHealthTimeout(d time.Duration) BuiltinOption {
 }
 
 // RegisterBuiltins registers the built-in commands in t, in the order of
-// the seed's help, and reserves the words in [Reserved]. reg and c are the
+// the original micro bot's help, and reserves the words of [Reserved]. reg and c are the
 // registry and client list, get, query, health, register and deregister
 // use.
 func RegisterBuiltins(t *Table, reg registry.Registry, c Caller, opts ...BuiltinOption) error {
@@ -55,7 +55,7 @@ func RegisterBuiltins(t *Table, reg registry.Registry, c Caller, opts ...Builtin
 	for _, o := range opts {
 		o(b)
 	}
-	t.Reserve(Reserved...)
+	t.Reserve(Reserved()...)
 	return t.Register(b.commands()...)
 }
 
@@ -262,7 +262,7 @@ func threeLaws(context.Context, *Request) (*input.Reply, error) {
 
 // definition is the JSON form register and deregister accept: a
 // registry.Service whose nodes may also give their port apart, as the
-// seeds' examples do ({"address": "127.0.0.1", "port": 8080}).
+// micro toolkit's examples do ({"address": "127.0.0.1", "port": 8080}).
 type definition struct {
 	Name      string               `json:"name"`
 	Version   string               `json:"version"`

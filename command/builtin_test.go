@@ -234,11 +234,11 @@ func TestHelpAndToys(t *testing.T) {
 	if rep := f.run("help nothing"); !rep.Error {
 		t.Errorf("help nothing = %+v", rep)
 	}
-	toys := map[string]string{
+	replaceable := map[string]string{
 		"ping": "pong", "PING": "pong", "hello": "hey what's up?", "echo  hi   there": "hi there",
 		"echo \"hi   there\"": "hi   there", "echo": "error: echo what? (usage: echo [text])",
 	}
-	for in, want := range toys {
+	for in, want := range replaceable {
 		if got := f.run(in).Text; got != want {
 			t.Errorf("%q = %q, want %q", in, got, want)
 		}

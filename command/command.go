@@ -39,7 +39,7 @@ type Command struct {
 	// service").
 	Description string
 	// Replaceable marks a built-in that a command added with [Table.Put]
-	// may hide while it is there (the toys: echo, hello, ping, ...).
+	// may hide while it is there (echo, hello, ping, time, the three laws).
 	Replaceable bool
 	// Metadata is data about the command for policies (for a command
 	// service: the service's registry metadata, plus [MetaService] naming

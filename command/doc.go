@@ -38,11 +38,11 @@
 // # Commands added at run time
 //
 // Commands can be added and removed while the bot runs with [Table.Put] and
-// [Table.Remove] (package commandsvc/watch does so for command services). Such a
-// command has a one-word name and takes that word over: a built-in marked
-// Replaceable whose pattern starts with the word (the toys: echo, hello,
-// ping, time, the three laws) is hidden while the command is there and comes
-// back when it goes; a built-in that is not Replaceable (help, list, get,
+// [Table.Remove] (package commandsvc/watch does so for command services).
+// Such a command has a one-word name and takes that word over: a built-in
+// marked Replaceable whose pattern starts with the word (echo, hello, ping,
+// time, the three laws) is hidden while the command is there and comes back
+// when it goes; a built-in that is not Replaceable (help, list, get,
 // query, call, health, register, deregister) or a reserved word
 // ([Table.Reserve], e.g. confirm) cannot be taken: Put refuses it with
 // [ErrReserved].

@@ -38,8 +38,8 @@ const (
 
 func env(name string) []string { return []string{"MICRO_" + strings.ToUpper(name)} }
 
-// Flags returns the framework's command-line flags, new each call, with the
-// seeds' names and MICRO_* environment variables:
+// Flags returns the framework's command-line flags, new each call, named as
+// go-micro's, each with a MICRO_* environment variable:
 //
 //	--registry                 registry plugin: local (default), memory, consul   $MICRO_REGISTRY
 //	--registry_address         comma-separated addresses (local: a directory)     $MICRO_REGISTRY_ADDRESS
@@ -212,7 +212,7 @@ func splitList(s string) []string {
 }
 
 // Duration is a cli.Generic flag value holding a time.Duration that also
-// accepts a bare number of seconds, as the seeds' --register_ttl=30 does.
+// accepts a bare number of seconds, as go-micro's --register_ttl=30 does.
 type Duration struct{ D time.Duration }
 
 // Set parses "30" (seconds) or a time.ParseDuration string ("1m30s").

@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 
 	"github.com/microbot/microbot/bot"
@@ -60,10 +61,10 @@ func BenchmarkMiddleware(b *testing.B) {
 			}
 			var opts []bot.Option
 			if bc.guard {
-				g := New(p, WithLogger(quiet()), WithAudit(audit.New(discard{})))
+				g := New(p, WithLogger(slog.New(slog.DiscardHandler)), WithAudit(audit.New(discard{})))
 				opts = append(opts, bot.WithMiddleware(g.Middleware()))
 			}
-			bt := bot.New(table, append(opts, bot.WithLogger(quiet()))...)
+			bt := bot.New(table, append(opts, bot.WithLogger(slog.New(slog.DiscardHandler)))...)
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {

@@ -42,7 +42,8 @@
 //  3. any command: allow.
 //
 // So with no file everyone may run help, list services, get service,
-// health, query, the toys and every command service, and only admins (none
+// health, query, the small built-ins (echo, hello, ping, time, the three
+// laws) and every command service, and only admins (none
 // unless --admins names some) may register and deregister services. A
 // file that wants to deny what its rules do not allow ends with a rule
 // {commands: "*", action: deny}.

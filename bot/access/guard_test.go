@@ -3,7 +3,6 @@ package access
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -28,8 +27,6 @@ import (
 	"github.com/microbot/microbot/internal/testenv"
 	pb "github.com/microbot/microbot/proto/bot"
 )
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // auditLog is an audit log sink.
 type auditLog struct{ testenv.Buffer }
@@ -141,7 +138,7 @@ func newWorld(t *testing.T, policy string) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.guard = New(p, WithLogger(quiet()), WithAudit(audit.New(w.audit)), withClock(w.clock.now))
+	w.guard = New(p, WithLogger(slog.New(slog.DiscardHandler)), WithAudit(audit.New(w.audit)), withClock(w.clock.now))
 	c, err := client.New(client.WithRegistry(w.reg))
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +183,7 @@ func newWorld(t *testing.T, policy string) *world {
 	if w.table.Lookup("confirm") != w.guard.Command() {
 		t.Fatal("the confirm command service took over confirm")
 	}
-	w.bot = bot.New(w.table, bot.WithLogger(quiet()), bot.WithCommandTimeout(10*time.Second), bot.WithMiddleware(w.guard.Middleware()))
+	w.bot = bot.New(w.table, bot.WithLogger(slog.New(slog.DiscardHandler)), bot.WithCommandTimeout(10*time.Second), bot.WithMiddleware(w.guard.Middleware()))
 	return w
 }
 
@@ -533,7 +530,7 @@ func TestGuardReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := New(p, WithLogger(quiet()), WithAudit(al))
+	g := New(p, WithLogger(slog.New(slog.DiscardHandler)), WithAudit(al))
 	t.Cleanup(func() { g.Close() })
 	table := command.NewTable(command.WithVisibility(g.Visibility()))
 	if err := command.RegisterBuiltins(table, memory.New(), nil); err != nil {
@@ -542,7 +539,7 @@ func TestGuardReload(t *testing.T) {
 	if err := g.Install(table, "go.micro.bot"); err != nil {
 		t.Fatal(err)
 	}
-	b := bot.New(table, bot.WithLogger(quiet()), bot.WithMiddleware(g.Middleware()))
+	b := bot.New(table, bot.WithLogger(slog.New(slog.DiscardHandler)), bot.WithMiddleware(g.Middleware()))
 	ping := func() string {
 		return b.Handle(context.Background(), &input.Event{Input: "shell", UserID: "dev", Room: "console", Addressed: true, Text: "ping"}).Text
 	}

@@ -31,9 +31,9 @@ const (
 // DefaultConfirmTimeout is how long a confirmation code stays valid.
 const DefaultConfirmTimeout = 2 * time.Minute
 
-// DefaultDangerous are the commands that need a confirmation when the
-// policy file does not say otherwise (confirm.commands).
-var DefaultDangerous = []string{"register service", "deregister service"}
+// DefaultDangerous returns the commands that need a confirmation when the
+// policy file does not say otherwise (confirm.commands), in a new slice.
+func DefaultDangerous() []string { return []string{"register service", "deregister service"} }
 
 // ConfirmMode says whether a command needs a confirmation, and from whom.
 type ConfirmMode int
@@ -338,7 +338,7 @@ func build(name string, f *file, extraAdmins []string) (*Policy, error) {
 		extra:     slices.Clone(extraAdmins),
 		admins:    map[string]bool{},
 		groups:    map[string][]string{},
-		dangerous: slices.Clone(DefaultDangerous),
+		dangerous: DefaultDangerous(),
 		timeout:   DefaultConfirmTimeout,
 	}
 	where := func(line int) string {
@@ -508,8 +508,9 @@ func ParseID(s string) (string, error) {
 // Qualify returns the qualified id of a user or room id of an input as the
 // policy compares them: "input:id". An input known under two names has one
 // identity: the console's one-shot mode (input "exec") is the console
-// ("shell"), and --inputs=hipchat, the XMPP input under the seeds' name, is
-// "xmpp". XMPP addresses are compared in lower case, as XMPP servers do.
+// ("shell"), and --inputs=hipchat, the XMPP input under the original micro
+// bot's name, is "xmpp". XMPP addresses are compared in lower case, as XMPP
+// servers do.
 func Qualify(inputName, id string) string {
 	in := normInput(inputName)
 	if in == "xmpp" {

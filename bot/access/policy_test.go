@@ -233,9 +233,9 @@ rules:
     confirm: two-person
 `
 
-// --inputs=hipchat is the XMPP input under the seeds' name: its users,
-// rooms, admins and group members are the xmpp ones, written either way
-// (issue 15, item 3).
+// --inputs=hipchat is the XMPP input under the original micro bot's name:
+// its users, rooms, admins and group members are the xmpp ones, written
+// either way (issue 15, item 3).
 func TestHipChatIsXMPP(t *testing.T) {
 	p, err := Parse("p.yaml", []byte(`
 admins: [xmpp:root@example.org]
@@ -386,7 +386,7 @@ func TestDecide(t *testing.T) {
 		{"metadata two-person", dev, cmdTwo, "wipe", confirm(ConfirmTwoPerson, "default: everyone")},
 		{"metadata confirm unknown value: confirm anyway", dev, cmdWeird, "odd", confirm(ConfirmSelf, "default: everyone")},
 		{"metadata confirm, nodes disagree: strongest", dev, cmdNodesMixed, "mixed", confirm(ConfirmTwoPerson, "default: everyone")},
-		{"a service command named like a toy", dev, cmdEchoSvc, "echo hi", allow("default: everyone")},
+		{"a service command named like a replaceable built-in", dev, cmdEchoSvc, "echo hi", allow("default: everyone")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 
 // BenchmarkMiddleware is the cost the metrics middleware adds to a command.
 func BenchmarkMiddleware(b *testing.B) {
-	m := ops.NewMetrics(ops.WithMetricsLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))))
+	m := ops.NewMetrics(ops.WithMetricsLogger(slog.New(slog.DiscardHandler)))
 	rep := command.Text("pong")
 	h := m.Middleware()(func(context.Context, *command.Request) *input.Reply { return rep })
 	req := &command.Request{Command: &command.Command{Name: "ping"}, Event: &input.Event{Input: "slack", UserID: "U1", Room: "C1"}}

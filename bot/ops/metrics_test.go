@@ -3,7 +3,6 @@ package ops_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -22,13 +21,11 @@ import (
 	"github.com/microbot/microbot/internal/testenv"
 )
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 // scrape returns the /metrics page of m, as served.
 func scrape(t *testing.T, m *ops.Metrics) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	ops.NewServer(ops.WithMetrics(m), ops.WithLogger(quiet())).Handler().
+	ops.NewServer(ops.WithMetrics(m), ops.WithLogger(slog.New(slog.DiscardHandler))).Handler().
 		ServeHTTP(rec, httptest.NewRequest("GET", ops.PathMetrics, nil))
 	if rec.Code != 200 {
 		t.Fatalf("GET /metrics: %d %s", rec.Code, rec.Body)
@@ -77,7 +74,7 @@ func newWorld(t *testing.T, mopts ...ops.MetricsOption) *world {
 	}
 	t.Cleanup(func() { srv.Stop(context.Background()) })
 	table := command.NewTable()
-	m := ops.NewMetrics(append([]ops.MetricsOption{ops.WithTable(table), ops.WithMetricsLogger(quiet())}, mopts...)...)
+	m := ops.NewMetrics(append([]ops.MetricsOption{ops.WithTable(table), ops.WithMetricsLogger(slog.New(slog.DiscardHandler))}, mopts...)...)
 	c, err := client.New(client.WithRegistry(reg), client.WithCallWrappers(m.WrapCall()))
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +89,7 @@ func newWorld(t *testing.T, mopts ...ops.MetricsOption) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := bot.New(table, bot.WithLogger(quiet()), bot.WithMiddleware(m.Middleware()), bot.WithCommandTimeout(10*time.Second))
+	b := bot.New(table, bot.WithLogger(slog.New(slog.DiscardHandler)), bot.WithMiddleware(m.Middleware()), bot.WithCommandTimeout(10*time.Second))
 	return &world{m: m, reg: reg, c: c, table: table, bot: b}
 }
 
@@ -330,7 +327,7 @@ func TestMiddlewareCountsPanicsAndSilence(t *testing.T) {
 			return next(ctx, req)
 		}
 	}
-	b := bot.New(table, bot.WithLogger(quiet()), bot.WithMiddleware(m.Middleware(), inner))
+	b := bot.New(table, bot.WithLogger(slog.New(slog.DiscardHandler)), bot.WithMiddleware(m.Middleware(), inner))
 	for _, text := range []string{"ping", "ping quiet", "ping panic"} {
 		rep := b.Handle(context.Background(), &input.Event{Addressed: true, Text: text})
 		if text == "ping panic" && (rep == nil || !rep.Error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -56,7 +57,7 @@ func get(t *testing.T, h http.Handler, method, path string) (int, string) {
 }
 
 func TestRoutes(t *testing.T) {
-	h := ops.NewServer(ops.WithMetrics(ops.NewMetrics()), ops.WithLogger(quiet())).Handler()
+	h := ops.NewServer(ops.WithMetrics(ops.NewMetrics()), ops.WithLogger(slog.New(slog.DiscardHandler))).Handler()
 	tests := []struct {
 		method, path string
 		code         int
@@ -87,7 +88,7 @@ func TestReadiness(t *testing.T) {
 	slack, xmpp, irc := newStatus("slack"), newStatus("xmpp"), &silent{name: "irc"}
 	reg := &lister{}
 	srv := ops.NewServer(ops.WithInputs(slack, xmpp, irc), ops.WithRegistry(reg),
-		ops.WithCacheFor(time.Nanosecond), ops.WithRegistryTimeout(200*time.Millisecond), ops.WithLogger(quiet()))
+		ops.WithCacheFor(time.Nanosecond), ops.WithRegistryTimeout(200*time.Millisecond), ops.WithLogger(slog.New(slog.DiscardHandler)))
 	h := srv.Handler()
 	tests := []struct {
 		name            string
@@ -138,7 +139,7 @@ func TestReadiness(t *testing.T) {
 
 func TestReadinessCachesTheRegistry(t *testing.T) {
 	reg := &lister{}
-	h := ops.NewServer(ops.WithRegistry(reg), ops.WithCacheFor(time.Hour), ops.WithLogger(quiet())).Handler()
+	h := ops.NewServer(ops.WithRegistry(reg), ops.WithCacheFor(time.Hour), ops.WithLogger(slog.New(slog.DiscardHandler))).Handler()
 	for range 5 {
 		if code, body := get(t, h, "GET", "/readyz"); code != 200 {
 			t.Fatalf("%d %s", code, body)
@@ -159,7 +160,7 @@ func TestReadinessCachesTheRegistry(t *testing.T) {
 
 	// A short cache: asked again once it has expired.
 	reg2 := &lister{}
-	h2 := ops.NewServer(ops.WithRegistry(reg2), ops.WithCacheFor(50*time.Millisecond), ops.WithLogger(quiet())).Handler()
+	h2 := ops.NewServer(ops.WithRegistry(reg2), ops.WithCacheFor(50*time.Millisecond), ops.WithLogger(slog.New(slog.DiscardHandler))).Handler()
 	get(t, h2, "GET", "/readyz")
 	time.Sleep(100 * time.Millisecond)
 	get(t, h2, "GET", "/readyz")
@@ -171,7 +172,7 @@ func TestReadinessCachesTheRegistry(t *testing.T) {
 func TestServerListens(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv := ops.NewServer(ops.WithRegistry(memory.New()), ops.WithMetrics(ops.NewMetrics()), ops.WithLogger(quiet()))
+	srv := ops.NewServer(ops.WithRegistry(memory.New()), ops.WithMetrics(ops.NewMetrics()), ops.WithLogger(slog.New(slog.DiscardHandler)))
 	if err := srv.Start(ctx, "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestServerListens(t *testing.T) {
 }
 
 func TestServerBadAddress(t *testing.T) {
-	busy := ops.NewServer(ops.WithLogger(quiet()))
+	busy := ops.NewServer(ops.WithLogger(slog.New(slog.DiscardHandler)))
 	if err := busy.Start(context.Background(), "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +234,7 @@ func TestServerBadAddress(t *testing.T) {
 		{busy.Addr(), "address already in use"},
 	}
 	for _, tt := range tests {
-		err := ops.NewServer(ops.WithLogger(quiet())).Start(context.Background(), tt.addr)
+		err := ops.NewServer(ops.WithLogger(slog.New(slog.DiscardHandler))).Start(context.Background(), tt.addr)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Start(%q) = %v, want an error with %q", tt.addr, err, tt.want)
 		}

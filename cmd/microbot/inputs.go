@@ -91,7 +91,8 @@ func inputFlags() []cli.Flag {
 
 		str(flagXMPPJID, "XMPP account of the bot, bot@example.org[/resource]"),
 		str(flagXMPPPassword, "password of --xmpp_jid (prefer the environment variable: flags show in ps)"),
-		str(flagXMPPRooms, "comma-separated rooms (XEP-0045) to join, e.g. ops@conference.example.org"),
+		&cli.StringSliceFlag{Name: flagXMPPRooms, EnvVars: []string{envOf(flagXMPPRooms)},
+			Usage: "comma-separated rooms (XEP-0045) to join, e.g. ops@conference.example.org"},
 		str(flagXMPPNick, "nick in rooms, and the name that addresses the bot there (default: the JID's localpart)"),
 		str(flagXMPPServer, "server address host:port, instead of the SRV records of the JID's domain"),
 		tls,
@@ -155,7 +156,7 @@ func xmppConfig(c *cli.Context) xmpp.Config {
 	return xmpp.Config{
 		JID:                c.String(flagXMPPJID),
 		Password:           c.String(flagXMPPPassword),
-		Rooms:              splitList(c.String(flagXMPPRooms)),
+		Rooms:              c.StringSlice(flagXMPPRooms),
 		Nick:               c.String(flagXMPPNick),
 		Server:             c.String(flagXMPPServer),
 		TLS:                c.String(flagXMPPTLS),
@@ -190,15 +191,4 @@ func newHipChat(c *cli.Context, _ *parts) (input.Input, error) {
 		return nil, err
 	}
 	return in, nil
-}
-
-// splitList splits a comma-separated list, dropping blanks.
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

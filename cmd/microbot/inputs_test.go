@@ -111,6 +111,8 @@ func TestInputFlags(t *testing.T) {
 
 		{"xmpp from env", "xmpp", nil, map[string]string{"MICRO_XMPP_JID": "bot@example.org", "MICRO_XMPP_PASSWORD": secret, "MICRO_XMPP_NICK": "microbot", "MICRO_XMPP_TLS": "direct"}, ""},
 		{"xmpp rooms", "xmpp", []string{"--xmpp_jid", "bot@example.org", "--xmpp_password", secret, "--xmpp_rooms", "ops@conference.example.org, dev@conference.example.org"}, nil, ""},
+		{"xmpp rooms with blanks", "xmpp", []string{"--xmpp_jid", "bot@example.org", "--xmpp_password", secret, "--xmpp_rooms", "ops@conference.example.org,, dev@conference.example.org,"}, nil, ""},
+		{"xmpp rooms from env", "xmpp", nil, map[string]string{"MICRO_XMPP_JID": "bot@example.org", "MICRO_XMPP_PASSWORD": secret, "MICRO_XMPP_ROOMS": "ops@conference.example.org,dev@conference.example.org/me"}, "--xmpp_rooms"},
 		{"no xmpp JID", "xmpp", []string{"--xmpp_password", secret}, nil, "xmpp: --xmpp_jid (or MICRO_XMPP_JID) is required"},
 		{"no xmpp password", "xmpp", []string{"--xmpp_jid", "bot@example.org"}, nil, "xmpp: --xmpp_password (or MICRO_XMPP_PASSWORD) is required"},
 		{"xmpp room with a nick", "xmpp", []string{"--xmpp_jid", "bot@example.org", "--xmpp_password", secret, "--xmpp_rooms", "ops@conference.example.org/me"}, nil, "--xmpp_rooms (or MICRO_XMPP_ROOMS)"},

@@ -24,7 +24,7 @@
 // and the whole namespace is listed again periodically (every 30 s by
 // default) to repair whatever a lost event missed.
 //
-// A command service takes over the word of a toy built-in of the same name
+// A command service takes over the word of a replaceable built-in of the same name
 // (echo, hello, ping, time, the three laws) while it is up; a service whose
 // name is a protected built-in's (help, list, get, query, call, health,
 // register, deregister) or a reserved word (confirm) is ignored with a

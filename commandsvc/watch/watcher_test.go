@@ -3,7 +3,6 @@ package watch_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -24,8 +23,6 @@ import (
 	"github.com/microbot/microbot/internal/testenv"
 	pb "github.com/microbot/microbot/proto/bot"
 )
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // env is a registry, a client, a command table with the built-ins, and a
 // watcher running over them.
@@ -52,7 +49,7 @@ func newEnv(t *testing.T, reg registry.Registry, opts ...watch.Option) *env {
 	if err := command.RegisterBuiltins(table, reg, c); err != nil {
 		t.Fatal(err)
 	}
-	opts = append([]watch.Option{watch.WithLogger(quiet()), watch.WithHelpBackoff(20*time.Millisecond, 200*time.Millisecond),
+	opts = append([]watch.Option{watch.WithLogger(slog.New(slog.DiscardHandler)), watch.WithHelpBackoff(20*time.Millisecond, 200*time.Millisecond),
 		watch.WithWatchBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
 	w := watch.New(reg, c, table, opts...)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -60,7 +57,7 @@ func newEnv(t *testing.T, reg registry.Registry, opts ...watch.Option) *env {
 	go func() { defer close(done); w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return &env{t: t, reg: reg, c: c, table: table, w: w,
-		bot: bot.New(table, bot.WithLogger(quiet()), bot.WithCommandTimeout(2*time.Second))}
+		bot: bot.New(table, bot.WithLogger(slog.New(slog.DiscardHandler)), bot.WithCommandTimeout(2*time.Second))}
 }
 
 // say runs a line as user U1 and returns the reply.
@@ -490,7 +487,7 @@ func BenchmarkServiceCommand1000(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	w := watch.New(reg, c, table, watch.WithLogger(quiet()))
+	w := watch.New(reg, c, table, watch.WithLogger(slog.New(slog.DiscardHandler)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx)
@@ -505,7 +502,7 @@ func BenchmarkServiceCommand1000(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Stop(context.Background())
-	bt := bot.New(table, bot.WithLogger(quiet()))
+	bt := bot.New(table, bot.WithLogger(slog.New(slog.DiscardHandler)))
 	ev := &input.Event{Input: "bench", UserID: "U1", Addressed: true, Text: "bench a b"}
 	deadline := time.Now().Add(20 * time.Second)
 	for bt.Handle(ctx, ev).Text != "got bench,a,b" {

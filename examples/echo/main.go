@@ -1,8 +1,8 @@
-// Command echo is the seeds' example of a command as a service: it registers
-// as go.micro.bot.echo, so the bot's command echo runs it, and it answers
-// with every word typed, the command word included ("echo hi there" gives
-// "echo hi there"; the bot's built-in echo, which it replaces while it runs,
-// gives "hi there").
+// Command echo is the original micro bot's example of a command as a
+// service: it registers as go.micro.bot.echo, so the bot's command echo runs
+// it, and it answers with every word typed, the command word included ("echo
+// hi there" gives "echo hi there"; the bot's built-in echo, which it
+// replaces while it runs, gives "hi there").
 //
 //	go run ./examples/echo --registry_address /tmp/reg
 //

@@ -1,7 +1,6 @@
 package xmpp
 
 import (
-	"io"
 	"log/slog"
 	"testing"
 
@@ -9,13 +8,11 @@ import (
 	"github.com/microbot/microbot/input/xmpp/xmppclient"
 )
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 // testConn is a conn in the state serve leaves it in after joining
 // ops@conference.localhost as "microbot", without a server.
 func testConn(t *testing.T) (*conn, *room) {
 	t.Helper()
-	in, err := New(Config{JID: "bot@localhost", Password: "pw", Nick: "microbot", Rooms: []string{"ops@conference.localhost"}}, WithLogger(quietLogger()))
+	in, err := New(Config{JID: "bot@localhost", Password: "pw", Nick: "microbot", Rooms: []string{"ops@conference.localhost"}}, WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}

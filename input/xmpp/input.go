@@ -144,7 +144,8 @@ type Config struct {
 	JID string
 	// Password is the account's password.
 	Password string
-	// Rooms are the rooms (XEP-0045) to join, e.g. ops@conference.example.org.
+	// Rooms are the rooms (XEP-0045) to join, e.g. ops@conference.example.org;
+	// blank entries are skipped.
 	Rooms []string
 	// Nick is the nick in rooms, and the name that addresses the bot there
 	// (default: the JID's localpart).
@@ -250,6 +251,9 @@ func (in *Input) configure(cfg Config) error {
 		return fmt.Errorf("xmpp: %s is required", name("Password"))
 	}
 	for _, r := range cfg.Rooms {
+		if r = strings.TrimSpace(r); r == "" {
+			continue // "a,,b" or a trailing comma in a list of rooms
+		}
 		room, err := xmppclient.ParseJID(r)
 		if err != nil || room.Local == "" || room.Resource != "" {
 			return fmt.Errorf("xmpp: %s: %q is not a room JID like ops@conference.example.org", name("Rooms"), r)

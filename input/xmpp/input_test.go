@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,7 +64,7 @@ func TestNew(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in, err := New(tt.cfg, WithLogger(quietLogger()))
+			in, err := New(tt.cfg, WithLogger(slog.New(slog.DiscardHandler)))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || in != nil {
 					t.Fatalf("New = %v, %v; want an error containing %q", in, err, tt.wantErr)
@@ -97,7 +98,7 @@ func TestHipChatAccount(t *testing.T) {
 			t.Errorf("HipChatAccount(%q, %q) = %q, %q; want %q, %q", tt.username, tt.server, jid, addr, tt.wantJID, tt.wantAdr)
 		}
 	}
-	in, err := NewHipChat(Config{JID: "bot@example.org", Password: "pw"}, WithLogger(quietLogger()))
+	in, err := NewHipChat(Config{JID: "bot@example.org", Password: "pw"}, WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil || in.String() != HipChatName {
 		t.Fatalf("NewHipChat = %v, %v", in, err)
 	}

@@ -3,7 +3,6 @@ package xmpp_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -20,8 +19,6 @@ import (
 // wait is the generous bound of every wait in these tests (a loaded 2-core
 // machine can be slow; a healthy run takes a fraction of it).
 const wait = 20 * time.Second
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // dialCounter counts the bot's connection attempts.
 type dialCounter struct{ n atomic.Int64 }
@@ -51,7 +48,7 @@ func botConfig(srv *prosodytest.Server, rooms ...string) xmpp.Config {
 
 func fastOptions(d *dialCounter) []xmpp.Option {
 	return []xmpp.Option{
-		xmpp.WithLogger(quiet()),
+		xmpp.WithLogger(slog.New(slog.DiscardHandler)),
 		xmpp.WithBackoff(100*time.Millisecond, time.Second),
 		xmpp.WithStableAfter(time.Minute),
 		xmpp.WithClientOptions(xmppclient.WithDialer(d.dial)),
@@ -399,7 +396,7 @@ func TestHipChat(t *testing.T) {
 	srv := prosodytest.Start(t)
 	srv.Register("bot", "bot-pw")
 	jid, addr := xmpp.HipChatAccount("bot@localhost", srv.Addr)
-	x, err := xmpp.NewHipChat(xmpp.Config{JID: jid, Password: "bot-pw", Server: addr, CAFile: srv.CAFile}, xmpp.WithLogger(quiet()))
+	x, err := xmpp.NewHipChat(xmpp.Config{JID: jid, Password: "bot-pw", Server: addr, CAFile: srv.CAFile}, xmpp.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +439,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	}
 	j, _ := xmppclient.ParseJID(prosodytest.JID("alice"))
 	alice, err := xmppclient.Dial(ctx, j, "alice-pw", xmppclient.WithServer(srv.Addr),
-		xmppclient.WithTLSConfig(srv.TLSConfig()), xmppclient.WithLogger(quiet()))
+		xmppclient.WithTLSConfig(srv.TLSConfig()), xmppclient.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		b.Fatal(err)
 	}

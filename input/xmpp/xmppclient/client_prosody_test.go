@@ -15,8 +15,6 @@ import (
 	"github.com/microbot/microbot/internal/prosodytest"
 )
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 func dial(t *testing.T, srv *prosodytest.Server, user, password string, opts ...xmppclient.Option) (*xmppclient.Client, error) {
 	t.Helper()
 	j, err := xmppclient.ParseJID(prosodytest.JID(user))
@@ -28,7 +26,7 @@ func dial(t *testing.T, srv *prosodytest.Server, user, password string, opts ...
 	base := []xmppclient.Option{
 		xmppclient.WithServer(srv.Addr),
 		xmppclient.WithTLSConfig(srv.TLSConfig()),
-		xmppclient.WithLogger(quietLogger()),
+		xmppclient.WithLogger(slog.New(slog.DiscardHandler)),
 	}
 	c, err := xmppclient.Dial(ctx, j, password, append(base, opts...)...)
 	if err == nil {

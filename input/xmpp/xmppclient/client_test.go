@@ -59,7 +59,7 @@ func dialFake(t *testing.T, addr string, opts ...Option) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	opts = append([]Option{WithServer(addr), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)
+	opts = append([]Option{WithServer(addr), WithLogger(slog.New(slog.DiscardHandler))}, opts...)
 	c, err := Dial(ctx, JID{Local: "bot", Domain: "localhost"}, "pw", opts...)
 	if err == nil {
 		_ = c.Close()
@@ -210,13 +210,13 @@ func TestChooseMechanism(t *testing.T) {
 		tls, allow     bool
 		want           string
 	}{
-		{DefaultMechanisms, all, true, false, MechSCRAMSHA256},
-		{DefaultMechanisms, []string{MechPlain, MechSCRAMSHA1}, true, false, MechSCRAMSHA1},
-		{DefaultMechanisms, []string{MechPlain}, true, false, MechPlain},
-		{DefaultMechanisms, []string{MechPlain}, false, false, ""},
-		{DefaultMechanisms, []string{MechPlain}, false, true, MechPlain},
+		{DefaultMechanisms(), all, true, false, MechSCRAMSHA256},
+		{DefaultMechanisms(), []string{MechPlain, MechSCRAMSHA1}, true, false, MechSCRAMSHA1},
+		{DefaultMechanisms(), []string{MechPlain}, true, false, MechPlain},
+		{DefaultMechanisms(), []string{MechPlain}, false, false, ""},
+		{DefaultMechanisms(), []string{MechPlain}, false, true, MechPlain},
 		{[]string{MechPlain}, all, true, false, MechPlain},
-		{DefaultMechanisms, []string{"X-OAUTH2", "SCRAM-SHA-1-PLUS"}, true, false, ""},
+		{DefaultMechanisms(), []string{"X-OAUTH2", "SCRAM-SHA-1-PLUS"}, true, false, ""},
 	}
 	for _, tt := range tests {
 		got, err := chooseMechanism(tt.prefs, tt.offered, tt.tls, tt.allow)

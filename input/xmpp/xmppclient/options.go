@@ -67,7 +67,7 @@ type config struct {
 func defaultConfig() config {
 	d := &net.Dialer{Timeout: DefaultTimeout, KeepAlive: 30 * time.Second}
 	return config{
-		mechanisms:   DefaultMechanisms,
+		mechanisms:   DefaultMechanisms(),
 		timeout:      DefaultTimeout,
 		pingInterval: DefaultPingInterval,
 		pingTimeout:  DefaultPingTimeout,

@@ -19,9 +19,10 @@ const (
 	MechPlain       = "PLAIN"
 )
 
-// DefaultMechanisms are the mechanisms a client uses unless told otherwise,
-// strongest first. PLAIN is only ever used over TLS unless AllowPlain.
-var DefaultMechanisms = []string{MechSCRAMSHA256, MechSCRAMSHA1, MechPlain}
+// DefaultMechanisms returns the mechanisms a client uses unless told
+// otherwise, strongest first, in a new slice. PLAIN is only ever used over
+// TLS unless AllowPlain.
+func DefaultMechanisms() []string { return []string{MechSCRAMSHA256, MechSCRAMSHA1, MechPlain} }
 
 // ErrAuth is wrapped by every *AuthError: the server refused the
 // credentials, or no mechanism both sides accept exists. Retrying with the
