@@ -141,23 +141,13 @@ func TestGoMicroClientCallsMicrobot(t *testing.T) {
 	waitRegistered(t, svc.Registry(), "go.micro.srv.greeter", "go.micro.bot.echo", "go.micro.srv.counter")
 
 	client := gomicrotest.StartClient(t, agent.Addr())
-	for _, tt := range []struct {
-		service, endpoint string
-		req               any
-		ct                string
-		want              string
-	}{
+	expectCalls(t, "go-micro v1.8.0", client, []call{
 		{"go.micro.srv.greeter", "Say.Hello", map[string]string{"name": "John"}, "application/json", `{"msg":"Hello John"}`},
 		{"go.micro.srv.greeter", "Debug.Health", nil, "", `{"status":"ok"}`},
 		{"go.micro.bot.echo", "Command.Help", nil, "", `{"usage":"echo","description":"This is an example bot command as a micro service which echos the message"}`},
 		{"go.micro.bot.echo", "Command.Exec", map[string][]string{"args": {"echo", "hi"}}, "", `{"result":"ZWNobyBoaQ=="}`},
 		{"go.micro.bot.echo", "Command.Exec", map[string][]string{"args": {"echo", "json"}}, "application/json", `{"result":"ZWNobyBqc29u"}`},
-	} {
-		got, err := client.Call(tt.service, tt.endpoint, tt.req, tt.ct)
-		if err != nil || !sameJSON(got, tt.want) {
-			t.Errorf("%s %s (%s): %s, %v; want %s", tt.service, tt.endpoint, tt.ct, got, err, tt.want)
-		}
-	}
+	})
 	// Errors: each call ran once, and the client's next call works.
 	for _, tt := range []struct {
 		endpoint string
@@ -195,24 +185,33 @@ func TestGoMicroClientCallsMicrobot(t *testing.T) {
 
 	// go-micro v0.10.0's client speaks the old framing only.
 	old := gomicrotest.StartClientV0(t, agent.Addr())
-	for _, tt := range []struct {
-		service, endpoint string
-		req               any
-		ct                string
-		want              string
-	}{
+	expectCalls(t, "go-micro v0.10.0", old, []call{
 		{"go.micro.srv.greeter", "Say.Hello", map[string]string{"name": "John"}, "application/json", `{"msg":"Hello John"}`},
 		{"go.micro.bot.echo", "Command.Help", nil, "", `{"usage":"echo","description":"This is an example bot command as a micro service which echos the message"}`},
 		{"go.micro.bot.echo", "Command.Exec", map[string][]string{"args": {"echo", "old"}}, "application/protobuf", `{"result":"ZWNobyBvbGQ="}`},
-	} {
-		got, err := old.Call(tt.service, tt.endpoint, tt.req, tt.ct)
-		if err != nil || !sameJSON(got, tt.want) {
-			t.Errorf("v0.10.0: %s %s (%s): %s, %v; want %s", tt.service, tt.endpoint, tt.ct, got, err, tt.want)
-		}
-	}
+	})
 	_, err = old.Call("go.micro.srv.counter", "Say.Fail", map[string]string{"name": "old"}, "application/json")
 	if e, ok := gomicrotest.AsError(err); !ok || e.Code != 409 || e.Detail != "no old" || say.fail.Load() != 2 {
 		t.Errorf("v0.10.0 Say.Fail: %v (ran %d times in all, want 2)", err, say.fail.Load())
+	}
+}
+
+// call is a call a go-micro client makes and the JSON it should answer.
+type call struct {
+	service, endpoint string
+	req               any
+	ct                string // "": the client's default
+	want              string
+}
+
+// expectCalls makes the calls through client.
+func expectCalls(t *testing.T, who string, client *gomicrotest.ClientProcess, calls []call) {
+	t.Helper()
+	for _, c := range calls {
+		got, err := client.Call(c.service, c.endpoint, c.req, c.ct)
+		if err != nil || !sameJSON(got, c.want) {
+			t.Errorf("%s: %s %s (%s): %s, %v; want %s", who, c.service, c.endpoint, c.ct, got, err, c.want)
+		}
 	}
 }
 

@@ -51,13 +51,7 @@ func testdata(t *testing.T, name string) []byte {
 // Say.Fail with a 409; it sends what it saw to got.
 func helloHandler(got chan<- seen) Handler {
 	return handlerFunc(func(ctx context.Context, req *Request) ([]byte, error) {
-		s := seen{req: *req}
-		s.req.Body = append([]byte(nil), req.Body...)
-		s.md, _ = metadata.FromContext(ctx)
-		if dl, ok := ctx.Deadline(); ok {
-			s.deadline = time.Until(dl)
-		}
-		got <- s
+		got <- see(ctx, req)
 		switch req.Endpoint {
 		case "Say.Fail":
 			return nil, rpcerr.New("go.micro.srv.greeter", "no", 409)

@@ -56,15 +56,20 @@ type seen struct {
 	deadline time.Duration
 }
 
+// see returns what a handler sees of a call.
+func see(ctx context.Context, req *Request) seen {
+	s := seen{req: *req}
+	s.req.Body = append([]byte(nil), req.Body...)
+	s.md, _ = metadata.FromContext(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		s.deadline = time.Until(dl)
+	}
+	return s
+}
+
 func echoHandler(got chan<- seen) Handler {
 	return handlerFunc(func(ctx context.Context, req *Request) ([]byte, error) {
-		s := seen{req: *req}
-		s.req.Body = append([]byte(nil), req.Body...)
-		s.md, _ = metadata.FromContext(ctx)
-		if dl, ok := ctx.Deadline(); ok {
-			s.deadline = time.Until(dl)
-		}
-		got <- s
+		got <- see(ctx, req)
 		switch string(req.Body) {
 		case "fail":
 			return nil, rpcerr.NotFound("", "no such thing")

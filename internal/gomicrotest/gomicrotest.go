@@ -84,40 +84,20 @@ const CallTimeout = 60 * time.Second
 func BinPath(name string) (string, error) {
 	if dir := os.Getenv(EnvBin); dir != "" {
 		p := filepath.Join(dir, name)
-		if err := executable(p); err != nil {
+		if err := testenv.Executable(p); err != nil {
 			return "", fmt.Errorf("%s=%s: %w", EnvBin, dir, err)
 		}
 		return p, nil
 	}
-	dir, err := os.Getwd()
+	root, err := testenv.FindUp(filepath.Join("tools", "gomicro", "go.mod"))
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w, and %s unset", err, EnvBin)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "tools", "gomicro", "go.mod")); err == nil {
-			p := filepath.Join(dir, "tools", "gomicro", "bin", name)
-			if err := executable(p); err != nil {
-				return "", fmt.Errorf("%w (build it with: bash .ci/setup.d/gomicro.sh)", err)
-			}
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no tools/gomicro above the working directory and %s unset", EnvBin)
-		}
-		dir = parent
+	p := filepath.Join(root, "tools", "gomicro", "bin", name)
+	if err := testenv.Executable(p); err != nil {
+		return "", fmt.Errorf("%w (build it with: bash .ci/setup.d/gomicro.sh)", err)
 	}
-}
-
-func executable(p string) error {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return fmt.Errorf("%s is not an executable file", p)
-	}
-	return nil
+	return p, nil
 }
 
 // Flags returns the go-micro flags every program is started with: the

@@ -3,7 +3,9 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -23,4 +25,37 @@ func Require(tb testing.TB, part string, err error) {
 		tb.Fatalf("%s is required under CI=true: %v", part, err)
 	}
 	tb.Skipf("%s not available: %v (run .ci/setup to install it)", part, err)
+}
+
+// FindUp returns the nearest directory, from the working directory up to
+// the file system's root, that holds rel (e.g. "tools/consul/go.mod"): how
+// tests find what .ci/setup.d scripts built into the repository.
+func FindUp(rel string) (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; {
+		if _, err := os.Stat(filepath.Join(d, rel)); err == nil {
+			return d, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", fmt.Errorf("no %s above the working directory %s", rel, wd)
+		}
+		d = parent
+	}
+}
+
+// Executable returns an error saying why p is not an executable file, if it
+// is not.
+func Executable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", p)
+	}
+	return nil
 }

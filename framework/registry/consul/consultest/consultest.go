@@ -52,40 +52,20 @@ const StartTimeout = 60 * time.Second
 // the binary if there is none.
 func AgentPath() (string, error) {
 	if p := os.Getenv(EnvAgent); p != "" {
-		if err := executable(p); err != nil {
+		if err := testenv.Executable(p); err != nil {
 			return "", fmt.Errorf("%s=%s: %w", EnvAgent, p, err)
 		}
 		return p, nil
 	}
-	dir, err := os.Getwd()
+	root, err := testenv.FindUp(filepath.Join("tools", "consul", "go.mod"))
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w, and %s unset", err, EnvAgent)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "tools", "consul", "go.mod")); err == nil {
-			p := filepath.Join(dir, "tools", "consul", "consul-agent")
-			if err := executable(p); err != nil {
-				return "", fmt.Errorf("%w (build it with: bash .ci/setup.d/consul.sh)", err)
-			}
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no tools/consul above the working directory and %s unset", EnvAgent)
-		}
-		dir = parent
+	p := filepath.Join(root, "tools", "consul", "consul-agent")
+	if err := testenv.Executable(p); err != nil {
+		return "", fmt.Errorf("%w (build it with: bash .ci/setup.d/consul.sh)", err)
 	}
-}
-
-func executable(p string) error {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return fmt.Errorf("%s is not an executable file", p)
-	}
-	return nil
+	return p, nil
 }
 
 // Option configures the agents Start and StartCluster run.
