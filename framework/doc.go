@@ -41,15 +41,32 @@
 //
 //	err := svc.Client().Call(ctx, "go.micro.srv.greeter", "Say.Hello", &Request{Name: "John"}, &rsp)
 //
-// Registries and selectors are plugins picked by name from the tables in
-// plugins.go (the shape is package internal/plugin's): registries "local"
-// (default: a directory shared by the services of one host), "memory" (one
-// process) and "consul"; selectors "random" (default) and "roundrobin". See
+// Events, published and subscribed through the service's broker:
+//
+//	// in the listening service, before Run (or while it runs)
+//	_, err := svc.Server().Subscribe(ctx, "alerts", func(ctx context.Context, a *Alert) error {
+//		...
+//	}, broker.WithQueue("pager")) // one member of the group gets each message; omit for all
+//
+//	// anywhere
+//	err := svc.Client().Publish(ctx, "alerts", &Alert{Name: "disk full"})
+//
+// The broker connects when the service first publishes or subscribes
+// (within --broker_connect_timeout: a subscriber whose broker is down fails
+// to start), reconnects by itself, and is disconnected, its queues
+// drained, when the service stops. Package broker states the guarantees.
+//
+// Registries, selectors and brokers are plugins picked by name from the
+// tables in plugins.go (the shape is package internal/plugin's): registries
+// "local" (default: a directory shared by the services of one host),
+// "memory" (one process) and "consul"; selectors "random" (default) and
+// "roundrobin"; brokers "http" (default: subscribers serve an inbox found
+// through the registry, as go-micro v1's), "nats", "mqtt" and "memory". See
 // [Flags] for the command line, and [FlagOptions] for programs that parse
 // their own.
 //
-// Layers below this package: registry and selector (discovery), client and
-// server, codec (application/json, application/protobuf), transport
+// Layers below this package: registry and selector (discovery), broker
+// (publish and subscribe), client and server, codec (application/json, application/protobuf), transport
 // (HTTP/1.1 with keep-alive; its package documents the wire format) and
 // rpcerr (the errors carried between them).
 package framework

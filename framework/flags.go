@@ -34,6 +34,9 @@ const (
 	FlagServerMetadata       = "server_metadata"
 	FlagServerMaxBodySize    = "server_max_body_size"
 	FlagServerMaxConns       = "server_max_conns"
+	FlagBroker               = "broker"
+	FlagBrokerAddress        = "broker_address"
+	FlagBrokerConnectTimeout = "broker_connect_timeout"
 )
 
 func env(name string) []string { return []string{"MICRO_" + strings.ToUpper(name)} }
@@ -56,6 +59,9 @@ func env(name string) []string { return []string{"MICRO_" + strings.ToUpper(name
 //	--server_metadata          node metadata, key=value, repeatable               $MICRO_SERVER_METADATA
 //	--server_max_body_size     largest request body, bytes or 512KiB/4MiB (4MiB)  $MICRO_SERVER_MAX_BODY_SIZE
 //	--server_max_conns         connections open at once; more get a 503 (1024)    $MICRO_SERVER_MAX_CONNS
+//	--broker                   broker plugin: http (default), memory, nats, mqtt  $MICRO_BROKER
+//	--broker_address           http: inbox listen address; nats, mqtt: servers    $MICRO_BROKER_ADDRESS
+//	--broker_connect_timeout   bound of the broker's first connection (10s)       $MICRO_BROKER_CONNECT_TIMEOUT
 //
 // A service reads them with [WithArgs]; a program with its own cli.App adds
 // them to its flags and turns the parsed context into options with
@@ -90,6 +96,12 @@ func Flags() []cli.Flag {
 			Usage: "largest request body the server accepts: bytes, or with KiB/MiB/GiB"},
 		&cli.IntFlag{Name: FlagServerMaxConns, EnvVars: env(FlagServerMaxConns), Value: d.MaxConns,
 			Usage: "how many connections the server keeps open at once; more are answered with a 503 and closed"},
+		&cli.StringFlag{Name: FlagBroker, EnvVars: env(FlagBroker), Value: d.BrokerName,
+			Usage: "broker for publish and subscribe: " + strings.Join(brokers.Names(), ", ")},
+		&cli.StringFlag{Name: FlagBrokerAddress, EnvVars: env(FlagBrokerAddress),
+			Usage: "http: the inbox's listen address (default 127.0.0.1:0); nats, mqtt: comma-separated server addresses"},
+		&cli.GenericFlag{Name: FlagBrokerConnectTimeout, EnvVars: env(FlagBrokerConnectTimeout), Value: &Duration{d.BrokerConnectTimeout},
+			Usage: "how long the first connection to the broker may take: seconds or a duration"},
 	}
 }
 
@@ -145,6 +157,19 @@ func FlagOptions(c *cli.Context) ([]Option, error) {
 			}
 			o.RegistryAddrs = addrs
 		})
+	}
+	if set(FlagBroker) || set(FlagBrokerAddress) {
+		name, addrs := c.String(FlagBroker), splitList(c.String(FlagBrokerAddress))
+		opts = append(opts, func(o *Options) {
+			o.Broker = nil // a broker named on the command line wins over one set in code
+			if set(FlagBroker) {
+				o.BrokerName = name
+			}
+			o.BrokerAddrs = addrs
+		})
+	}
+	if set(FlagBrokerConnectTimeout) {
+		opts = append(opts, WithBrokerConnectTimeout(c.Generic(FlagBrokerConnectTimeout).(*Duration).D))
 	}
 	if set(FlagRegisterTTL) {
 		opts = append(opts, WithRegisterTTL(c.Generic(FlagRegisterTTL).(*Duration).D))

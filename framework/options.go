@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/server"
@@ -15,8 +16,12 @@ const (
 	DefaultRegisterTTL      = 30 * time.Second
 	DefaultRegisterInterval = 15 * time.Second
 	DefaultSelector         = "random"
-	DefaultAddress          = server.DefaultAddress
-	DefaultStopTimeout      = 15 * time.Second
+	DefaultBroker           = "http"
+	// DefaultBrokerConnectTimeout bounds the broker's first connection,
+	// made when the service first publishes or subscribes.
+	DefaultBrokerConnectTimeout = 10 * time.Second
+	DefaultAddress              = server.DefaultAddress
+	DefaultStopTimeout          = 15 * time.Second
 )
 
 // Options configure a Service.
@@ -54,6 +59,16 @@ type Options struct {
 	// tracing); the first is the outermost.
 	CallWrappers []client.CallWrapper
 
+	// Broker is the broker the client publishes to and the server
+	// subscribes with. When nil, one is built from the table of brokers:
+	// BrokerName at BrokerAddrs. Either way the service connects it when it
+	// first publishes or subscribes (within BrokerConnectTimeout) and
+	// disconnects it when it stops.
+	Broker               broker.Broker
+	BrokerName           string
+	BrokerAddrs          []string
+	BrokerConnectTimeout time.Duration
+
 	// StopTimeout bounds the draining of in-flight requests in Run.
 	StopTimeout time.Duration
 
@@ -76,6 +91,8 @@ func defaultOptions() Options {
 		Selector:             DefaultSelector,
 		ClientRetries:        client.DefaultRetries,
 		ClientRequestTimeout: client.DefaultRequestTimeout,
+		BrokerName:           DefaultBroker,
+		BrokerConnectTimeout: DefaultBrokerConnectTimeout,
 		StopTimeout:          DefaultStopTimeout,
 	}
 }
@@ -140,6 +157,26 @@ func WithClientRequestTimeout(d time.Duration) Option {
 // client; the first given is the outermost.
 func WithCallWrappers(w ...client.CallWrapper) Option {
 	return func(o *Options) { o.CallWrappers = append(slices.Clip(o.CallWrappers), w...) }
+}
+
+// WithBroker sets the broker, instead of one built by name. The service
+// connects it when it first publishes or subscribes and disconnects it when
+// it stops.
+func WithBroker(b broker.Broker) Option { return func(o *Options) { o.Broker = b } }
+
+// WithBrokerName picks the broker from the table of brokers by name
+// ("http", "memory", "nats", "mqtt") with its addresses, as --broker and
+// --broker_address do: for http the inbox's listen address, for nats and
+// mqtt the servers.
+func WithBrokerName(name string, addrs ...string) Option {
+	return func(o *Options) { o.Broker, o.BrokerName, o.BrokerAddrs = nil, name, addrs }
+}
+
+// WithBrokerConnectTimeout bounds the broker's first connection: a service
+// whose broker cannot be reached within it fails to start (when it
+// subscribes) or to publish.
+func WithBrokerConnectTimeout(d time.Duration) Option {
+	return func(o *Options) { o.BrokerConnectTimeout = d }
 }
 
 // WithStopTimeout bounds the draining of in-flight requests when Run stops.

@@ -2,7 +2,13 @@ package framework
 
 import (
 	"fmt"
+	"time"
 
+	"github.com/microbot/microbot/framework/broker"
+	brokerhttp "github.com/microbot/microbot/framework/broker/http"
+	brokermemory "github.com/microbot/microbot/framework/broker/memory"
+	brokermqtt "github.com/microbot/microbot/framework/broker/mqtt"
+	brokernats "github.com/microbot/microbot/framework/broker/nats"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/consul"
 	"github.com/microbot/microbot/framework/registry/local"
@@ -27,6 +33,84 @@ var selectors = plugin.NewTable("selector", map[string]func() selector.Strategy{
 	"random":     selector.Random,
 	"roundrobin": selector.RoundRobin,
 })
+
+// brokers is the table --broker (WithBrokerName) picks from: each entry
+// builds a broker at the addresses --broker_address gives, for a service
+// with the given registry and registration timing.
+var brokers = plugin.NewTable("broker", map[string]func(c brokerConfig) (broker.Broker, error){
+	"http":   newHTTPBroker,
+	"memory": newMemoryBroker,
+	"mqtt":   newMQTTBroker,
+	"nats":   newNATSBroker,
+})
+
+// brokerConfig is what a broker of the table is built from.
+type brokerConfig struct {
+	addrs            []string
+	reg              registry.Registry
+	registerTTL      time.Duration
+	registerInterval time.Duration
+}
+
+// newBroker builds the broker called name.
+func newBroker(name string, c brokerConfig) (broker.Broker, error) {
+	build, err := brokers.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	return build(c)
+}
+
+// newHTTPBroker is the http broker: its inbox listens at the one address
+// given (default 127.0.0.1:0), and its subscribers are registered in the
+// service's registry as often, and with the TTL, its node is.
+func newHTTPBroker(c brokerConfig) (broker.Broker, error) {
+	opts := []brokerhttp.Option{
+		brokerhttp.WithRegistry(c.reg),
+		brokerhttp.WithRegisterTTL(c.registerTTL),
+		brokerhttp.WithRegisterInterval(c.registerInterval),
+	}
+	switch len(c.addrs) {
+	case 0:
+	case 1:
+		opts = append(opts, brokerhttp.WithAddress(c.addrs[0]))
+	default:
+		return nil, fmt.Errorf("http broker: one inbox address expected, got %d: %q", len(c.addrs), c.addrs)
+	}
+	b, err := brokerhttp.New(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// newMemoryBroker is an in-process broker of its own: only this service's
+// subscribers get what it publishes (tests share one with WithBroker and
+// memory.WithBus).
+func newMemoryBroker(c brokerConfig) (broker.Broker, error) {
+	if len(c.addrs) > 0 {
+		return nil, fmt.Errorf("memory broker: it takes no address, got %q", c.addrs)
+	}
+	return brokermemory.New(), nil
+}
+
+// newNATSBroker is a NATS broker over the servers at addrs.
+func newNATSBroker(c brokerConfig) (broker.Broker, error) {
+	b, err := brokernats.New(brokernats.WithAddrs(c.addrs...))
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// newMQTTBroker is an MQTT broker over the servers at addrs.
+func newMQTTBroker(c brokerConfig) (broker.Broker, error) {
+	b, err := brokermqtt.New(brokermqtt.WithAddrs(c.addrs...))
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
 
 // newRegistry builds the registry called name at addrs.
 func newRegistry(name string, addrs []string) (registry.Registry, error) {

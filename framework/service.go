@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/selector"
@@ -24,6 +25,7 @@ import (
 type Service struct {
 	opts   Options
 	reg    registry.Registry
+	broker *lazyBroker
 	client *client.Client
 	server *server.Server
 
@@ -57,6 +59,8 @@ func NewService(opts ...Option) (*Service, error) {
 		return nil, fmt.Errorf("negative register TTL %v", o.RegisterTTL)
 	case o.RegisterInterval < 0:
 		return nil, fmt.Errorf("negative register interval %v", o.RegisterInterval)
+	case o.BrokerConnectTimeout < 0:
+		return nil, fmt.Errorf("negative broker connect timeout %v", o.BrokerConnectTimeout)
 	}
 	strategy, err := selectors.Get(o.Selector)
 	if err != nil {
@@ -68,7 +72,17 @@ func NewService(opts ...Option) (*Service, error) {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
+	b := o.Broker
+	if b == nil {
+		if b, err = newBroker(o.BrokerName, brokerConfig{
+			addrs: o.BrokerAddrs, reg: reg, registerTTL: o.RegisterTTL, registerInterval: o.RegisterInterval,
+		}); err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+	}
+	lb := &lazyBroker{Broker: b, timeout: o.BrokerConnectTimeout}
 	cl, err := client.New(
+		client.WithBroker(lb),
 		client.WithSelector(selector.New(reg, selector.WithStrategy(strategy()))),
 		client.WithDefaultCallOptions(
 			client.WithRetries(o.ClientRetries),
@@ -90,12 +104,13 @@ func NewService(opts ...Option) (*Service, error) {
 		server.WithRegisterTTL(o.RegisterTTL),
 		server.WithMaxBodySize(o.MaxBodySize),
 		server.WithMaxConns(o.MaxConns),
+		server.WithBroker(lb),
 	)
 	if err != nil {
 		return nil, err
 	}
-	o.Registry, o.Metadata = reg, maps.Clone(o.Metadata)
-	return &Service{opts: o, reg: reg, client: cl, server: srv}, nil
+	o.Registry, o.Broker, o.Metadata = reg, b, maps.Clone(o.Metadata)
+	return &Service{opts: o, reg: reg, broker: lb, client: cl, server: srv}, nil
 }
 
 // Options returns a copy of the options the service was built from, with
@@ -117,6 +132,10 @@ func (s *Service) Server() *server.Server { return s.server }
 
 // Registry returns the service's registry.
 func (s *Service) Registry() registry.Registry { return s.reg }
+
+// Broker returns the service's broker, which connects on first use (see
+// Options.Broker).
+func (s *Service) Broker() broker.Broker { return s.broker }
 
 // Start starts the server, registers the node, and keeps registering it
 // every RegisterInterval until Stop. A failed registration is logged and
@@ -173,11 +192,11 @@ func (s *Service) Stop(ctx context.Context) error {
 	s.stop, s.stopped = nil, nil
 	s.mu.Unlock()
 	if stop == nil {
-		return nil
+		return s.broker.Disconnect(ctx) // it may have been used to publish
 	}
 	stop()
 	<-stopped
-	return s.server.Stop(ctx)
+	return errors.Join(s.server.Stop(ctx), s.broker.Disconnect(ctx))
 }
 
 // Run starts the service and serves until SIGINT, SIGTERM or the end of

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/codec"
 	"github.com/microbot/microbot/framework/metadata"
 	"github.com/microbot/microbot/framework/registry"
@@ -70,6 +71,8 @@ type Options struct {
 	// Wrappers wrap every call (see [WithCallWrappers]); the first is the
 	// outermost.
 	Wrappers []CallWrapper
+	// Broker is where Publish sends messages.
+	Broker broker.Broker
 }
 
 // Option sets an Options field.
@@ -90,6 +93,9 @@ func WithDefaultCallOptions(opts ...CallOption) Option {
 		}
 	}
 }
+
+// WithBroker sets the broker Publish sends messages to.
+func WithBroker(b broker.Broker) Option { return func(o *Options) { o.Broker = b } }
 
 // WithPoolSize sets how many idle connections are kept per node.
 func WithPoolSize(n int) Option { return func(o *Options) { o.PoolSize = n } }

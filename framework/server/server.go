@@ -36,6 +36,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/codec"
 	"github.com/microbot/microbot/framework/internal/node"
 	"github.com/microbot/microbot/framework/registry"
@@ -59,8 +60,9 @@ type Server struct {
 	eps      atomic.Pointer[map[string]*endpoint] // copied on write
 	ln       net.Listener
 	srv      *transport.Server
-	served   chan struct{} // closed when Serve returns
-	id       string        // generated node id, used when opts.ID is empty
+	served   chan struct{}   // closed when Serve returns
+	id       string          // generated node id, used when opts.ID is empty
+	subs     []*Subscription // copied on write
 }
 
 // Options configure a Server.
@@ -75,6 +77,8 @@ type Options struct {
 	RegisterTTL time.Duration
 	MaxBodySize int64 // request bodies over this are refused with 413; default 4 MiB
 	MaxConns    int   // connections over this are refused with 503; default 1024
+	// Broker is where Subscribe subscribes.
+	Broker broker.Broker
 }
 
 // Option sets an Options field.
@@ -111,6 +115,9 @@ func WithMaxBodySize(n int64) Option { return func(o *Options) { o.MaxBodySize =
 // WithMaxConns sets how many connections the server keeps open at once;
 // more are answered with a 503 and closed.
 func WithMaxConns(n int) Option { return func(o *Options) { o.MaxConns = n } }
+
+// WithBroker sets the broker Subscribe subscribes with.
+func WithBroker(b broker.Broker) Option { return func(o *Options) { o.Broker = b } }
 
 // HandlerOptions are the options of one Handle call.
 type HandlerOptions struct {
@@ -203,8 +210,14 @@ func (s *Server) Handle(h any, opts ...HandlerOption) error {
 	return nil
 }
 
-// Endpoints returns the endpoints the server publishes, sorted by name.
-func (s *Server) Endpoints() []*registry.Endpoint { return endpointInfos(*s.eps.Load()) }
+// Endpoints returns the endpoints the server publishes: its handlers'
+// sorted by name, then its subscriptions (see Subscribe).
+func (s *Server) Endpoints() []*registry.Endpoint {
+	s.mu.Lock()
+	subs := s.subs
+	s.mu.Unlock()
+	return append(endpointInfos(*s.eps.Load()), subscriberEndpoints(subs)...)
+}
 
 // Start listens on the Address and serves, then registers the node. A
 // failed registration is logged, not returned: the caller (framework.Service)
@@ -240,7 +253,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.srv = transport.NewServer((*rpcHandler)(s), transport.WithMaxBodySize(maxBody), transport.WithErrorID(s.opts.Name),
 		transport.WithMaxConns(s.opts.MaxConns))
 	s.served = make(chan struct{})
-	srv, served, name := s.srv, s.served, s.opts.Name
+	srv, served, name, subs := s.srv, s.served, s.opts.Name, s.subs
 	s.mu.Unlock()
 
 	go func() {
@@ -249,6 +262,14 @@ func (s *Server) Start(ctx context.Context) error {
 			slog.Error("server stopped serving", "service", name, "err", err)
 		}
 	}()
+	if err := s.startSubscriptions(ctx, subs); err != nil {
+		s.mu.Lock()
+		s.srv, s.ln = nil, nil
+		s.mu.Unlock()
+		_ = srv.Close()
+		<-served
+		return err
+	}
 	if err := s.Register(ctx); err != nil {
 		slog.Warn("register failed; will retry", "service", name, "err", err)
 	}
@@ -290,7 +311,7 @@ func (s *Server) service() *registry.Service {
 	return &registry.Service{
 		Name:      s.opts.Name,
 		Version:   s.opts.Version,
-		Endpoints: endpointInfos(*s.eps.Load()),
+		Endpoints: append(endpointInfos(*s.eps.Load()), subscriberEndpoints(s.subs)...),
 		Nodes: []*registry.Node{{
 			ID:       id,
 			Address:  node.Advertised(s.opts.Advertise, s.ln.Addr()),

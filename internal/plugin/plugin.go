@@ -19,6 +19,7 @@
 //
 //	registry   framework (plugins.go)        --registry
 //	selector   framework (plugins.go)        --selector
+//	broker     framework (plugins.go)        --broker
 //	codec      framework/codec               Content-Type of a call
 //	input      cmd/microbot (inputs.go)      --inputs
 package plugin

@@ -139,13 +139,15 @@ func New(opts ...Option) (*Broker, error) {
 	if len(o.addrs) == 0 {
 		o.addrs = []string{DefaultAddr}
 	}
+	addrs := make([]string, len(o.addrs)) // the caller's slice is left alone
 	for i, a := range o.addrs {
 		u, err := serverURL(a)
 		if err != nil {
 			return nil, err
 		}
-		o.addrs[i] = u
+		addrs[i] = u
 	}
+	o.addrs = addrs
 	switch {
 	case o.qos > 2:
 		return nil, fmt.Errorf("mqtt broker: %w QoS %d: want 0, 1 or 2", broker.ErrInvalid, o.qos)

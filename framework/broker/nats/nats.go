@@ -118,13 +118,15 @@ func New(opts ...Option) (*Broker, error) {
 	if o.log == nil {
 		o.log = slog.Default()
 	}
+	addrs := make([]string, len(o.addrs)) // the caller's slice is left alone
 	for i, a := range o.addrs {
 		u, err := serverURL(a)
 		if err != nil {
 			return nil, err
 		}
-		o.addrs[i] = u
+		addrs[i] = u
 	}
+	o.addrs = addrs
 	if o.dialTimeout <= 0 || o.ping <= 0 {
 		return nil, fmt.Errorf("nats broker: %w: dial timeout and ping interval must be positive", broker.ErrInvalid)
 	}
