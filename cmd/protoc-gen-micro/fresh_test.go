@@ -34,6 +34,7 @@ func TestCommittedCodeIsFresh(t *testing.T) {
 		files []string // the generated files committed in it
 	}{
 		{"../../proto/bot", "./proto/bot", "bot.proto", []string{"bot.pb.go", "bot.micro.go"}},
+		{"../../proto/bot", "./proto/bot", "notification.proto", []string{"notification.pb.go"}},
 		{"internal/testpb", "./cmd/protoc-gen-micro/internal/testpb", "testpb.proto", []string{"testpb.pb.go", "testpb.micro.go"}},
 	} {
 		t.Run(tc.proto, func(t *testing.T) {

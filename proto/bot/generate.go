@@ -1,3 +1,3 @@
 package bot
 
-//go:generate bash ../../cmd/protoc-gen-micro/gen.sh bot.proto
+//go:generate bash ../../cmd/protoc-gen-micro/gen.sh bot.proto notification.proto
