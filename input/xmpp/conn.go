@@ -47,10 +47,15 @@ type conn struct {
 
 // room is the state of one configured room on the current stream.
 type room struct {
-	jid     xmppclient.JID
-	nick    string // the nick asked for (or given by the room)
-	attempt int    // nick conflicts so far
-	joined  bool
+	jid      xmppclient.JID
+	nick     string // the nick asked for (or given by the room)
+	attempt  int    // nick conflicts so far
+	joined   bool
+	joinedAt time.Time
+	// rejoinAt is when to join again after a removal that was no kick or
+	// ban (zero: not planned); rejoins counts such removals in a row.
+	rejoinAt time.Time
+	rejoins  backoff.Backoff
 	// occupants maps each occupant's nick to its real bare JID, or "" when
 	// the room does not reveal it (semi-anonymous rooms).
 	occupants map[string]string
@@ -145,7 +150,8 @@ const readyTimeout = 5 * time.Second
 func (c *conn) serve(cl *xmppclient.Client) error {
 	ctx := c.ctx
 	for _, r := range c.rooms {
-		*r = room{jid: r.jid, nick: c.cfg.nick, occupants: map[string]string{}}
+		*r = room{jid: r.jid, nick: c.cfg.nick, occupants: map[string]string{},
+			rejoins: backoff.Backoff{Min: c.in.opts.backoffMin, Max: c.in.opts.backoffMax}}
 		if err := c.join(ctx, cl, r); err != nil {
 			return err
 		}
@@ -158,21 +164,37 @@ func (c *conn) serve(cl *xmppclient.Client) error {
 	up := func() {
 		ready = true
 		c.setClient(cl)
-		c.log.Info("xmpp: connected", "jid", cl.JID().String(), "rooms", len(c.rooms))
+		c.log.Info("xmpp: connected", "jid", cl.JID().String(), "mechanism", cl.Mechanism(), "tls", cl.Encrypted(), "rooms", len(c.rooms))
 		if c.again {
 			c.observe(true, nil)
 		}
 	}
 	for {
-		rctx, cancel := ctx, context.CancelFunc(func() {})
+		// Wait for a stanza, or until the connection counts as up anyway,
+		// or a room is to be joined again.
+		var wake time.Time
 		if !ready {
-			rctx, cancel = context.WithDeadline(ctx, readyBy)
+			wake = readyBy
+		}
+		for _, r := range c.rooms {
+			if !r.rejoinAt.IsZero() && (wake.IsZero() || r.rejoinAt.Before(wake)) {
+				wake = r.rejoinAt
+			}
+		}
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if !wake.IsZero() {
+			rctx, cancel = context.WithDeadline(ctx, wake)
 		}
 		s, err := cl.Recv(rctx)
 		cancel()
 		if err != nil {
-			if !ready && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-				up()
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				if !ready && !time.Now().Before(readyBy) {
+					up()
+				}
+				if err := c.rejoin(ctx, cl); err != nil {
+					return err
+				}
 				continue
 			}
 			return err
@@ -196,6 +218,22 @@ func (c *conn) serve(cl *xmppclient.Client) error {
 			}
 		}
 	}
+}
+
+// rejoin joins again the rooms whose time has come.
+func (c *conn) rejoin(ctx context.Context, cl *xmppclient.Client) error {
+	now := time.Now()
+	for _, r := range c.rooms {
+		if r.rejoinAt.IsZero() || r.rejoinAt.After(now) {
+			continue
+		}
+		r.rejoinAt = time.Time{}
+		c.log.Info("xmpp: joining room again", "room", r.jid.String(), "nick", r.nick)
+		if err := c.join(ctx, cl, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // join enters a room with no history (XEP-0045 §7.2).
@@ -248,13 +286,32 @@ func (c *conn) presence(ctx context.Context, cl *xmppclient.Client, p *xmppclien
 			r.nick = item.Nick
 			return
 		}
+		wasJoined := r.joined
 		r.joined = false
-		log.Warn("xmpp: removed from room; it is joined again on the next connection",
-			"kicked", p.MUCUser.HasStatus(xmppclient.StatusKicked), "banned", p.MUCUser.HasStatus(xmppclient.StatusBanned))
+		kicked, banned := p.MUCUser.HasStatus(xmppclient.StatusKicked), p.MUCUser.HasStatus(xmppclient.StatusBanned)
+		if kicked || banned || p.MUCUser.HasStatus(xmppclient.StatusAffiliation) || p.MUCUser.HasStatus(xmppclient.StatusMembersOnly) {
+			// The room's admins decided it: stay out until the next
+			// connection.
+			log.Warn("xmpp: removed from room by its admins; it is joined again on the next connection",
+				"kicked", kicked, "banned", banned, "statuses", statuses(p.MUCUser))
+			return
+		}
+		// Not a decision of the room's: typically the server ending an
+		// old session of ours (replaced by this one) after this one
+		// joined, or the room's service restarting. Join again, with
+		// backoff should it keep happening.
+		if wasJoined && time.Since(r.joinedAt) >= c.in.opts.stableAfter {
+			r.rejoins.Reset()
+		}
+		d := r.rejoins.Next()
+		r.rejoinAt = time.Now().Add(d)
+		log.Warn("xmpp: removed from room, not by a kick or a ban; joining it again",
+			"in", d.Round(time.Millisecond), "statuses", statuses(p.MUCUser))
 	case self:
-		r.nick = nick // the room may have changed it (status 210)
+		r.nick = nick            // the room may have changed it (status 210)
+		r.rejoinAt = time.Time{} // in: no need to join again
 		if !r.joined {
-			r.joined = true
+			r.joined, r.joinedAt = true, time.Now()
 			log.Info("xmpp: joined room", "nick", nick)
 		}
 		if p.MUCUser.HasStatus(xmppclient.StatusCreated) {
@@ -272,6 +329,18 @@ func (c *conn) presence(ctx context.Context, cl *xmppclient.Client, p *xmppclien
 		}
 		r.occupants[nick] = real
 	}
+}
+
+// statuses returns the status codes of u, for the log.
+func statuses(u *xmppclient.MUCUser) []string {
+	if u == nil {
+		return nil
+	}
+	out := make([]string, 0, len(u.Statuses))
+	for _, s := range u.Statuses {
+		out = append(out, s.Code)
+	}
+	return out
 }
 
 // unlock accepts the default configuration of a room we created, which a

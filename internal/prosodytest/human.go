@@ -2,6 +2,7 @@ package prosodytest
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"strings"
 	"testing"
@@ -24,16 +25,27 @@ type Human struct {
 	OnStanza func(xmppclient.Stanza)
 
 	t   testing.TB
-	srv *Server
+	srv Host
 	c   *xmppclient.Client
 	// present holds the room occupants (room/nick) whose presence the
 	// human has seen and who have not left since.
 	present map[string]bool
 }
 
+// Host is a test XMPP server of Domain a Human can use: a prosody
+// (*Server) or another one (internal/ejabberdtest).
+type Host interface {
+	// Register creates the account user@Domain with password.
+	Register(user, password string)
+	// ClientAddr returns the address clients connect to (STARTTLS).
+	ClientAddr() string
+	// TLSConfig returns a TLS configuration that trusts the server.
+	TLSConfig() *tls.Config
+}
+
 // NewHuman registers name (password name-pw) on srv and logs them in
 // (Connect).
-func NewHuman(t testing.TB, srv *Server, name string) *Human {
+func NewHuman(t testing.TB, srv Host, name string) *Human {
 	t.Helper()
 	srv.Register(name, name+"-pw")
 	h := &Human{Name: name, t: t, srv: srv, present: map[string]bool{}}
@@ -51,7 +63,7 @@ func (h *Human) Connect() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), Wait)
 	defer cancel()
-	c, err := xmppclient.Dial(ctx, j, h.Name+"-pw", xmppclient.WithServer(h.srv.Addr),
+	c, err := xmppclient.Dial(ctx, j, h.Name+"-pw", xmppclient.WithServer(h.srv.ClientAddr()),
 		xmppclient.WithTLSConfig(h.srv.TLSConfig()), xmppclient.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		h.t.Fatalf("%s cannot log in: %v", h.Name, err)

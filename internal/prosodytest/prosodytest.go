@@ -11,15 +11,9 @@
 package prosodytest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -123,7 +117,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		t.Fatal(err)
 	}
 	s.writeCert()
-	ports := freePorts(t, 2)
+	ports := testenv.FreePorts(t, 2)
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
 	s.TLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
 	s.writeConfig(ports[0], ports[1])
@@ -137,74 +131,18 @@ func Start(t testing.TB, opts ...Option) *Server {
 	return s
 }
 
-// freePorts returns n distinct ports that were free on 127.0.0.1 a moment
-// ago.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
-
-// writeCert makes a self-signed ECDSA certificate for the domains and
-// 127.0.0.1, usable as its own CA.
+// writeCert makes a self-signed certificate for the domains and 127.0.0.1,
+// usable as its own CA.
 func (s *Server) writeCert() {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: Domain, Organization: []string{"microbot prosodytest"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		DNSNames:              []string{Domain, MUCDomain},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.certPool = x509.NewCertPool()
-	s.certPool.AddCert(cert)
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.CAFile = filepath.Join(s.Dir, "certs", "cert.pem")
-	writePEM(s.t, s.CAFile, "CERTIFICATE", der)
-	writePEM(s.t, filepath.Join(s.Dir, "certs", "key.pem"), "PRIVATE KEY", keyDER)
-}
-
-func writePEM(t testing.TB, path, typ string, der []byte) {
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	c := testenv.SelfSigned(s.t, filepath.Join(s.Dir, "certs"), Domain, MUCDomain)
+	s.certPool, s.CAFile = c.Pool, c.CertFile
 }
 
 // CertPool returns a pool that trusts the server's certificate.
 func (s *Server) CertPool() *x509.CertPool { return s.certPool }
+
+// ClientAddr returns the c2s address (Addr).
+func (s *Server) ClientAddr() string { return s.Addr }
 
 // TLSConfig returns a TLS configuration that trusts the server.
 func (s *Server) TLSConfig() *tls.Config { return &tls.Config{RootCAs: s.certPool} }

@@ -41,6 +41,7 @@ type Client struct {
 
 	conn net.Conn
 	tls  bool
+	mech string // the SASL mechanism that authenticated the stream
 	r    *streamReader
 	w    *streamWriter
 	log  *slog.Logger
@@ -369,6 +370,10 @@ func (c *Client) JID() JID { return c.jid }
 
 // Encrypted reports whether the stream is protected by TLS.
 func (c *Client) Encrypted() bool { return c.tls }
+
+// Mechanism returns the SASL mechanism the stream was authenticated with
+// (SCRAM-SHA-256, SCRAM-SHA-1 or PLAIN).
+func (c *Client) Mechanism() string { return c.mech }
 
 // Done is closed when the stream has ended, after Close or a failure.
 func (c *Client) Done() <-chan struct{} { return c.done }

@@ -221,6 +221,7 @@ func (c *Client) authenticate(ctx context.Context, offered []string) error {
 			if !mech.verified() {
 				return fail("server did not prove it knows the credentials", "")
 			}
+			c.mech = name
 			return nil
 		case "failure":
 			cond, text := condition(&raw, NSSASL)

@@ -192,6 +192,10 @@ const (
 	StatusBanned      = "301"
 	StatusNewNick     = "303"
 	StatusKicked      = "307"
+	// StatusAffiliation: removed because of an affiliation change.
+	StatusAffiliation = "321"
+	// StatusMembersOnly: removed because the room became members-only.
+	StatusMembersOnly = "322"
 )
 
 // HasStatus reports whether u carries the status code.
