@@ -1,6 +1,8 @@
 // Package input defines how the bot talks to a chat system: an Input, built
 // by its package from a plain Config, opens a Conn, a stream of Events
-// (messages people typed) on which replies are sent back.
+// (messages people typed) on which replies are sent back. An input that is
+// also a [Poster] can post to a room on its own (notifications of the
+// systems the bot watches), rendered its way.
 //
 // Inputs know nothing of the registry or of commands. cmd/microbot keeps the
 // table of inputs that `--inputs=shell,slack,xmpp` picks any number from.

@@ -41,6 +41,7 @@ type screenTerm struct {
 	t      *testing.T
 	kb     *keyboard
 	screen *testenv.Buffer
+	shell  *Shell
 	conn   input.Conn
 }
 
@@ -66,7 +67,7 @@ func newTermWith(t *testing.T, cfg Config, opts ...Option) *screenTerm {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &screenTerm{t: t, kb: kb, screen: screen, conn: conn}
+	return &screenTerm{t: t, kb: kb, screen: screen, shell: s, conn: conn}
 }
 
 func (tm *screenTerm) typ(keys string) { tm.kb.ch <- keys }
@@ -129,6 +130,26 @@ func TestTerminalPrintsAboveThePrompt(t *testing.T) {
 	end := tm.wait(at, "an event\r\nof two lines\r\n"+prompt+"half")
 	if got := tm.screen.String()[at:end]; !strings.HasPrefix(got, "\x1b[") || !strings.Contains(got, "\x1b[Kan event") {
 		t.Errorf("the prompt line was not cleared before the event: %q", got)
+	}
+	tm.typ("way\r")
+	if ev := tm.recv(); ev.Text != "halfway" {
+		t.Errorf("line %q, want halfway", ev.Text)
+	}
+}
+
+// A post (a notification) is printed above the prompt like a late reply,
+// red when it is critical, and the half-typed line is kept.
+func TestTerminalPostAboveThePrompt(t *testing.T) {
+	tm := newTerm(t, WithColor(true))
+	tm.wait(0, prompt)
+	tm.typ("half")
+	at := tm.wait(0, prompt+"half")
+	if _, err := tm.shell.Post(context.Background(), &input.Post{Room: Room, Title: "db-1 down", Severity: input.SeverityCritical}); err != nil {
+		t.Fatal(err)
+	}
+	end := tm.wait(at, "\x1b[31m[CRITICAL] db-1 down\x1b[0m\r\n"+prompt+"half")
+	if got := tm.screen.String()[at:end]; !strings.Contains(got, "\x1b[K") {
+		t.Errorf("the prompt line was not cleared before the post: %q", got)
 	}
 	tm.typ("way\r")
 	if ev := tm.recv(); ev.Text != "halfway" {

@@ -26,8 +26,9 @@
 // service" then "get service" see each other's effect and the replies come
 // out in the order of the lines. On a terminal the next prompt is drawn
 // only then, so a reply always comes before the prompt. Output that answers
-// no line being run (a late reply; events, later) is printed above the
-// prompt, and the half-typed line is drawn again below it. The connection
+// no line being run (a late reply, a notification posted with
+// [Shell.Post]) is printed above the prompt, and the half-typed line is
+// drawn again below it. The connection
 // implements the bot's Skipper, so a line the bot answers with nothing does
 // not hold the next one back.
 package shell
@@ -431,12 +432,7 @@ func (c *conn) put(to *input.Event, reply *input.Reply) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if reply != nil && reply.Text != "" {
-		// The terminal obeys control characters: none gets to it as is.
-		if c.con != nil {
-			c.con.print(reply.Text, reply.Error) // made printable there
-		} else {
-			fmt.Fprintln(c.out, input.Printable(strings.TrimRight(reply.Text, "\n")))
-		}
+		c.printLocked(reply.Text, reply.Error)
 	}
 	if n, err := strconv.Atoi(to.Meta[metaSeq]); err == nil && n == c.outstanding {
 		c.outstanding = 0
@@ -445,6 +441,48 @@ func (c *conn) put(to *input.Event, reply *input.Reply) {
 			c.answered <- struct{}{} // nor this: one line is handed out at a time
 		}
 	}
+}
+
+// printLocked prints text: on a terminal above the prompt (red if red),
+// otherwise as plain lines. c.mu must be held.
+func (c *conn) printLocked(text string, red bool) {
+	// The terminal obeys control characters: none gets to it as is.
+	if c.con != nil {
+		c.con.print(text, red) // made printable there
+	} else {
+		fmt.Fprintln(c.out, input.Printable(strings.TrimRight(text, "\n")))
+	}
+}
+
+// Post prints p on the console, whose one room is [Room], as plain text
+// with a severity marker (input.PlainText): on a terminal above the
+// prompt, the half-typed line drawn again below it, in red for an error or
+// a critical severity; otherwise as plain lines between the replies. It
+// fails with an error wrapping input.ErrNotConnected before Stream, and
+// input.ErrClosed after Close. The console has no threads: Posted is
+// empty.
+func (s *Shell) Post(ctx context.Context, p *input.Post) (input.Posted, error) {
+	if p.Room != Room {
+		return input.Posted{}, fmt.Errorf("shell: no room %q: the console's one room is %q", p.Room, Room)
+	}
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c == nil {
+		return input.Posted{}, fmt.Errorf("shell: post: %w: the console is not open yet", input.ErrNotConnected)
+	}
+	select {
+	case <-c.closed:
+		return input.Posted{}, fmt.Errorf("shell: post: %w", input.ErrClosed)
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return input.Posted{}, fmt.Errorf("shell: post: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.printLocked(input.PlainText(p, ""), p.Severity >= input.SeverityError)
+	return input.Posted{}, nil
 }
 
 // Close stops reading and puts the terminal back as it was; Recv returns
@@ -458,3 +496,9 @@ func (c *conn) Close() error {
 	})
 	return nil
 }
+
+var (
+	_ input.Input          = (*Shell)(nil)
+	_ input.StatusReporter = (*Shell)(nil)
+	_ input.Poster         = (*Shell)(nil)
+)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/microbot/microbot/input"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 func TestRecvLinesThenEOF(t *testing.T) {
@@ -130,6 +131,46 @@ func TestNew(t *testing.T) {
 	}
 	if DefaultConfig().UserID != osUser() {
 		t.Errorf("DefaultConfig user %q, want %q", DefaultConfig().UserID, osUser())
+	}
+}
+
+// TestPost: a post is printed as plain text with its severity marker,
+// only to the console's room, only while the console is open.
+func TestPost(t *testing.T) {
+	ctx := context.Background()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	out := &testenv.Buffer{}
+	s := newShell(t, Config{UserID: "ann"}, WithIO(pr, out))
+	post := &input.Post{
+		Room: Room, Title: "Deploy of web v2", Text: "started by alice\n", Severity: input.SeverityWarning,
+		Fields: []input.Field{{Name: "service", Value: "web"}, {Name: "version", Value: "v2"}},
+		Link:   "https://ci.example.org/42", Source: "ci", Time: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC),
+	}
+	if _, err := s.Post(ctx, post); !errors.Is(err, input.ErrNotConnected) {
+		t.Errorf("Post before Stream: %v, want ErrNotConnected", err)
+	}
+	conn, err := s.Stream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	posted, err := s.Post(ctx, post)
+	if err != nil || posted != (input.Posted{}) {
+		t.Fatalf("Post = %+v, %v", posted, err)
+	}
+	want := "[WARNING] Deploy of web v2\nstarted by alice\nservice: web\nversion: v2\nhttps://ci.example.org/42\n— ci, 2024-05-01 12:00:00 UTC\n"
+	if got := out.String(); got != want {
+		t.Errorf("printed %q, want %q", got, want)
+	}
+	if _, err := s.Post(ctx, &input.Post{Room: "elsewhere", Text: "x"}); err == nil || !strings.Contains(err.Error(), `no room "elsewhere"`) {
+		t.Errorf("Post to another room: %v", err)
+	}
+	conn.Close()
+	if _, err := s.Post(ctx, post); !errors.Is(err, input.ErrClosed) {
+		t.Errorf("Post after Close: %v, want ErrClosed", err)
+	}
+	if got := out.String(); got != want {
+		t.Errorf("refused posts printed something: %q", got)
 	}
 }
 

@@ -32,6 +32,13 @@
 // file instead. Rate limits (HTTP 429) are waited out as Slack asks, up to a
 // bound; replies to one channel are delivered in the order Send was called.
 //
+// Posts (notifications, [Input.Post]) go to a channel on their own, as a
+// message with an attachment: the severity as its colour, the fields side
+// by side, the title linked; in the thread given, or at the top of the
+// channel, where the message's ts can start a thread for the next posts.
+// Their text is split like a reply's, and rate limits are waited out the
+// same way, in the same order as the replies to the channel.
+//
 // Reconnection: a Conn is one Socket Mode connection. When it ends (Slack
 // sends a "disconnect" envelope, the socket drops, or Slack stops pinging)
 // Recv returns an error after the events already received, and the bot calls

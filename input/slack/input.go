@@ -304,4 +304,5 @@ func (w logWriter) Output(_ int, s string) error {
 var (
 	_ input.Input          = (*Input)(nil)
 	_ input.StatusReporter = (*Input)(nil)
+	_ input.Poster         = (*Input)(nil)
 )

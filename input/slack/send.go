@@ -1,10 +1,14 @@
 package slack
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -194,4 +198,132 @@ func isRateLimit(err error) bool {
 	}
 	sc, ok := errors.AsType[slackapi.StatusCodeError](err)
 	return ok && sc.Code == http.StatusTooManyRequests
+}
+
+// Colours of the severities (the attachment's colour bar).
+var severityColours = map[input.Severity]string{
+	input.SeverityInfo:     "#439FE0",
+	input.SeverityOK:       "good",
+	input.SeverityWarning:  "warning",
+	input.SeverityError:    "danger",
+	input.SeverityCritical: "#7A0019",
+}
+
+// maxShortField is the longest field value shown side by side with
+// another (a longer one, or one of several lines, takes a row of its own).
+const maxShortField = 40
+
+// Post posts p in channel p.Room (in the thread p.Thread, when set) as a
+// message with one attachment: the severity as its colour, the title
+// linked to p.Link, the text, the fields side by side, and p.Source and
+// p.Time in its footer. The text is split as replies are (see the package
+// doc): the first part goes in the attachment, the others follow as
+// messages in the same place; a text past 40 KB, or of more parts than
+// fit, is uploaded as a file. Rate limits are waited out as for replies,
+// and posts and replies to one channel go out in the order they were
+// asked. Posted.ID is the message's ts; Posted.Thread is p.Thread, or the
+// message's ts when it was posted at the top level (a later post given it
+// starts the thread).
+func (in *Input) Post(ctx context.Context, p *input.Post) (input.Posted, error) {
+	if p.Room == "" {
+		return input.Posted{}, errors.New("slack: Post: no channel (Room)")
+	}
+	in.mu.Lock()
+	api, hc := in.api, in.http
+	in.mu.Unlock()
+	if api == nil {
+		return input.Posted{}, errors.New("slack: Post called before Init")
+	}
+	release, err := in.lanes.acquire(ctx, p.Room)
+	if err != nil {
+		return input.Posted{}, fmt.Errorf("slack: post to %s: waiting for earlier messages: %w", p.Room, err)
+	}
+	defer release()
+
+	w := &rateWaiter{left: in.opts.rateLimitWait, in: in}
+	text, code := strings.Trim(p.Text, "\n"), p.Format == input.Code
+	var parts []string
+	if strings.TrimSpace(text) != "" && len(text) <= FileThreshold {
+		parts = splitReply(text, code, PartSize)
+	}
+	asFile := strings.TrimSpace(text) != "" && (parts == nil || len(parts) > MaxParts)
+	first := ""
+	switch {
+	case asFile:
+		first = escaper.Replace("The text is " + sizeText(len(text)) + " long, so it comes as a file.")
+		parts = nil
+	case len(parts) > 0:
+		first, parts = parts[0], parts[1:]
+	}
+	var ts string
+	err = w.do(ctx, "chat.postMessage", func(ctx context.Context) (err error) {
+		opts := []slackapi.MsgOption{
+			slackapi.MsgOptionAttachments(attachment(p, first)),
+			slackapi.MsgOptionDisableLinkUnfurl(),
+			slackapi.MsgOptionDisableMediaUnfurl(),
+		}
+		if p.Thread != "" {
+			opts = append(opts, slackapi.MsgOptionTS(p.Thread))
+		}
+		_, ts, err = api.PostMessageContext(ctx, p.Room, opts...)
+		return err
+	})
+	if err != nil {
+		return input.Posted{}, fmt.Errorf("slack: post to %s: %w", p.Room, err)
+	}
+	posted := input.Posted{ID: ts, Thread: cmp.Or(p.Thread, ts)}
+	to := &input.Event{Room: p.Room, Thread: p.Thread}
+	noResponse := ""
+	for i, part := range parts {
+		if err := in.sendPart(ctx, api, hc, w, to, &noResponse, part); err != nil {
+			return posted, fmt.Errorf("slack: post to %s, part %d of %d: %w", p.Room, i+2, len(parts)+1, err)
+		}
+	}
+	if asFile {
+		if err := in.sendFile(ctx, api, hc, w, to, "", text); err != nil {
+			return posted, err
+		}
+	}
+	return posted, nil
+}
+
+// attachment is the attachment of a post, text its first part (escaped).
+func attachment(p *input.Post, text string) slackapi.Attachment {
+	a := slackapi.Attachment{
+		Color:      severityColours[p.Severity],
+		Title:      escaper.Replace(oneLine(p.Title)),
+		Text:       text,
+		Footer:     escaper.Replace(oneLine(p.Source)),
+		MarkdownIn: []string{"text"},
+	}
+	if u, err := url.Parse(p.Link); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		if a.Title != "" {
+			a.TitleLink = p.Link
+		} else {
+			a.Text = strings.TrimLeft(a.Text+"\n"+escaper.Replace(p.Link), "\n")
+		}
+	} else if p.Link != "" {
+		a.Text = strings.TrimLeft(a.Text+"\n"+escaper.Replace(p.Link), "\n")
+	}
+	for _, f := range p.Fields {
+		a.Fields = append(a.Fields, slackapi.AttachmentField{
+			Title: escaper.Replace(oneLine(f.Name)),
+			Value: escaper.Replace(f.Value),
+			Short: len(f.Value) <= maxShortField && !strings.Contains(f.Value, "\n"),
+		})
+	}
+	if !p.Time.IsZero() {
+		a.Ts = json.Number(strconv.FormatInt(p.Time.Unix(), 10))
+	}
+	head, _, _ := input.PlainParts(p)
+	a.Fallback = escaper.Replace(cmp.Or(head, oneLine(p.Text), p.Source))
+	return a
+}
+
+// oneLine puts s on one line.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.Join(strings.Fields(s), " ")
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -521,27 +522,73 @@ func (c *conn) Send(ctx context.Context, to *input.Event, reply *input.Reply) er
 	if typ != xmppclient.MessageChat && typ != xmppclient.MessageGroupchat {
 		typ = xmppclient.MessageChat
 	}
-	text := strings.TrimRight(reply.Text, "\n")
-	if strings.TrimSpace(text) == "" {
-		return nil
-	}
-	limit := MaxBodySize
-	if reply.Format == input.Code {
-		limit -= 2 * escapedLen(codeFence+"\n")
-	}
-	for _, part := range split(text, limit) {
-		if strings.TrimSpace(part) == "" {
-			continue
-		}
-		if reply.Format == input.Code {
-			part = codeFence + "\n" + part + "\n" + codeFence
-		}
-		msg := &xmppclient.Message{To: j.String(), Type: typ, Body: part, Thread: to.Thread}
+	for _, body := range bodies(strings.TrimRight(reply.Text, "\n"), reply.Format == input.Code) {
+		msg := &xmppclient.Message{To: j.String(), Type: typ, Body: body, Thread: to.Thread}
 		if err := c.send(ctx, msg); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// bodies splits text into message bodies of at most MaxBodySize on the
+// wire, at line boundaries where it can; each part of a code text is
+// fenced as an XEP-0393 preformatted block. Blank parts are left out.
+func bodies(text string, code bool) []string {
+	if strings.TrimSpace(text) == "" {
+		return nil
+	}
+	limit := MaxBodySize
+	if code {
+		limit -= 2 * escapedLen(codeFence+"\n")
+	}
+	var out []string
+	for _, part := range split(text, limit) {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		if code {
+			part = codeFence + "\n" + part + "\n" + codeFence
+		}
+		out = append(out, part)
+	}
+	return out
+}
+
+// Post posts p as plain text with its severity marker (input.PlainText):
+// to a room of the input's (type groupchat) when p.Room is one, otherwise
+// to the person p.Room names (type chat). A post longer than one message
+// is split as replies are: the marker and title, the text in parts (a
+// Code text fenced), then the fields, link and source. XMPP rooms have no
+// threads here: p.Thread is ignored and Posted is empty. While the
+// connection is down, Post waits for it as Send does, as long as ctx
+// allows; before the first Stream, or after Close, it fails with an error
+// wrapping input.ErrNotConnected.
+func (in *Input) Post(ctx context.Context, p *input.Post) (input.Posted, error) {
+	c := in.cur.Load()
+	if c == nil {
+		return input.Posted{}, fmt.Errorf("xmpp: post to %s: %w", p.Room, input.ErrNotConnected)
+	}
+	j, err := xmppclient.ParseJID(p.Room)
+	if err != nil {
+		return input.Posted{}, fmt.Errorf("xmpp: post: room %q: %w", p.Room, err)
+	}
+	typ := xmppclient.MessageChat
+	if j.Resource == "" && slices.Contains(in.cfg.rooms, j) {
+		typ = xmppclient.MessageGroupchat
+	}
+	code := p.Format == input.Code
+	msgs := []string{input.PlainText(p, codeFence)}
+	if escapedLen(msgs[0]) > MaxBodySize {
+		head, body, tail := input.PlainParts(p)
+		msgs = append(append(bodies(head, false), bodies(body, code)...), bodies(tail, false)...)
+	}
+	for _, body := range msgs {
+		if err := c.send(ctx, &xmppclient.Message{To: j.String(), Type: typ, Body: body}); err != nil {
+			return input.Posted{}, err
+		}
+	}
+	return input.Posted{}, nil
 }
 
 func (c *conn) send(ctx context.Context, msg *xmppclient.Message) error {

@@ -46,4 +46,8 @@
 // wrapped in an XEP-0393 preformatted block (```), which clients that style
 // messages show in monospace. Long replies are split at line boundaries into
 // messages of at most [MaxBodySize] bytes.
+//
+// Posts (notifications, [Input.Post]) are plain text with a severity
+// marker ("[WARNING] title", the text, a line per field, the link, the
+// source), to a room of the input's or to a person, split the same way.
 package xmpp

@@ -337,3 +337,9 @@ func (in *Input) Stream(ctx context.Context) (input.Conn, error) {
 	c.start(cl)
 	return c, nil
 }
+
+var (
+	_ input.Input          = (*Input)(nil)
+	_ input.StatusReporter = (*Input)(nil)
+	_ input.Poster         = (*Input)(nil)
+)

@@ -214,6 +214,82 @@ func TestRooms(t *testing.T) {
 	}
 }
 
+// TestPost: a post goes to a room of the bot's as a groupchat message and
+// to a person as a chat message, plain text with its severity marker; a
+// long one is split, its code fenced in every part.
+func TestPost(t *testing.T) {
+	t.Parallel()
+	srv := prosodytest.Start(t)
+	srv.Register("bot", "bot-pw")
+	ops := prosodytest.Room("ops")
+	alice := prosodytest.NewHuman(t, srv, "alice")
+	alice.Join(ops, "alice")
+
+	d := &dialCounter{}
+	in, err := xmpp.New(botConfig(srv, ops), fastOptions(d)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, err := in.Post(ctx, &input.Post{Room: ops, Text: "x"}); !errors.Is(err, input.ErrNotConnected) {
+		t.Errorf("Post before Stream: %v, want ErrNotConnected", err)
+	}
+	conn, err := in.Stream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	alice.ExpectOccupant(ops, "microbot")
+
+	post := &input.Post{Room: ops, Title: "Deploy of web v2", Text: tricky, Severity: input.SeverityWarning,
+		Fields: []input.Field{{Name: "service", Value: "web"}}, Source: "ci"}
+	if posted, err := in.Post(ctx, post); err != nil || posted != (input.Posted{}) {
+		t.Fatalf("Post = %+v, %v", posted, err)
+	}
+	want := "[WARNING] Deploy of web v2\n" + tricky + "\nservice: web\n— ci"
+	if m := alice.ExpectMessage(ops + "/microbot"); m.Body != want || m.Type != xmppclient.MessageGroupchat {
+		t.Errorf("room got %q (%s), want %q", m.Body, m.Type, want)
+	}
+
+	if _, err := in.Post(ctx, &input.Post{Room: "alice@localhost", Text: "{\"a\": 1}", Format: input.Code}); err != nil {
+		t.Fatal(err)
+	}
+	if m := alice.ExpectMessage(prosodytest.JID("bot")); m.Body != "```\n{\"a\": 1}\n```" || m.Type != xmppclient.MessageChat {
+		t.Errorf("alice got %q (%s)", m.Body, m.Type)
+	}
+
+	// Past one message: the head, the text in fenced parts, the tail.
+	long := strings.Repeat(strings.Repeat("x", 99)+"\n", 1000) // 100 KB
+	if _, err := in.Post(ctx, &input.Post{Room: ops, Title: "big", Text: long, Format: input.Code, Source: "ci"}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) == 0 || got[len(got)-1] != "— ci" {
+		got = append(got, alice.ExpectMessage(ops+"/microbot").Body)
+	}
+	if len(got) < 4 || got[0] != "big" {
+		t.Fatalf("long post came as %d messages, the first %.40q", len(got), got[0])
+	}
+	var text strings.Builder
+	for _, part := range got[1 : len(got)-1] {
+		inner, ok := strings.CutPrefix(part, "```\n")
+		inner, ok2 := strings.CutSuffix(inner, "\n```")
+		if !ok || !ok2 || len(part) > xmpp.MaxBodySize {
+			t.Fatalf("part %.40q… (%d bytes) is not a fenced part of at most %d bytes", part, len(part), xmpp.MaxBodySize)
+		}
+		text.WriteString(inner + "\n")
+	}
+	if text.String() != long {
+		t.Errorf("the parts do not add up to the text (%d bytes, want %d)", text.Len(), len(long))
+	}
+
+	conn.Close()
+	if _, err := in.Post(ctx, post); !errors.Is(err, input.ErrNotConnected) {
+		t.Errorf("Post after Close: %v, want ErrNotConnected", err)
+	}
+}
+
 func TestRoomNickConflict(t *testing.T) {
 	t.Parallel()
 	srv := prosodytest.Start(t)

@@ -3,11 +3,11 @@
 // Socket Mode endpoint that speaks envelopes (hello, events_api,
 // slash_commands, disconnect), pings like Slack and records every ack; and
 // the Web API methods such an app calls are served and recorded:
-// apps.connections.open, auth.test, users.info, chat.postMessage, the
-// files.uploadV2 flow (files.getUploadURLExternal, the upload,
-// files.completeUploadExternal) and slash-command response URLs. Tokens are
-// checked like Slack does (and can be revoked), and HTTP 429 rate limits
-// can be injected.
+// apps.connections.open, auth.test, users.info, chat.postMessage (text and
+// attachments), the files.uploadV2 flow (files.getUploadURLExternal, the
+// upload, files.completeUploadExternal) and slash-command response URLs.
+// Tokens are checked like Slack does (and can be revoked), and HTTP 429
+// rate limits can be injected.
 //
 // It is importable from any test (it is not internal):
 //
@@ -42,6 +42,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/slacktest"
 )
 
@@ -770,9 +771,10 @@ type Post struct {
 	Method       string // "chat.postMessage" or "response_url"
 	Channel      string
 	ThreadTS     string
-	Text         string // as sent, Slack escapes included
-	TS           string // the timestamp the server gave it (chat.postMessage)
-	ResponseType string // "in_channel" or "ephemeral" (response_url)
+	Text         string             // as sent, Slack escapes included
+	Attachments  []slack.Attachment // as sent (chat.postMessage), Slack escapes included
+	TS           string             // the timestamp the server gave it (chat.postMessage)
+	ResponseType string             // "in_channel" or "ephemeral" (response_url)
 	At           time.Time
 }
 
@@ -788,10 +790,16 @@ func (s *Server) postMessage(r *http.Request) any {
 	case s.isOutside(channel):
 		return fail("not_in_channel")
 	}
+	var atts []slack.Attachment
+	if a := r.FormValue("attachments"); a != "" {
+		if err := json.Unmarshal([]byte(a), &atts); err != nil {
+			return fail("invalid_attachments")
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.changedLocked()
-	p := Post{Method: "chat.postMessage", Channel: channel, ThreadTS: r.FormValue("thread_ts"), Text: text, TS: s.tsLocked(), At: time.Now()}
+	p := Post{Method: "chat.postMessage", Channel: channel, ThreadTS: r.FormValue("thread_ts"), Text: text, Attachments: atts, TS: s.tsLocked(), At: time.Now()}
 	s.posts = append(s.posts, p)
 	return map[string]any{"ok": true, "channel": channel, "ts": p.TS,
 		"message": map[string]any{"type": "message", "text": text, "ts": p.TS, "thread_ts": p.ThreadTS, "bot_id": s.BotID, "user": s.BotUserID}}
