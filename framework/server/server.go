@@ -290,8 +290,8 @@ func (s *Server) Address() string {
 func (s *Server) service() *registry.Service {
 	// What go-micro v1's servers write (protocol=mucp tells go-micro's
 	// client to speak its current protocol, which this server answers as
-	// go-micro's servers do), and content_types, which marks the node as
-	// microbot's.
+	// go-micro's servers do; transport, server, registry, broker), and
+	// content_types, which marks the node as microbot's.
 	md := map[string]string{
 		"protocol":      "mucp",
 		"server":        "mucp",
@@ -300,6 +300,9 @@ func (s *Server) service() *registry.Service {
 	}
 	if s.opts.Registry != nil {
 		md["registry"] = s.opts.Registry.String()
+	}
+	if s.opts.Broker != nil {
+		md["broker"] = s.opts.Broker.String()
 	}
 	for k, v := range s.opts.Metadata {
 		md[k] = v

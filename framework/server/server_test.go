@@ -16,9 +16,11 @@ import (
 	"google.golang.org/protobuf/types/known/apipb"
 	"google.golang.org/protobuf/types/known/typepb"
 
+	brokermemory "github.com/microbot/microbot/framework/broker/memory"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/metadata"
 	"github.com/microbot/microbot/framework/registry"
+	regmemory "github.com/microbot/microbot/framework/registry/memory"
 	"github.com/microbot/microbot/framework/rpcerr"
 	"github.com/microbot/microbot/framework/server"
 	"github.com/microbot/microbot/internal/testenv"
@@ -549,4 +551,35 @@ func TestMaxConns(t *testing.T) {
 	testenv.Eventually(t, 20*time.Second, "the second caller served", func() bool {
 		return c.Call(context.Background(), name, "Test.Hello", &Request{Name: "x"}, &Response{}, client.WithAddress(s.Address())) == nil
 	})
+}
+
+// TestNodeMetadata: a node says what go-micro v1's nodes say of themselves
+// (protocol=mucp makes go-micro's client speak its current protocol to it),
+// and lists its content types, which marks it as microbot's.
+func TestNodeMetadata(t *testing.T) {
+	r := regmemory.New()
+	s, err := server.New(server.WithName("go.micro.srv.md"), server.WithRegistry(r), server.WithBroker(brokermemory.New()),
+		server.WithMetadata(map[string]string{"team": "ops"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background()) //nolint:errcheck
+	svcs, err := r.GetService(context.Background(), "go.micro.srv.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := svcs[0].Nodes[0].Metadata
+	want := map[string]string{"protocol": "mucp", "server": "mucp", "transport": "http", "registry": "memory", "broker": "memory",
+		"content_types": "application/json, application/protobuf", "team": "ops"}
+	if len(md) != len(want) {
+		t.Errorf("metadata %v, want %v", md, want)
+	}
+	for k, v := range want {
+		if md[k] != v {
+			t.Errorf("metadata %s = %q, want %q (all: %v)", k, md[k], v, md)
+		}
+	}
 }
