@@ -17,6 +17,14 @@
 // with [WithMiddleware]; they see the [command.Request]: the event, its
 // words, and the matched command (nil when the line matched none).
 //
+// # Progress
+//
+// A command run for a chat message may report its progress while it runs
+// (command.ProgressFunc, in its context): the lines are shown in the
+// message's room and thread before the reply, paced and folded — on Slack
+// in one message edited in place (input.Editor), elsewhere as lines. See
+// [DefaultProgressInterval].
+//
 // # Identity of the caller
 //
 // The context a command runs in carries the caller as RPC metadata
@@ -142,6 +150,8 @@ type options struct {
 	backoffMax     time.Duration
 	logger         *slog.Logger
 	inputHook      func(input string, up bool, err error)
+
+	progressInterval time.Duration
 }
 
 // Option configures a Bot.
@@ -185,6 +195,12 @@ func WithBackoff(min, max time.Duration) Option {
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
+// WithProgressInterval sets the least time between two messages (or edits)
+// showing one command's progress (default DefaultProgressInterval).
+func WithProgressInterval(d time.Duration) Option {
+	return func(o *options) { o.progressInterval = d }
+}
+
 // WithInputHook sets a function told about the connection of every input
 // (for metrics): up with a nil error each time its stream opens, down with
 // the error each time opening fails, the connection breaks, or the input
@@ -222,6 +238,9 @@ func New(table *command.Table, opts ...Option) *Bot {
 	}
 	if o.backoffMin <= 0 {
 		o.backoffMin = DefaultBackoffMin
+	}
+	if o.progressInterval <= 0 {
+		o.progressInterval = DefaultProgressInterval
 	}
 	o.backoffMax = max(o.backoffMax, o.backoffMin)
 	b := &Bot{table: table, opts: o}
@@ -430,7 +449,9 @@ func (b *Bot) receive(ctx, work context.Context, log *slog.Logger, conn input.Co
 		connWG.Add(1)
 		go func() {
 			defer func() { <-sem; connWG.Done(); inflight.Done() }()
-			rep := b.Handle(work, ev)
+			p := b.newProgress(work, conn, ev, log)
+			rep := b.Handle(command.NewProgressContext(work, p.report), ev)
+			p.close() // what the command reported goes before its reply
 			if rep == nil {
 				if s, ok := conn.(Skipper); ok {
 					s.Skip(ev)

@@ -96,6 +96,25 @@ type Reply struct {
 	Format Format
 	// Error is true when the reply reports a failure.
 	Error bool
+	// Progress marks a report of the progress of the command answering the
+	// event, sent while it runs: not its answer, which follows. Inputs
+	// show it as they show a reply, in the same room and thread; the
+	// console does not let the next line go for it.
+	Progress bool
+}
+
+// Editor is implemented by connections that can change the text of a
+// message they sent (Slack's chat.update). The bot shows the progress of a
+// long command in one such message, edited as the command reports, rather
+// than in one message per report.
+type Editor interface {
+	// SendEditable sends reply to the room and thread of to, as Send does
+	// but in one message (cut to fit if it is too long), and returns the
+	// message's id.
+	SendEditable(ctx context.Context, to *Event, reply *Reply) (id string, err error)
+	// Edit replaces the text of the message id, sent with SendEditable in
+	// answer to to, with reply's (cut to fit likewise).
+	Edit(ctx context.Context, to *Event, id string, reply *Reply) error
 }
 
 // Names maps the fields of an input's Config to the names a person set them

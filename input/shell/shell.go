@@ -417,9 +417,11 @@ func (c *conn) event(text string) *input.Event {
 }
 
 // Send prints reply; if it answers the line being answered, the next line
-// may go (and, on a terminal, the next prompt is drawn). Anything else (a
-// late reply, an event) is printed at once: on a terminal above the prompt,
-// with the half-typed line drawn again below it, never into it.
+// may go (and, on a terminal, the next prompt is drawn). A progress report
+// (Reply.Progress) is printed without letting the next line go: the
+// answer is still to come. Anything else (a late reply, an event) is
+// printed at once: on a terminal above the prompt, with the half-typed line
+// drawn again below it, never into it.
 func (c *conn) Send(ctx context.Context, to *input.Event, reply *input.Reply) error {
 	c.put(to, reply)
 	return nil
@@ -433,6 +435,9 @@ func (c *conn) put(to *input.Event, reply *input.Reply) {
 	defer c.mu.Unlock()
 	if reply != nil && reply.Text != "" {
 		c.printLocked(reply.Text, reply.Error)
+	}
+	if reply != nil && reply.Progress {
+		return // the line's answer is still to come
 	}
 	if n, err := strconv.Atoi(to.Meta[metaSeq]); err == nil && n == c.outstanding {
 		c.outstanding = 0

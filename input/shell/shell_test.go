@@ -61,6 +61,13 @@ func TestNextLineWaitsForTheReply(t *testing.T) {
 	if ev, err := conn.Recv(short); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("second Recv before the reply = %v, %v; want it to wait", ev, err)
 	}
+	// Nor after a progress report of a: its answer is still to come.
+	conn.Send(ctx, a, &input.Reply{Text: "a: step 1/2", Progress: true})
+	short2, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel2()
+	if ev, err := conn.Recv(short2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Recv after a progress report = %v, %v; want it to wait for the answer", ev, err)
+	}
 	conn.Send(ctx, a, &input.Reply{Text: "A\n"})
 	b, err := conn.Recv(ctx)
 	if err != nil || b.Text != "b" {
@@ -79,7 +86,7 @@ func TestNextLineWaitsForTheReply(t *testing.T) {
 	if _, err := conn.Recv(ctx); !errors.Is(err, io.EOF) {
 		t.Fatalf("Recv again at the end = %v", err)
 	}
-	if got := out.String(); got != "A\nnot a line\nC\n" {
+	if got := out.String(); got != "a: step 1/2\nA\nnot a line\nC\n" {
 		t.Errorf("output %q", got)
 	}
 }

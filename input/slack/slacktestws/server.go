@@ -4,8 +4,9 @@
 // slash_commands, disconnect), pings like Slack and records every ack; and
 // the Web API methods such an app calls are served and recorded:
 // apps.connections.open, auth.test, users.info, chat.postMessage (text and
-// attachments), the files.uploadV2 flow (files.getUploadURLExternal, the
-// upload, files.completeUploadExternal) and slash-command response URLs.
+// attachments), chat.update, the files.uploadV2 flow
+// (files.getUploadURLExternal, the upload, files.completeUploadExternal)
+// and slash-command response URLs.
 // Tokens are checked like Slack does (and can be revoked), and HTTP 429
 // rate limits can be injected.
 //
@@ -90,6 +91,7 @@ type Server struct {
 	opened      int
 	acks        []Ack
 	posts       []Post
+	updates     []Update
 	files       []File
 	uploads     map[string]*upload // file id -> upload
 	limits      map[string][]time.Duration
@@ -149,6 +151,7 @@ func New(opts ...Option) *Server {
 		c.Handle("/auth.test", s.api("auth.test", s.authTest))
 		c.Handle("/users.info", s.api("users.info", s.usersInfo))
 		c.Handle("/chat.postMessage", s.api("chat.postMessage", s.postMessage))
+		c.Handle("/chat.update", s.api("chat.update", s.updateMessage))
 		c.Handle("/files.getUploadURLExternal", s.api("files.getUploadURLExternal", s.getUploadURL))
 		c.Handle("/files.completeUploadExternal", s.api("files.completeUploadExternal", s.completeUpload))
 		c.Handle("/upload/", s.upload)
@@ -771,9 +774,10 @@ type Post struct {
 	Method       string // "chat.postMessage" or "response_url"
 	Channel      string
 	ThreadTS     string
-	Text         string             // as sent, Slack escapes included
+	Text         string             // as sent, Slack escapes included; the latest text if it was edited
 	Attachments  []slack.Attachment // as sent (chat.postMessage), Slack escapes included
 	TS           string             // the timestamp the server gave it (chat.postMessage)
+	Edits        int                // how many times chat.update changed it
 	ResponseType string             // "in_channel" or "ephemeral" (response_url)
 	At           time.Time
 }

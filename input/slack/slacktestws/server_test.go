@@ -181,3 +181,43 @@ func TestSocketModeEnvelopes(t *testing.T) {
 		t.Fatal("socket still readable after the drop")
 	}
 }
+
+// TestUpdate: chat.update changes a message the app posted, in place, and
+// refuses one that does not exist, as Slack does.
+func TestUpdate(t *testing.T) {
+	srv := slacktestws.New()
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	bot := slack.New(srv.BotToken, slack.OptionAPIURL(srv.APIURL()))
+	_, ts, err := bot.PostMessageContext(ctx, "C1", slack.MsgOptionText("step 1", false), slack.MsgOptionTS("1700000000.000001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, text, err := bot.UpdateMessageContext(ctx, "C1", ts, slack.MsgOptionText("step 2", false))
+	if err != nil || text != "step 2" {
+		t.Fatalf("update = %q, %v", text, err)
+	}
+	posts := srv.Posts()
+	if len(posts) != 1 || posts[0].Text != "step 2" || posts[0].Edits != 1 || posts[0].ThreadTS != "1700000000.000001" {
+		t.Fatalf("posts = %+v, want the one post, edited once, in its thread", posts)
+	}
+	if ups := srv.Updates(); len(ups) != 1 || ups[0].TS != ts || ups[0].Text != "step 2" {
+		t.Fatalf("updates = %+v", ups)
+	}
+	for _, bad := range []struct{ channel, ts, want string }{
+		{"C1", "1.000000", "message_not_found"},
+		{"C2", ts, "message_not_found"},
+	} {
+		if _, _, _, err := bot.UpdateMessageContext(ctx, bad.channel, bad.ts, slack.MsgOptionText("x", false)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("update of %s %s = %v, want %s", bad.channel, bad.ts, err, bad.want)
+		}
+	}
+	srv.RateLimit("chat.update", 1, time.Second)
+	if _, _, _, err := bot.UpdateMessageContext(ctx, "C1", ts, slack.MsgOptionText("x", false)); err == nil {
+		t.Fatal("rate-limited update succeeded")
+	}
+	if _, err := srv.WaitUpdates(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+}
