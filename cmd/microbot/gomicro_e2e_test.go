@@ -9,8 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
+
 	"github.com/microbot/microbot/framework"
+	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/registry/consul"
 	"github.com/microbot/microbot/framework/registry/consul/consultest"
 	"github.com/microbot/microbot/framework/rpcerr"
 	"github.com/microbot/microbot/internal/gomicrotest"
@@ -74,6 +78,24 @@ func TestGoMicroServicesInTheBot(t *testing.T) {
 	expect(t, "query of a go-micro v0.10.0 error", c.ask(`query go.micro.srv.old Say.Fail {"name": "nope"}`), contains("error: ", "nope"))
 	expect(t, "health of go-micro v0.10.0", c.ask("health go.micro.srv.old"), contains("go.micro.srv.old-", " ok"))
 
+	// microbot's client in protobuf: go-micro v1's wire to the v1.8.0
+	// greeter, the proto-rpc framing to the v0.10.0 one.
+	reg, err := consul.New(consul.WithAddrs(agent.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := client.New(client.WithRegistry(reg), client.WithDefaultCallOptions(client.WithContentType("application/protobuf")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, service := range []string{"go.micro.srv.greeter", "go.micro.srv.old"} {
+		var rsp greeting
+		if err := cl.Call(context.Background(), service, "Say.Hello", &greeting{"John"}, &rsp); err != nil || rsp.text != "Hello John" {
+			t.Errorf("%s Say.Hello in protobuf: %q, %v", service, rsp.text, err)
+		}
+	}
+
 	// The command service stops (go-micro deregisters it): the command goes.
 	if err := gm.Stop(); err != nil {
 		t.Fatal(err)
@@ -81,6 +103,39 @@ func TestGoMicroServicesInTheBot(t *testing.T) {
 	c.until("gm hi", contains(`unknown command "gm"`))
 	expect(t, "help without gm", c.ask("help"), lacks(gmHelp))
 	c.close()
+}
+
+// greeting is the greeters' Request {string name = 1} and Response
+// {string msg = 1}, on the protobuf wire.
+type greeting struct{ text string }
+
+func (g *greeting) MarshalProto() ([]byte, error) {
+	b := protowire.AppendTag(nil, 1, protowire.BytesType)
+	return protowire.AppendString(b, g.text), nil
+}
+
+func (g *greeting) UnmarshalProto(b []byte) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType {
+			v, m := protowire.ConsumeString(b)
+			if m < 0 {
+				return protowire.ParseError(m)
+			}
+			g.text, b = v, b[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return protowire.ParseError(m)
+		}
+		b = b[m:]
+	}
+	return nil
 }
 
 // Say is a microbot service the go-micro clients call; it counts the runs
