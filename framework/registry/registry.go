@@ -4,7 +4,9 @@
 //
 // The packages memory, local and consul below this one are the
 // implementations shipped with microbot; package framework's table of
-// registries builds them by the name `--registry=NAME` gives.
+// registries builds them by the name `--registry=NAME` gives. Each also
+// keeps a small key/value store next to the services, shared by the
+// processes that use the same registry ([KV], [KVOf]).
 package registry
 
 import (

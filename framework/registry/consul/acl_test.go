@@ -144,15 +144,21 @@ func TestACL(t *testing.T) {
 		t.Fatalf("the bot registering itself: %v", err)
 	}
 	expectNodes(t, bot, "go.micro.srv.bot", "bot-1")
-	kv, err := api.NewClient(&api.Config{Address: agent.Addr(), Token: tokens["microbot"]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.KV().Put(&api.KVPair{Key: "microbot/watches/room", Value: []byte("x")}, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
+	kv := bot.KV()
+	if err := kv.Put(ctx, "microbot/watches/room", []byte("x")); err != nil {
 		t.Errorf("KV write under microbot/ with the microbot token: %v", err)
 	}
-	if _, err := kv.KV().Put(&api.KVPair{Key: "other/x", Value: []byte("x")}, (&api.WriteOptions{}).WithContext(ctx)); err == nil {
-		t.Error("KV write outside microbot/ with the microbot token was allowed")
+	if pairs, _, err := kv.List(ctx, "microbot/", 0); err != nil || len(pairs) != 1 {
+		t.Errorf("KV list of microbot/ with the microbot token: %v, %v", pairs, err)
+	}
+	if _, _, err := withToken(t, tokens["greeter"], agent.Addr()).KV().List(ctx, "microbot/", 0); !errors.Is(err, consul.ErrPermissionDenied) {
+		t.Errorf("KV list of microbot/ with the greeter's token: %v, want a refusal", err)
+	}
+	if err := kv.Delete(ctx, "microbot/watches/room"); err != nil {
+		t.Errorf("KV delete under microbot/ with the microbot token: %v", err)
+	}
+	if err := kv.Put(ctx, "other/x", []byte("x")); !errors.Is(err, consul.ErrPermissionDenied) || !strings.Contains(err.Error(), "key:write") {
+		t.Errorf("KV write outside microbot/ with the microbot token: %v, want a refusal naming key:write", err)
 	}
 
 	// microbot itself, as a process.

@@ -124,6 +124,15 @@ func TestConformance(t *testing.T) {
 	}, registrytest.WithTTL(2*time.Second), registrytest.WithWait(wait))
 }
 
+// Two registries on one agent, as two bots: what one writes the other
+// reads, and its blocking List wakes.
+func TestKVConformance(t *testing.T) {
+	agent := consultest.Start(t)
+	registrytest.RunKV(t, func(t *testing.T) (registry.KV, registry.KV) {
+		return newRegistry(t, consul.WithAddrs(agent.Addr())).KV(), newRegistry(t, consul.WithAddrs(agent.Addr())).KV()
+	}, registrytest.WithWait(wait))
+}
+
 func TestAddrsLists(t *testing.T) {
 	r, err := consul.New(consul.WithAddrs("127.0.0.1:1, 127.0.0.1:2", "127.0.0.1:3"), consul.WithTimeout(time.Second))
 	if err != nil {

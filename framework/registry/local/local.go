@@ -52,6 +52,12 @@
 // shared; the watch's snapshot shares the cache's entries. Callers always
 // get deep copies.
 //
+// # The KV store
+//
+// [Registry.KV] keeps a small key/value store in the subdirectory .kv, one
+// file per key, for the state programs on this host share (the bot's
+// watches of event topics).
+//
 // # Where
 //
 // The directory is the one given with WithDir (--registry_address), else
@@ -137,6 +143,8 @@ type Registry struct {
 	gcBusy atomic.Bool
 	gcLast atomic.Int64 // unix nanos of the last collection
 
+	kv *kvStore // the KV store (see KV)
+
 	hubMu sync.Mutex
 	hub   *hub // the shared watch; nil without watchers
 }
@@ -185,6 +193,7 @@ func New(opts ...Option) (*Registry, error) {
 		cache:  map[string]*cached{},
 		shared: newSharedParts(),
 		warned: map[string]fileKey{},
+		kv:     newKVStore(filepath.Join(dir, kvDir), o.PollInterval),
 	}, nil
 }
 
@@ -346,7 +355,12 @@ func (r *Registry) locked(ctx context.Context, fn func() error) error {
 // writeFile atomically replaces the file name with data: temporary file in
 // the same directory, fsync, rename.
 func (r *Registry) writeFile(name string, data []byte) error {
-	tmp, err := os.CreateTemp(r.opts.Dir, tmpPrefix+"*") // mode 0600
+	return writeFileIn(r.opts.Dir, name, data)
+}
+
+// writeFileIn atomically replaces the file name of dir with data.
+func writeFileIn(dir, name string, data []byte) error {
+	tmp, err := os.CreateTemp(dir, tmpPrefix+"*") // mode 0600
 	if err != nil {
 		return err
 	}
@@ -358,7 +372,7 @@ func (r *Registry) writeFile(name string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(r.opts.Dir, name))
+		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
 	}
 	if err != nil {
 		_ = os.Remove(tmp.Name())

@@ -796,3 +796,41 @@ func TestWatchBurst(t *testing.T) {
 		t.Errorf("event after the state was reached: %s %s", res.Action, res.Service.Name)
 	}
 }
+
+// Two Registries on one directory, as two processes: the second sees the
+// first's writes by polling.
+func TestKVConformance(t *testing.T) {
+	registrytest.RunKV(t, func(t *testing.T) (registry.KV, registry.KV) {
+		dir := t.TempDir()
+		var kvs []registry.KV
+		for range 2 {
+			r, err := New(WithDir(dir), WithPollInterval(100*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			kv, ok := registry.KVOf(r)
+			if !ok {
+				t.Fatal("the local registry has no KV store")
+			}
+			kvs = append(kvs, kv)
+		}
+		return kvs[0], kvs[1]
+	})
+}
+
+// The KV store's files stay out of the registry's way: services and watches
+// see none of them.
+func TestKVBesideTheRegistry(t *testing.T) {
+	r := newTest(t)
+	ctx := context.Background()
+	if err := r.KV().Put(ctx, "microbot/watches/x", []byte(`{"topic": "x"}`)); err != nil {
+		t.Fatal(err)
+	}
+	svcs, err := r.ListServices(ctx)
+	if err != nil || len(svcs) != 0 {
+		t.Fatalf("ListServices = %v, %v; want nothing", svcs, err)
+	}
+	if fi, err := os.Stat(filepath.Join(r.Dir(), ".kv")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("the KV directory: %v, %v; want a directory of mode 0700 in the registry's", fi, err)
+	}
+}

@@ -36,6 +36,8 @@ type Registry struct {
 	// timer fires at the earliest expiry (nil when nothing expires).
 	timer   *time.Timer
 	timerAt time.Time
+
+	kv *kvStore // the KV store (see KV)
 }
 
 // entry is one registered node: a copy of its service holding that node only.
@@ -55,6 +57,7 @@ func New() *Registry {
 	return &Registry{
 		nodes: map[string]map[string]*entry{},
 		seen:  map[string][]*registry.Service{},
+		kv:    newKVStore(),
 	}
 }
 
