@@ -4,7 +4,8 @@
 # microbot's go.mod, into tools/gomicro/bin/ (gitignored), where gomicrotest
 # looks for them (MICROBOT_GOMICRO_BIN overrides the directory):
 #
-#   tools/gomicro     go-micro v1.8.0: greeter, command, client -> bin/
+#   tools/gomicro     go-micro v1.8.0: greeter, command, client, publisher,
+#                     subscriber -> bin/
 #   tools/gomicro/v0  go-micro v0.10.0: greeter, client -> bin/v0/
 #
 # Every main package under each module's cmd/ is built. Idempotent: `go

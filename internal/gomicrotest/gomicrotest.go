@@ -3,9 +3,11 @@
 // (go.micro.bot.echo, go-micro's own agent/proto) and the client that calls
 // services with go-micro's own client, as the original `micro bot` did; of
 // go-micro v0.10.0 (2018, before protocol=mucp: the old framings only), a
-// greeter and a client. They are the programs of the separate modules
-// tools/gomicro and tools/gomicro/v0 (so go-micro never enters microbot's
-// go.mod), built by .ci/setup.d/gomicro.sh into tools/gomicro/bin/.
+// greeter and a client; and, of go-micro v1.8.0 with its http broker, a
+// subscriber and a publisher (pubsub.go). They are the programs of the
+// separate modules tools/gomicro and tools/gomicro/v0 (so go-micro never
+// enters microbot's go.mod), built by .ci/setup.d/gomicro.sh into
+// tools/gomicro/bin/.
 //
 // The binaries are found in the directory named by MICROBOT_GOMICRO_BIN,
 // else in tools/gomicro/bin found by walking up from the working directory

@@ -1,8 +1,10 @@
 package gomicrotest_test
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/microbot/microbot/framework/registry/consul/consultest"
 	"github.com/microbot/microbot/internal/gomicrotest"
@@ -85,5 +87,46 @@ func TestProgramsV0(t *testing.T) {
 	_, err := client.Call("go.micro.srv.old", "Say.Fail", map[string]string{"name": "no"}, "")
 	if e, ok := gomicrotest.AsError(err); !ok || e.Code != 409 || e.Detail != "no" {
 		t.Errorf("Say.Fail: %v", err)
+	}
+}
+
+// TestPubSubPrograms runs go-micro's publisher against its subscribers on
+// a real Consul agent: through go-micro's client in both codecs, with
+// metadata, and raw on its broker.
+func TestPubSubPrograms(t *testing.T) {
+	agent := consultest.Start(t)
+	sub := gomicrotest.StartSubscriber(t, agent.Addr(), "--topics=t.one,t.two")
+	raw := gomicrotest.StartSubscriber(t, agent.Addr(), "--topics=t.raw", "--raw", "--server_name=go.micro.srv.raw")
+	pub := gomicrotest.StartPublisher(t, agent.Addr())
+	ctx := context.Background()
+	for _, m := range []gomicrotest.Message{
+		{Topic: "t.one", Args: []string{"a"}, Metadata: map[string]string{"Micro-User": "u"}},
+		{Topic: "t.two", Args: []string{"b"}, ContentType: "application/json"},
+		{Topic: "t.raw", Raw: true, Header: map[string]string{"H": "v"}, Body: []byte("body")},
+	} {
+		if err := pub.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]gomicrotest.Event{}
+	for range 2 {
+		e, err := sub.Next(time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[e.Topic] = e
+	}
+	if e := got["t.one"]; len(e.Args) != 1 || e.Args[0] != "a" || e.Header["Micro-User"] != "u" || e.Header["Content-Type"] != "application/protobuf" {
+		t.Errorf("t.one: %+v", e)
+	}
+	if e := got["t.two"]; len(e.Args) != 1 || e.Args[0] != "b" || e.Header["Content-Type"] != "application/json" {
+		t.Errorf("t.two: %+v", e)
+	}
+	e, err := raw.Next(time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Topic != "t.raw" || e.Header["H"] != "v" || string(e.Body) != "body" {
+		t.Errorf("t.raw: %+v", e)
 	}
 }

@@ -355,7 +355,8 @@ func (b *Broker) deregister(ctx context.Context, s *sub) {
 }
 
 // Subscribe registers a subscriber of topic whose inbox is this broker's.
-// It fails if the registry cannot take the registration.
+// If the registry cannot be reached, the subscription stands and its
+// registration is tried again every register interval.
 func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscriber, error) {
 	if err := broker.ValidateTopic(topic); err != nil {
 		return nil, fmt.Errorf("http broker: subscribe: %w", err)
@@ -389,11 +390,16 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 	b.subs[id] = s
 	b.mu.Unlock()
 	if err := b.register(ctx, s); err != nil {
-		b.mu.Lock()
-		delete(b.subs, id)
-		b.mu.Unlock()
-		_ = s.q.Stop(ctx)
-		return nil, fmt.Errorf("http broker: subscribe: %w", err)
+		if errors.Is(err, registry.ErrInvalid) {
+			b.mu.Lock()
+			delete(b.subs, id)
+			b.mu.Unlock()
+			_ = s.q.Stop(ctx)
+			return nil, fmt.Errorf("http broker: subscribe: %w: %w", broker.ErrInvalid, err)
+		}
+		// The registry is this broker's server: while it is away the
+		// subscription stands and is registered by the renewal loop.
+		b.opts.log.Warn("http broker: registering a subscriber failed; will retry", "topic", topic, "in", b.opts.registerInterval, "err", err)
 	}
 	return s, nil
 }

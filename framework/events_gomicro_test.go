@@ -1,0 +1,241 @@
+package framework_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/microbot/microbot/framework"
+	"github.com/microbot/microbot/framework/broker"
+	"github.com/microbot/microbot/framework/client"
+	"github.com/microbot/microbot/framework/metadata"
+	"github.com/microbot/microbot/framework/registry/consul/consultest"
+	"github.com/microbot/microbot/internal/gomicrotest"
+	"github.com/microbot/microbot/internal/testenv"
+	"github.com/microbot/microbot/proto/bot"
+)
+
+// consulService is a framework service on the Consul agent at addr with the
+// default broker (http), stopped when the test ends.
+func consulService(t *testing.T, addr, name string) *framework.Service {
+	t.Helper()
+	svc, err := framework.NewService(framework.WithName(name), framework.WithRegistryName("consul", addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if err := svc.Stop(ctx); err != nil {
+			t.Errorf("Stop %s: %v", name, err)
+		}
+	})
+	return svc
+}
+
+// execs records the ExecRequests a handler got, with their metadata.
+type execs struct {
+	mu   sync.Mutex
+	args [][]string
+	mds  []metadata.Metadata
+}
+
+func (x *execs) handle(ctx context.Context, r *bot.ExecRequest) error {
+	md, _ := metadata.FromContext(ctx)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.args = append(x.args, r.GetArgs())
+	x.mds = append(x.mds, md)
+	return nil
+}
+
+func (x *execs) snapshot() ([][]string, []metadata.Metadata) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return slices.Clone(x.args), slices.Clone(x.mds)
+}
+
+func (x *execs) count() int {
+	a, _ := x.snapshot()
+	return len(a)
+}
+
+// TestGoMicroPublishesToUs: a go-micro v1.8.0 program publishes with its
+// client (protobuf and JSON, with metadata) and with its broker (raw), and
+// microbot services subscribed through the http broker get every message:
+// each plain subscriber once, one member of the queue group once.
+func TestGoMicroPublishesToUs(t *testing.T) {
+	agent := consultest.Start(t)
+	ctx := context.Background()
+	var plain execs
+	var workers [2]execs
+	raws := make(chan *broker.Event, 16)
+	listener := consulService(t, agent.Addr(), "go.micro.srv.listener")
+	if _, err := listener.Server().Subscribe(ctx, "gomicro.events", plain.handle); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := listener.Server().Subscribe(ctx, "gomicro.raw", func(ctx context.Context, e *broker.Event) error {
+		raws <- e
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := listener.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range workers {
+		w := consulService(t, agent.Addr(), "go.micro.srv.worker")
+		if _, err := w.Server().Subscribe(ctx, "gomicro.events", workers[i].handle, broker.WithQueue("workers")); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	pub := gomicrotest.StartPublisher(t, agent.Addr())
+	const n = 20
+	for i := range n {
+		m := gomicrotest.Message{Topic: "gomicro.events", Args: []string{"deploy", strings.Repeat("x", i)},
+			Metadata: map[string]string{"Micro-User": "alice"}}
+		if i%2 == 1 {
+			m.ContentType = "application/json"
+		}
+		if err := pub.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, wait, "every message reached the plain subscriber and the queue group", func() bool {
+		return plain.count() == n && workers[0].count()+workers[1].count() == n
+	})
+	args, mds := plain.snapshot()
+	seen := map[int]bool{}
+	for i, a := range args {
+		if len(a) != 2 || a[0] != "deploy" {
+			t.Fatalf("message %d: args %q", i, a)
+		}
+		seen[len(a[1])] = true
+		md := mds[i]
+		for k, want := range map[string]string{"Micro-User": "alice", "Micro-Topic": "gomicro.events"} {
+			if v, _ := md.Get(k); v != want {
+				t.Errorf("message %d: metadata %s = %q, want %q (%v)", i, k, v, want, md)
+			}
+		}
+		if ct, _ := md.Get("Content-Type"); ct != "application/protobuf" && ct != "application/json" {
+			t.Errorf("message %d: Content-Type %q", i, ct)
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct messages of %d", len(seen), n)
+	}
+	time.Sleep(200 * time.Millisecond) // a duplicate to the group would show by now; not needed for the counts above
+	if got := workers[0].count() + workers[1].count(); got != n {
+		t.Errorf("the queue group got %d messages, want %d (each once)", got, n)
+	}
+
+	if err := pub.Publish(ctx, gomicrotest.Message{Topic: "gomicro.raw", Raw: true,
+		Header: map[string]string{"Source": "script"}, Body: []byte("\x00raw\xffbytes")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-raws:
+		if e.Topic != "gomicro.raw" || e.Header["Source"] != "script" || string(e.Body) != "\x00raw\xffbytes" {
+			t.Errorf("raw message: %+v %q", e, e.Body)
+		}
+	case <-time.After(wait):
+		t.Fatal("the raw message never arrived")
+	}
+}
+
+// TestWePublishToGoMicro: microbot publishes with client.Publish (JSON and
+// protobuf, with metadata) and its broker (raw), and go-micro v1.8.0
+// services subscribed with go-micro's server and broker get every message:
+// the plain subscriber once, one member of the queue group once. The
+// registry shows go-micro's subscriber as `get service` lists it.
+func TestWePublishToGoMicro(t *testing.T) {
+	agent := consultest.Start(t)
+	ctx := context.Background()
+	plain := gomicrotest.StartSubscriber(t, agent.Addr(), "--topics=micro.events")
+	var group []*gomicrotest.SubscriberProcess
+	for range 2 {
+		group = append(group, gomicrotest.StartSubscriber(t, agent.Addr(), "--topics=micro.events", "--queue=gmworkers",
+			"--server_name=go.micro.srv.gmworker"))
+	}
+	raw := gomicrotest.StartSubscriber(t, agent.Addr(), "--topics=micro.raw", "--raw", "--server_name=go.micro.srv.gmraw")
+
+	pub := consulService(t, agent.Addr(), "go.micro.srv.publisher")
+	mctx := metadata.NewContext(ctx, metadata.Metadata{"Micro-User": "bob"})
+	const n = 20
+	for i := range n {
+		var opts []client.CallOption
+		if i%2 == 1 {
+			opts = append(opts, client.WithContentType("application/protobuf"))
+		}
+		if err := pub.Client().Publish(mctx, "micro.events", &bot.ExecRequest{Args: []string{"run", strings.Repeat("y", i)}}, opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[int]bool{}
+	for range n {
+		e, err := plain.Next(wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Topic != "micro.events" || len(e.Args) != 2 || e.Args[0] != "run" || e.Header["Micro-User"] != "bob" ||
+			e.Header["Micro-Topic"] != "micro.events" || len(e.Header["Micro-Id"]) != 36 {
+			t.Errorf("go-micro got %+v", e)
+		}
+		seen[len(e.Args[1])] = true
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct messages of %d", len(seen), n)
+	}
+	got := [2]int{}
+	for total := 0; total < n; total++ {
+		select {
+		case <-group[0].Events():
+			got[0]++
+		case <-group[1].Events():
+			got[1]++
+		case <-time.After(wait):
+			t.Fatalf("the queue group got %v of %d messages", got, n)
+		}
+	}
+	if got[0] == 0 || got[1] == 0 {
+		t.Errorf("the group's messages all went to one member: %v", got)
+	}
+	for i, g := range group {
+		if e, err := g.Next(300 * time.Millisecond); err == nil {
+			t.Errorf("group member %d got a message twice or more: %+v", i, e)
+		}
+	}
+
+	if err := pub.Broker().Publish(ctx, "micro.raw", &broker.Message{Header: map[string]string{"Source": "us"}, Body: []byte("\x00raw\xffbytes")}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := raw.Next(wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Topic != "micro.raw" || e.Header["Source"] != "us" || string(e.Body) != "\x00raw\xffbytes" {
+		t.Errorf("raw message at go-micro: %+v %q", e, e.Body)
+	}
+
+	// go-micro's subscriber, as microbot's registry reads it.
+	svcs, err := pub.Registry().GetService(ctx, "go.micro.srv.subscriber")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ep := range svcs[0].Endpoints {
+		if ep.Name == "Func" && ep.Metadata["subscriber"] == "true" && ep.Metadata["topic"] == "micro.events" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("go-micro's subscriber endpoint is not listed: %+v", svcs[0].Endpoints)
+	}
+}

@@ -1,0 +1,191 @@
+package gomicrotest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The publish and subscribe programs of tools/gomicro/cmd (go-micro v1.8.0
+// and its default http broker).
+const (
+	// Subscriber is a service (go.micro.srv.subscriber) subscribed to the
+	// topics of --topics, in --queue's group if given, printing each
+	// go.micro.bot.ExecRequest it gets (see [StartSubscriber]).
+	Subscriber = "subscriber"
+	// Publisher publishes what it reads on stdin with go-micro's client or
+	// broker (see [StartPublisher]).
+	Publisher = "publisher"
+)
+
+// Event is a message a [SubscriberProcess] got: the topic, the headers
+// (go-micro's metadata: Content-Type, Micro-Topic, Micro-Id and the
+// publisher's), and the ExecRequest's args, or the raw body with --raw.
+type Event struct {
+	Topic  string            `json:"topic"`
+	Header map[string]string `json:"header"`
+	Args   []string          `json:"args"`
+	Body   []byte            `json:"body"`
+}
+
+// SubscriberProcess is a running [Subscriber] program.
+type SubscriberProcess struct {
+	p      *process
+	events chan Event // closed at EOF
+}
+
+// StartSubscriber starts the subscriber program registered in the Consul
+// agent at registryAddr, with args added to the flags of [Flags]
+// (--topics=a,b, --queue=group, --raw, --server_name=...), and waits until
+// it has subscribed to each topic. It is stopped when the test ends. If
+// the binary is missing, it fails the test under CI=true and skips it
+// otherwise.
+func StartSubscriber(tb testing.TB, registryAddr string, args ...string) *SubscriberProcess {
+	tb.Helper()
+	var topics int
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--topics="); ok {
+			topics = len(strings.Split(v, ","))
+		}
+	}
+	p, stdin, stdout := start(tb, Subscriber, true, append(Flags(registryAddr), args...))
+	s := &SubscriberProcess{p: p, events: make(chan Event, 1024)}
+	go func() {
+		defer close(s.events)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			var e Event
+			if bytes.HasPrefix(sc.Bytes(), []byte("{")) && json.Unmarshal(sc.Bytes(), &e) == nil {
+				s.events <- e
+			}
+		}
+	}()
+	tb.Cleanup(func() { stdin.Close() })
+	deadline := time.Now().Add(StartTimeout)
+	for {
+		out := p.out.String()
+		if strings.Count(out, "Subscribing ")+strings.Count(out, "raw subscriber of ") >= topics {
+			return s
+		}
+		select {
+		case <-p.done:
+			tb.Fatalf("gomicrotest: subscriber exited before subscribing (%v):\n%s", p.err, out)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("gomicrotest: subscriber did not subscribe to %d topics within %v:\n%s", topics, StartTimeout, out)
+		}
+	}
+}
+
+// Next returns the next event, or an error if none came within timeout.
+func (s *SubscriberProcess) Next(timeout time.Duration) (Event, error) {
+	select {
+	case e, ok := <-s.events:
+		if !ok {
+			return Event{}, fmt.Errorf("subscriber exited:\n%s", s.p.out.String())
+		}
+		return e, nil
+	case <-time.After(timeout):
+		return Event{}, fmt.Errorf("no event within %v:\n%s", timeout, s.p.out.String())
+	}
+}
+
+// Events returns the channel of the events, closed when the program exits.
+func (s *SubscriberProcess) Events() <-chan Event { return s.events }
+
+// Output returns what the subscriber logged so far.
+func (s *SubscriberProcess) Output() string { return s.p.out.String() }
+
+// Stop stops the subscriber as an operator would (SIGTERM: go-micro
+// deregisters it).
+func (s *SubscriberProcess) Stop() error { return s.p.stop(syscall.SIGTERM) }
+
+// PublisherProcess is a running [Publisher] program.
+type PublisherProcess struct {
+	p     *process
+	mu    sync.Mutex
+	stdin io.WriteCloser
+	lines chan []byte
+}
+
+// StartPublisher starts the publisher program finding subscribers in the
+// Consul agent at registryAddr. It is stopped when the test ends. If the
+// binary is missing, it fails the test under CI=true and skips it
+// otherwise.
+func StartPublisher(tb testing.TB, registryAddr string, args ...string) *PublisherProcess {
+	tb.Helper()
+	p, stdin, stdout := start(tb, Publisher, true, append(Flags(registryAddr), args...))
+	c := &PublisherProcess{p: p, stdin: stdin, lines: make(chan []byte, 1)}
+	go func() {
+		defer close(c.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if bytes.HasPrefix(sc.Bytes(), []byte("{")) {
+				c.lines <- bytes.Clone(sc.Bytes())
+			}
+		}
+	}()
+	tb.Cleanup(func() { stdin.Close() })
+	return c
+}
+
+// Message is what a [PublisherProcess] publishes: an ExecRequest with Args
+// through go-micro's client (ContentType: application/protobuf when empty,
+// or application/json; Metadata as headers), or with Raw the Header and
+// Body on go-micro's broker itself.
+type Message struct {
+	Topic       string            `json:"topic"`
+	Args        []string          `json:"args,omitempty"`
+	ContentType string            `json:"content_type,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	Raw         bool              `json:"raw,omitempty"`
+	Header      map[string]string `json:"header,omitempty"`
+	Body        []byte            `json:"body,omitempty"`
+}
+
+// Publish hands m to go-micro (whose http broker then sends it in the
+// background) and returns go-micro's error, if any.
+func (c *PublisherProcess) Publish(ctx context.Context, m Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	line, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if _, err := c.stdin.Write(append(line, '\n')); err != nil {
+		return fmt.Errorf("publisher: writing: %w\n%s", err, c.p.out.String())
+	}
+	select {
+	case ans, ok := <-c.lines:
+		if !ok {
+			<-c.p.done
+			return fmt.Errorf("publisher exited (%v):\n%s", c.p.err, c.p.out.String())
+		}
+		var a struct {
+			OK    bool   `json:"ok"`
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal(ans, &a); err != nil {
+			return fmt.Errorf("publisher: bad answer %q: %w", ans, err)
+		}
+		if !a.OK {
+			return fmt.Errorf("go-micro: %s", a.Error)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("publisher: no answer: %w\n%s", ctx.Err(), c.p.out.String())
+	}
+}
+
+// Output returns what the publisher logged so far.
+func (c *PublisherProcess) Output() string { return c.p.out.String() }
