@@ -296,6 +296,24 @@ func (s *suite) fence(pub broker.Broker, topic string, c *collector) {
 	}
 }
 
+// settled waits until sub's counters account for every message received
+// (a handler that has just returned is counted a moment later) and returns
+// them.
+func (s *suite) settled(sub broker.Subscriber) broker.Stats {
+	s.t.Helper()
+	deadline := time.Now().Add(s.o.Wait)
+	for {
+		st := sub.Stats()
+		if st.Pending == 0 && st.Handled+st.Failed+st.Panicked+st.Undecodable+st.Dropped == st.Received {
+			return st
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("timed out after %v waiting for the counters to settle: %+v", s.o.Wait, st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (s *suite) subscribe(b broker.Broker, topic string, h broker.Handler, opts ...broker.SubscribeOption) broker.Subscriber {
 	s.t.Helper()
 	sub, err := b.Subscribe(s.ctx(), topic, h, opts...)
@@ -431,7 +449,12 @@ func (s *suite) delivery() {
 	s.subscribe(b1, tp, c1.h)
 	s.subscribe(b2, tp, c2.h)
 	s.subscribe(b2, tp, c3.h) // two subscriptions of one broker each get every message
-	s.subscribe(pub, tp, self.h)
+	// A context without a deadline is fine too.
+	bg, err := pub.Subscribe(context.Background(), tp, self.h)
+	if err != nil {
+		t.Fatalf("Subscribe with context.Background(): %v", err)
+	}
+	t.Cleanup(func() { _ = bg.Unsubscribe(context.Background()) })
 	other := newCollector()
 	s.subscribe(b1, topic("other"), other.h)
 	s.known(pub, tp, c1, c2, c3, self)
@@ -688,7 +711,7 @@ func (s *suite) slowSubscriber() {
 	s.subscribe(b, tp, fast.h)
 	s.known(pub, tp, probe, fast)
 	s.fence(pub, tp, probe)
-	base := sub.Stats()
+	base := s.settled(sub)
 	const n = 60
 	for i := range n {
 		s.publish(pub, tp, msg(i))
@@ -754,12 +777,12 @@ func (s *suite) handlerFailures() {
 	})
 	s.known(pub, tp, probe)
 	s.fence(pub, tp, probe)
-	base := sub.Stats()
+	base := s.settled(sub)
 	for i := range 5 {
 		s.publish(pub, tp, msg(i))
 	}
 	s.waitCount(ok, 2)
-	st := sub.Stats()
+	st := s.settled(sub)
 	if st.Failed-base.Failed != 1 || st.Panicked-base.Panicked != 1 || st.Undecodable-base.Undecodable != 1 || st.Handled-base.Handled != 2 {
 		t.Errorf("stats after an error, a panic, an undecodable and two good messages: %+v (before: %+v)", st, base)
 	}
@@ -791,7 +814,7 @@ func (s *suite) disconnectDrains() {
 	}
 	s.known(pub, tp, probe)
 	s.fence(pub, tp, probe)
-	base := sub.Stats().Received
+	base := s.settled(sub).Received
 	const n = 5
 	for i := range n {
 		s.publish(pub, tp, msg(i))

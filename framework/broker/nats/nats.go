@@ -413,7 +413,13 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 		return nil, fmt.Errorf("nats broker: subscribe to %s: %w: %w", topic, broker.ErrUnavailable, err)
 	}
 	if nc.IsConnected() {
-		if err := nc.FlushWithContext(ctx); err != nil && nc.IsConnected() {
+		fctx := ctx
+		if _, ok := ctx.Deadline(); !ok { // nats.go wants one
+			var cancel context.CancelFunc
+			fctx, cancel = context.WithTimeout(ctx, b.opts.dialTimeout)
+			defer cancel()
+		}
+		if err := nc.FlushWithContext(fctx); err != nil && nc.IsConnected() {
 			_ = s.Unsubscribe(context.Background())
 			return nil, fmt.Errorf("nats broker: subscribe to %s: the server did not confirm: %w: %w", topic, broker.ErrUnavailable, err)
 		}
