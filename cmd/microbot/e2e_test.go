@@ -348,8 +348,9 @@ func TestExec(t *testing.T) {
 	w := newWorld(t)
 	w.greeter()
 	w.trial()
-	run := func(args ...string) (stdout, stderr string, code int) {
-		cmd := exec.Command(bins.microbot, append([]string{"exec", "--registry_address", w.reg}, args...)...)
+	// run runs microbot with args, run exec with the command in args.
+	runArgs := func(args ...string) (stdout, stderr string, code int) {
+		cmd := exec.Command(bins.microbot, args...)
 		var o, e bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &o, &e
 		err := cmd.Run()
@@ -360,6 +361,9 @@ func TestExec(t *testing.T) {
 			t.Fatal(err)
 		}
 		return o.String(), e.String(), code
+	}
+	run := func(args ...string) (stdout, stderr string, code int) {
+		return runArgs(append([]string{"exec", "--registry_address", w.reg}, args...)...)
 	}
 	// The services may take a moment to register: poll.
 	deadline := time.Now().Add(30 * time.Second)
@@ -375,6 +379,11 @@ func TestExec(t *testing.T) {
 	}
 	if out, _, code := run(`query`, `go.micro.srv.greeter`, `Say.Hello`, `{"name": "Exec"}`); code != 0 || out != "{\n  \"msg\": \"Hello Exec\"\n}\n" {
 		t.Errorf("exec query: %q, status %d", out, code)
+	}
+	// Flags before exec count as well (they were once ignored: this asked
+	// the default registry).
+	if out, _, code := runArgs("--registry_address", w.reg, "exec", "query", "go.micro.srv.greeter", "Say.Hello", `{"name": "Before"}`); code != 0 || out != "{\n  \"msg\": \"Hello Before\"\n}\n" {
+		t.Errorf("exec query, flags before exec: %q, status %d", out, code)
 	}
 	if out, errOut, code := run("get service go.micro.srv.nope"); code != 1 || out != "" || !strings.Contains(errOut, `error: service "go.micro.srv.nope" not found`) {
 		t.Errorf("exec of a failing command: stdout %q, stderr %q, status %d", out, errOut, code)

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -106,8 +107,15 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			ArgsUsage:       `COMMAND...   e.g. exec "list services"`,
 			Description: "Runs one command as the console user (--shell_user) after a first discovery of\n" +
 				"the command services, prints the reply on standard output (an error reply on\n" +
-				"standard error) and exits with status 0, or 1 if the reply is an error.",
-			Flags:  allFlags(),
+				"standard error) and exits with status 0, or 1 if the reply is an error.\n\n" +
+				"The flags are microbot's (see microbot --help for their MICRO_* variables) and\n" +
+				"may come before or after exec: microbot --registry=consul exec \"list services\"\n" +
+				"and microbot exec --registry=consul \"list services\" are the same. A flag given\n" +
+				"both before and after exec takes its value from after exec. The flags only the\n" +
+				"running bot uses (--inputs, --http_address, --shell_history and the Slack, XMPP\n" +
+				"and HipChat ones) are accepted and have no effect.",
+			Flags:  execFlags(),
+			Before: inheritFlags,
 			Action: func(c *cli.Context) error { return runExec(c, stdout, stderr) },
 		}},
 	}
@@ -143,6 +151,95 @@ func allFlags() []cli.Flag {
 		}
 	}
 	return flags
+}
+
+// execFlags are allFlags without their environment variables: exec takes
+// those, with the flags given before exec, from microbot's own flags (see
+// inheritFlags), so that a flag on the command line beats its variable
+// wherever it stands.
+func execFlags() []cli.Flag {
+	flags := allFlags()
+	for _, f := range flags {
+		switch f := f.(type) {
+		case *cli.StringFlag:
+			f.EnvVars = nil
+		case *cli.StringSliceFlag:
+			f.EnvVars = nil
+		case *cli.BoolFlag:
+			f.EnvVars = nil
+		case *cli.IntFlag:
+			f.EnvVars = nil
+		case *cli.DurationFlag:
+			f.EnvVars = nil
+		case *cli.GenericFlag:
+			f.EnvVars = nil
+		default:
+			panic(fmt.Sprintf("execFlags: flag --%s of type %T: add its type here and in flagValue", f.Names()[0], f))
+		}
+	}
+	return flags
+}
+
+// inheritFlags is exec's Before: exec's context takes the value of every
+// flag its own command line did not set from microbot's context, where it
+// was set on the command line or by its environment variable. So flags
+// work before or after exec alike, one given after exec wins, and the
+// environment comes last.
+//
+// urfave/cli looks a flag up in the nearest context that defines it, and
+// exec defines them all (to accept them after exec): without this, a flag
+// given before exec was never read.
+func inheritFlags(c *cli.Context) error {
+	lineage := c.Lineage()
+	if len(lineage) < 2 {
+		return nil
+	}
+	parent := lineage[1]
+	// exec's flags have no environment variables: its local names are
+	// those set on its command line. microbot's are those set on its
+	// command line or by their variables.
+	own, inherited := c.LocalFlagNames(), parent.LocalFlagNames()
+	for _, f := range c.Command.Flags {
+		names := f.Names()
+		if slices.ContainsFunc(names, func(n string) bool { return slices.Contains(own, n) }) ||
+			!slices.ContainsFunc(names, func(n string) bool { return slices.Contains(inherited, n) }) {
+			continue
+		}
+		v, err := flagValue(parent, f)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if err := c.Set(n, v); err != nil {
+				return fmt.Errorf("--%s: %w", n, err)
+			}
+		}
+	}
+	return nil
+}
+
+// flagValue is the value of flag f in c, written so that setting it again
+// gives the same value (a list replaces, it does not add).
+func flagValue(c *cli.Context, f cli.Flag) (string, error) {
+	name := f.Names()[0]
+	switch f.(type) {
+	case *cli.StringFlag:
+		return c.String(name), nil
+	case *cli.StringSliceFlag:
+		return cli.NewStringSlice(c.StringSlice(name)...).Serialize(), nil
+	case *cli.BoolFlag:
+		return strconv.FormatBool(c.Bool(name)), nil
+	case *cli.IntFlag:
+		return strconv.Itoa(c.Int(name)), nil
+	case *cli.DurationFlag:
+		return c.Duration(name).String(), nil
+	case *cli.GenericFlag:
+		if g := c.Generic(name); g != nil {
+			return g.(cli.Generic).String(), nil
+		}
+		return "", nil
+	}
+	return "", fmt.Errorf("--%s: flags of type %T cannot be given before exec", name, f)
 }
 
 // parts is everything the bot and exec share.
