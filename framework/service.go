@@ -26,12 +26,14 @@ type Service struct {
 	opts   Options
 	reg    registry.Registry
 	broker *lazyBroker
+	sel    selector.Selector // built here for client; closed by Stop
 	client *client.Client
 	server *server.Server
 
 	mu      sync.Mutex
 	stop    context.CancelFunc // ends the re-registration loop
 	stopped chan struct{}      // closed when the loop has ended
+	ended   bool               // Stop was called: the service cannot start again
 }
 
 // NewService builds a service from opts (and from the command line given
@@ -81,9 +83,10 @@ func NewService(opts ...Option) (*Service, error) {
 		}
 	}
 	lb := &lazyBroker{Broker: b, timeout: o.BrokerConnectTimeout}
+	sel := selector.New(reg, selector.WithStrategy(strategy()))
 	cl, err := client.New(
 		client.WithBroker(lb),
-		client.WithSelector(selector.New(reg, selector.WithStrategy(strategy()))),
+		client.WithSelector(sel),
 		client.WithDefaultCallOptions(
 			client.WithRetries(o.ClientRetries),
 			client.WithRequestTimeout(o.ClientRequestTimeout),
@@ -91,6 +94,7 @@ func NewService(opts ...Option) (*Service, error) {
 		client.WithCallWrappers(o.CallWrappers...),
 	)
 	if err != nil {
+		sel.Close() //nolint:errcheck // never used: nothing to stop
 		return nil, err
 	}
 	srv, err := server.New(
@@ -107,10 +111,12 @@ func NewService(opts ...Option) (*Service, error) {
 		server.WithBroker(lb),
 	)
 	if err != nil {
+		cl.Close() //nolint:errcheck // never used: nothing to stop
+		sel.Close() //nolint:errcheck
 		return nil, err
 	}
 	o.Registry, o.Broker, o.Metadata = reg, b, maps.Clone(o.Metadata)
-	return &Service{opts: o, reg: reg, broker: lb, client: cl, server: srv}, nil
+	return &Service{opts: o, reg: reg, broker: lb, sel: sel, client: cl, server: srv}, nil
 }
 
 // Options returns a copy of the options the service was built from, with
@@ -139,11 +145,15 @@ func (s *Service) Broker() broker.Broker { return s.broker }
 
 // Start starts the server, registers the node, and keeps registering it
 // every RegisterInterval until Stop. A failed registration is logged and
-// tried again on the next interval. ctx bounds the start only.
+// tried again on the next interval. ctx bounds the start only. A service
+// starts once: Start fails after Stop.
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stop != nil {
+	switch {
+	case s.ended:
+		return errors.New("service stopped: it cannot start again (build a new one)")
+	case s.stop != nil:
 		return errors.New("service already started")
 	}
 	if err := s.server.Start(ctx); err != nil {
@@ -184,19 +194,28 @@ func (s *Service) reregister(ctx context.Context, every time.Duration, done chan
 	}
 }
 
-// Stop deregisters the node, stops the re-registration and the server, and
-// waits for in-flight requests until ctx is done.
+// Stop ends the service: it deregisters the node, stops the
+// re-registration and the server, waits for in-flight requests until ctx is
+// done, disconnects the broker, and then releases what NewService built for
+// the client (the selector's registry watch and the idle connections), so
+// calls through Client() fail afterwards and Start does too. Stop a service
+// that was never started as well once done with its client or broker. Only
+// the first Stop does anything.
 func (s *Service) Stop(ctx context.Context) error {
 	s.mu.Lock()
-	stop, stopped := s.stop, s.stopped
-	s.stop, s.stopped = nil, nil
+	stop, stopped, ended := s.stop, s.stopped, s.ended
+	s.stop, s.stopped, s.ended = nil, nil, true
 	s.mu.Unlock()
-	if stop == nil {
-		return s.broker.Disconnect(ctx) // it may have been used to publish
+	if ended {
+		return nil
 	}
-	stop()
-	<-stopped
-	return errors.Join(s.server.Stop(ctx), s.broker.Disconnect(ctx))
+	var err error
+	if stop != nil {
+		stop()
+		<-stopped
+		err = s.server.Stop(ctx) // the handlers draining may still call out
+	}
+	return errors.Join(err, s.broker.Disconnect(ctx), s.client.Close(), s.sel.Close())
 }
 
 // Run starts the service and serves until SIGINT, SIGTERM or the end of

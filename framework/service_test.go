@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -255,5 +256,87 @@ func TestFlagsHaveEnvVars(t *testing.T) {
 		if !ok || len(ev.GetEnvVars()) != 1 || ev.GetEnvVars()[0] != "MICRO_"+strings.ToUpper(name) {
 			t.Errorf("flag --%s lacks its MICRO_ environment variable", name)
 		}
+	}
+}
+
+// watchCounter is a registry that counts the watches open on it.
+type watchCounter struct {
+	registry.Registry
+	opened, open atomic.Int32
+}
+
+func (r *watchCounter) Watch(ctx context.Context, opts ...registry.WatchOption) (registry.Watcher, error) {
+	w, err := r.Registry.Watch(ctx, opts...)
+	if err != nil {
+		return nil, err
+	}
+	r.opened.Add(1)
+	r.open.Add(1)
+	return &countedWatcher{Watcher: w, r: r}, nil
+}
+
+type countedWatcher struct {
+	registry.Watcher
+	r    *watchCounter
+	once sync.Once
+}
+
+func (w *countedWatcher) Stop() {
+	w.Watcher.Stop()
+	w.once.Do(func() { w.r.open.Add(-1) })
+}
+
+// Stop ends the registry watch of the selector the service built (it was
+// left running), whether the service was started or only called out; only
+// the first Stop does anything, and the service cannot start again.
+func TestStopEndsTheSelectorWatch(t *testing.T) {
+	for _, start := range []bool{true, false} {
+		t.Run(map[bool]string{true: "started", false: "client only"}[start], func(t *testing.T) {
+			reg := &watchCounter{Registry: memory.New()}
+			echo, err := framework.NewService(framework.WithName("go.micro.srv.echo"), framework.WithRegistry(reg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := echo.Server().Handle(Echo{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := echo.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { echo.Stop(context.Background()) }) //nolint:errcheck
+			svc, err := framework.NewService(framework.WithName("go.micro.srv.caller"), framework.WithRegistry(reg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if start {
+				if err := svc.Start(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var rsp Msg
+			if err := svc.Client().Call(context.Background(), "go.micro.srv.echo", "Echo.Say", &Msg{"hi"}, &rsp); err != nil {
+				t.Fatal(err)
+			}
+			// The first Select starts the watch (in the background).
+			testenv.Eventually(t, 30*time.Second, "the selector's watch starts", func() bool { return reg.opened.Load() == 1 })
+			if err := svc.Stop(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if n := reg.open.Load(); n != 0 {
+				t.Fatalf("after Stop %d watch(es) still open", n)
+			}
+			if err := svc.Stop(context.Background()); err != nil {
+				t.Errorf("second Stop: %v", err)
+			}
+			if err := svc.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "cannot start again") {
+				t.Errorf("Start after Stop: %v", err)
+			}
+			if err := svc.Client().Call(context.Background(), "go.micro.srv.echo", "Echo.Say", &Msg{"hi"}, &rsp); err == nil || !strings.Contains(err.Error(), "selector closed") {
+				t.Errorf("Call after Stop: %v", err)
+			}
+			if n := reg.opened.Load(); n != 1 {
+				t.Errorf("%d watches opened, want 1", n)
+			}
+		})
 	}
 }
