@@ -111,7 +111,7 @@ func NewService(opts ...Option) (*Service, error) {
 		server.WithBroker(lb),
 	)
 	if err != nil {
-		cl.Close() //nolint:errcheck // never used: nothing to stop
+		cl.Close()  //nolint:errcheck // never used: nothing to stop
 		sel.Close() //nolint:errcheck
 		return nil, err
 	}
