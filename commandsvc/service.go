@@ -19,7 +19,8 @@
 //
 // The bot calls Command.Exec with every word typed, the command word
 // included (["hello", "Ann"]), under its command timeout, and never retries
-// it: a command may have side effects. A service can restrict itself with
+// it: a command may have side effects. A long command can report how it
+// goes while it runs, in one line: [Progress](ctx, "step 2/5: migrating"). A service can restrict itself with
 // its registry metadata (bot.group, bot.confirm: see docs/access.md), set
 // with framework.WithMetadata or --server_metadata.
 package commandsvc
@@ -44,15 +45,27 @@ const DefaultNamespace = "go.micro.bot"
 // shown to the user as the command's error.
 type ExecFunc func(ctx context.Context, args []string) (string, error)
 
+// HandlerOption configures a Handler.
+type HandlerOption func(*handler)
+
+// WithPublisher gives the handler the client [Progress] publishes with
+// (the service's: framework.Service.Client()). Run does it.
+func WithPublisher(p Publisher) HandlerOption { return func(h *handler) { h.pub = p } }
+
 // Handler returns a Command handler (proto/bot) answering Help with usage
 // and description and Exec with exec.
-func Handler(usage, description string, exec ExecFunc) pb.CommandHandler {
-	return &handler{usage: usage, description: description, exec: exec}
+func Handler(usage, description string, exec ExecFunc, opts ...HandlerOption) pb.CommandHandler {
+	h := &handler{usage: usage, description: description, exec: exec}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
 }
 
 type handler struct {
 	usage, description string
 	exec               ExecFunc
+	pub                Publisher
 }
 
 func (h *handler) Help(ctx context.Context, req *pb.HelpRequest, rsp *pb.HelpResponse) error {
@@ -61,6 +74,9 @@ func (h *handler) Help(ctx context.Context, req *pb.HelpRequest, rsp *pb.HelpRes
 }
 
 func (h *handler) Exec(ctx context.Context, req *pb.ExecRequest, rsp *pb.ExecResponse) error {
+	if h.pub != nil {
+		ctx = context.WithValue(ctx, publisherKey{}, h.pub)
+	}
 	out, err := h.exec(ctx, req.GetArgs())
 	if err != nil {
 		rsp.Error = err.Error()
@@ -87,7 +103,7 @@ func Run(ctx context.Context, name, usage, description string, exec ExecFunc, op
 	if err != nil {
 		return err
 	}
-	if err := pb.RegisterCommandHandler(svc.Server(), Handler(usage, description, exec)); err != nil {
+	if err := pb.RegisterCommandHandler(svc.Server(), Handler(usage, description, exec, WithPublisher(svc.Client()))); err != nil {
 		return err
 	}
 	return svc.Run(ctx)

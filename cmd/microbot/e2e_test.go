@@ -241,7 +241,7 @@ func expect(t *testing.T, what, got string, ok func(string) bool) {
 const (
 	echoHelp    = "echo - This is an example bot command as a micro service which echos the message"
 	builtinEcho = "echo [text] - Returns the [text]"
-	trialHelp   = "trial [ok|fail|hang|sleep|crash|panic] [words] - misbehaves on demand (tests only)"
+	trialHelp   = "trial [ok|fail|hang|sleep|steps|await|late|crash|panic] [words] - misbehaves on demand (tests only)"
 )
 
 func TestEndToEnd(t *testing.T) {

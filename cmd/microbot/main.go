@@ -317,6 +317,7 @@ func assemble(c *cli.Context, log *slog.Logger, ns string, guard *access.Guard, 
 		watch.WithHelpCaller(helpCaller),
 		watch.WithCommandTimeout(c.Duration(flagCommandTimeout)),
 		watch.WithResync(c.Duration(flagResync)),
+		watch.WithBroker(svc.Broker()), // the progress of command services
 		watch.WithLogger(log))
 	return &parts{svc: svc, table: table, watcher: w, log: log, ops: kit, guard: guard}, nil
 }

@@ -48,7 +48,9 @@
 // typed, the command word included (ExecRequest.Args = ["deploy", "web",
 // "v2"]), under the command timeout (default 10 s) and never retried: a
 // command may have side effects. A non-empty ExecResponse.error is shown as
-// the command's error, ExecResponse.result as its reply.
+// the command's error, ExecResponse.result as its reply. While it runs, the
+// service can report its progress (commandsvc.Progress), which the bot
+// shows before the reply: see [WithBroker].
 
 package watch
 
@@ -61,6 +63,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/microbot/microbot/command"
@@ -87,6 +90,10 @@ type Watcher struct {
 	table  *command.Table
 	opts   options
 
+	// slowUntil: until then (unix ns), progress subscriptions are not
+	// waited for (the last one failed or was slow: the broker is down).
+	slowUntil atomic.Int64
+
 	ready     chan struct{}
 	readyOnce sync.Once
 }
@@ -105,6 +112,8 @@ type options struct {
 	helpCaller      command.Caller
 	logger          *slog.Logger
 	watchHook       func(*registry.Result)
+	broker          Subscriber
+	progressWait    time.Duration
 }
 
 // Option configures a Watcher.
@@ -162,6 +171,7 @@ func New(reg registry.Registry, c command.Caller, table *command.Table, opts ...
 		watchBackoffMin: time.Second,
 		watchBackoffMax: 30 * time.Second,
 		helpConcurrency: 8,
+		progressWait:    DefaultProgressWait,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -661,6 +671,11 @@ func (w *Watcher) exec(service string) command.RunFunc {
 	return func(ctx context.Context, req *command.Request) (*input.Reply, error) {
 		ctx, cancel := context.WithTimeout(ctx, w.opts.timeout)
 		defer cancel()
+		if report := command.ProgressFrom(ctx); report != nil && w.opts.broker != nil {
+			var stop func()
+			ctx, stop = w.followProgress(ctx, service, report)
+			defer stop()
+		}
 		var rsp pb.ExecResponse
 		err := w.caller.Call(ctx, service, "Command.Exec", &pb.ExecRequest{Args: req.Args()}, &rsp,
 			client.WithContentType("application/protobuf"), client.WithRequestTimeout(w.opts.timeout), client.WithRetries(0))

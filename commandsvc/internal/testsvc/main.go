@@ -7,6 +7,13 @@
 //	trial sleep 1s      answers "trial slept 1s" after that long
 //	trial crash         exits the process in the middle of the call
 //	trial panic         panics in the handler
+//	trial steps 3 200ms reports "step 1/3" ... "step 3/3" as progress
+//	                    (commandsvc.Progress), each followed by 200ms of
+//	                    work, then answers "trial did 3 steps"
+//	trial await FILE    reports "waiting for FILE" as progress, then
+//	                    answers "trial saw FILE" once the file exists
+//	trial late 200ms    answers "trial answered", then reports a line
+//	                    of progress 200ms later (after its Exec returned)
 //
 // With TESTSVC_COUNT=N it instead serves N command services in one process,
 // named TESTSVC_PREFIX + 0..N-1 (default go.micro.bot.cmd), registered in
@@ -63,12 +70,81 @@ func exec(ctx context.Context, args []string) (string, error) {
 			return "", ctx.Err()
 		}
 		return args[0] + " slept " + args[2], nil
+	case "steps":
+		return steps(ctx, args)
+	case "await":
+		return await(ctx, args)
+	case "late":
+		if len(args) != 3 {
+			return "", errors.New("late by how long? e.g. trial late 200ms")
+		}
+		d, err := time.ParseDuration(args[2])
+		if err != nil || d < 0 {
+			return "", fmt.Errorf("late %q: want a duration, e.g. 200ms", args[2])
+		}
+		later := context.WithoutCancel(ctx)
+		time.AfterFunc(d, func() {
+			if err := commandsvc.Progress(later, "a late line, after the answer"); err != nil {
+				slog.Warn("testsvc: late progress", "err", err)
+			}
+		})
+		return args[0] + " answered", nil
 	case "crash":
 		os.Exit(3)
 	case "panic":
 		panic("testsvc: panic on purpose")
 	}
-	return "", fmt.Errorf("unknown mode %q; want ok, fail, hang, sleep, crash or panic", mode)
+	return "", fmt.Errorf("unknown mode %q; want ok, fail, hang, sleep, steps, await, late, crash or panic", mode)
+}
+
+// steps reports args[2] steps of progress, args[3] apart, and answers.
+func steps(ctx context.Context, args []string) (string, error) {
+	if len(args) != 4 {
+		return "", errors.New("how many steps, how far apart? e.g. trial steps 3 200ms")
+	}
+	n, err := strconv.Atoi(args[2])
+	if err != nil || n < 1 {
+		return "", fmt.Errorf("steps %q: want a positive number", args[2])
+	}
+	d, err := time.ParseDuration(args[3])
+	if err != nil || d < 0 {
+		return "", fmt.Errorf("steps apart %q: want a duration, e.g. 200ms", args[3])
+	}
+	for i := 1; i <= n; i++ {
+		if err := commandsvc.Progress(ctx, fmt.Sprintf("step %d/%d", i, n)); err != nil {
+			return "", err
+		}
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	return fmt.Sprintf("%s did %d steps", args[0], n), nil
+}
+
+// await reports that it waits for the file args[2], and answers once it
+// exists: a test sees the progress while the command runs, then lets it
+// finish.
+func await(ctx context.Context, args []string) (string, error) {
+	if len(args) != 3 {
+		return "", errors.New("await which file? e.g. trial await /tmp/go")
+	}
+	if err := commandsvc.Progress(ctx, "waiting for "+args[2]); err != nil {
+		return "", err
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, err := os.Stat(args[2]); err == nil {
+			return args[0] + " saw " + args[2], nil
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
 }
 
 func main() {
@@ -79,7 +155,7 @@ func main() {
 		}
 		return
 	}
-	err := commandsvc.Run(context.Background(), "go.micro.bot.trial", "trial [ok|fail|hang|sleep|crash|panic] [words]",
+	err := commandsvc.Run(context.Background(), "go.micro.bot.trial", "trial [ok|fail|hang|sleep|steps|await|late|crash|panic] [words]",
 		"misbehaves on demand (tests only)", exec, framework.WithRegisterTTL(10*time.Second), framework.WithRegisterInterval(2*time.Second))
 	if err != nil {
 		slog.Error("testsvc", "err", err)

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/microbot/microbot/framework/broker/nats/natstest"
+	"github.com/microbot/microbot/input/slack/slacktestws"
+)
+
+// The progress of long commands, end to end: the real bot and a real
+// command service process (commandsvc/internal/testsvc: "trial await
+// FILE" reports that it waits and answers once the file exists, so the
+// test sees the progress while the command runs; "trial steps N D" reports
+// N steps; "trial late D" reports after it answered), on the console with
+// the http broker and with NATS, on the Slack test server (one message
+// edited in place) and on prosody.
+
+// brokerArgs are the broker flags of each broker the tests run with; the
+// bot and the command service get the same.
+func brokerArgs(t *testing.T, name string) []string {
+	switch name {
+	case "http":
+		return nil // the default: nothing but the shared registry
+	case "nats":
+		return []string{"--broker", "nats", "--broker_address", natstest.Start(t).Addr}
+	}
+	t.Fatalf("no broker %q", name)
+	return nil
+}
+
+// trialOn starts the test command service with the broker flags.
+func (w *world) trialOn(brokerFlags []string) *proc {
+	return start(w.t, "trial", bins.testsvc, append([]string{"--registry_address", w.reg, "--server_name", "go.micro.bot.trial"}, brokerFlags...)...)
+}
+
+// nextLine returns the console's next line of output.
+func (c *console) nextLine(what string) string {
+	c.t.Helper()
+	select {
+	case l, ok := <-c.lines:
+		if !ok {
+			c.t.Fatalf("microbot ended; waiting for %s", what)
+		}
+		return l
+	case <-time.After(30 * time.Second):
+		c.t.Fatalf("no %s within 30s", what)
+	}
+	return ""
+}
+
+func TestProgressConsole(t *testing.T) {
+	for _, name := range []string{"http", "nats"} {
+		t.Run(name, func(t *testing.T) {
+			flags := brokerArgs(t, name)
+			w := newWorld(t)
+			w.trialOn(flags)
+			c := w.bot(append(flags, "--command_timeout", "20s")...)
+			c.until("help", contains(trialHelp))
+
+			// The progress shows while the command runs: the command
+			// waits for a file the test makes only once it has read the
+			// progress line.
+			file := filepath.Join(t.TempDir(), "go")
+			c.n++
+			if _, err := io.WriteString(c.in, fmt.Sprintf("trial await %s\n@@mark-%d\n", file, c.n)); err != nil {
+				t.Fatal(err)
+			}
+			if l := c.nextLine("the progress line"); l != "waiting for "+file {
+				t.Fatalf("first line %q, want the progress", l)
+			}
+			if err := os.WriteFile(file, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if l := c.nextLine("the answer"); l != "trial saw "+file {
+				t.Fatalf("answer %q", l)
+			}
+			if l := c.nextLine("the marker's answer"); !strings.Contains(l, fmt.Sprintf(`"@@mark-%d"`, c.n)) {
+				t.Fatalf("after the answer: %q", l)
+			}
+
+			// Every step before the answer, in order.
+			if got, want := c.ask("trial steps 3 300ms"), "step 1/3\nstep 2/3\nstep 3/3\ntrial did 3 steps"; got != want {
+				t.Errorf("steps:\n%s\nwant:\n%s", got, want)
+			}
+			// A line published after the answer shows nowhere: not during
+			// the next command, which outlasts it.
+			expect(t, "late", c.ask("trial late 300ms"), func(s string) bool { return s == "trial answered" })
+			expect(t, "after late", c.ask("trial sleep 1s"), func(s string) bool { return s == "trial slept 1s" })
+			// Commands without progress work as before.
+			expect(t, "ok", c.ask("trial ok hi"), func(s string) bool { return s == "trial says: hi" })
+			c.close()
+		})
+	}
+}
+
+// TestProgressSlack: on Slack the progress is one message in the
+// command's thread, posted at the first line and edited (chat.update) as
+// the next come, before the answer, which is a message of its own.
+func TestProgressSlack(t *testing.T) {
+	w := newWorld(t)
+	w.trial()
+	srv := slacktestws.New(slacktestws.WithUser("U1", "Ada"), slacktestws.WithPingInterval(time.Second))
+	t.Cleanup(srv.Close)
+	p := start(t, "microbot", bins.microbot, "--inputs", "slack", "--registry_address", w.reg, "--command_timeout", "20s",
+		"--slack_app_token", srv.AppToken, "--slack_bot_token", srv.BotToken, "--slack_api_url", srv.APIURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := srv.WaitConnections(ctx, 1); err != nil {
+		t.Fatalf("microbot did not connect: %v\n%s", err, p.stderr.String())
+	}
+	mention := func(text string) slacktestws.Delivery {
+		t.Helper()
+		d, err := srv.Mention(ctx, slacktestws.Message{Channel: "C1", User: "U1", Text: "<@" + srv.BotUserID + "> " + text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	waitPosts := func(n int) []slacktestws.Post {
+		t.Helper()
+		posts, err := srv.WaitPosts(ctx, n)
+		if err != nil {
+			t.Fatalf("waiting for %d posts: %v (have %+v)", n, err, srv.Posts())
+		}
+		return posts
+	}
+	for n := 1; ; n++ { // the command service may not be discovered yet
+		mention("help")
+		if strings.Contains(waitPosts(n)[n-1].Text, "trial [ok") {
+			break
+		}
+		if n == 100 {
+			t.Fatal("trial never showed in help")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	before := srv.PostCount()
+
+	file := filepath.Join(t.TempDir(), "go")
+	d := mention("trial await " + file)
+	progress := waitPosts(before + 1)[before]
+	if progress.Text != "waiting for "+file || progress.ThreadTS != d.TS {
+		t.Fatalf("progress post %+v, want the line in the thread of %s", progress, d.TS)
+	}
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	answer := waitPosts(before + 2)[before+1]
+	if answer.Text != "trial saw "+file || answer.ThreadTS != d.TS {
+		t.Fatalf("answer %+v", answer)
+	}
+
+	d = mention("trial steps 3 300ms")
+	posts := waitPosts(before + 4)
+	progress, answer = posts[before+2], posts[before+3]
+	if progress.ThreadTS != d.TS || answer.ThreadTS != d.TS || answer.Text != "trial did 3 steps" {
+		t.Fatalf("posts %+v and %+v, want the progress then the answer in the thread of %s", progress, answer, d.TS)
+	}
+	if progress.Text != "step 1/3\nstep 2/3\nstep 3/3" || progress.Edits < 1 {
+		t.Errorf("progress message %q edited %d times: want every step in it, edited in place", progress.Text, progress.Edits)
+	}
+	for _, u := range srv.Updates() {
+		if u.TS == progress.TS && u.At.After(answer.At) {
+			t.Errorf("the progress was edited (%q) after the answer", u.Text)
+		}
+	}
+	if got := srv.PostCount(); got != before+4 {
+		t.Errorf("%d posts, want one progress message and one answer per command: %+v", got-before, srv.Posts()[before:])
+	}
+	p.stop(t)
+}
+
+// TestProgressXMPP: on XMPP the progress comes as messages before the
+// answer.
+func TestProgressXMPP(t *testing.T) {
+	x := newXMPPWorld(t)
+	x.trial()
+	bot := x.bot("--command_timeout", "20s")
+	alice := x.human("alice")
+	alice.until(alice.direct, "help", contains(trialHelp))
+	file := filepath.Join(t.TempDir(), "go")
+	if got := alice.direct("trial await " + file); got != "waiting for "+file {
+		t.Fatalf("first message %q, want the progress", got)
+	}
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := alice.reply(false, "trial await"); got != "trial saw "+file {
+		t.Fatalf("answer %q", got)
+	}
+	bot.stop(t)
+}
