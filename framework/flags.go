@@ -21,6 +21,7 @@ import (
 const (
 	FlagRegistry             = "registry"
 	FlagRegistryAddress      = "registry_address"
+	FlagRegistrySharedDir    = "registry_shared_dir"
 	FlagRegisterTTL          = "register_ttl"
 	FlagRegisterInterval     = "register_interval"
 	FlagSelector             = "selector"
@@ -46,6 +47,7 @@ func env(name string) []string { return []string{"MICRO_" + strings.ToUpper(name
 //
 //	--registry                 registry plugin: local (default), memory, consul   $MICRO_REGISTRY
 //	--registry_address         comma-separated addresses (local: a directory)     $MICRO_REGISTRY_ADDRESS
+//	--registry_shared_dir      trust a local directory other users may write to   $MICRO_REGISTRY_SHARED_DIR
 //	--register_ttl             node TTL, seconds or a duration (default 30s)      $MICRO_REGISTER_TTL
 //	--register_interval        re-registration interval (default 15s)            $MICRO_REGISTER_INTERVAL
 //	--selector                 random (default) or roundrobin                     $MICRO_SELECTOR
@@ -73,6 +75,8 @@ func Flags() []cli.Flag {
 			Usage: "registry for discovery: " + strings.Join(registries.Names(), ", ")},
 		&cli.StringFlag{Name: FlagRegistryAddress, EnvVars: env(FlagRegistryAddress),
 			Usage: "comma-separated list of registry addresses (local: a directory shared by the services of this host)"},
+		&cli.BoolFlag{Name: FlagRegistrySharedDir, EnvVars: env(FlagRegistrySharedDir),
+			Usage: "trust a local registry directory that another user owns or others may write to, and their registrations in it (anyone who may write there adds services, and commands of a bot)"},
 		&cli.GenericFlag{Name: FlagRegisterTTL, EnvVars: env(FlagRegisterTTL), Value: &Duration{d.RegisterTTL},
 			Usage: "how long a node stays registered without re-registering: seconds (30) or a duration (30s)"},
 		&cli.GenericFlag{Name: FlagRegisterInterval, EnvVars: env(FlagRegisterInterval), Value: &Duration{d.RegisterInterval},
@@ -170,6 +174,10 @@ func FlagOptions(c *cli.Context) ([]Option, error) {
 	}
 	if set(FlagBrokerConnectTimeout) {
 		opts = append(opts, WithBrokerConnectTimeout(c.Generic(FlagBrokerConnectTimeout).(*Duration).D))
+	}
+	if set(FlagRegistrySharedDir) {
+		shared := c.Bool(FlagRegistrySharedDir)
+		opts = append(opts, func(o *Options) { o.RegistrySharedDir = shared })
 	}
 	if set(FlagRegisterTTL) {
 		opts = append(opts, WithRegisterTTL(c.Generic(FlagRegisterTTL).(*Duration).D))

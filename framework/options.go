@@ -36,6 +36,10 @@ type Options struct {
 	Registry      registry.Registry
 	RegistryName  string
 	RegistryAddrs []string
+	// RegistrySharedDir trusts a local registry directory shared with other
+	// users (owned by another user, or writable by others) and their
+	// registrations in it; without it such a directory is refused.
+	RegistrySharedDir bool
 	// RegisterTTL is how long the node lives in the registry without being
 	// registered again; RegisterInterval is how often it is (0: only at
 	// start).
@@ -99,6 +103,11 @@ func defaultOptions() Options {
 
 // WithName sets the service name ("go.micro.srv.greeter").
 func WithName(n string) Option { return func(o *Options) { o.Name = n } }
+
+// WithRegistrySharedDir trusts a local registry directory shared with
+// other users, as --registry_shared_dir does: anyone who may write in it
+// registers services (and commands of a bot).
+func WithRegistrySharedDir() Option { return func(o *Options) { o.RegistrySharedDir = true } }
 
 // WithVersion sets the service version.
 func WithVersion(v string) Option { return func(o *Options) { o.Version = v } }

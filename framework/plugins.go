@@ -20,9 +20,16 @@ import (
 // The tables of the plugins a Service builds by name (the shape is package
 // internal/plugin's): a new implementation is one more line in its table.
 
+// registryConfig is what a registry is built from: the addresses
+// --registry_address gives, and --registry_shared_dir.
+type registryConfig struct {
+	addrs     []string
+	sharedDir bool
+}
+
 // registries is the table --registry (WithRegistryName) picks from: each
-// entry builds a registry at the addresses --registry_address gives.
-var registries = plugin.NewTable("registry", map[string]func(addrs []string) (registry.Registry, error){
+// entry builds a registry from the registry flags.
+var registries = plugin.NewTable("registry", map[string]func(registryConfig) (registry.Registry, error){
 	"consul": newConsul,
 	"local":  newLocal,
 	"memory": newMemory,
@@ -112,33 +119,36 @@ func newMQTTBroker(c brokerConfig) (broker.Broker, error) {
 	return b, nil
 }
 
-// newRegistry builds the registry called name at addrs.
-func newRegistry(name string, addrs []string) (registry.Registry, error) {
+// newRegistry builds the registry called name from cfg.
+func newRegistry(name string, cfg registryConfig) (registry.Registry, error) {
 	build, err := registries.Get(name)
 	if err != nil {
 		return nil, err
 	}
-	return build(addrs)
+	return build(cfg)
 }
 
-// newConsul is a Consul registry talking to the agents at addrs.
-func newConsul(addrs []string) (registry.Registry, error) {
-	r, err := consul.New(consul.WithAddrs(addrs...))
+// newConsul is a Consul registry talking to the agents at cfg.addrs.
+func newConsul(cfg registryConfig) (registry.Registry, error) {
+	r, err := consul.New(consul.WithAddrs(cfg.addrs...))
 	if err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-// newLocal is a local registry in the directory addrs names, if any.
-func newLocal(addrs []string) (registry.Registry, error) {
+// newLocal is a local registry in the directory cfg.addrs names, if any.
+func newLocal(cfg registryConfig) (registry.Registry, error) {
 	var opts []local.Option
-	switch len(addrs) {
+	switch len(cfg.addrs) {
 	case 0:
 	case 1:
-		opts = append(opts, local.WithDir(addrs[0]))
+		opts = append(opts, local.WithDir(cfg.addrs[0]))
 	default:
-		return nil, fmt.Errorf("local registry: one directory expected, got %d addresses %q", len(addrs), addrs)
+		return nil, fmt.Errorf("local registry: one directory expected, got %d addresses %q", len(cfg.addrs), cfg.addrs)
+	}
+	if cfg.sharedDir {
+		opts = append(opts, local.WithShared())
 	}
 	r, err := local.New(opts...)
 	if err != nil {
@@ -149,4 +159,4 @@ func newLocal(addrs []string) (registry.Registry, error) {
 
 // newMemory is an in-process registry; it has no address, so addrs are
 // ignored.
-func newMemory([]string) (registry.Registry, error) { return memory.New(), nil }
+func newMemory(registryConfig) (registry.Registry, error) { return memory.New(), nil }

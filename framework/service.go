@@ -70,7 +70,7 @@ func NewService(opts ...Option) (*Service, error) {
 	}
 	reg := o.Registry
 	if reg == nil {
-		if reg, err = newRegistry(o.RegistryName, o.RegistryAddrs); err != nil {
+		if reg, err = newRegistry(o.RegistryName, registryConfig{addrs: o.RegistryAddrs, sharedDir: o.RegistrySharedDir}); err != nil {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}

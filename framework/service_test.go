@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,6 +106,31 @@ func TestWithArgs(t *testing.T) {
 	}
 	if _, err := framework.NewService(framework.WithArgs([]string{"svc", "--help"})); !errors.Is(err, framework.ErrHelp) {
 		t.Errorf("--help: err = %v, want ErrHelp", err)
+	}
+}
+
+// A local registry directory others may write to is refused unless
+// --registry_shared_dir (or its environment variable) says it is shared on
+// purpose.
+func TestRegistrySharedDir(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no unix modes")
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"svc", "--registry=local", "--registry_address=" + dir}
+	if _, err := framework.NewService(framework.WithName("x"), framework.WithArgs(args)); err == nil ||
+		!strings.Contains(err.Error(), "writable by others") || !strings.Contains(err.Error(), "--registry_shared_dir") {
+		t.Errorf("an open directory: %v", err)
+	}
+	if _, err := framework.NewService(framework.WithName("x"), framework.WithArgs(append(args, "--registry_shared_dir"))); err != nil {
+		t.Errorf("with --registry_shared_dir: %v", err)
+	}
+	t.Setenv("MICRO_REGISTRY_SHARED_DIR", "true")
+	if _, err := framework.NewService(framework.WithName("x"), framework.WithArgs(args)); err != nil {
+		t.Errorf("with MICRO_REGISTRY_SHARED_DIR: %v", err)
 	}
 }
 

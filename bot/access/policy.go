@@ -144,14 +144,34 @@ func Default(admins ...string) (*Policy, error) {
 	return build("", nil, admins)
 }
 
-// Load reads a policy file. admins are added to the file's admins.
+// Load reads a policy file. admins are added to the file's admins. The
+// file must belong to this user or to root and not be writable by
+// everyone: whoever may change it decides who may run what.
 func Load(path string, admins ...string) (*Policy, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	if err := checkTrusted(path, fi); err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxPolicySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	if len(data) > maxPolicySize {
+		return nil, fmt.Errorf("policy: %s is larger than %d bytes", path, maxPolicySize)
+	}
 	return Parse(path, data, admins...)
 }
+
+// maxPolicySize bounds a policy file.
+const maxPolicySize = 4 << 20
 
 // Parse reads a policy from data, YAML, which came from the file name (for
 // messages). admins are added to the file's admins. An error names the

@@ -3,11 +3,13 @@ package access
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/microbot/microbot/command"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 func TestExamplePolicyLoads(t *testing.T) {
@@ -484,5 +486,41 @@ func TestLoadFromFile(t *testing.T) {
 	}
 	if d := p.Decide(Caller{Input: "shell", UserID: "a"}, cmdPing, nil); d.Allow || d.Rule != path+":2" {
 		t.Errorf("%+v", d)
+	}
+}
+
+// A policy file others may change, or that belongs to another user than
+// this one or root, is refused: whoever may change it decides who may run
+// what (issue 15, item 6's class).
+func TestLoadRefusesUntrustedFile(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no unix modes")
+	}
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, []byte("rules:\n  - commands: ping\n    action: deny\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Fatalf("a private file: %v", err)
+	}
+	for _, mode := range []os.FileMode{0o666, 0o602} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "writable by others") {
+			t.Errorf("mode %v: %v", mode, err)
+		}
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		if testenv.InCI() && os.Getuid() == 0 {
+			t.Fatal(err)
+		}
+		t.Skipf("cannot give a file to another user: %v", err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+		t.Errorf("another user's file: %v", err)
 	}
 }

@@ -129,14 +129,28 @@ func Open(path string, stderr io.Writer, fallback *slog.Logger) (*Log, error) {
 	return &Log{w: f, f: f, path: path}, nil
 }
 
+// openFile opens the audit log file for appending: never through a
+// symbolic link (one planted where the log is, or where logrotate just
+// moved it from, would make the bot write into its target), and only a
+// regular file of this user's that nobody else may write to.
 func openFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|openNoFollow, 0o600)
+	if isLoop(err) {
+		return nil, fmt.Errorf("audit log %s: a symbolic link, which is not followed: give the file's own path", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
-	if st, err := f.Stat(); err == nil && !st.Mode().IsRegular() {
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = fmt.Errorf("audit log %s: not a regular file", path)
+	}
+	if err == nil {
+		err = checkOwn(path, st)
+	}
+	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("audit log %s: not a regular file", path)
+		return nil, err
 	}
 	return f, nil
 }

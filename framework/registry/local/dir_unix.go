@@ -3,6 +3,7 @@
 package local
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -24,6 +25,41 @@ func checkOwned(dir string, private bool) error {
 	}
 	if private && fi.Mode().Perm()&0o077 != 0 {
 		return fmt.Errorf("%s has mode %v, want no access for others", dir, fi.Mode().Perm()&fs.ModePerm)
+	}
+	return nil
+}
+
+// openNoFollow makes opening a symbolic link fail (ELOOP) instead of
+// following it.
+const openNoFollow = syscall.O_NOFOLLOW
+
+// isLoop reports whether err is the failure to open a symbolic link with
+// openNoFollow.
+func isLoop(err error) bool { return errors.Is(err, syscall.ELOOP) }
+
+// owner returns the uid owning fi, and whether the system tells.
+func owner(fi fs.FileInfo) (int, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(st.Uid), true
+}
+
+// checkTrusted reports an error unless dir (followed if a symbolic link) is
+// owned by this user and writable by nobody else: anyone who may write in
+// a registry directory registers services (and so commands of the bot) and
+// plants files the registry opens.
+func checkTrusted(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if uid, ok := owner(fi); ok && uid != os.Getuid() {
+		return fmt.Errorf("%s belongs to uid %d, not to this user (%d)", dir, uid, os.Getuid())
+	}
+	if m := fi.Mode(); m.Perm()&0o022 != 0 {
+		return fmt.Errorf("%s is writable by others (mode %v)", dir, m.Perm())
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -414,9 +415,15 @@ func (r *Registry) load(name string, now time.Time) (c *cached, old bool) {
 	path := filepath.Join(r.opts.Dir, name)
 	fi, err := os.Lstat(path)
 	if err != nil || !fi.Mode().IsRegular() {
-		return nil, false // removed since it was listed, or not a file
+		return nil, false // removed since it was listed, or not a file (a link)
 	}
 	key := keyOf(fi)
+	if !r.opts.Shared {
+		if uid, ok := owner(fi); ok && uid != os.Getuid() {
+			r.warn(name, key, fmt.Errorf("owned by uid %d, not this user (%d): another user's registration is not trusted without --registry_shared_dir", uid, os.Getuid()))
+			return nil, false
+		}
+	}
 	r.mu.Lock()
 	c = r.cache[name]
 	r.mu.Unlock()
@@ -425,7 +432,7 @@ func (r *Registry) load(name string, now time.Time) (c *cached, old bool) {
 		var data []byte
 		if fi.Size() > maxFile {
 			err = fmt.Errorf("%d bytes, more than %d", fi.Size(), maxFile)
-		} else if data, err = os.ReadFile(path); errors.Is(err, fs.ErrNotExist) {
+		} else if data, err = readFile(path, fi); errors.Is(err, fs.ErrNotExist) {
 			return nil, false
 		} else if err == nil {
 			f, err = parse(name, data)
@@ -439,6 +446,28 @@ func (r *Registry) load(name string, now time.Time) (c *cached, old bool) {
 		return nil, !errors.Is(c.err, errNewer) && now.Sub(fi.ModTime()) > grace
 	}
 	return c, false
+}
+
+// readFile reads the node file at path, which Lstat said is fi: not
+// through a symbolic link, and only if it is still that file (a file
+// replaced in between is as if removed: the next scan reads it).
+func readFile(path string, fi fs.FileInfo) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|openNoFollow, 0)
+	if isLoop(err) {
+		return nil, fs.ErrNotExist
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	now, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !os.SameFile(now, fi) {
+		return nil, fs.ErrNotExist
+	}
+	return io.ReadAll(io.LimitReader(f, maxFile+1))
 }
 
 // warn logs a bad file once per version of the file.
@@ -526,7 +555,7 @@ func (r *Registry) isGarbage(name string, now time.Time) bool {
 	if fi.Size() > maxFile {
 		return old
 	}
-	data, err := os.ReadFile(path)
+	data, err := readFile(path, fi)
 	if err != nil {
 		return false
 	}

@@ -103,6 +103,11 @@ type Options struct {
 	Notify bool
 	// LockTimeout bounds the wait for the directory lock.
 	LockTimeout time.Duration
+	// Shared trusts a directory other users own or may write to, and the
+	// node files they write in it (several users' services sharing one
+	// host's registry). Without it such a directory is refused, and files
+	// of other users are ignored.
+	Shared bool
 	// Logger receives the warnings (bad files, fallbacks).
 	Logger *slog.Logger
 }
@@ -123,6 +128,12 @@ func WithPolling() Option { return func(o *Options) { o.Notify = false } }
 
 // WithLockTimeout bounds the wait for the directory lock.
 func WithLockTimeout(d time.Duration) Option { return func(o *Options) { o.LockTimeout = d } }
+
+// WithShared trusts a registry directory shared with other users: one they
+// own or may write to, and the services they register in it
+// (--registry_shared_dir). Anyone who may write in the directory can
+// register a service, and so a command of a bot reading it.
+func WithShared() Option { return func(o *Options) { o.Shared = true } }
 
 // WithLogger sets where warnings go (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }
@@ -186,6 +197,12 @@ func New(opts ...Option) (*Registry, error) {
 		return nil, fmt.Errorf("local registry: %w", err)
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("local registry: %s is not a directory", dir)
+	}
+	if !o.Shared {
+		if err := checkTrusted(dir); err != nil {
+			return nil, fmt.Errorf("local registry: %w: other users could register services (and so commands) in it; "+
+				"use a directory of your own (mode 0700), or pass --registry_shared_dir (local.WithShared) if it is shared on purpose", err)
+		}
 	}
 	return &Registry{
 		opts:   o,
@@ -327,7 +344,12 @@ func (r *Registry) locked(ctx context.Context, fn func() error) error {
 	if err := os.MkdirAll(r.opts.Dir, 0o700); err != nil { // removed under us?
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(r.opts.Dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	// Never through a link: one planted there would make us create or
+	// lock its target.
+	f, err := os.OpenFile(filepath.Join(r.opts.Dir, lockName), os.O_RDWR|os.O_CREATE|openNoFollow, 0o600)
+	if isLoop(err) {
+		return fmt.Errorf("%s is a symbolic link, which the registry does not follow (remove it)", filepath.Join(r.opts.Dir, lockName))
+	}
 	if err != nil {
 		return err
 	}
