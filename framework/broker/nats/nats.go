@@ -66,6 +66,13 @@ type Broker struct {
 	lastErr error                         // of the last failed connection attempt
 	up      chan struct{}                 // closed once connected (the first time)
 	shut    chan struct{}                 // closed when the connection is closed for good
+
+	// live is nc once Connect succeeded, nil before and after Disconnect:
+	// what Publish and Subscribe use, without the lock.
+	live atomic.Pointer[natsgo.Conn]
+	// valid is the last topic Publish found valid: a publisher that
+	// publishes to one topic again and again checks it once.
+	valid atomic.Pointer[string]
 }
 
 type options struct {
@@ -241,6 +248,11 @@ func (b *Broker) Connect(ctx context.Context) error {
 		nc.Close()
 		return err
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.nc == nc && !b.closed {
+		b.live.Store(nc)
+	}
 	return nil
 }
 
@@ -275,12 +287,10 @@ func (b *Broker) asyncError(_ *natsgo.Conn, ns *natsgo.Subscription, err error) 
 
 // conn returns the connection, or an error if the broker is not connected.
 func (b *Broker) conn() (*natsgo.Conn, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.nc == nil || b.closed {
-		return nil, fmt.Errorf("nats broker: %w", broker.ErrNotConnected)
+	if nc := b.live.Load(); nc != nil {
+		return nc, nil
 	}
-	return b.nc, nil
+	return nil, fmt.Errorf("nats broker: %w", broker.ErrNotConnected)
 }
 
 // Disconnect drains the subscriptions (nats.go's drain: unsubscribe, then
@@ -289,6 +299,7 @@ func (b *Broker) Disconnect(ctx context.Context) error {
 	b.mu.Lock()
 	nc, shut, subs := b.nc, b.shut, b.subs
 	b.closed, b.subs = true, map[*natsgo.Subscription]*sub{}
+	b.live.Store(nil)
 	b.mu.Unlock()
 	if nc == nil {
 		return nil
@@ -321,20 +332,26 @@ func (b *Broker) Disconnect(ctx context.Context) error {
 // Publish hands m to the connection. It fails with broker.ErrUnavailable
 // while the connection is down.
 func (b *Broker) Publish(_ context.Context, topic string, m *broker.Message) error {
-	if err := broker.ValidateTopic(topic); err != nil {
-		return fmt.Errorf("nats broker: publish: %w", err)
+	if v := b.valid.Load(); v == nil || *v != topic {
+		if err := broker.ValidateTopic(topic); err != nil {
+			return fmt.Errorf("nats broker: publish: %w", err)
+		}
+		t := topic // a copy, so that only this branch allocates
+		b.valid.Store(&t)
 	}
-	var msg natsgo.Msg
-	msg.Subject = topic
+	var body []byte
+	var hdr natsgo.Header
 	if m != nil {
 		if err := broker.ValidateHeader(m.Header); err != nil {
 			return fmt.Errorf("nats broker: publish to %s: %w", topic, err)
 		}
-		msg.Data = m.Body
+		body = m.Body
 		if len(m.Header) > 0 {
-			msg.Header = make(natsgo.Header, len(m.Header))
+			hdr = make(natsgo.Header, len(m.Header))
+			vals := make([]string, 0, len(m.Header)) // one array for every value
 			for k, v := range m.Header {
-				msg.Header[k] = []string{v}
+				vals = append(vals, v)
+				hdr[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 			}
 		}
 	}
@@ -342,16 +359,21 @@ func (b *Broker) Publish(_ context.Context, topic string, m *broker.Message) err
 	if err != nil {
 		return err
 	}
-	if !nc.IsConnected() {
-		return fmt.Errorf("nats broker: publish to %s: %w: the connection to %s is down", topic, broker.ErrUnavailable, b.addrList())
+	if hdr == nil {
+		err = nc.Publish(topic, body)
+	} else {
+		err = nc.PublishMsg(&natsgo.Msg{Subject: topic, Header: hdr, Data: body})
 	}
-	switch err := nc.PublishMsg(&msg); {
+	// While reconnecting, nats.go refuses publishes (ReconnectBufSize -1).
+	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, natsgo.ErrMaxPayload):
-		return fmt.Errorf("nats broker: publish to %s: %w: %d bytes, over the server's max_payload of %d", topic, broker.ErrTooLarge, len(msg.Data), nc.MaxPayload())
+		return fmt.Errorf("nats broker: publish to %s: %w: %d bytes, over the server's max_payload of %d", topic, broker.ErrTooLarge, len(body), nc.MaxPayload())
 	case errors.Is(err, natsgo.ErrConnectionClosed):
 		return fmt.Errorf("nats broker: publish to %s: %w", topic, broker.ErrNotConnected)
+	case errors.Is(err, natsgo.ErrReconnectBufExceeded):
+		return fmt.Errorf("nats broker: publish to %s: %w: the connection to %s is down", topic, broker.ErrUnavailable, b.addrList())
 	default:
 		return fmt.Errorf("nats broker: publish to %s: %w: %w", topic, broker.ErrUnavailable, err)
 	}
@@ -377,8 +399,6 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 	}
 	s := &sub{b: b, r: deliver.NewRunner(topic, o.Queue, h, b.opts.log)}
 	cb := func(m *natsgo.Msg) {
-		s.running.Add(1)
-		defer s.running.Add(-1)
 		s.r.Received()
 		e := &broker.Event{Topic: m.Subject}
 		e.Body = m.Data
@@ -429,10 +449,9 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 
 // sub is a subscription of the NATS broker.
 type sub struct {
-	b       *Broker
-	r       *deliver.Runner
-	ns      *natsgo.Subscription
-	running atomic.Int64 // messages in the callback: nats.go counts them as pending
+	b  *Broker
+	r  *deliver.Runner
+	ns *natsgo.Subscription
 
 	mu      sync.Mutex
 	done    bool
@@ -447,6 +466,8 @@ func (s *sub) Queue() string { return s.r.Queue() }
 // counters.
 func (s *sub) Stats() broker.Stats {
 	st := s.r.Stats()
+	// nats.go counts the message in the callback as pending too.
+	running := int64(st.Received - st.Handled - st.Failed - st.Panicked - st.Undecodable - st.Dropped)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	dropped, pending := s.dropped, uint64(0)
@@ -455,7 +476,7 @@ func (s *sub) Stats() broker.Stats {
 			dropped = uint64(n)
 		}
 		if n, _, err := s.ns.Pending(); err == nil {
-			pending = uint64(max(int64(n)-s.running.Load(), 0))
+			pending = uint64(max(int64(n)-running, 0))
 		}
 	}
 	st.Dropped += dropped
@@ -487,7 +508,9 @@ func (s *sub) final() {
 		s.dropped = uint64(n)
 	}
 	if n, _, err := s.ns.Pending(); err == nil {
-		s.dropped += uint64(max(int64(n)-s.running.Load(), 0))
+		st := s.r.Stats()
+		running := int64(st.Received - st.Handled - st.Failed - st.Panicked - st.Undecodable - st.Dropped)
+		s.dropped += uint64(max(int64(n)-running, 0))
 	}
 	s.done = true
 }

@@ -32,9 +32,15 @@ type Runner struct {
 
 	ctx    context.Context // the handler's; cancelled by Stop
 	cancel context.CancelFunc
-	busy   chan struct{} // holds a token while the handler runs; Stop keeps it
-	done   atomic.Bool   // Stop was called
-	held   chan struct{} // closed once Stop holds busy for good
+	done   atomic.Bool // Stop was called
+
+	// mu is held while the handler runs. Stop takes it once, in a goroutine
+	// of its own, to set stopped: from then on no handler runs, and held is
+	// closed.
+	mu       sync.Mutex
+	stopped  bool
+	held     chan struct{}
+	stopOnce sync.Once
 
 	received, handled, failed, panicked, undecodable, dropped atomic.Uint64
 
@@ -50,8 +56,7 @@ func NewRunner(topic, queue string, h broker.Handler, log *slog.Logger) *Runner 
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Runner{topic: topic, queue: queue, h: h, log: log, ctx: ctx, cancel: cancel,
-		busy: make(chan struct{}, 1), held: make(chan struct{})}
+	return &Runner{topic: topic, queue: queue, h: h, log: log, ctx: ctx, cancel: cancel, held: make(chan struct{})}
 }
 
 // Topic returns the subscribed topic.
@@ -69,19 +74,15 @@ func (r *Runner) Received() { r.received.Add(1) }
 
 // Run hands e to the handler and counts the outcome. After Stop it drops e.
 func (r *Runner) Run(e *broker.Event) {
-	select {
-	case r.busy <- struct{}{}:
-	case <-r.ctx.Done():
-		r.dropped.Add(1)
-		return
-	}
-	defer func() { <-r.busy }()
-	if r.done.Load() {
+	r.mu.Lock()
+	if r.stopped || r.done.Load() {
+		r.mu.Unlock()
 		r.dropped.Add(1)
 		return
 	}
 	size := len(e.Body)
-	err, stack := r.call(e)
+	err, stack := r.call(e) // never panics: it recovers
+	r.mu.Unlock()
 	switch {
 	case err == nil:
 		r.handled.Add(1)
@@ -146,17 +147,19 @@ func (r *Runner) Stats() broker.Stats {
 func (r *Runner) Stop(ctx context.Context) error {
 	r.done.Store(true)
 	r.cancel()
+	r.stopOnce.Do(func() {
+		go func() {
+			r.mu.Lock()
+			r.stopped = true
+			r.mu.Unlock()
+			close(r.held)
+		}()
+	})
 	select {
-	case r.busy <- struct{}{}: // kept: no handler runs again
-		close(r.held)
-		return nil
-	case <-r.held: // stopped before
+	case <-r.held:
 		return nil
 	case <-ctx.Done():
 		select {
-		case r.busy <- struct{}{}:
-			close(r.held)
-			return nil
 		case <-r.held:
 			return nil
 		default:
