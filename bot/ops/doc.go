@@ -16,13 +16,18 @@
 //     tell (input.StatusReporter) whether it is connected, and the
 //     registry to list its services under a short timeout (the answer kept
 //     for two seconds); it turns unready as soon as the bot is stopping.
+//   - [AlertmanagerHook]: Prometheus Alertmanager's webhook
+//     (/hooks/alertmanager on the listener, with [WithAlertmanager]): each
+//     call, with the bearer token, becomes a proto/bot Notification
+//     published on a topic (firing and resolved of one alert group share a
+//     thread key), which the rooms watching the topic show.
 //   - [NewLogger]: log/slog, text on a terminal and JSON otherwise, with
 //     secrets (the values given, such as those of the token and password
 //     flags, and any attribute named like one, see [SecretKey]) replaced by
 //     "[REDACTED]" (as in the audit log).
 //
-// cmd/microbot's flags --http_address, --log_format and --shutdown_timeout
-// configure them. The listener is off unless --http_address is given: a bot on a laptop
+// cmd/microbot's flags --http_address, --log_format, --shutdown_timeout,
+// --alertmanager_token and --alertmanager_topic configure them. The listener is off unless --http_address is given: a bot on a laptop
 // or in a test opens no port, and several bots on one host never fight
 // over one; a deployment names the address it probes.
 //

@@ -50,8 +50,10 @@ type Lister interface {
 //	           503 otherwise and once the bot is stopping; the body says
 //	           which check failed (readiness)
 //	/metrics   the Metrics, in the Prometheus text format
+//	/hooks/alertmanager   Prometheus Alertmanager's webhook, with
+//	           WithAlertmanager (POST, bearer token: see AlertmanagerHook)
 //
-// Only GET and HEAD are served. The registry check is a ListServices under
+// Only GET and HEAD are served, but to the webhook. The registry check is a ListServices under
 // a short timeout, its result kept for a moment so that frequent probes do
 // not load the registry; the inputs are asked each time (it costs nothing).
 type Server struct {
@@ -76,6 +78,7 @@ type serverOptions struct {
 	logger          *slog.Logger
 	registryTimeout time.Duration
 	cacheFor        time.Duration
+	alertmanager    *AlertmanagerHook
 }
 
 // ServerOption configures a Server.
@@ -96,6 +99,12 @@ func WithMetrics(m *Metrics) ServerOption { return func(o *serverOptions) { o.me
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) ServerOption { return func(o *serverOptions) { o.logger = l } }
+
+// WithAlertmanager serves h, Prometheus Alertmanager's webhook, at
+// PathAlertmanager (POST only).
+func WithAlertmanager(h *AlertmanagerHook) ServerOption {
+	return func(o *serverOptions) { o.alertmanager = h }
+}
 
 // WithRegistryTimeout bounds the registry check (default 2 s).
 func WithRegistryTimeout(d time.Duration) ServerOption {
@@ -136,6 +145,9 @@ func NewServer(opts ...ServerOption) *Server {
 			ErrorLog: slog.NewLogLogger(o.logger.Handler(), slog.LevelError),
 			Timeout:  10 * time.Second,
 		}))
+	}
+	if o.alertmanager != nil {
+		mux.Handle(PathAlertmanager, o.alertmanager) // it answers other methods 405 itself
 	}
 	s.handler = mux
 	return s
@@ -249,8 +261,11 @@ func (s *Server) Start(ctx context.Context, addr string) error {
 			s.opts.logger.Error("ops HTTP listener failed", "err", err)
 		}
 	}()
-	s.opts.logger.Info("ops HTTP listener started", "address", ln.Addr().String(),
-		"paths", []string{PathHealth, PathReady, PathMetrics})
+	paths := []string{PathHealth, PathReady, PathMetrics}
+	if s.opts.alertmanager != nil {
+		paths = append(paths, PathAlertmanager)
+	}
+	s.opts.logger.Info("ops HTTP listener started", "address", ln.Addr().String(), "paths", paths)
 	return nil
 }
 

@@ -151,12 +151,17 @@ func TestOpsConfig(t *testing.T) {
 		want    opsConfig
 		wantErr string
 	}{
-		{name: "defaults: listener off", want: opsConfig{LogFormat: "auto", ShutdownTimeout: 20 * time.Second}},
-		{name: "flags", args: []string{"--http_address", ":8080", "--log_format", "json", "--shutdown_timeout", "3s"},
-			want: opsConfig{HTTPAddress: ":8080", LogFormat: "json", ShutdownTimeout: 3 * time.Second}},
-		{name: "environment", env: map[string]string{"MICRO_HTTP_ADDRESS": "127.0.0.1:9100", "MICRO_LOG_FORMAT": "text", "MICRO_SHUTDOWN_TIMEOUT": "1m"},
-			want: opsConfig{HTTPAddress: "127.0.0.1:9100", LogFormat: "text", ShutdownTimeout: time.Minute}},
+		{name: "defaults: listener off", want: opsConfig{LogFormat: "auto", ShutdownTimeout: 20 * time.Second, AlertmanagerTopic: "alerts"}},
+		{name: "flags", args: []string{"--http_address", ":8080", "--log_format", "json", "--shutdown_timeout", "3s",
+			"--alertmanager_token", "am-token", "--alertmanager_topic", "alerts.prod"},
+			want: opsConfig{HTTPAddress: ":8080", LogFormat: "json", ShutdownTimeout: 3 * time.Second, AlertmanagerToken: "am-token", AlertmanagerTopic: "alerts.prod"}},
+		{name: "environment", env: map[string]string{"MICRO_HTTP_ADDRESS": "127.0.0.1:9100", "MICRO_LOG_FORMAT": "text", "MICRO_SHUTDOWN_TIMEOUT": "1m",
+			"MICRO_ALERTMANAGER_TOKEN": "am-token"},
+			want: opsConfig{HTTPAddress: "127.0.0.1:9100", LogFormat: "text", ShutdownTimeout: time.Minute, AlertmanagerToken: "am-token", AlertmanagerTopic: "alerts"}},
 		{name: "no port", args: []string{"--http_address", "localhost"}, wantErr: "--http_address \"localhost\": want host:port"},
+		{name: "alertmanager without a listener", args: []string{"--alertmanager_token", "am-token"},
+			wantErr: "--alertmanager_token needs --http_address: the webhook is served on the ops listener"},
+		{name: "bad alert topic", args: []string{"--alertmanager_topic", "alerts/#"}, wantErr: "--alertmanager_topic: invalid topic"},
 		{name: "bad format", args: []string{"--log_format", "xml"}, wantErr: "--log_format \"xml\": want auto, text or json"},
 		{name: "zero timeout", args: []string{"--shutdown_timeout", "0s"}, wantErr: "--shutdown_timeout must be positive"},
 	}

@@ -402,7 +402,7 @@ func runBot(c *cli.Context, stderr io.Writer) error {
 	defer closeConsoles()
 	ctx, cancel := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	stopOps, err := p.ops.start(ctx, inputs, p.svc.Registry())
+	stopOps, err := p.ops.start(ctx, inputs, p.svc.Registry(), p.svc.Client())
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/microbot/microbot/bot/ops"
 	"github.com/microbot/microbot/command"
 	"github.com/microbot/microbot/commandsvc/watch"
+	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/input"
 )
@@ -27,13 +28,15 @@ import (
 // Flag names of the operations side, each with its MICRO_* environment
 // variable.
 const (
-	flagHTTPAddress     = "http_address"     // MICRO_HTTP_ADDRESS
-	flagLogFormat       = "log_format"       // MICRO_LOG_FORMAT
-	flagShutdownTimeout = "shutdown_timeout" // MICRO_SHUTDOWN_TIMEOUT
+	flagHTTPAddress       = "http_address"       // MICRO_HTTP_ADDRESS
+	flagLogFormat         = "log_format"         // MICRO_LOG_FORMAT
+	flagShutdownTimeout   = "shutdown_timeout"   // MICRO_SHUTDOWN_TIMEOUT
+	flagAlertmanagerToken = "alertmanager_token" // MICRO_ALERTMANAGER_TOKEN
+	flagAlertmanagerTopic = "alertmanager_topic" // MICRO_ALERTMANAGER_TOPIC
 )
 
-// opsFlags are --http_address, --log_format and --shutdown_timeout, new
-// each call.
+// opsFlags are --http_address, --log_format, --shutdown_timeout and the
+// Alertmanager webhook's, new each call.
 func opsFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: flagHTTPAddress, EnvVars: []string{"MICRO_HTTP_ADDRESS"},
@@ -42,6 +45,10 @@ func opsFlags() []cli.Flag {
 			Usage: "log format: auto (text on a terminal, JSON otherwise), text or json"},
 		&cli.DurationFlag{Name: flagShutdownTimeout, EnvVars: []string{"MICRO_SHUTDOWN_TIMEOUT"}, Value: ops.DefaultShutdownTimeout,
 			Usage: "on SIGTERM or SIGINT, how long running commands may take to finish and reply before the bot exits"},
+		&cli.StringFlag{Name: flagAlertmanagerToken, EnvVars: []string{"MICRO_ALERTMANAGER_TOKEN"},
+			Usage: "bearer token Prometheus Alertmanager's webhook must send to " + ops.PathAlertmanager + " on --http_address; the endpoint is off without one (prefer the environment variable: flags show in ps)"},
+		&cli.StringFlag{Name: flagAlertmanagerTopic, EnvVars: []string{"MICRO_ALERTMANAGER_TOPIC"}, Value: ops.DefaultAlertTopic,
+			Usage: "broker topic the alerts from Alertmanager are published on, as notifications (rooms watch it)"},
 	}
 }
 
@@ -53,6 +60,9 @@ type opsConfig struct {
 	LogFormat string
 	// ShutdownTimeout bounds the draining of running commands.
 	ShutdownTimeout time.Duration
+	// AlertmanagerToken turns the Alertmanager webhook on; AlertmanagerTopic
+	// is where its alerts go.
+	AlertmanagerToken, AlertmanagerTopic string
 }
 
 // opsConfigFrom reads and checks the flags of opsFlags.
@@ -61,6 +71,9 @@ func opsConfigFrom(c *cli.Context) (opsConfig, error) {
 		HTTPAddress:     c.String(flagHTTPAddress),
 		LogFormat:       c.String(flagLogFormat),
 		ShutdownTimeout: c.Duration(flagShutdownTimeout),
+
+		AlertmanagerToken: c.String(flagAlertmanagerToken),
+		AlertmanagerTopic: c.String(flagAlertmanagerTopic),
 	}
 	if cfg.LogFormat == "" {
 		cfg.LogFormat = ops.FormatAuto
@@ -74,6 +87,12 @@ func opsConfigFrom(c *cli.Context) (opsConfig, error) {
 		if _, _, err := net.SplitHostPort(cfg.HTTPAddress); err != nil {
 			return opsConfig{}, fmt.Errorf("--%s %q: want host:port, e.g. 127.0.0.1:8080 or :8080", flagHTTPAddress, cfg.HTTPAddress)
 		}
+	}
+	if cfg.AlertmanagerToken != "" && cfg.HTTPAddress == "" {
+		return opsConfig{}, fmt.Errorf("--%s needs --%s: the webhook is served on the ops listener", flagAlertmanagerToken, flagHTTPAddress)
+	}
+	if err := broker.ValidateTopic(cfg.AlertmanagerTopic); err != nil {
+		return opsConfig{}, fmt.Errorf("--%s: %w", flagAlertmanagerTopic, err)
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		return opsConfig{}, fmt.Errorf("--%s must be positive (was %s)", flagShutdownTimeout, cfg.ShutdownTimeout)
@@ -159,14 +178,25 @@ func (k *opsKit) botOptions() []bot.Option {
 	}
 }
 
-// start starts the HTTP listener if --http_address is set; /readyz turns
-// unready when ctx ends (a stop signal). The function returned stops it.
-func (k *opsKit) start(ctx context.Context, inputs []input.Input, reg registry.Registry) (func(), error) {
+// start starts the HTTP listener if --http_address is set, with the
+// Alertmanager webhook publishing through pub if --alertmanager_token is;
+// /readyz turns unready when ctx ends (a stop signal). The function
+// returned stops it.
+func (k *opsKit) start(ctx context.Context, inputs []input.Input, reg registry.Registry, pub ops.Publisher) (func(), error) {
 	k.metrics.WatchInputs(inputs...)
 	if k.cfg.HTTPAddress == "" {
 		return func() {}, nil
 	}
-	srv := ops.NewServer(ops.WithInputs(inputs...), ops.WithRegistry(reg), ops.WithMetrics(k.metrics), ops.WithLogger(k.log))
+	opts := []ops.ServerOption{ops.WithInputs(inputs...), ops.WithRegistry(reg), ops.WithMetrics(k.metrics), ops.WithLogger(k.log)}
+	if k.cfg.AlertmanagerToken != "" {
+		hook, err := ops.NewAlertmanagerHook(k.cfg.AlertmanagerToken, pub, ops.WithAlertTopic(k.cfg.AlertmanagerTopic),
+			ops.WithAlertLogger(k.log), ops.WithAlertMetrics(k.metrics.Registry()))
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, ops.WithAlertmanager(hook))
+	}
+	srv := ops.NewServer(opts...)
 	if err := srv.Start(ctx, k.cfg.HTTPAddress); err != nil {
 		return nil, fmt.Errorf("--%s: %w", flagHTTPAddress, err)
 	}
