@@ -50,7 +50,7 @@ func startProc(t *testing.T, name, bin string, env []string, args ...string) *pr
 	if p.in, err = p.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Start(); err != nil {
+	if err := testenv.StartCommand(p.cmd); err != nil {
 		t.Fatal(err)
 	}
 	go func() {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 // The benchmarks here start the real binary, built without -race, and
@@ -151,7 +153,7 @@ func startBenchBot(b *testing.B, reg string) *benchBot {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := testenv.StartCommand(cmd); err != nil {
 		b.Fatal(err)
 	}
 	sc := bufio.NewScanner(out)
@@ -232,7 +234,7 @@ func benchCommands(b *testing.B, load int) {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		if err := svc.Start(); err != nil {
+		if err := testenv.StartCommand(svc); err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { svc.Process.Kill(); svc.Wait() })

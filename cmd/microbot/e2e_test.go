@@ -63,7 +63,7 @@ func start(t *testing.T, name, bin string, args ...string) *proc {
 	p := &proc{name: name, cmd: exec.Command(bin, args...), stderr: &testenv.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	p.cmd.Env = append(os.Environ(), "MICRO_LOG_LEVEL=info")
-	if err := p.cmd.Start(); err != nil {
+	if err := testenv.StartCommand(p.cmd); err != nil {
 		t.Fatal(err)
 	}
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
@@ -134,7 +134,7 @@ func (w *world) bot(args ...string) *console {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	if err := p.cmd.Start(); err != nil {
+	if err := testenv.StartCommand(p.cmd); err != nil {
 		w.t.Fatal(err)
 	}
 	c := &console{t: w.t, p: p, in: in, lines: make(chan string, 1024)}

@@ -87,7 +87,7 @@ func start(t *testing.T, bin string, args, env []string) *proc {
 	p := &proc{cmd: exec.Command(bin, args...), out: &testenv.Buffer{}, exited: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.Env = append(os.Environ(), env...)
-	if err := p.cmd.Start(); err != nil {
+	if err := testenv.StartCommand(p.cmd); err != nil {
 		t.Fatal(err)
 	}
 	go func() { p.err = p.cmd.Wait(); close(p.exited) }()

@@ -249,7 +249,7 @@ func (s *Server) Start() {
 	cmd := s.erl(s.node, "-kernel", "inet_dist_use_interface", "{127,0,0,1}",
 		"-mnesia", "dir", strconv.Quote(filepath.Join(s.Dir, "db")), "-s", "ejabberd")
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	if err := testenv.StartCommand(cmd); err != nil {
 		s.t.Fatalf("ejabberdtest: starting %s: %v", s.in.Erl, err)
 	}
 	exited := make(chan struct{})

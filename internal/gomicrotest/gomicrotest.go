@@ -144,7 +144,7 @@ func start(tb testing.TB, name string, stdout bool, args []string) (*process, io
 	} else {
 		p.cmd.Stdout = &p.out
 	}
-	if err := p.cmd.Start(); err != nil {
+	if err := testenv.StartCommand(p.cmd); err != nil {
 		tb.Fatalf("gomicrotest: start %s: %v", bin, err)
 	}
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()

@@ -227,7 +227,7 @@ func (s *Server) Start() {
 	cmd.Dir = s.Dir
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := testenv.StartCommand(cmd); err != nil {
 		s.t.Fatalf("prosodytest: starting %s: %v", s.bin, err)
 	}
 	exited := make(chan struct{})

@@ -105,7 +105,7 @@ func (p *Proc) Start() {
 	cmd.Dir = p.Dir
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := StartCommand(cmd); err != nil {
 		p.tb.Fatalf("testenv: starting %s: %v", p.path, err)
 	}
 	exited := make(chan struct{})

@@ -32,6 +32,9 @@ type Terminal struct {
 	tmux   string
 	dir    string // the server's socket and configuration
 	stderr string // the program's standard error
+
+	server       *exec.Cmd     // the tmux server, in the foreground (tmux -D)
+	serverExited chan struct{} // closed once it has exited
 }
 
 // Options configure Start.
@@ -78,17 +81,57 @@ func Start(t testing.TB, o Options, argv ...string) *Terminal {
 		out = " >" + shellQuote(o.Stdout)
 	}
 	redirect := `"$@" 2>"$0"` + out + `; echo $? >"$0.tmp" && mv "$0.tmp" "$0.status"`
-	args := []string{"-f", conf, "new-session", "-d", "-s", "test", "-x", strconv.Itoa(o.Width), "-y", strconv.Itoa(o.Height)}
+	t.Cleanup(tm.stop)
+	tm.startServer(conf)
+	args := []string{"new-session", "-d", "-s", "test", "-x", strconv.Itoa(o.Width), "-y", strconv.Itoa(o.Height)}
 	for _, e := range o.Env {
 		args = append(args, "-e", e)
 	}
 	args = append(args, "--", "/bin/sh", "-c", redirect, tm.stderr)
 	args = append(args, argv...)
-	t.Cleanup(tm.stop)
 	if out, err := tm.run(args...); err != nil {
 		t.Fatalf("tmux new-session: %v: %s", err, out)
 	}
 	return tm
+}
+
+// startServer starts the terminal's tmux server as a child of the test
+// process that dies with it (testenv.StartCommand): in the foreground
+// (-D), since a server that daemonizes is nobody's child and would outlive
+// a killed test. It waits until the server answers.
+func (tm *Terminal) startServer(conf string) {
+	tm.t.Helper()
+	log, err := os.Create(filepath.Join(tm.dir, "server.log"))
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	defer log.Close()
+	cmd := exec.Command(tm.tmux, "-D", "-f", conf, "-S", filepath.Join(tm.dir, "sock"))
+	cmd.Env = append(os.Environ(), "TMUX=") // never the tmux the tests may run in
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := testenv.StartCommand(cmd); err != nil {
+		tm.t.Fatalf("starting tmux: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	tm.server, tm.serverExited = cmd, exited
+	// list-sessions never starts a server: it fails until this one listens.
+	deadline := time.Now().Add(Timeout)
+	for {
+		out, err := tm.run("list-sessions")
+		if err == nil {
+			return
+		}
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(log.Name())
+			tm.t.Fatalf("the tmux server exited at start-up: %s", b)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("the tmux server did not answer within %v: %v: %s", Timeout, err, out)
+		}
+	}
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
@@ -121,6 +164,14 @@ func (tm *Terminal) stop() {
 		}
 	}
 	tm.run("kill-server")
+	if tm.server != nil {
+		select {
+		case <-tm.serverExited:
+		case <-time.After(Timeout):
+			tm.server.Process.Kill()
+			<-tm.serverExited
+		}
+	}
 	if tm.t.Failed() {
 		if b, err := os.ReadFile(tm.stderr); err == nil && len(b) > 0 {
 			tm.t.Logf("program's standard error:\n%s", b)

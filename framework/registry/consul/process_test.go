@@ -77,7 +77,7 @@ func startGreeter(t testing.TB, bin, name, consulAddr string, env ...string) *gr
 	g.cmd.Env = append(os.Environ(), "MICRO_REGISTER_TTL=3s", "MICRO_REGISTER_INTERVAL=500ms", "CONSUL_HTTP_ADDR=", "CONSUL_HTTP_TOKEN=")
 	g.cmd.Env = append(g.cmd.Env, env...)
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
-	if err := g.cmd.Start(); err != nil {
+	if err := testenv.StartCommand(g.cmd); err != nil {
 		t.Fatal(err)
 	}
 	go func() { g.cmd.Wait(); close(g.exited) }()

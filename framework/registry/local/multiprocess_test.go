@@ -193,7 +193,7 @@ func startChild(t *testing.T, dir, mode string, arg int) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := testenv.StartCommand(cmd); err != nil {
 		cancel()
 		t.Fatalf("starting a child: %v", err)
 	}

@@ -77,7 +77,7 @@ func start(t *testing.T, name, bin string, env []string, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Start(); err != nil {
+	if err := testenv.StartCommand(p.cmd); err != nil {
 		t.Fatal(err)
 	}
 	var readers sync.WaitGroup

@@ -387,7 +387,7 @@ func (a *Agent) launch() error {
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.Env = append(os.Environ(), "CONSUL_HTTP_ADDR=", "CONSUL_HTTP_TOKEN=", "CONSUL_HTTP_SSL=") // no leak from the caller's env
-	if err := cmd.Start(); err != nil {
+	if err := testenv.StartCommand(cmd); err != nil {
 		logf.Close()
 		return fmt.Errorf("start %s: %w", a.bin, err)
 	}
