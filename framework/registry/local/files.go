@@ -509,17 +509,30 @@ func (r *Registry) prune(names []string) {
 // expired, bad or left over when looked at again under the directory lock
 // (a refresh may have come in between). At most one collection runs at a
 // time, and at most one starts per gcEvery.
+// Once the Registry is closed, none starts.
 func (r *Registry) collect(names []string) {
 	if time.Since(time.Unix(0, r.gcLast.Load())) < gcEvery || !r.gcBusy.CompareAndSwap(false, true) {
 		return
 	}
+	r.bgMu.Lock()
+	if r.closed {
+		r.bgMu.Unlock()
+		r.gcBusy.Store(false)
+		return
+	}
+	r.bg.Add(1)
+	r.bgMu.Unlock()
 	r.gcLast.Store(time.Now().UnixNano())
 	go func() {
+		defer r.bg.Done()
 		defer r.gcBusy.Store(false)
+		if r.collecting != nil {
+			r.collecting()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), r.opts.LockTimeout)
 		defer cancel()
 		removed := 0
-		err := r.locked(ctx, func() error {
+		err := r.lockedIn(ctx, false, func() error {
 			now := time.Now()
 			for _, name := range names {
 				if r.isGarbage(name, now) {
@@ -530,7 +543,7 @@ func (r *Registry) collect(names []string) {
 			}
 			return nil
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) { // the directory gone: nothing to remove
 			r.opts.Logger.Warn("local registry: removing expired files", "dir", r.opts.Dir, "err", err)
 		}
 		if removed > 0 {

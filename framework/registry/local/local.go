@@ -153,6 +153,12 @@ type Registry struct {
 
 	gcBusy atomic.Bool
 	gcLast atomic.Int64 // unix nanos of the last collection
+	bgMu   sync.Mutex   // orders closed with bg.Add
+	bg     sync.WaitGroup
+	closed bool // by Close: no more background work
+	// collecting, when set (tests), is called first by each collection's
+	// goroutine.
+	collecting func()
 
 	kv *kvStore // the KV store (see KV)
 
@@ -212,6 +218,21 @@ func New(opts ...Option) (*Registry, error) {
 		warned: map[string]fileKey{},
 		kv:     newKVStore(filepath.Join(dir, kvDir), o.PollInterval),
 	}, nil
+}
+
+// Close stops the background work of the registry (the removal of expired
+// and bad files, which runs on a goroutine of its own after a read came
+// across them) and waits for what is under way: from then on this
+// Registry changes the directory only when called (Register, Deregister),
+// so a program or a test can remove the directory. Reads, Register,
+// Deregister and watches still work; the files they come across are left
+// for another Registry to remove.
+func (r *Registry) Close() error {
+	r.bgMu.Lock()
+	r.closed = true
+	r.bgMu.Unlock()
+	r.bg.Wait()
+	return nil
 }
 
 // String returns "local".
@@ -333,6 +354,12 @@ func (r *Registry) ListServices(ctx context.Context) ([]*registry.Service, error
 // locked runs fn holding the directory lock: the in-process semaphore, then
 // the advisory lock of the .lock file, waiting at most LockTimeout.
 func (r *Registry) locked(ctx context.Context, fn func() error) error {
+	return r.lockedIn(ctx, true, fn)
+}
+
+// lockedIn is locked; mkdir says whether to make the directory again if it
+// is gone (a writer needs it; the collector has nothing to do then).
+func (r *Registry) lockedIn(ctx context.Context, mkdir bool, fn func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.LockTimeout)
 	defer cancel()
 	select {
@@ -341,7 +368,11 @@ func (r *Registry) locked(ctx context.Context, fn func() error) error {
 		return fmt.Errorf("waiting for the lock of %s: %w", r.opts.Dir, ctx.Err())
 	}
 	defer func() { <-r.sem }()
-	if err := os.MkdirAll(r.opts.Dir, 0o700); err != nil { // removed under us?
+	if !mkdir {
+		if _, err := os.Lstat(r.opts.Dir); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(r.opts.Dir, 0o700); err != nil { // removed under us?
 		return err
 	}
 	// Never through a link: one planted there would make us create or
