@@ -59,8 +59,13 @@ func NewLogger(w io.Writer, format string, level slog.Leveler, secrets ...string
 	return slog.New(NewRedactingHandler(h, secrets...)), nil
 }
 
-// IsTerminal reports whether w is a terminal.
+// IsTerminal reports whether w is a terminal: an *os.File on one, or a
+// writer that says whether it writes to one (an IsTerminal() bool method,
+// as a writer standing in for a terminal's file has).
 func IsTerminal(w io.Writer) bool {
+	if t, ok := w.(interface{ IsTerminal() bool }); ok {
+		return t.IsTerminal()
+	}
 	f, ok := w.(*os.File)
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }

@@ -55,10 +55,31 @@ func TestLoggerFormats(t *testing.T) {
 	if ops.IsTerminal(pipeW) {
 		t.Error("a pipe is a terminal")
 	}
+	// A writer standing in for a terminal's file (the console's, which
+	// puts log lines above its prompt) says whether it writes to one.
+	for _, tty := range []bool{true, false} {
+		w := &standIn{tty: tty}
+		log, err := ops.NewLogger(w, ops.FormatAuto, slog.LevelInfo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Info("hello")
+		if text := strings.HasPrefix(w.String(), "time="); text != tty {
+			t.Errorf("auto format on a writer that is a terminal (%v): %q", tty, w.String())
+		}
+	}
 	if _, err := ops.NewLogger(&bytes.Buffer{}, "yaml", slog.LevelInfo); err == nil || !strings.Contains(err.Error(), "want auto, text or json") {
 		t.Errorf("format yaml: %v", err)
 	}
 }
+
+// standIn is a writer that says whether it writes to a terminal.
+type standIn struct {
+	bytes.Buffer
+	tty bool
+}
+
+func (w *standIn) IsTerminal() bool { return w.tty }
 
 type token struct{ Value string }
 

@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -48,8 +49,8 @@ func accessFlags() []cli.Flag {
 	}
 }
 
-// accessConfig reads the guard's flags.
-func accessConfig(c *cli.Context) (access.Config, error) {
+// accessConfig reads the guard's flags; --audit_log=- writes to stderr.
+func accessConfig(c *cli.Context, stderr io.Writer) (access.Config, error) {
 	cfg := access.Config{
 		Policy:         c.String(flagPolicy),
 		Admins:         c.StringSlice(flagAdmins),
@@ -60,17 +61,15 @@ func accessConfig(c *cli.Context) (access.Config, error) {
 	if c.IsSet(flagConfirmTimeout) && cfg.ConfirmTimeout <= 0 {
 		return access.Config{}, fmt.Errorf("--%s must be positive", flagConfirmTimeout)
 	}
-	if c.App != nil && c.App.ErrWriter != nil {
-		cfg.AuditStderr = c.App.ErrWriter
-	}
+	cfg.AuditStderr = stderr
 	return cfg, nil
 }
 
 // newGuard builds the guard from the command line, and the command table
 // whose help shows each caller what the policy lets them run. A policy file
 // that does not load is an error naming its file and line.
-func newGuard(c *cli.Context, log *slog.Logger) (*access.Guard, *command.Table, error) {
-	cfg, err := accessConfig(c)
+func newGuard(c *cli.Context, stderr io.Writer, log *slog.Logger) (*access.Guard, *command.Table, error) {
+	cfg, err := accessConfig(c, stderr)
 	if err != nil {
 		return nil, nil, err
 	}

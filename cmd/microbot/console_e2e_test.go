@@ -254,3 +254,44 @@ func TestConsoleOutputNotATerminal(t *testing.T) {
 		t.Error("plain lines wrote a history")
 	}
 }
+
+// A log line written while a line is half typed, with standard error on
+// the console's terminal, is printed above the prompt, and the half-typed
+// line is drawn again intact below it (log lines once landed inside the
+// prompt). The log stays text, as standard error is a terminal.
+func TestConsoleLogAboveThePrompt(t *testing.T) {
+	w := newWorld(t)
+	race := t.TempDir()
+	term := w.console(t.TempDir(), tmuxtest.Options{Width: 220, Height: 30, StderrOnTerminal: true,
+		Env: []string{"GORACE=log_path=" + filepath.Join(race, "report")}})
+	term.Type("hel")
+	term.WaitFor("the half-typed line", endsWith("microbot> hel"))
+	// A command service comes: the bot logs it at info level.
+	w.trial()
+	logged := func(l string) bool {
+		return strings.Contains(l, `level=INFO msg="command found"`) && strings.Contains(l, "command=trial")
+	}
+	term.WaitFor("the log line above the prompt, the half-typed line below", func(lines []string) bool {
+		lines = last(lines, len(lines))
+		at := slices.IndexFunc(lines, logged)
+		prompts := 0
+		for _, l := range lines {
+			if strings.HasPrefix(l, prompt) {
+				prompts++
+			}
+		}
+		return at >= 0 && at < len(lines)-1 && prompts == 1 && lines[len(lines)-1] == "microbot> hel"
+	})
+	term.Type("p")
+	term.Keys("Enter")
+	term.WaitText("help - Displays help for all known commands")
+	term.WaitFor("the next prompt", endsWith(prompt))
+	screen := strings.Join(term.Screen(), "\n")
+	if strings.Contains(screen, "DATA RACE") || strings.Contains(screen, "panic:") {
+		t.Errorf("microbot's standard error:\n%s", screen)
+	}
+	if reports, _ := filepath.Glob(filepath.Join(race, "report*")); len(reports) > 0 {
+		b, _ := os.ReadFile(reports[0])
+		t.Errorf("race report:\n%s", b)
+	}
+}

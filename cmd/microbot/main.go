@@ -270,7 +270,7 @@ func setup(c *cli.Context, stderr io.Writer, consoleOnly bool) (*parts, error) {
 			return nil, fmt.Errorf("--%s must be positive", f)
 		}
 	}
-	guard, table, err := newGuard(c, log)
+	guard, table, err := newGuard(c, stderr, log)
 	if err != nil {
 		return nil, err
 	}
@@ -371,7 +371,8 @@ func runBot(c *cli.Context, stderr io.Writer) error {
 			names = append(names, n)
 		}
 	}
-	p, err := setup(c, stderr, slices.Equal(names, []string{"shell"}))
+	logOut := newLogOutput(stderr)
+	p, err := setup(c, logOut, slices.Equal(names, []string{"shell"}))
 	if err != nil {
 		return err
 	}
@@ -388,6 +389,7 @@ func runBot(c *cli.Context, stderr io.Writer) error {
 		}
 		if sh, ok := in.(*shell.Shell); ok {
 			consoles = append(consoles, sh)
+			logOut.use(sh.LogWriter(stderr)) // log lines above the prompt, not in it
 		}
 		inputs = append(inputs, in)
 	}

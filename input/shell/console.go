@@ -84,6 +84,9 @@ type console struct {
 
 	stopResize func()
 	closeOnce  sync.Once
+
+	closeMu sync.Mutex // serializes printAbove with close
+	closed  bool       // close ran: the terminal is the shell's no more
 }
 
 // keys passes the terminal's input to the editor, with Ctrl-C turned into
@@ -281,12 +284,27 @@ func (k *console) print(text string, isError bool) {
 	k.t.Write([]byte(text + "\n"))
 }
 
+// printAbove prints text as print does (no colour), unless the console
+// was closed: false then, and nothing is written.
+func (k *console) printAbove(text string) bool {
+	k.closeMu.Lock()
+	defer k.closeMu.Unlock()
+	if k.closed {
+		return false
+	}
+	k.print(text, false)
+	return true
+}
+
 // close puts the terminal back as it was; bye (when not empty) is written
 // after the prompt the input ended at. A prompt left waiting (the bot
 // stopped) is ended with a new line, so what comes next starts on a line
 // of its own.
 func (k *console) close(bye string) {
 	k.closeOnce.Do(func() {
+		k.closeMu.Lock()
+		defer k.closeMu.Unlock()
+		k.closed = true
 		k.stopResize()
 		switch {
 		case bye != "":

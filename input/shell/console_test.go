@@ -448,3 +448,59 @@ func TestTerminalCloseEndsThePromptLine(t *testing.T) {
 	tm.conn.Close()
 	tm.wait(at, "\r\n")
 }
+
+// A log line written through LogWriter on the console's own terminal is
+// printed above the prompt, the half-typed line drawn again below it;
+// another writer gets it unchanged, and so does the terminal once the
+// console is closed.
+func TestTerminalLogAboveThePrompt(t *testing.T) {
+	tm := newTerm(t)
+	tm.wait(0, prompt)
+	tm.typ("half")
+	at := tm.wait(0, prompt+"half")
+	log := tm.shell.LogWriter(tm.shell.out)
+	const line = `level=WARN msg="registry slow"`
+	if n, err := io.WriteString(log, line+"\n"); n != len(line)+1 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	end := tm.wait(at, line+"\r\n"+prompt+"half")
+	if got := tm.screen.String()[at:end]; !strings.Contains(got, "\x1b[K"+line) {
+		t.Errorf("the prompt line was not cleared before the log line: %q", got)
+	}
+	tm.typ("way\r")
+	if ev := tm.recv(); ev.Text != "halfway" {
+		t.Errorf("line %q, want halfway", ev.Text)
+	}
+
+	var other strings.Builder
+	io.WriteString(tm.shell.LogWriter(&other), line+"\n")
+	if other.String() != line+"\n" {
+		t.Errorf("another writer got %q", other.String())
+	}
+
+	tm.conn.Close()
+	n := len(tm.screen.String())
+	io.WriteString(log, "after\n")
+	if got := tm.screen.String()[n:]; got != "after\n" {
+		t.Errorf("after Close the terminal got %q, want the line as written", got)
+	}
+}
+
+// Plain lines (a pipe): the log goes to its writer as written, even when
+// that is the shell's output.
+func TestPlainLogUnchanged(t *testing.T) {
+	var out strings.Builder
+	s, err := New(Config{UserID: "ann"}, WithIO(strings.NewReader(""), &out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.Stream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(s.LogWriter(&out), "level=INFO msg=x\n")
+	if out.String() != "level=INFO msg=x\n" {
+		t.Errorf("got %q", out.String())
+	}
+}

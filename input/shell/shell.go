@@ -41,6 +41,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -229,6 +230,54 @@ func (s *Shell) Stream(ctx context.Context) (input.Conn, error) {
 	}
 	s.conn = c
 	return c, nil
+}
+
+// LogWriter returns a writer for output meant for w that answers no line,
+// such as the process's log on standard error. While the line editor runs
+// on a terminal that w writes to as well, each Write is printed above the
+// prompt as whole lines (made printable like a reply), the half-typed line
+// drawn again below them, so it never lands inside the prompt; otherwise
+// (plain lines, another terminal or a file, before Stream, after Close) it
+// goes to w unchanged. w writes to the same terminal if it is the shell's
+// output itself, or a file on the same terminal (standard error when
+// standard output is that terminal).
+func (s *Shell) LogWriter(w io.Writer) io.Writer {
+	return &logWriter{s: s, w: w, same: sameTerminal(w, s.out)}
+}
+
+// logWriter is what LogWriter returns.
+type logWriter struct {
+	s    *Shell
+	w    io.Writer
+	same bool // w writes to the shell's terminal
+}
+
+func (l *logWriter) Write(p []byte) (int, error) {
+	if l.same {
+		l.s.mu.Lock()
+		c := l.s.conn
+		l.s.mu.Unlock()
+		if c != nil && c.con != nil && c.con.printAbove(string(p)) {
+			return len(p), nil
+		}
+	}
+	return l.w.Write(p)
+}
+
+// sameTerminal reports whether a and b write to the same terminal: they
+// are the same writer, or files on one terminal.
+func sameTerminal(a, b io.Writer) bool {
+	if ta := reflect.TypeOf(a); ta != nil && ta == reflect.TypeOf(b) && ta.Comparable() && a == b {
+		return true
+	}
+	fa, ok := a.(*os.File)
+	fb, ok2 := b.(*os.File)
+	if !ok || !ok2 || !term.IsTerminal(int(fa.Fd())) || !term.IsTerminal(int(fb.Fd())) {
+		return false
+	}
+	sa, err := fa.Stat()
+	sb, err2 := fb.Stat()
+	return err == nil && err2 == nil && os.SameFile(sa, sb)
 }
 
 // Close closes the console's connection, if it was opened, which puts the

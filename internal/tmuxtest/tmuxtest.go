@@ -46,6 +46,10 @@ type Options struct {
 	// Stdout, if set, is a file the program's standard output goes to
 	// instead of the terminal (its input stays the terminal).
 	Stdout string
+	// StderrOnTerminal leaves the program's standard error on the
+	// terminal, as when a person runs it (it goes to a file otherwise, for
+	// Stderr); Stderr then returns "".
+	StderrOnTerminal bool
 }
 
 // Start runs argv in a new terminal. The test's cleanup kills the program
@@ -80,7 +84,11 @@ func Start(t testing.TB, o Options, argv ...string) *Terminal {
 	if o.Stdout != "" {
 		out = " >" + shellQuote(o.Stdout)
 	}
-	redirect := `"$@" 2>"$0"` + out + `; echo $? >"$0.tmp" && mv "$0.tmp" "$0.status"`
+	errOut := ` 2>"$0"`
+	if o.StderrOnTerminal {
+		errOut = ""
+	}
+	redirect := `"$@"` + errOut + out + `; echo $? >"$0.tmp" && mv "$0.tmp" "$0.status"`
 	t.Cleanup(tm.stop)
 	tm.startServer(conf)
 	args := []string{"new-session", "-d", "-s", "test", "-x", strconv.Itoa(o.Width), "-y", strconv.Itoa(o.Height)}
