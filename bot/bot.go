@@ -410,6 +410,12 @@ func (b *Bot) serve(ctx context.Context, in input.Input) {
 			log.Info("input ended")
 			hook(in.String(), false, err)
 			return
+		case errors.Is(err, ErrLockLost):
+			// Another instance takes over: no failure of the input. Stream
+			// waits for the lock again.
+			hook(in.String(), false, nil)
+			bo.Reset()
+			continue
 		}
 		hook(in.String(), false, err)
 		if time.Since(opened) >= min(StableAfter, b.opts.backoffMax) {
