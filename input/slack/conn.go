@@ -336,6 +336,10 @@ func (c *conn) Recv(ctx context.Context) (*input.Event, error) {
 				c.in.log.Debug("repeated delivery ignored", "envelope_id", p.envelope)
 				continue
 			}
+			if !c.in.claimShared(ctx, p.keys) {
+				c.in.log.Debug("repeated delivery ignored: another instance has it", "envelope_id", p.envelope)
+				continue
+			}
 			ev, err := c.in.toEvent(ctx, p)
 			if err != nil {
 				continue // logged; one bad message does not end the connection
@@ -397,6 +401,23 @@ func (in *Input) claim(keys []string) bool {
 		}
 	}
 	return true
+}
+
+// claimShared claims the delivery with keys among the instances of the
+// bot (WithClaimer); false if another instance claimed it first. Without a
+// Claimer, or if it fails, the delivery is this instance's.
+func (in *Input) claimShared(ctx context.Context, keys []string) bool {
+	if in.opts.claimer == nil || len(keys) == 0 {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, in.opts.claimTimeout)
+	defer cancel()
+	ok, err := in.opts.claimer.Claim(ctx, keys)
+	if err != nil {
+		in.log.Warn("claiming a delivery among the instances failed; handling it here (another instance may too)", "err", err)
+		return true
+	}
+	return ok
 }
 
 // fromEventsAPI picks what the bot must see from an Events API envelope:

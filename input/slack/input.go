@@ -74,7 +74,27 @@ type options struct {
 	rateLimitWait  time.Duration
 	dedupTTL       time.Duration
 	userTTL        time.Duration
+	claimer        Claimer
+	claimTimeout   time.Duration
 }
+
+// Claimer shares the record of the deliveries handled with the other
+// instances of the bot connected to the same Slack app (Slack spreads an
+// app's events over all its Socket Mode connections, and may send a retry
+// to another connection than the first delivery's). cmd/microbot
+// implements it with Consul.
+type Claimer interface {
+	// Claim records that the delivery known by keys is handled, and reports
+	// whether this is the first claim of any of them, by any instance.
+	Claim(ctx context.Context, keys []string) (bool, error)
+}
+
+// WithClaimer makes every delivery the input hands to the bot claimed with
+// c first (after this process's own record): one another instance claimed
+// already is acknowledged and dropped. If c fails (or takes longer than 2
+// s), the delivery is handled anyway and a warning is logged: a reply
+// twice is better than none.
+func WithClaimer(c Claimer) Option { return func(o *options) { o.claimer = c } }
 
 // WithLogger sends the input's logs to l (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
@@ -124,6 +144,7 @@ func New(cfg Config, opts ...Option) (*Input, error) {
 		rateLimitWait:  2 * time.Minute,
 		dedupTTL:       30 * time.Minute, // Slack retries for up to ~6 minutes
 		userTTL:        time.Hour,
+		claimTimeout:   2 * time.Second,
 	}
 	for _, opt := range opts {
 		opt(&o)

@@ -23,6 +23,13 @@
 //		Text: "<@" + srv.BotUserID + "> list services"})
 //	posts, _ := srv.WaitPosts(ctx, 1) // the answer, with ThreadTS == d.TS
 //
+// An app may open several Socket Mode connections, as instances of a bot
+// run side by side do: deliveries go to the newest connection, to the one
+// a Message names (Connection, numbered from 1 in the order opened; see
+// LiveConnections), or in turn WithRoundRobin, as Slack spreads an app's
+// events; a retry by Slack (the same EventID and TS, RetryAttempt > 0) can
+// be sent to another connection than the first delivery's.
+//
 // Everything listens on 127.0.0.1 only. Methods are safe for concurrent use;
 // the Wait methods poll nothing: they wake on every change the server sees.
 package slacktestws
@@ -80,6 +87,7 @@ type Server struct {
 
 	st           *slacktest.Server
 	pingInterval time.Duration
+	roundRobin   bool
 
 	mu          sync.Mutex
 	changed     chan struct{} // closed and replaced on every change
@@ -89,6 +97,7 @@ type Server struct {
 	userLookups map[string]int
 	sockets     []*socket // live
 	opened      int
+	turn        int // round robin: deliveries so far
 	acks        []Ack
 	posts       []Post
 	updates     []Update
@@ -120,6 +129,11 @@ func WithUser(id, name string) Option { return func(s *Server) { s.users[id] = n
 // WithPingInterval sets how often the Socket Mode endpoint pings each
 // connection (default 2 s; Slack's clients expect one at least every 30 s).
 func WithPingInterval(d time.Duration) Option { return func(s *Server) { s.pingInterval = d } }
+
+// WithRoundRobin spreads the deliveries not sent to a given connection over
+// the live connections in turn, as Slack spreads an app's events over all
+// its Socket Mode connections (by default they go to the newest).
+func WithRoundRobin() Option { return func(s *Server) { s.roundRobin = true } }
 
 // New starts a fake Slack on 127.0.0.1. Close it when done.
 func New(opts ...Option) *Server {
@@ -365,10 +379,45 @@ func (s *Server) Live() int {
 	return len(s.sockets)
 }
 
+// LiveConnections returns the numbers (1 for the first opened since New, …)
+// of the connections open now, in the order they were opened.
+func (s *Server) LiveConnections() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]int, len(s.sockets))
+	for i, k := range s.sockets {
+		out[i] = k.n
+	}
+	return out
+}
+
 // WaitConnections waits until the n-th connection (counting from 1 since
 // New) is open and has been sent its hello.
 func (s *Server) WaitConnections(ctx context.Context, n int) error {
 	return s.WaitFor(ctx, func() bool { return s.newest(n) != nil })
+}
+
+// pick returns the live socket numbered conn, or for conn 0 the newest (or
+// the next in turn, WithRoundRobin); nil if there is none.
+func (s *Server) pick(conn int) *socket {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.sockets) == 0 {
+		return nil
+	}
+	if conn > 0 {
+		for _, k := range s.sockets {
+			if k.n == conn {
+				return k
+			}
+		}
+		return nil
+	}
+	if s.roundRobin {
+		s.turn++
+		return s.sockets[s.turn%len(s.sockets)]
+	}
+	return s.sockets[len(s.sockets)-1]
 }
 
 // newest returns the most recent live socket if it is the n-th or later.
@@ -386,13 +435,24 @@ func (s *Server) newest(n int) *socket {
 }
 
 // SendEnvelope sends a Socket Mode envelope of type typ ("events_api",
-// "slash_commands", "interactive") with payload on the newest connection,
-// waiting for one if none is open. It returns the envelope id the app must
-// ack.
+// "slash_commands", "interactive") with payload on the newest connection
+// (or the next in turn, WithRoundRobin), waiting for one if none is open.
+// It returns the envelope id the app must ack.
 func (s *Server) SendEnvelope(ctx context.Context, typ string, payload any, retryAttempt int) (string, error) {
+	id, _, err := s.SendEnvelopeOn(ctx, 0, typ, payload, retryAttempt)
+	return id, err
+}
+
+// SendEnvelopeOn is SendEnvelope on the connection numbered conn (see
+// LiveConnections), waiting for it to be open; conn 0 is SendEnvelope's
+// choice. It returns the envelope id and the connection it went on.
+func (s *Server) SendEnvelopeOn(ctx context.Context, conn int, typ string, payload any, retryAttempt int) (string, int, error) {
 	var k *socket
-	if err := s.WaitFor(ctx, func() bool { k = s.newest(1); return k != nil }); err != nil {
-		return "", fmt.Errorf("slacktestws: no Socket Mode connection to send on: %w", err)
+	if err := s.WaitFor(ctx, func() bool { k = s.pick(conn); return k != nil }); err != nil {
+		if conn > 0 {
+			return "", 0, fmt.Errorf("slacktestws: Socket Mode connection %d is not open: %w", conn, err)
+		}
+		return "", 0, fmt.Errorf("slacktestws: no Socket Mode connection to send on: %w", err)
 	}
 	s.mu.Lock()
 	id := fmt.Sprintf("%08x-0000-4000-8000-slacktestws", s.nextLocked())
@@ -409,9 +469,9 @@ func (s *Server) SendEnvelope(ctx context.Context, typ string, payload any, retr
 		env["retry_reason"] = "timeout"
 	}
 	if err := k.write(env); err != nil {
-		return "", fmt.Errorf("slacktestws: writing envelope: %w", err)
+		return "", 0, fmt.Errorf("slacktestws: writing envelope: %w", err)
 	}
-	return id, nil
+	return id, k.n, nil
 }
 
 // Message is a message as Slack describes it in an event.
@@ -427,6 +487,11 @@ type Message struct {
 	// EventID again (with RetryAttempt > 0) to play a retry by Slack.
 	EventID      string
 	RetryAttempt int
+	// Connection is the Socket Mode connection to deliver on (numbered from
+	// 1 in the order opened, see LiveConnections); 0: the newest, or the
+	// next in turn WithRoundRobin. A retry by Slack may come on another
+	// connection than the first delivery.
+	Connection int
 }
 
 // Delivery tells what was sent.
@@ -434,6 +499,7 @@ type Delivery struct {
 	EnvelopeID string
 	EventID    string
 	TS         string // the message's timestamp
+	Connection int    // the connection it went on
 }
 
 // Mention delivers an app_mention event for m.
@@ -481,7 +547,7 @@ func (s *Server) sendMessage(ctx context.Context, typ, channelType string, m Mes
 	if m.SubType != "" {
 		ev["subtype"] = m.SubType
 	}
-	d, err := s.Event(ctx, ev, m.EventID, m.RetryAttempt)
+	d, err := s.EventOn(ctx, m.Connection, ev, m.EventID, m.RetryAttempt)
 	d.TS = m.TS
 	return d, err
 }
@@ -489,6 +555,11 @@ func (s *Server) sendMessage(ctx context.Context, typ, channelType string, m Mes
 // Event delivers any Events API event (the inner "event" object) in an
 // events_api envelope. eventID is made up if empty.
 func (s *Server) Event(ctx context.Context, event map[string]any, eventID string, retryAttempt int) (Delivery, error) {
+	return s.EventOn(ctx, 0, event, eventID, retryAttempt)
+}
+
+// EventOn is Event on the connection numbered conn (0: Event's choice).
+func (s *Server) EventOn(ctx context.Context, conn int, event map[string]any, eventID string, retryAttempt int) (Delivery, error) {
 	if eventID == "" {
 		s.mu.Lock()
 		eventID = fmt.Sprintf("Ev%08d", s.nextLocked())
@@ -506,8 +577,8 @@ func (s *Server) Event(ctx context.Context, event map[string]any, eventID string
 			"team_id": s.TeamID, "user_id": s.BotUserID, "is_bot": true,
 		}},
 	}
-	id, err := s.SendEnvelope(ctx, "events_api", payload, retryAttempt)
-	return Delivery{EnvelopeID: id, EventID: eventID}, err
+	id, n, err := s.SendEnvelopeOn(ctx, conn, "events_api", payload, retryAttempt)
+	return Delivery{EnvelopeID: id, EventID: eventID, Connection: n}, err
 }
 
 // SlashCommand is a slash command a person typed.
@@ -521,6 +592,8 @@ type SlashCommand struct {
 	// ResponseURL is made up (served by this server, recorded as posts
 	// with Method "response_url") if empty.
 	ResponseURL string
+	// Connection is the connection to deliver on, as Message's.
+	Connection int
 }
 
 // SlashCommand delivers a slash_commands envelope.
@@ -534,7 +607,7 @@ func (s *Server) SlashCommand(ctx context.Context, c SlashCommand) (Delivery, er
 	s.mu.Lock()
 	trigger := fmt.Sprintf("%d.trigger", s.nextLocked())
 	s.mu.Unlock()
-	id, err := s.SendEnvelope(ctx, "slash_commands", map[string]any{
+	id, n, err := s.SendEnvelopeOn(ctx, c.Connection, "slash_commands", map[string]any{
 		"token":        "verification-token-unused",
 		"team_id":      s.TeamID,
 		"team_domain":  "slacktestws",
@@ -548,7 +621,7 @@ func (s *Server) SlashCommand(ctx context.Context, c SlashCommand) (Delivery, er
 		"response_url": c.ResponseURL,
 		"trigger_id":   trigger,
 	}, 0)
-	return Delivery{EnvelopeID: id}, err
+	return Delivery{EnvelopeID: id, Connection: n}, err
 }
 
 // NewResponseURL returns a fresh response URL for a slash command in

@@ -221,3 +221,103 @@ func TestUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTwoConnectionsOfOneApp: an app with two Socket Mode connections gets
+// deliveries on the one asked for, in turn WithRoundRobin, and a retry on
+// the other connection than the first delivery's; acks say which carried
+// them.
+func TestTwoConnectionsOfOneApp(t *testing.T) {
+	srv := slacktestws.New(slacktestws.WithRoundRobin())
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	api := slack.New(srv.BotToken, slack.OptionAPIURL(srv.APIURL()), slack.OptionAppLevelToken(srv.AppToken))
+	type envelope struct {
+		Type       string `json:"type"`
+		EnvelopeID string `json:"envelope_id"`
+		Payload    struct {
+			EventID string `json:"event_id"`
+		} `json:"payload"`
+	}
+	// Two connections, each read into its own channel and acking all.
+	var got [3]chan envelope
+	for n := 1; n <= 2; n++ {
+		_, url, err := api.StartSocketModeContext(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		got[n] = make(chan envelope, 16)
+		go func(ch chan envelope) {
+			for {
+				var e envelope
+				if err := ws.ReadJSON(&e); err != nil {
+					return
+				}
+				if e.EnvelopeID != "" {
+					ws.WriteJSON(map[string]string{"envelope_id": e.EnvelopeID})
+				}
+				ch <- e
+			}
+		}(got[n])
+		if err := srv.WaitConnections(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		if e := <-got[n]; e.Type != "hello" {
+			t.Fatalf("connection %d: first envelope %q", n, e.Type)
+		}
+	}
+	if live := srv.LiveConnections(); len(live) != 2 || live[0] != 1 || live[1] != 2 {
+		t.Fatalf("live connections %v, want [1 2]", live)
+	}
+	expect := func(n int, eventID string) {
+		t.Helper()
+		select {
+		case e := <-got[n]:
+			if e.Payload.EventID != eventID {
+				t.Fatalf("connection %d got event %q, want %q", n, e.Payload.EventID, eventID)
+			}
+			if err := srv.WaitAck(ctx, e.EnvelopeID); err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range srv.Acks() {
+				if a.EnvelopeID == e.EnvelopeID && a.Connection != n {
+					t.Fatalf("ack of %s recorded on connection %d, want %d", e.EnvelopeID, a.Connection, n)
+				}
+			}
+		case <-ctx.Done():
+			t.Fatalf("connection %d: no event %s", n, eventID)
+		}
+	}
+	// In turn.
+	d1, err := srv.Mention(ctx, slacktestws.Message{Channel: "C1", User: "U1", Text: "one", EventID: "Ev1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := srv.Mention(ctx, slacktestws.Message{Channel: "C1", User: "U1", Text: "two", EventID: "Ev2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d1.Connection == d2.Connection {
+		t.Fatalf("round robin sent both on connection %d", d1.Connection)
+	}
+	expect(d1.Connection, "Ev1")
+	expect(d2.Connection, "Ev2")
+	// A retry of Ev1 on the other connection.
+	other := 3 - d1.Connection
+	d3, err := srv.Mention(ctx, slacktestws.Message{Channel: "C1", User: "U1", Text: "one", TS: d1.TS, EventID: "Ev1", RetryAttempt: 1, Connection: other})
+	if err != nil || d3.Connection != other {
+		t.Fatalf("retry sent on %d (%v), want %d", d3.Connection, err, other)
+	}
+	expect(other, "Ev1")
+	// A connection that is not open.
+	sctx, scancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer scancel()
+	if _, err := srv.Mention(sctx, slacktestws.Message{Channel: "C1", User: "U1", Text: "x", Connection: 7}); err == nil {
+		t.Fatal("a delivery on connection 7 succeeded")
+	}
+}
