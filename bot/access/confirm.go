@@ -1,6 +1,7 @@
 package access
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"math/big"
@@ -31,12 +32,50 @@ const (
 type pending struct {
 	code      string
 	req       *command.Request
+	args      string // the text after the command's words, for the audit log
 	requester Caller
 	userName  string
 	mode      ConfirmMode
 	decision  Decision
 	created   time.Time
 	expires   time.Time
+}
+
+// judgeFunc says what confirmation a command waiting needs now (the policy
+// or the command may have changed since it was asked for) and whether who
+// confirms may run it.
+type judgeFunc func(*pending) (mode ConfirmMode, whoMay bool)
+
+// confirmStore keeps the commands waiting for a confirmation: in memory
+// (confirmations), or shared by the instances of the bot (sharedStore).
+type confirmStore interface {
+	// add stores p under a new code and returns the code.
+	add(ctx context.Context, p *pending) (string, error)
+	// take looks up code for who, at now: see confirmations.take.
+	take(ctx context.Context, code string, who Caller, now time.Time, judge judgeFunc) (*pending, confirmResult, error)
+}
+
+// verdict says what a "confirm" by who does to p at now: codes are
+// single-use (a confirmation taken or expired is forgotten, by the caller);
+// a refused one stays for its rightful confirmer, so nobody can burn
+// someone else's code. The strongest of the confirmation asked for and
+// the one judge says the command needs now applies.
+func verdict(p *pending, who Caller, now time.Time, judge judgeFunc) confirmResult {
+	if now.After(p.expires) {
+		return confirmExpired
+	}
+	mode, whoMay := judge(p)
+	mode = max(p.mode, mode)
+	self := p.requester.ID() != "" && p.requester.ID() == who.ID()
+	switch {
+	case mode == ConfirmTwoPerson && self:
+		return confirmNotSelf
+	case mode != ConfirmTwoPerson && !self:
+		return confirmNotYours
+	case !self && !whoMay:
+		return confirmNotAllowed
+	}
+	return confirmOK
 }
 
 // confirmResult says what became of a "confirm CODE".
@@ -62,7 +101,7 @@ func newConfirmations() *confirmations {
 }
 
 // add stores p under a new code and returns the code.
-func (cs *confirmations) add(p *pending) (string, error) {
+func (cs *confirmations) add(_ context.Context, p *pending) (string, error) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	cs.sweep(p.created)
@@ -120,41 +159,28 @@ func (cs *confirmations) sweep(now time.Time) {
 	}
 }
 
-// take looks up code for who, in who's place. A confirmation taken (OK)
-// or expired is forgotten: codes are single-use. A refused one stays for
-// its rightful confirmer, so nobody can burn someone else's code. judge
-// says what confirmation the command needs now (the policy or the command
-// may have changed since it was asked for; the strongest of that and the
-// one asked for applies) and whether who may run the command here; it
-// runs under the store's lock.
-func (cs *confirmations) take(code string, who Caller, now time.Time, judge func(*pending) (mode ConfirmMode, whoMay bool)) (*pending, confirmResult) {
-	code = strings.ToLower(strings.TrimSpace(code))
+// take looks up code for who, in who's place, and applies the verdict:
+// a confirmation taken (OK) or expired is forgotten. judge runs under the
+// store's lock.
+func (cs *confirmations) take(_ context.Context, code string, who Caller, now time.Time, judge judgeFunc) (*pending, confirmResult, error) {
+	code = normalCode(code)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	cs.sweep(now)
 	p, ok := cs.byCode[code]
 	if !ok || p.requester.place() != who.place() {
 		// A code of another room is unknown here: nothing is told about it.
-		return nil, confirmUnknown
+		return nil, confirmUnknown, nil
 	}
-	if now.After(p.expires) {
+	res := verdict(p, who, now, judge)
+	if res == confirmOK || res == confirmExpired {
 		delete(cs.byCode, code)
-		return p, confirmExpired
 	}
-	mode, whoMay := judge(p)
-	mode = max(p.mode, mode)
-	self := p.requester.ID() != "" && p.requester.ID() == who.ID()
-	switch {
-	case mode == ConfirmTwoPerson && self:
-		return p, confirmNotSelf
-	case mode != ConfirmTwoPerson && !self:
-		return p, confirmNotYours
-	case !self && !whoMay:
-		return p, confirmNotAllowed
-	}
-	delete(cs.byCode, code)
-	return p, confirmOK
+	return p, res, nil
 }
+
+// normalCode is a code as typed, as stored.
+func normalCode(code string) string { return strings.ToLower(strings.TrimSpace(code)) }
 
 // len returns how many confirmations are stored.
 func (cs *confirmations) len() int {

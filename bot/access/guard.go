@@ -35,7 +35,7 @@ type Guard struct {
 	reloadMu sync.Mutex
 
 	confirmCmd *command.Command
-	pend       *confirmations
+	pend       confirmStore
 	audit      *audit.Log
 	log        *slog.Logger
 	timeout    time.Duration // from --confirm_timeout; 0: the policy's
@@ -202,14 +202,16 @@ func (g *Guard) check(ctx context.Context, req *command.Request, next bot.Handle
 	}
 	if d.Confirm != NoConfirm {
 		timeout := g.confirmTimeout(p)
-		pd := &pending{req: req, requester: caller, mode: d.Confirm, decision: d, created: start, expires: start.Add(timeout)}
+		pd := &pending{req: req, args: args(req), requester: caller, mode: d.Confirm, decision: d, created: start, expires: start.Add(timeout)}
 		if req.Event != nil {
 			pd.userName = req.Event.UserName
 		}
-		code, err := g.pend.add(pd)
+		code, err := g.pend.add(ctx, pd)
 		if err != nil {
-			g.log.Error("making a confirmation code", "err", err)
-			return command.Errorf("internal error (it was logged)")
+			g.log.Error("storing a confirmation", "err", err)
+			rec.Decision, rec.Reason = audit.Denied, "the confirmation could not be stored"
+			g.write(rec, start)
+			return command.Errorf("%s needs a confirmation, which could not be stored (it was logged): it did not run; try again", req.Command.Name)
 		}
 		rec.Decision, rec.Code = audit.ConfirmationRequired, code
 		g.write(rec, start)
@@ -235,15 +237,21 @@ func (g *Guard) confirm(ctx context.Context, req *command.Request, next bot.Hand
 		g.write(rec, start)
 		return command.Errorf("confirm what? give the code the command answered with (usage: confirm [code])")
 	}
-	pd, res := g.pend.take(params[0], who, start, func(pd *pending) (ConfirmMode, bool) {
+	pd, res, err := g.pend.take(ctx, params[0], who, start, func(pd *pending) (ConfirmMode, bool) {
 		fresh := g.rematch(pd.req)
 		if fresh.Command == nil {
 			return pd.mode, false
 		}
 		return g.decide(p, pd.requester, fresh).Confirm, g.decide(p, who, fresh).Allow
 	})
+	if err != nil {
+		g.log.Error("looking up a confirmation", "err", err)
+		rec.Reason = "the confirmations could not be read"
+		g.write(rec, start)
+		return command.Errorf("the confirmation could not be checked (it was logged): nothing ran; try again")
+	}
 	if pd != nil {
-		rec.Command, rec.Args, rec.Target, rec.Rule = pd.req.Command.Name, args(pd.req), pd.decision.Target, pd.decision.Rule
+		rec.Command, rec.Args, rec.Target, rec.Rule = pd.req.Command.Name, pd.args, pd.decision.Target, pd.decision.Rule
 		rec.Code, rec.RequestedBy = pd.code, pd.requester.ID()
 	}
 	switch res {

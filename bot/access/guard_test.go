@@ -130,7 +130,7 @@ rules:
     action: deny
 `
 
-func newWorld(t *testing.T, policy string) *world {
+func newWorld(t *testing.T, policy string, opts ...Option) *world {
 	t.Helper()
 	w := &world{t: t, reg: memory.New(), audit: &auditLog{}, clock: &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
 		calls: make(chan call, 100)}
@@ -138,7 +138,7 @@ func newWorld(t *testing.T, policy string) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.guard = New(p, WithLogger(slog.New(slog.DiscardHandler)), WithAudit(audit.New(w.audit)), withClock(w.clock.now))
+	w.guard = New(p, append([]Option{WithLogger(slog.New(slog.DiscardHandler)), WithAudit(audit.New(w.audit)), withClock(w.clock.now)}, opts...)...)
 	c, err := client.New(client.WithRegistry(w.reg))
 	if err != nil {
 		t.Fatal(err)
@@ -347,8 +347,10 @@ func TestGuardAllowDeny(t *testing.T) {
 	}
 }
 
-func TestGuardConfirmation(t *testing.T) {
-	w := newWorld(t, guardPolicy)
+func TestGuardConfirmation(t *testing.T) { forEachStore(t, testGuardConfirmation) }
+
+func testGuardConfirmation(t *testing.T, opts ...Option) {
+	w := newWorld(t, guardPolicy, opts...)
 	// The command service asks for a confirmation in its metadata.
 	rep := w.say(dev, "drop table users")
 	c1 := code(t, rep)
@@ -443,8 +445,10 @@ func TestGuardConfirmation(t *testing.T) {
 	}
 }
 
-func TestGuardTwoPerson(t *testing.T) {
-	w := newWorld(t, guardPolicy)
+func TestGuardTwoPerson(t *testing.T) { forEachStore(t, testGuardTwoPerson) }
+
+func testGuardTwoPerson(t *testing.T, opts ...Option) {
+	w := newWorld(t, guardPolicy, opts...)
 	c1 := code(t, w.say(ops, "wipe disk"))
 	if rep := w.say(ops, "confirm "+c1); !rep.Error || rep.Text != "error: you asked for wipe: someone else allowed to run it must confirm it (two-person rule)" {
 		t.Errorf("self-confirmation: %+v", rep)
@@ -632,7 +636,7 @@ func TestConfirmationsBounded(t *testing.T) {
 	u := Caller{Input: "shell", UserID: "u", Room: "r"}
 	var first string
 	for i := range maxPendingPerUser + 5 {
-		c, err := cs.add(&pending{req: &command.Request{}, requester: u, created: now.Add(time.Duration(i)), expires: now.Add(time.Minute)})
+		c, err := cs.add(context.Background(), &pending{req: &command.Request{}, requester: u, created: now.Add(time.Duration(i)), expires: now.Add(time.Minute)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -646,7 +650,7 @@ func TestConfirmationsBounded(t *testing.T) {
 	if n := cs.len(); n != maxPendingPerUser {
 		t.Errorf("%d pending for one user, want %d", n, maxPendingPerUser)
 	}
-	if _, res := cs.take(first, u, now, func(*pending) (ConfirmMode, bool) { return ConfirmSelf, true }); res != confirmUnknown {
+	if _, res, _ := cs.take(context.Background(), first, u, now, func(*pending) (ConfirmMode, bool) { return ConfirmSelf, true }); res != confirmUnknown {
 		t.Errorf("the oldest code was kept: %v", res)
 	}
 	// Expired codes are forgotten some time after.

@@ -36,8 +36,9 @@ type Config struct {
 // Open builds a Guard from cfg: the policy file or the defaults, the
 // admins, the audit log and the confirmation timeout, logging to logger
 // (nil: slog.Default()). A policy that does not load is an error naming the
-// file and line. Close the Guard when done, to close the audit file.
-func Open(cfg Config, logger *slog.Logger) (*Guard, error) {
+// file and line. opts are applied after those cfg gives (e.g.
+// WithSharedStore). Close the Guard when done, to close the audit file.
+func Open(cfg Config, logger *slog.Logger, opts ...Option) (*Guard, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -68,7 +69,7 @@ func Open(cfg Config, logger *slog.Logger) (*Guard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Names.Of("AuditLog"), err)
 	}
-	g := New(p, WithLogger(logger), WithAudit(a), WithConfirmTimeout(cfg.ConfirmTimeout))
+	g := New(p, append([]Option{WithLogger(logger), WithAudit(a), WithConfirmTimeout(cfg.ConfirmTimeout)}, opts...)...)
 	source := p.Source()
 	if source == "" {
 		source = "defaults (no policy file)"
