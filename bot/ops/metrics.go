@@ -62,6 +62,8 @@ const clientErrorID = "go.micro.client"
 //	microbot_input_failures_total{input}               failed opens and broken connections
 //	microbot_registry_watch_events_total{action}       registry watch events (create, update, delete)
 //	microbot_service_commands                          commands served by command services right now
+//	microbot_ha_active{input}                          1 while this instance is the active one for an input one instance at a time serves
+//	microbot_ha_takeovers_total{input}                 times this instance became the active one for it (the first time included)
 //
 // plus the Go runtime's (go_*) and the process's (process_*).
 //
@@ -83,6 +85,7 @@ type Metrics struct {
 	reconnects *prometheus.CounterVec
 	failures   *prometheus.CounterVec
 	watch      *prometheus.CounterVec
+	takeovers  *prometheus.CounterVec
 
 	cmdNames, svcNames *capped
 
@@ -157,6 +160,9 @@ func NewMetrics(opts ...MetricsOption) *Metrics {
 		watch: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "microbot_registry_watch_events_total", Help: "Registry watch events seen by the command watcher, by action.",
 		}, []string{"action"}),
+		takeovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "microbot_ha_takeovers_total", Help: "Times this instance became the active one for an input one instance at a time serves (the first time included).",
+		}, []string{"input"}),
 		cmdNames: newCapped(o.maxLabels),
 		svcNames: newCapped(o.maxLabels),
 		up:       map[string]bool{},
@@ -166,7 +172,7 @@ func NewMetrics(opts ...MetricsOption) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.commands, m.cmdLatency, m.rpcCalls, m.rpcErrors, m.rpcLatency,
-		m.connects, m.reconnects, m.failures, m.watch,
+		m.connects, m.reconnects, m.failures, m.watch, m.takeovers,
 		inputCollector{m},
 	)
 	if t := o.table; t != nil {
@@ -309,6 +315,19 @@ func (m *Metrics) WatchInputs(ins ...input.Input) {
 		m.connects.WithLabelValues(in.String())
 		m.reconnects.WithLabelValues(in.String())
 		m.failures.WithLabelValues(in.String())
+		if _, ok := in.(Exclusive); ok {
+			m.takeovers.WithLabelValues(in.String())
+		}
+	}
+}
+
+// ActiveHook returns the function to give bot.WithActiveHook: it counts
+// the times this instance becomes the active one for an input.
+func (m *Metrics) ActiveHook() func(input string, active bool) {
+	return func(input string, active bool) {
+		if active {
+			m.takeovers.WithLabelValues(input).Inc()
+		}
 	}
 }
 
@@ -325,10 +344,17 @@ func (m *Metrics) connected(in input.Input) bool {
 // inputCollector reports microbot_input_connected at each scrape.
 type inputCollector struct{ m *Metrics }
 
-var inputConnectedDesc = prometheus.NewDesc("microbot_input_connected",
-	"1 while the input is connected, 0 otherwise.", []string{"input"}, nil)
+var (
+	inputConnectedDesc = prometheus.NewDesc("microbot_input_connected",
+		"1 while the input is connected, 0 otherwise.", []string{"input"}, nil)
+	haActiveDesc = prometheus.NewDesc("microbot_ha_active",
+		"1 while this instance is the active one for an input one instance at a time serves, 0 while it stands by.", []string{"input"}, nil)
+)
 
-func (c inputCollector) Describe(ch chan<- *prometheus.Desc) { ch <- inputConnectedDesc }
+func (c inputCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- inputConnectedDesc
+	ch <- haActiveDesc
+}
 
 func (c inputCollector) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.Lock()
@@ -340,6 +366,13 @@ func (c inputCollector) Collect(ch chan<- prometheus.Metric) {
 			v = 1
 		}
 		ch <- prometheus.MustNewConstMetric(inputConnectedDesc, prometheus.GaugeValue, v, in.String())
+		if ex, ok := in.(Exclusive); ok {
+			a := 0.0
+			if ex.Active() {
+				a = 1
+			}
+			ch <- prometheus.MustNewConstMetric(haActiveDesc, prometheus.GaugeValue, a, in.String())
+		}
 	}
 }
 

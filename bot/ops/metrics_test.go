@@ -341,3 +341,45 @@ func TestMiddlewareCountsPanicsAndSilence(t *testing.T) {
 		}
 	}
 }
+
+// exclusive is an input one instance at a time serves, whose state the
+// test sets.
+type exclusive struct {
+	status
+	active atomic.Bool
+}
+
+func (e *exclusive) Active() bool { return e.active.Load() }
+
+func TestHAMetrics(t *testing.T) {
+	m := ops.NewMetrics()
+	xmpp := &exclusive{status: status{silent: silent{name: "xmpp"}}}
+	slack := newStatus("slack")
+	m.WatchInputs(xmpp, slack)
+	page := scrape(t, m)
+	if got := testenv.Metric(page, `microbot_ha_active{input="xmpp"}`); got != 0 {
+		t.Errorf("active at start = %v", got)
+	}
+	if got := testenv.Metric(page, `microbot_ha_takeovers_total{input="xmpp"}`); got != 0 {
+		t.Errorf("takeovers at start = %v", got)
+	}
+	for _, s := range []string{`microbot_ha_active{input="slack"}`, `microbot_ha_takeovers_total{input="slack"}`} {
+		if got := testenv.Metric(page, s); got != -1 {
+			t.Errorf("%s = %v: Slack has no HA role", s, got)
+		}
+	}
+	hook := m.ActiveHook()
+	xmpp.active.Store(true)
+	hook("xmpp", true)
+	xmpp.active.Store(false)
+	hook("xmpp", false)
+	xmpp.active.Store(true)
+	hook("xmpp", true)
+	page = scrape(t, m)
+	if got := testenv.Metric(page, `microbot_ha_active{input="xmpp"}`); got != 1 {
+		t.Errorf("active = %v, want 1", got)
+	}
+	if got := testenv.Metric(page, `microbot_ha_takeovers_total{input="xmpp"}`); got != 2 {
+		t.Errorf("takeovers = %v, want 2", got)
+	}
+}

@@ -46,9 +46,11 @@ type Lister interface {
 // Server is the operations HTTP listener:
 //
 //	/healthz   200 "ok" while the process runs (liveness)
-//	/readyz    200 when every input is connected and the registry answers,
-//	           503 otherwise and once the bot is stopping; the body says
-//	           which check failed (readiness)
+//	/readyz    200 when every input is connected (or, for an input one
+//	           instance at a time serves, this instance stands by) and the
+//	           registry answers, 503 otherwise and once the bot is stopping;
+//	           the body says which check failed, and which inputs this
+//	           instance is active for (readiness)
 //	/metrics   the Metrics, in the Prometheus text format
 //	/hooks/alertmanager   Prometheus Alertmanager's webhook, with
 //	           WithAlertmanager (POST, bearer token: see AlertmanagerHook)
@@ -73,6 +75,7 @@ type Server struct {
 
 type serverOptions struct {
 	inputs          []input.Input
+	ha              bool
 	reg             Lister
 	metrics         *Metrics
 	logger          *slog.Logger
@@ -89,6 +92,16 @@ type ServerOption func(*serverOptions)
 // connected.
 func WithInputs(ins ...input.Input) ServerOption {
 	return func(o *serverOptions) { o.inputs = append(o.inputs, ins...) }
+}
+
+// WithHA says that the bot runs as one of several instances side by side:
+// /readyz says of each input whether this instance is active for it.
+func WithHA() ServerOption { return func(o *serverOptions) { o.ha = true } }
+
+// Exclusive is implemented by inputs that one instance of the bot at a time
+// serves (bot.Exclusive): Active reports whether this instance is the one.
+type Exclusive interface {
+	Active() bool
 }
 
 // WithRegistry sets the registry that must answer for the bot to be ready.
@@ -181,14 +194,26 @@ func (s *Server) Check(ctx context.Context) (bool, string) {
 		fail("stopping: the bot is shutting down")
 	}
 	for _, in := range s.opts.inputs {
+		role := ""
+		if ex, ok := in.(Exclusive); ok {
+			if !ex.Active() {
+				// Standing by is this instance's job: it is ready to take
+				// over.
+				fmt.Fprintf(&b, "input %s: standby (another instance is active; this one takes over if it stops)\n", in)
+				continue
+			}
+			role = "active (this instance), "
+		} else if s.opts.ha {
+			role = "active (every instance), "
+		}
 		st, ok := in.(input.StatusReporter)
 		switch {
 		case !ok:
-			fmt.Fprintf(&b, "input %s: no status (counted as connected)\n", in)
+			fmt.Fprintf(&b, "input %s: %sno status (counted as connected)\n", in, role)
 		case st.Connected():
-			fmt.Fprintf(&b, "input %s: connected\n", in)
+			fmt.Fprintf(&b, "input %s: %sconnected\n", in, role)
 		default:
-			fail("input %s: not connected", in)
+			fail("input %s: %snot connected", in, role)
 		}
 	}
 	if s.opts.reg != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/microbot/microbot/bot/ops"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/memory"
+	"github.com/microbot/microbot/input"
 )
 
 // lister is a registry whose ListServices the test controls and counts.
@@ -240,3 +241,61 @@ func TestServerBadAddress(t *testing.T) {
 		}
 	}
 }
+
+// exclusiveInput is an input one instance at a time serves.
+type exclusiveInput struct {
+	name              string
+	active, connected atomic.Bool
+}
+
+func (e *exclusiveInput) String() string  { return e.name }
+func (e *exclusiveInput) Active() bool    { return e.active.Load() }
+func (e *exclusiveInput) Connected() bool { return e.connected.Load() }
+func (e *exclusiveInput) Stream(context.Context) (input.Conn, error) {
+	return nil, errors.New("not used")
+}
+
+// TestReadinessHA: a standby instance is ready (it is ready to take over),
+// and /readyz says which inputs this instance is active for.
+func TestReadinessHA(t *testing.T) {
+	xmpp := &exclusiveInput{name: "xmpp"}
+	slack := &exclusiveInput{name: "slack"} // its Active is ignored: wrap it
+	srv := ops.NewServer(ops.WithInputs(xmpp, statusOnly{slack}), ops.WithHA(), ops.WithLogger(slog.New(slog.DiscardHandler)))
+	h := srv.Handler()
+	tests := []struct {
+		name                string
+		active, up, slackUp bool
+		code                int
+		lines               []string
+	}{
+		{"standby", false, false, true, 200, []string{"ready",
+			"input xmpp: standby (another instance is active; this one takes over if it stops)",
+			"input slack: active (every instance), connected"}},
+		{"active", true, true, true, 200, []string{"ready", "input xmpp: active (this instance), connected"}},
+		{"active, down", true, false, true, 503, []string{"not ready", "input xmpp: active (this instance), not connected"}},
+		{"slack down", false, false, false, 503, []string{"not ready", "input slack: active (every instance), not connected"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			xmpp.active.Store(tt.active)
+			xmpp.connected.Store(tt.up)
+			slack.connected.Store(tt.slackUp)
+			code, body := get(t, h, "GET", "/readyz")
+			if code != tt.code || !strings.HasPrefix(body, tt.lines[0]+"\n") {
+				t.Errorf("%d %q, want %d %q", code, body, tt.code, tt.lines[0])
+			}
+			for _, l := range tt.lines[1:] {
+				if !strings.Contains(body, l+"\n") {
+					t.Errorf("body lacks %q:\n%s", l, body)
+				}
+			}
+		})
+	}
+}
+
+// statusOnly hides every method of an input but its status.
+type statusOnly struct{ in *exclusiveInput }
+
+func (s statusOnly) String() string                             { return s.in.String() }
+func (s statusOnly) Connected() bool                            { return s.in.Connected() }
+func (s statusOnly) Stream(context.Context) (input.Conn, error) { return nil, errors.New("not used") }
