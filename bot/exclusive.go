@@ -125,6 +125,25 @@ func (e *Exclusive) Connected() bool {
 	return true
 }
 
+// WaitClosed waits until the input's last connection is closed and its
+// lock released (the bot closes a connection in the background once its
+// replies are out), or ctx ends: what a process stopping waits for before
+// it lets go of its coordination with the other instances.
+func (e *Exclusive) WaitClosed(ctx context.Context) error {
+	e.mu.Lock()
+	last := e.last
+	e.mu.Unlock()
+	if last == nil {
+		return nil
+	}
+	select {
+	case <-last.released:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (e *Exclusive) setActive(v bool) {
 	if e.active.Swap(v) != v {
 		e.opts.hook(e.in.String(), v)
@@ -164,7 +183,7 @@ func (e *Exclusive) Stream(ctx context.Context) (input.Conn, error) {
 	}
 	e.log.Info("this instance is now the active one for the input")
 	e.setActive(true)
-	c := &exclusiveConn{e: e, inner: conn, lease: lease, closed: make(chan struct{}), gone: make(chan struct{})}
+	c := &exclusiveConn{e: e, inner: conn, lease: lease, closed: make(chan struct{}), gone: make(chan struct{}), released: make(chan struct{})}
 	c.lost, c.markLost = context.WithCancel(context.Background())
 	e.mu.Lock()
 	e.last = c
@@ -185,6 +204,7 @@ type exclusiveConn struct {
 	closed    chan struct{} // Close was called
 	goneOnce  sync.Once
 	gone      chan struct{} // the input's connection is closed
+	released  chan struct{} // closed, and the lock released
 }
 
 // closeInner closes the input's connection, once.
@@ -256,6 +276,7 @@ func (c *exclusiveConn) Close() error {
 			c.e.log.Info("the input's lock was released")
 		}
 		c.markLost()
+		close(c.released)
 	})
 	return err
 }

@@ -65,15 +65,15 @@ func accessConfig(c *cli.Context, stderr io.Writer) (access.Config, error) {
 	return cfg, nil
 }
 
-// newGuard builds the guard from the command line, and the command table
+// newGuard builds the guard from the command line (and opts), and the command table
 // whose help shows each caller what the policy lets them run. A policy file
 // that does not load is an error naming its file and line.
-func newGuard(c *cli.Context, stderr io.Writer, log *slog.Logger) (*access.Guard, *command.Table, error) {
+func newGuard(c *cli.Context, stderr io.Writer, log *slog.Logger, opts ...access.Option) (*access.Guard, *command.Table, error) {
 	cfg, err := accessConfig(c, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
-	g, err := access.Open(cfg, log)
+	g, err := access.Open(cfg, log, opts...)
 	if err != nil {
 		return nil, nil, err
 	}

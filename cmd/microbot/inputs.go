@@ -125,8 +125,9 @@ func newShell(c *cli.Context, p *parts) (input.Input, error) {
 	return in, nil
 }
 
-// newSlack is Slack with the --slack_* tokens.
-func newSlack(c *cli.Context, _ *parts) (input.Input, error) {
+// newSlack is Slack with the --slack_* tokens; with --ha, its deliveries
+// are claimed among the instances.
+func newSlack(c *cli.Context, p *parts) (input.Input, error) {
 	in, err := slack.New(slack.Config{
 		AppToken: c.String(flagSlackAppToken),
 		BotToken: c.String(flagSlackBotToken),
@@ -137,7 +138,7 @@ func newSlack(c *cli.Context, _ *parts) (input.Input, error) {
 			"BotToken": "--" + flagSlackBotToken + " (or --" + flagSlackToken + ", " + envOf(flagSlackBotToken) + ", " + envOf(flagSlackToken) + ")",
 			"APIURL":   described(flagSlackAPIURL),
 		},
-	})
+	}, p.ha.slackOptions()...)
 	if err != nil {
 		return nil, err
 	}

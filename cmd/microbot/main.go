@@ -142,6 +142,7 @@ func allFlags() []cli.Flag {
 			Usage: "how long to wait at start for the first discovery of command services before reading messages"},
 	)
 	flags = append(flags, opsFlags()...)
+	flags = append(flags, haFlags()...)
 	flags = append(flags, accessFlags()...)
 	flags = append(flags, inputFlags()...)
 	// The server name defaults to the bot's own.
@@ -250,9 +251,11 @@ type parts struct {
 	log     *slog.Logger
 	ops     *opsKit
 	guard   *access.Guard
+	ha      *haKit // nil without --ha
 }
 
-func setup(c *cli.Context, stderr io.Writer, consoleOnly bool) (*parts, error) {
+// setup builds the parts; with ha (the bot, not exec), --ha is read too.
+func setup(c *cli.Context, stderr io.Writer, consoleOnly, ha bool) (*parts, error) {
 	log, err := newLogger(c, stderr, consoleOnly)
 	if err != nil {
 		return nil, err
@@ -270,11 +273,17 @@ func setup(c *cli.Context, stderr io.Writer, consoleOnly bool) (*parts, error) {
 			return nil, fmt.Errorf("--%s must be positive", f)
 		}
 	}
-	guard, table, err := newGuard(c, stderr, log)
+	var kit *haKit
+	if ha {
+		if kit, err = newHA(c, log); err != nil {
+			return nil, err
+		}
+	}
+	guard, table, err := newGuard(c, stderr, log, kit.guardOptions()...)
 	if err != nil {
 		return nil, err
 	}
-	p, err := assemble(c, log, ns, guard, table)
+	p, err := assemble(c, log, ns, guard, table, kit)
 	if err != nil {
 		guard.Close()
 		return nil, err
@@ -284,7 +293,7 @@ func setup(c *cli.Context, stderr io.Writer, consoleOnly bool) (*parts, error) {
 
 // assemble builds the bot's service, whose client the metrics watch, and
 // the command watcher, and fills the command table.
-func assemble(c *cli.Context, log *slog.Logger, ns string, guard *access.Guard, table *command.Table) (*parts, error) {
+func assemble(c *cli.Context, log *slog.Logger, ns string, guard *access.Guard, table *command.Table, ha *haKit) (*parts, error) {
 	kit, err := newOps(c, table, log)
 	if err != nil {
 		return nil, err
@@ -293,10 +302,10 @@ func assemble(c *cli.Context, log *slog.Logger, ns string, guard *access.Guard, 
 	if err != nil {
 		return nil, err
 	}
-	svc, err := framework.NewService(append([]framework.Option{
+	svc, err := framework.NewService(append(append([]framework.Option{
 		framework.WithName(DefaultServerName),
 		framework.WithCallWrappers(kit.metrics.WrapCall()), // every RPC call a command or the watcher makes
-	}, flagOpts...)...)
+	}, flagOpts...), ha.serviceOptions()...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +328,7 @@ func assemble(c *cli.Context, log *slog.Logger, ns string, guard *access.Guard, 
 		watch.WithResync(c.Duration(flagResync)),
 		watch.WithBroker(svc.Broker()), // the progress of command services
 		watch.WithLogger(log))
-	return &parts{svc: svc, table: table, watcher: w, log: log, ops: kit, guard: guard}, nil
+	return &parts{svc: svc, table: table, watcher: w, log: log, ops: kit, guard: guard, ha: ha}, nil
 }
 
 func newLogger(c *cli.Context, stderr io.Writer, consoleOnly bool) (*slog.Logger, error) {
@@ -372,7 +381,7 @@ func runBot(c *cli.Context, stderr io.Writer) error {
 		}
 	}
 	logOut := newLogOutput(stderr)
-	p, err := setup(c, logOut, slices.Equal(names, []string{"shell"}))
+	p, err := setup(c, logOut, slices.Equal(names, []string{"shell"}), true)
 	if err != nil {
 		return err
 	}
@@ -391,7 +400,7 @@ func runBot(c *cli.Context, stderr io.Writer) error {
 			consoles = append(consoles, sh)
 			logOut.use(sh.LogWriter(stderr)) // log lines above the prompt, not in it
 		}
-		inputs = append(inputs, in)
+		inputs = append(inputs, p.ha.wrap(in, p.ops))
 	}
 	// The terminal goes back as it was as soon as the bot stops, whatever
 	// the service still does (the bot closes connections in the
@@ -404,7 +413,7 @@ func runBot(c *cli.Context, stderr io.Writer) error {
 	defer closeConsoles()
 	ctx, cancel := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	stopOps, err := p.ops.start(ctx, inputs, p.svc.Registry(), p.svc.Client())
+	stopOps, err := p.ops.start(ctx, inputs, p.svc.Registry(), p.svc.Client(), p.ha != nil)
 	if err != nil {
 		return err
 	}
@@ -426,11 +435,12 @@ func runBot(c *cli.Context, stderr io.Writer) error {
 	if !p.discovered(ctx, c) {
 		return nil
 	}
-	p.log.Info("microbot started", "service", p.svc.Name(), "inputs", names, "registry", p.svc.Registry().String())
+	p.log.Info("microbot started", "service", p.svc.Name(), "inputs", names, "registry", p.svc.Registry().String(), "ha", p.ha != nil)
 	b := bot.New(p.table, append(botOptions(c, p), bot.WithInputs(inputs...))...)
 	err = b.Run(ctx)
 	cancel() // a second signal kills the process at once
 	closeConsoles()
+	p.ha.close() // hand the exclusive inputs over before deregistering
 	return err
 }
 
@@ -440,7 +450,7 @@ func runExec(c *cli.Context, stdout, stderr io.Writer) error {
 	if strings.TrimSpace(text) == "" {
 		return cli.Exit(`exec: which command? e.g. microbot exec "list services"`, 2)
 	}
-	p, err := setup(c, stderr, true)
+	p, err := setup(c, stderr, true, false)
 	if err != nil {
 		return err
 	}

@@ -180,9 +180,10 @@ func (k *opsKit) botOptions() []bot.Option {
 
 // start starts the HTTP listener if --http_address is set, with the
 // Alertmanager webhook publishing through pub if --alertmanager_token is;
-// /readyz turns unready when ctx ends (a stop signal). The function
-// returned stops it.
-func (k *opsKit) start(ctx context.Context, inputs []input.Input, reg registry.Registry, pub ops.Publisher) (func(), error) {
+// /readyz turns unready when ctx ends (a stop signal), and says which
+// inputs this instance is active for with ha. The function returned stops
+// it.
+func (k *opsKit) start(ctx context.Context, inputs []input.Input, reg registry.Registry, pub ops.Publisher, ha bool) (func(), error) {
 	k.metrics.WatchInputs(inputs...)
 	if k.cfg.HTTPAddress == "" {
 		return func() {}, nil
@@ -195,6 +196,9 @@ func (k *opsKit) start(ctx context.Context, inputs []input.Input, reg registry.R
 			return nil, err
 		}
 		opts = append(opts, ops.WithAlertmanager(hook))
+	}
+	if ha {
+		opts = append(opts, ops.WithHA())
 	}
 	srv := ops.NewServer(opts...)
 	if err := srv.Start(ctx, k.cfg.HTTPAddress); err != nil {

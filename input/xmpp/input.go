@@ -312,6 +312,10 @@ func (in *Input) configure(cfg Config) error {
 	return nil
 }
 
+// Account returns the bot's account, its bare JID (bot@example.org): what
+// one connection at a time may present in the rooms.
+func (in *Input) Account() string { return in.cfg.jid.Bare().String() }
+
 // Connected reports whether the input is connected to the server right now
 // (input.StatusReporter).
 func (in *Input) Connected() bool {
