@@ -53,6 +53,15 @@
 // finish and reply, then its loop ends; [Bot.Run] returns when every input
 // has ended.
 //
+// # Instances side by side
+//
+// Several instances of a bot may serve the same chat accounts (high
+// availability). An input that one instance at a time may serve, such as
+// an XMPP account's presence in its rooms, is wrapped in an [Exclusive]:
+// its Stream waits for a lock shared by the instances ([Locker]), and a
+// lost lock ends the connection with [ErrLockLost], which is no failure:
+// the loop waits for the lock again.
+//
 // # Stopping
 //
 // When the context of [Bot.Run] is cancelled the bot stops reading, waits

@@ -58,7 +58,7 @@ type proc struct {
 }
 
 // start runs bin with args; the test's cleanup kills it if still running.
-func start(t *testing.T, name, bin string, args ...string) *proc {
+func start(t testing.TB, name, bin string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, cmd: exec.Command(bin, args...), stderr: &testenv.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
@@ -78,7 +78,7 @@ func start(t *testing.T, name, bin string, args ...string) *proc {
 }
 
 // stop sends SIGTERM and waits for the process to exit.
-func (p *proc) stop(t *testing.T) {
+func (p *proc) stop(t testing.TB) {
 	t.Helper()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {

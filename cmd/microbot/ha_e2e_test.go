@@ -1,15 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/microbot/microbot/framework/registry/consul/consultest"
+	"github.com/microbot/microbot/input/slack/slacktestws"
 	"github.com/microbot/microbot/input/xmpp/xmppclient"
 	"github.com/microbot/microbot/internal/prosodytest"
 	"github.com/microbot/microbot/internal/testenv"
@@ -26,12 +29,12 @@ const haWait = 90 * time.Second
 
 // haWorld is a Consul cluster the instances coordinate through.
 type haWorld struct {
-	t  *testing.T
+	t  testing.TB
 	cl *consultest.Cluster
 	n  int // instances started
 }
 
-func newHAWorld(t *testing.T) *haWorld {
+func newHAWorld(t testing.TB) *haWorld {
 	t.Helper()
 	cl := consultest.StartCluster(t, 3) // first: without Consul, fail (CI) or skip before building anything
 	build(t)
@@ -73,6 +76,13 @@ func (b *haBot) start() {
 	}
 	b.ops = "http://" + rec.Address
 }
+
+// Pause freezes the instance (SIGSTOP): its connections stay open, it
+// answers nothing.
+func (b *haBot) Pause() { b.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume unfreezes it (SIGCONT).
+func (b *haBot) Resume() { b.cmd.Process.Signal(syscall.SIGCONT) }
 
 // kill kills the instance at once (SIGKILL), as a crash would.
 func (b *haBot) kill() {
@@ -135,7 +145,7 @@ func (b *haBot) metric(series string) float64 {
 // bot's answers by their text, which the tests make unique ("echo m042"
 // is answered "m042").
 type roomWatch struct {
-	t    *testing.T
+	t    testing.TB
 	room string
 	bot  string // the bot's bare JID
 
@@ -143,10 +153,11 @@ type roomWatch struct {
 	answers map[string][]time.Time
 	nicks   map[string]bool // nicks the bot had in the room
 	present bool            // the bot is in the room
+	joins   []time.Time     // when it entered
 	changed chan struct{}
 }
 
-func watchRoom(t *testing.T, h *prosodytest.Human, room, botJID string) *roomWatch {
+func watchRoom(t testing.TB, h *prosodytest.Human, room, botJID string) *roomWatch {
 	rw := &roomWatch{t: t, room: room, bot: botJID, answers: map[string][]time.Time{}, nicks: map[string]bool{}, changed: make(chan struct{})}
 	cl := h.Client()
 	go func() {
@@ -173,7 +184,11 @@ func (rw *roomWatch) see(s xmppclient.Stanza) {
 			return
 		}
 		rw.nicks[nick] = true
-		rw.present = s.Type == xmppclient.PresenceAvailable
+		avail := s.Type == xmppclient.PresenceAvailable
+		if avail && !rw.present {
+			rw.joins = append(rw.joins, now)
+		}
+		rw.present = avail
 	case *xmppclient.Message:
 		if s.Body == "" {
 			return
@@ -211,6 +226,101 @@ func (rw *roomWatch) count(token string) int {
 	return len(rw.answers[token])
 }
 
+// xmppPair is two instances on one XMPP account and room, and a person
+// (alice) in the room talking to the bot.
+type xmppPair struct {
+	t               testing.TB
+	w               *haWorld
+	room            string
+	active, standby *haBot
+	alice           *prosodytest.Human
+	rw              *roomWatch
+	sent            []string // the tokens said, in order
+}
+
+// newXMPPPair starts prosody, the first instance (active), the second
+// (standby), and alice in the room.
+func newXMPPPair(t testing.TB, extra ...string) *xmppPair {
+	t.Helper()
+	w := newHAWorld(t)
+	srv := prosodytest.Start(t)
+	srv.Register("microbot", xmppPassword)
+	t.Setenv("MICRO_XMPP_PASSWORD", xmppPassword)
+	room := prosodytest.Room("ops")
+	args := append([]string{"--inputs", "xmpp", "--xmpp_jid", prosodytest.JID("microbot"), "--xmpp_rooms", room,
+		"--xmpp_server", srv.Addr, "--xmpp_ca_file", srv.CAFile}, extra...)
+	x := &xmppPair{t: t, w: w, room: room}
+	x.active = w.bot(args...)
+	x.active.waitReady(http.StatusOK, "input xmpp: active (this instance), connected")
+	x.standby = w.bot(args...)
+	x.standby.waitReady(http.StatusOK, "input xmpp: standby")
+	x.alice = prosodytest.NewHuman(t, srv, "alice")
+	x.alice.Join(room, "alice")
+	x.alice.ExpectOccupant(room, "microbot")
+	x.rw = watchRoom(t, x.alice, room, prosodytest.JID("microbot"))
+	return x
+}
+
+// say asks the bot to echo token, in the room or directly.
+func (x *xmppPair) say(token string, direct bool) {
+	x.t.Helper()
+	if direct {
+		x.alice.Say(prosodytest.JID("microbot"), xmppclient.MessageChat, "echo "+token)
+	} else {
+		x.alice.Say(x.room, xmppclient.MessageGroupchat, "microbot: echo "+token)
+	}
+	x.sent = append(x.sent, token)
+}
+
+func (x *xmppPair) answered(token string) func() bool {
+	return func() bool { return len(x.rw.answers[token]) > 0 }
+}
+
+// ask says token and waits for its answer.
+func (x *xmppPair) ask(token string, direct bool) {
+	x.t.Helper()
+	x.say(token, direct)
+	if !x.rw.waitFor(haWait, x.answered(token)) {
+		x.t.Fatalf("%s was not answered within %v", token, haWait)
+	}
+}
+
+// takeover asks, every 500 ms, until the standby answers (messages said
+// while no instance is in the room reach nobody; one cut off from Consul
+// answers until it steps down), swaps the roles, and returns how long
+// after since the first answer of the new active instance came.
+func (x *xmppPair) takeover(prefix string, since time.Time) time.Duration {
+	x.t.Helper()
+	deadline := time.Now().Add(haWait)
+	for try := 1; ; try++ {
+		token := fmt.Sprintf("%st%d", prefix, try)
+		byNext := x.standby.active("xmpp") // if so, nobody else is in the room now
+		x.say(token, false)
+		if x.rw.waitFor(500*time.Millisecond, x.answered(token)) && byNext {
+			x.rw.mu.Lock()
+			at := x.rw.answers[token][0]
+			x.rw.mu.Unlock()
+			x.active, x.standby = x.standby, x.active
+			return at.Sub(since)
+		}
+		if time.Now().After(deadline) {
+			x.t.Fatalf("no answer within %v of the disruption", haWait)
+		}
+	}
+}
+
+// joinedAfter is when the bot entered the room after t, zero if it did not.
+func (x *xmppPair) joinedAfter(t time.Time) time.Time {
+	x.rw.mu.Lock()
+	defer x.rw.mu.Unlock()
+	for _, j := range x.rw.joins {
+		if j.After(t) {
+			return j
+		}
+	}
+	return time.Time{}
+}
+
 // TestHAXMPPTakeover runs two instances on one XMPP account: one is in the
 // room, the other stands by. A person has a conversation of 200 messages
 // (every tenth a direct message); at message 80 the active instance is
@@ -218,116 +328,57 @@ func (rw *roomWatch) count(token string) int {
 // time the other takes over (the figure is logged), every message is
 // answered exactly once, and the bot never has two nicks in the room.
 func TestHAXMPPTakeover(t *testing.T) {
-	w := newHAWorld(t)
-	srv := prosodytest.Start(t)
-	srv.Register("microbot", xmppPassword)
-	t.Setenv("MICRO_XMPP_PASSWORD", xmppPassword)
-	room := prosodytest.Room("ops")
-	xmppArgs := []string{"--inputs", "xmpp", "--xmpp_jid", prosodytest.JID("microbot"), "--xmpp_rooms", room,
-		"--xmpp_server", srv.Addr, "--xmpp_ca_file", srv.CAFile}
-
-	a := w.bot(xmppArgs...)
-	a.waitReady(http.StatusOK, "input xmpp: active (this instance), connected")
-	b := w.bot(xmppArgs...)
-	b.waitReady(http.StatusOK, "input xmpp: standby")
-	if got := a.metric(`microbot_ha_takeovers_total{input="xmpp"}`); got != 1 {
-		t.Errorf("a's takeovers = %v, want 1", got)
+	x := newXMPPPair(t)
+	if got := x.active.metric(`microbot_ha_takeovers_total{input="xmpp"}`); got != 1 {
+		t.Errorf("the active one's takeovers = %v, want 1", got)
 	}
-	if got := b.metric(`microbot_ha_active{input="xmpp"}`); got != 0 {
-		t.Errorf("b's microbot_ha_active = %v, want 0", got)
+	if got := x.standby.metric(`microbot_ha_active{input="xmpp"}`); got != 0 {
+		t.Errorf("the standby's microbot_ha_active = %v, want 0", got)
 	}
-
-	alice := prosodytest.NewHuman(t, srv, "alice")
-	alice.Join(room, "alice")
-	alice.ExpectOccupant(room, "microbot")
-	rw := watchRoom(t, alice, room, prosodytest.JID("microbot"))
-	say := func(token string, direct bool) {
-		t.Helper()
-		if direct {
-			alice.Say(prosodytest.JID("microbot"), xmppclient.MessageChat, "echo "+token)
-		} else {
-			alice.Say(room, xmppclient.MessageGroupchat, "microbot: echo "+token)
-		}
-	}
-	answered := func(token string) func() bool {
-		return func() bool { return len(rw.answers[token]) > 0 }
-	}
-	var sent []string
-	ask := func(token string, direct bool) {
-		t.Helper()
-		say(token, direct)
-		sent = append(sent, token)
-		if !rw.waitFor(haWait, answered(token)) {
-			t.Fatalf("%s was not answered within %v", token, haWait)
-		}
-	}
-	// takeover asks, every 500 ms, until next answers (messages said while
-	// no instance is in the room reach nobody; the one cut off from Consul
-	// answers until it steps down), and returns how long after the
-	// disruption next's first answer came.
-	takeover := func(i int, since time.Time, next *haBot) time.Duration {
-		t.Helper()
-		deadline := time.Now().Add(haWait)
-		for try := 1; ; try++ {
-			token := fmt.Sprintf("m%03dt%d", i, try)
-			byNext := next.active("xmpp") // if so, nobody else is in the room now
-			say(token, false)
-			sent = append(sent, token)
-			if rw.waitFor(500*time.Millisecond, answered(token)) && byNext {
-				rw.mu.Lock()
-				at := rw.answers[token][0]
-				rw.mu.Unlock()
-				return at.Sub(since)
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no answer within %v of the disruption", haWait)
-			}
-		}
-	}
-
 	var killed, cut time.Duration
-	active, standby := a, b
 	for i := 1; i <= 200; i++ {
+		token := fmt.Sprintf("m%03d", i)
 		switch i {
 		case 80:
-			if !active.active("xmpp") {
-				t.Fatalf("%s is not the active one", active.name)
+			if !x.active.active("xmpp") {
+				t.Fatalf("%s is not the active one", x.active.name)
 			}
 			at := time.Now()
-			active.kill()
-			killed = takeover(i, at, standby)
+			dead := x.active
+			dead.kill()
+			killed = x.takeover(token, at)
 			t.Logf("SIGKILL of the active instance: the next message was answered %v later", killed.Round(time.Millisecond))
-			standby.waitReady(http.StatusOK, "input xmpp: active (this instance), connected")
-			if got := standby.metric(`microbot_ha_takeovers_total{input="xmpp"}`); got != 1 {
+			x.active.waitReady(http.StatusOK, "input xmpp: active (this instance), connected")
+			if got := x.active.metric(`microbot_ha_takeovers_total{input="xmpp"}`); got != 1 {
 				t.Errorf("takeovers of the instance that took over = %v, want 1", got)
 			}
 			// The killed one comes back, and stands by.
-			active.start()
-			active.waitReady(http.StatusOK, "input xmpp: standby")
-			active, standby = standby, active
+			dead.start()
+			dead.waitReady(http.StatusOK, "input xmpp: standby")
 			continue
 		case 150:
 			at := time.Now()
-			active.proxy.Cut()
-			cut = takeover(i, at, standby)
+			cutOff := x.active
+			cutOff.proxy.Cut()
+			cut = x.takeover(token, at)
 			t.Logf("the active instance cut off from Consul: the next message was answered %v later", cut.Round(time.Millisecond))
-			standby.waitReady(http.StatusOK, "input xmpp: active (this instance), connected")
-			if err := active.proxy.Restore(); err != nil {
+			x.active.waitReady(http.StatusOK, "input xmpp: active (this instance), connected")
+			if err := cutOff.proxy.Restore(); err != nil {
 				t.Fatal(err)
 			}
-			active.waitReady(http.StatusOK, "input xmpp: standby")
-			active, standby = standby, active
+			cutOff.waitReady(http.StatusOK, "input xmpp: standby")
 			continue
 		}
-		ask(fmt.Sprintf("m%03d", i), i%10 == 0)
+		x.ask(token, i%10 == 0)
 	}
 
 	// Every message said was answered once (a few said while nobody was
 	// in the room, none), and the bot was only ever "microbot" there.
-	ask("end", false)
+	x.ask("end", false)
+	rw := x.rw
 	rw.mu.Lock()
 	defer rw.mu.Unlock()
-	for _, token := range sent {
+	for _, token := range x.sent {
 		n := len(rw.answers[token])
 		if n > 1 || n == 0 && !strings.Contains(token, "t") {
 			t.Errorf("%s answered %d times", token, n)
@@ -343,8 +394,175 @@ func TestHAXMPPTakeover(t *testing.T) {
 			t.Errorf("the bot was in the room as %q: two instances at once", nick)
 		}
 	}
-	if len(sent) < 200 {
-		t.Errorf("%d messages", len(sent))
+	if len(x.sent) < 200 {
+		t.Errorf("%d messages", len(x.sent))
 	}
-	t.Logf("%d messages, takeover after SIGKILL %v, after losing Consul %v", len(sent), killed.Round(time.Millisecond), cut.Round(time.Millisecond))
+	t.Logf("%d messages, takeover after SIGKILL %v, after losing Consul %v", len(x.sent), killed.Round(time.Millisecond), cut.Round(time.Millisecond))
+}
+
+// TestHASlack runs two instances on one Slack app, each with its own Socket
+// Mode connection; the fake Slack spreads 200 messages over them, sends
+// Slack's retries and one message as two events to the other connection,
+// retries a delivery on the other connection while the first instance is
+// frozen, and a confirmation asked on one instance is given on the other.
+// One instance is killed and started again on the way. Every message is
+// answered exactly once.
+func TestHASlack(t *testing.T) {
+	w := newHAWorld(t)
+	srv := slacktestws.New(slacktestws.WithRoundRobin(), slacktestws.WithUser("U1", "Ada"), slacktestws.WithUser("UADMIN", "Root"),
+		slacktestws.WithPingInterval(time.Second))
+	t.Cleanup(srv.Close)
+	t.Setenv("MICRO_SLACK_APP_TOKEN", srv.AppToken)
+	t.Setenv("MICRO_SLACK_BOT_TOKEN", srv.BotToken)
+	args := []string{"--inputs", "slack", "--slack_api_url", srv.APIURL(), "--admins", "slack:UADMIN"}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	a := w.bot(args...)
+	if err := srv.WaitConnections(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	b := w.bot(args...)
+	if err := srv.WaitConnections(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []*haBot{a, b} {
+		x.waitReady(http.StatusOK, "input slack: active (every instance), connected")
+	}
+	conn := map[*haBot]int{a: 1, b: 2}
+	// other is a live connection but n (n itself while it is alone).
+	other := func(n int) int {
+		for _, c := range srv.LiveConnections() {
+			if c != n {
+				return c
+			}
+		}
+		return n
+	}
+
+	mention := "<@" + srv.BotUserID + "> "
+	posts := func(text string) int {
+		n := 0
+		for _, p := range srv.Posts() {
+			if p.Text == text {
+				n++
+			}
+		}
+		return n
+	}
+	answered := func(token string) {
+		t.Helper()
+		if err := srv.WaitFor(ctx, func() bool { return posts(token) > 0 }); err != nil {
+			t.Fatalf("%s was not answered: %v", token, err)
+		}
+	}
+	deliver := func(m slacktestws.Message, direct bool) slacktestws.Delivery {
+		t.Helper()
+		var d slacktestws.Delivery
+		var err error
+		if direct {
+			d, err = srv.DirectMessage(ctx, m)
+		} else {
+			d, err = srv.Mention(ctx, m)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	var tokens []string
+	for i := 1; i <= 200; i++ {
+		token := fmt.Sprintf("s%03d", i)
+		tokens = append(tokens, token)
+		switch {
+		case i == 50:
+			// The instance a delivery went to is frozen (it cannot ack): Slack
+			// retries on the other connection, which answers; the first
+			// wakes up with the delivery still in hand and must drop it.
+			a.Pause()
+			d := deliver(slacktestws.Message{Channel: "C1", User: "U1", Text: mention + "echo " + token, Connection: conn[a]}, false)
+			deliver(slacktestws.Message{Channel: "C1", User: "U1", Text: mention + "echo " + token, TS: d.TS, EventID: d.EventID, RetryAttempt: 1, Connection: conn[b]}, false)
+			answered(token)
+			a.Resume()
+			if err := srv.WaitAck(ctx, d.EnvelopeID); err != nil {
+				t.Fatal(err)
+			}
+		case i == 100:
+			// Every answer is out; a is killed; b answers alone.
+			for _, tk := range tokens[:len(tokens)-1] {
+				answered(tk)
+			}
+			a.kill()
+			if err := srv.WaitFor(ctx, func() bool { return len(srv.LiveConnections()) == 1 }); err != nil {
+				t.Fatal(err)
+			}
+			deliver(slacktestws.Message{Channel: "C1", User: "U1", Text: mention + "echo " + token}, false)
+		case i == 120:
+			// a is back, on a new connection.
+			a.start()
+			if err := srv.WaitConnections(ctx, 3); err != nil {
+				t.Fatal(err)
+			}
+			conn[a] = 3
+			a.waitReady(http.StatusOK, "input slack: active (every instance), connected")
+			deliver(slacktestws.Message{Channel: "C1", User: "U1", Text: mention + "echo " + token}, false)
+		case i%10 == 0:
+			// One direct message, as two events on the two connections.
+			d := deliver(slacktestws.Message{Channel: "D1", User: "U1", Text: "echo " + token}, true)
+			deliver(slacktestws.Message{Channel: "D1", User: "U1", Text: mention + "echo " + token, TS: d.TS, Connection: other(d.Connection)}, false)
+		case i%4 == 0:
+			// Slack's retry on the other connection, at once.
+			d := deliver(slacktestws.Message{Channel: "C1", User: "U1", Text: mention + "echo " + token}, false)
+			deliver(slacktestws.Message{Channel: "C1", User: "U1", Text: mention + "echo " + token, TS: d.TS, EventID: d.EventID, RetryAttempt: 1, Connection: other(d.Connection)}, false)
+		case i%4 == 2:
+			// ... and once the first delivery was answered.
+			d := deliver(slacktestws.Message{Channel: "C1", User: "U1", Text: mention + "echo " + token}, false)
+			answered(token)
+			deliver(slacktestws.Message{Channel: "C1", User: "U1", Text: mention + "echo " + token, TS: d.TS, EventID: d.EventID, RetryAttempt: 2, Connection: other(d.Connection)}, false)
+		default:
+			deliver(slacktestws.Message{Channel: "C1", User: "U1", Text: mention + "echo " + token}, false)
+		}
+	}
+
+	// A confirmation asked on one instance, given on the other.
+	const def = `{"name": "go.micro.srv.hatest", "nodes": [{"id": "hatest-1", "address": "127.0.0.1:9"}]}`
+	for _, token := range tokens {
+		answered(token)
+	}
+	before := len(srv.Posts())
+	deliver(slacktestws.Message{Channel: "C1", User: "UADMIN", Text: mention + "register service " + def, Connection: conn[a]}, false)
+	var ask string
+	if err := srv.WaitFor(ctx, func() bool {
+		for _, p := range srv.Posts()[before:] {
+			if strings.Contains(p.Text, "needs confirmation") {
+				ask = p.Text
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatal(err)
+	}
+	code := codeIn(t, ask)
+	deliver(slacktestws.Message{Channel: "C1", User: "UADMIN", Text: mention + "confirm " + code, Connection: conn[b]}, false)
+	if err := srv.WaitFor(ctx, func() bool { return posts("registered go.micro.srv.hatest (1 node)") == 1 }); err != nil {
+		t.Fatalf("the confirmation on the other instance: %v; posts %v", err, srv.Posts()[before:])
+	}
+	cl, err := w.cl.Agents[0].API()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svcs, _, err := cl.Catalog().Service("go.micro.srv.hatest", "", nil); err != nil || len(svcs) != 1 {
+		t.Errorf("go.micro.srv.hatest in Consul: %v %v", svcs, err)
+	}
+
+	// Late duplicates would come by now: a last message, then the counts.
+	deliver(slacktestws.Message{Channel: "C1", User: "U1", Text: mention + "echo end"}, false)
+	answered("end")
+	for _, token := range tokens {
+		if n := posts(token); n != 1 {
+			t.Errorf("%s answered %d times", token, n)
+		}
+	}
+	t.Logf("%d posts, %d acks, %d connections opened", len(srv.Posts()), len(srv.Acks()), srv.Connections())
 }

@@ -79,7 +79,7 @@ func (x *xmppWorld) bot(args ...string) *xmppBot {
 
 // waitLog waits for a line of p's standard error containing sub and
 // returns it.
-func waitLog(t *testing.T, p *proc, sub string) string {
+func waitLog(t testing.TB, p *proc, sub string) string {
 	t.Helper()
 	deadline := time.Now().Add(xmppWait)
 	for {

@@ -126,4 +126,15 @@
 // The HTTP client speaks HTTP/1.1, as Consul's API package means to: over
 // HTTP/2 a TLS handshake the agent refuses fails later calls with an error
 // that no longer says why.
+//
+// # Coordination
+//
+// Beside the registry, a Coordinator (NewCoordinator) lets the processes of
+// one program share work through the same agents: exclusive locks held by
+// a session tied to a TTL check the process passes (Lock), claims made once
+// among all of them, which expire by themselves (Claim), and a small
+// key-value store with compare-and-delete (Store). The bot's --ha uses it;
+// knowing nothing of chat, it is generic. Its keys are under a prefix of
+// the KV store (WithKeyPrefix); its presence is a service instance of its
+// own (WithPresenceName). See Coordinator for the guarantees and timing.
 package consul

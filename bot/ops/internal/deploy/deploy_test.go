@@ -476,6 +476,12 @@ type container struct {
 
 type deployment struct {
 	Spec struct {
+		Replicas *int `yaml:"replicas"`
+		Strategy struct {
+			RollingUpdate struct {
+				MaxUnavailable any `yaml:"maxUnavailable"`
+			} `yaml:"rollingUpdate"`
+		} `yaml:"strategy"`
 		Selector struct {
 			MatchLabels map[string]string `yaml:"matchLabels"`
 		} `yaml:"selector"`
@@ -496,6 +502,15 @@ type secret struct {
 		Name string `yaml:"name"`
 	} `yaml:"metadata"`
 	StringData map[string]string `yaml:"stringData"`
+}
+
+type disruptionBudget struct {
+	Spec struct {
+		MinAvailable any `yaml:"minAvailable"`
+		Selector     struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"selector"`
+	} `yaml:"spec"`
 }
 
 type service struct {
@@ -519,6 +534,7 @@ func TestKubernetesExample(t *testing.T) {
 	var deps []deployment
 	secrets := map[string]secret{}
 	var svcs []service
+	var pdbs []disruptionBudget
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -556,6 +572,9 @@ func TestKubernetesExample(t *testing.T) {
 			case "Service":
 				svcs = append(svcs, service{})
 				into = &svcs[len(svcs)-1]
+			case "PodDisruptionBudget":
+				pdbs = append(pdbs, disruptionBudget{})
+				into = &pdbs[len(pdbs)-1]
 			default:
 				t.Errorf("%s: unexpected kind %s", file, head.Kind)
 				continue
@@ -582,6 +601,33 @@ func TestKubernetesExample(t *testing.T) {
 	if set["registry"] != "consul" {
 		t.Errorf("args %v: want --registry=consul", c.Args)
 	}
+	// Several replicas run side by side only with --ha (docs/ha.md), and
+	// a rolling update or a drain keeps one.
+	replicas := 1
+	if d.Spec.Replicas != nil {
+		replicas = *d.Spec.Replicas
+	}
+	if _, ha := set["ha"]; replicas > 1 && (!ha || set["ha"] != "" && set["ha"] != "true") {
+		t.Errorf("%d replicas without --ha: each would answer every XMPP message, and confirmation codes would work on one only", replicas)
+	}
+	if replicas > 1 {
+		if mu := fmt.Sprint(d.Spec.Strategy.RollingUpdate.MaxUnavailable); mu != "0" {
+			t.Errorf("rolling update maxUnavailable %s: want 0, so a replica is always up", mu)
+		}
+		if len(pdbs) != 1 {
+			t.Errorf("%d replicas and %d PodDisruptionBudgets: want one", replicas, len(pdbs))
+		}
+	}
+	for _, pdb := range pdbs {
+		for key, v := range pdb.Spec.Selector.MatchLabels {
+			if d.Spec.Template.Metadata.Labels[key] != v {
+				t.Errorf("the PodDisruptionBudget selects %s=%s; the pods have %v", key, v, d.Spec.Template.Metadata.Labels)
+			}
+		}
+		if n, err := strconv.Atoi(fmt.Sprint(pdb.Spec.MinAvailable)); err != nil || n < 1 || n >= replicas {
+			t.Errorf("PodDisruptionBudget minAvailable %v: want at least 1 and under the %d replicas", pdb.Spec.MinAvailable, replicas)
+		}
+	}
 	// Shutdown: the grace period covers the drain.
 	if st, err := time.ParseDuration(set["shutdown_timeout"]); err != nil || time.Duration(d.Spec.Template.Spec.TerminationGracePeriodSeconds)*time.Second <= st {
 		t.Errorf("terminationGracePeriodSeconds %d is not longer than --shutdown_timeout %q", d.Spec.Template.Spec.TerminationGracePeriodSeconds, set["shutdown_timeout"])
@@ -604,8 +650,11 @@ func TestKubernetesExample(t *testing.T) {
 	if _, ok := env["MICRO_REGISTRY_ADDRESS"]; !ok {
 		t.Error("no MICRO_REGISTRY_ADDRESS")
 	}
-	for _, name := range []string{"MICRO_SLACK_APP_TOKEN", "MICRO_SLACK_BOT_TOKEN"} {
+	for _, name := range []string{"MICRO_SLACK_APP_TOKEN", "MICRO_SLACK_BOT_TOKEN", "MICRO_XMPP_PASSWORD"} {
 		e, ok := env[name]
+		if name == "MICRO_XMPP_PASSWORD" && !ok && !strings.Contains(set["inputs"], "xmpp") {
+			continue
+		}
 		if !ok || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
 			t.Errorf("%s does not come from a Secret", name)
 			continue
