@@ -342,14 +342,15 @@ func (b *Broker) Publish(_ context.Context, topic string, m *broker.Message) err
 	var body []byte
 	var hdr natsgo.Header
 	if m != nil {
-		if err := broker.ValidateHeader(m.Header); err != nil {
-			return fmt.Errorf("nats broker: publish to %s: %w", topic, err)
-		}
 		body = m.Body
 		if len(m.Header) > 0 {
 			hdr = make(natsgo.Header, len(m.Header))
 			vals := make([]string, 0, len(m.Header)) // one array for every value
+			total := 0
 			for k, v := range m.Header {
+				if err := broker.ValidateHeaderField(k, v, &total); err != nil {
+					return fmt.Errorf("nats broker: publish to %s: %w", topic, err)
+				}
 				vals = append(vals, v)
 				hdr[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 			}
