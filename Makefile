@@ -23,3 +23,4 @@ test: setup vet
 
 bench:
 	cd bench && $(GO) run ./cmd/rpcbench
+	cd bench && $(GO) run ./cmd/brokerbench
