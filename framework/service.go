@@ -14,6 +14,7 @@ import (
 
 	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/client"
+	"github.com/microbot/microbot/framework/internal/node"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/selector"
 	"github.com/microbot/microbot/framework/server"
@@ -168,30 +169,7 @@ func (s *Service) Start(ctx context.Context) error {
 // reregister registers the node every interval until ctx is done.
 func (s *Service) reregister(ctx context.Context, every time.Duration, done chan<- struct{}) {
 	defer close(done)
-	if every <= 0 {
-		return
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		rctx, cancel := context.WithTimeout(ctx, max(every, 5*time.Second))
-		err := s.server.Register(rctx)
-		cancel()
-		switch {
-		case err != nil && ctx.Err() == nil:
-			slog.Warn("register failed; will retry", "service", s.Name(), "in", every, "err", err)
-			failing = true
-		case err == nil && failing:
-			slog.Info("registered again", "service", s.Name())
-			failing = false
-		}
-	}
+	node.Renew(ctx, every, slog.Default(), s.server.Register, "service", s.Name())
 }
 
 // Stop ends the service: it deregisters the node, stops the

@@ -84,6 +84,23 @@ func StartProc(tb testing.TB, name, dir, path string, args []string, addrs ...st
 	return p
 }
 
+// StartWithConfig starts a server that reads its configuration from a
+// file given with -c (nats-server, mosquitto): in a temporary directory,
+// it writes the file name with the text conf returns for the free loopback
+// address and port the server is to listen on, starts bin -c FILE, and
+// waits until it listens there. It returns the process and the address.
+func StartWithConfig(tb testing.TB, name, bin, file string, conf func(addr string, port int) string) (*Proc, string) {
+	tb.Helper()
+	dir := tb.TempDir()
+	port := FreePorts(tb, 1)[0]
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	path := filepath.Join(dir, file)
+	if err := os.WriteFile(path, []byte(conf(addr, port)), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return StartProc(tb, name, dir, bin, []string{"-c", path}, addr), addr
+}
+
 // LogPath is the file the process's output goes to.
 func (p *Proc) LogPath() string { return filepath.Join(p.Dir, p.Name+".log") }
 

@@ -288,7 +288,7 @@ func (b *Broker) Disconnect(ctx context.Context) error {
 	}
 	<-served
 	for i, s := range list {
-		wg.Go(func() { errs[i+1] = s.q.Drain(ctx) })
+		wg.Go(func() { errs[i+1] = s.Drain(ctx) })
 	}
 	wg.Wait()
 	sel.Close()
@@ -299,18 +299,7 @@ func (b *Broker) Disconnect(ctx context.Context) error {
 // renew registers every subscription again each interval until ctx ends.
 func (b *Broker) renew(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
-	if b.opts.registerInterval <= 0 {
-		return
-	}
-	t := time.NewTicker(b.opts.registerInterval)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	node.Renew(ctx, b.opts.registerInterval, b.opts.log, func(ctx context.Context) error {
 		b.mu.Lock()
 		subs := make([]*sub, 0, len(b.subs))
 		for _, s := range b.subs {
@@ -319,21 +308,12 @@ func (b *Broker) renew(ctx context.Context, done chan<- struct{}) {
 		b.mu.Unlock()
 		var errs []error
 		for _, s := range subs {
-			rctx, cancel := context.WithTimeout(ctx, max(b.opts.registerInterval, 5*time.Second))
-			if err := b.register(rctx, s); err != nil && ctx.Err() == nil {
+			if err := b.register(ctx, s); err != nil {
 				errs = append(errs, err)
 			}
-			cancel()
 		}
-		switch {
-		case len(errs) > 0 && !failing:
-			b.opts.log.Warn("http broker: renewing subscriber registrations failed; will retry", "in", b.opts.registerInterval, "err", errors.Join(errs...))
-			failing = true
-		case len(errs) == 0 && failing:
-			b.opts.log.Info("http broker: subscriber registrations renewed again")
-			failing = false
-		}
-	}
+		return errors.Join(errs...)
+	}, "broker", "http")
 }
 
 func (b *Broker) register(ctx context.Context, s *sub) error {
@@ -379,8 +359,8 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 	}
 	id := b.id + "." + node.NewUUID()
 	s := &sub{
-		b: b,
-		q: deliver.NewQueue(deliver.NewRunner(topic, o.Queue, h, b.opts.log), o),
+		b:     b,
+		Inbox: deliver.NewInbox(deliver.NewRunner(topic, o.Queue, h, b.opts.log), o),
 		svc: &registry.Service{
 			Name:    ServicePrefix + topic,
 			Version: version,
@@ -394,7 +374,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 			b.mu.Lock()
 			delete(b.subs, id)
 			b.mu.Unlock()
-			_ = s.q.Stop(ctx)
+			_ = s.Stop(ctx)
 			return nil, fmt.Errorf("http broker: subscribe: %w: %w", broker.ErrInvalid, err)
 		}
 		// The registry is this broker's server: while it is away the
@@ -406,14 +386,10 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 
 // sub is a subscription of the http broker: a registered node.
 type sub struct {
-	b   *Broker
-	q   *deliver.Queue
-	svc *registry.Service
+	b              *Broker
+	*deliver.Inbox // Topic, Queue, Stats, and the queue
+	svc            *registry.Service
 }
-
-func (s *sub) Topic() string       { return s.q.Topic() }
-func (s *sub) Queue() string       { return s.q.Queue() }
-func (s *sub) Stats() broker.Stats { return s.q.Stats() }
 
 // Unsubscribe deregisters the subscriber and stops its deliveries. A POST
 // for it that arrives afterwards is answered 404.
@@ -427,7 +403,7 @@ func (s *sub) Unsubscribe(ctx context.Context) error {
 	if live {
 		b.deregister(ctx, s)
 	}
-	return s.q.Stop(ctx)
+	return s.Stop(ctx)
 }
 
 // envelope is go-micro's broker.Message, as JSON.
@@ -463,20 +439,20 @@ func (b *Broker) serveInbox(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		s.q.Received()
-		s.q.Undecodable(len(body), fmt.Errorf("not a go-micro broker message (JSON with Header and Body): %w", err))
+		s.Received()
+		s.Undecodable(len(body), fmt.Errorf("not a go-micro broker message (JSON with Header and Body): %w", err))
 		nethttp.Error(w, "not a broker message: "+err.Error(), nethttp.StatusBadRequest)
 		return
 	}
 	topic := env.Header[TopicHeader]
 	if topic != s.Topic() {
-		s.q.Received()
-		s.q.Undecodable(len(body), fmt.Errorf("header %s is %q, not the subscribed topic", TopicHeader, topic))
+		s.Received()
+		s.Undecodable(len(body), fmt.Errorf("header %s is %q, not the subscribed topic", TopicHeader, topic))
 		nethttp.Error(w, fmt.Sprintf("topic %q, not the subscribed %q", topic, s.Topic()), nethttp.StatusBadRequest)
 		return
 	}
 	delete(env.Header, TopicHeader)
-	s.q.Offer(&broker.Event{Topic: topic, Message: broker.Message{Header: env.Header, Body: env.Body}})
+	s.Offer(&broker.Event{Topic: topic, Message: broker.Message{Header: env.Header, Body: env.Body}})
 	w.WriteHeader(nethttp.StatusAccepted)
 }
 

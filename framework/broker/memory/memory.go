@@ -114,7 +114,7 @@ func (b *Broker) Disconnect(ctx context.Context) error {
 	errs := make([]error, len(subs))
 	var wg sync.WaitGroup
 	for i, s := range subs {
-		wg.Go(func() { errs[i] = s.q.Drain(ctx) })
+		wg.Go(func() { errs[i] = s.Drain(ctx) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -155,11 +155,11 @@ func (bus *Bus) publish(name string, m *broker.Message) {
 		return
 	}
 	for _, s := range t.plain {
-		s.q.Offer(event(name, m))
+		s.Offer(event(name, m))
 	}
 	for _, g := range t.groups {
 		s := g.members[(g.next.Add(1)-1)%uint64(len(g.members))]
-		s.q.Offer(event(name, m))
+		s.Offer(event(name, m))
 	}
 }
 
@@ -190,7 +190,7 @@ func (b *Broker) Subscribe(_ context.Context, topicName string, h broker.Handler
 	if !b.connected || b.closed {
 		return nil, fmt.Errorf("memory broker: %w", broker.ErrNotConnected)
 	}
-	s := &sub{b: b, q: deliver.NewQueue(deliver.NewRunner(topicName, o.Queue, h, b.log), o)}
+	s := &sub{b: b, Inbox: deliver.NewInbox(deliver.NewRunner(topicName, o.Queue, h, b.log), o)}
 	b.subs[s] = true
 	b.bus.add(s)
 	return s, nil
@@ -218,13 +218,9 @@ func (bus *Bus) add(s *sub) {
 
 // sub is a subscription of the memory broker.
 type sub struct {
-	b *Broker
-	q *deliver.Queue
+	b              *Broker
+	*deliver.Inbox // Topic, Queue, Stats, and the queue
 }
-
-func (s *sub) Topic() string       { return s.q.Topic() }
-func (s *sub) Queue() string       { return s.q.Queue() }
-func (s *sub) Stats() broker.Stats { return s.q.Stats() }
 
 // Unsubscribe removes the subscription and stops its deliveries.
 func (s *sub) Unsubscribe(ctx context.Context) error {
@@ -232,7 +228,7 @@ func (s *sub) Unsubscribe(ctx context.Context) error {
 	delete(s.b.subs, s)
 	s.b.mu.Unlock()
 	s.b.bus.remove(s)
-	return s.q.Stop(ctx)
+	return s.Stop(ctx)
 }
 
 // remove takes s off the bus. The slices are replaced, never changed in

@@ -42,8 +42,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +50,7 @@ import (
 
 	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/broker/internal/deliver"
+	"github.com/microbot/microbot/framework/broker/internal/servers"
 )
 
 // Defaults of the options.
@@ -139,13 +138,9 @@ func New(opts ...Option) (*Broker, error) {
 	if len(o.addrs) == 0 {
 		o.addrs = []string{DefaultAddr}
 	}
-	addrs := make([]string, len(o.addrs)) // the caller's slice is left alone
-	for i, a := range o.addrs {
-		u, err := serverURL(a)
-		if err != nil {
-			return nil, err
-		}
-		addrs[i] = u
+	addrs, err := servers.URLs("mqtt", o.addrs, "tcp", "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss")
+	if err != nil {
+		return nil, err
 	}
 	o.addrs = addrs
 	switch {
@@ -165,40 +160,7 @@ func New(opts ...Option) (*Broker, error) {
 	return &Broker{opts: o, groups: map[string]*conn{}}, nil
 }
 
-// serverURL checks a server address and returns it as a URL paho takes.
-func serverURL(addr string) (string, error) {
-	a := strings.TrimSpace(addr)
-	if !strings.Contains(a, "://") {
-		a = "tcp://" + a
-	}
-	u, err := url.Parse(a)
-	if err != nil || u.Host == "" || u.Port() == "" || u.Path != "" && u.Path != "/" {
-		return "", fmt.Errorf("mqtt broker: %w address %q: want host:port or tcp://host:port", broker.ErrInvalid, redact(addr))
-	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
-	default:
-		return "", fmt.Errorf("mqtt broker: %w address %q: scheme %q (want tcp, ssl, ws or wss)", broker.ErrInvalid, redact(addr), u.Scheme)
-	}
-	return u.String(), nil
-}
-
-// redact hides the password of an address, for messages.
-func redact(addr string) string {
-	if u, err := url.Parse(addr); err == nil && u.User != nil {
-		u.User = url.User("REDACTED")
-		return u.String()
-	}
-	return addr
-}
-
-func (b *Broker) addrList() string {
-	r := make([]string, len(b.opts.addrs))
-	for i, a := range b.opts.addrs {
-		r[i] = redact(a)
-	}
-	return strings.Join(r, ",")
-}
+func (b *Broker) addrList() string { return servers.List(b.opts.addrs) }
 
 // String returns "mqtt".
 func (b *Broker) String() string { return "mqtt" }
@@ -260,7 +222,7 @@ func (b *Broker) Disconnect(ctx context.Context) error {
 	errs := make([]error, len(subs))
 	var wg sync.WaitGroup
 	for i, s := range subs {
-		wg.Go(func() { errs[i] = s.q.Drain(ctx) })
+		wg.Go(func() { errs[i] = s.Drain(ctx) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -348,7 +310,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 			b.groups[o.Queue] = c
 		}
 	}
-	s := &sub{b: b, c: c, q: deliver.NewQueue(deliver.NewRunner(topic, o.Queue, h, b.opts.log), o)}
+	s := &sub{b: b, c: c, Inbox: deliver.NewInbox(deliver.NewRunner(topic, o.Queue, h, b.opts.log), o)}
 	first, connected := c.add(s)
 	b.mu.Unlock()
 	if first && !connected {
@@ -578,7 +540,7 @@ func (c *conn) receive(_ paho.Client, m paho.Message) {
 		events[i] = e
 	}
 	for i, s := range targets {
-		s.q.Offer(events[i])
+		s.Offer(events[i])
 	}
 }
 
@@ -632,14 +594,10 @@ func (c *conn) close() []*sub {
 
 // sub is a subscription of the MQTT broker.
 type sub struct {
-	b *Broker
-	c *conn
-	q *deliver.Queue
+	b              *Broker
+	c              *conn
+	*deliver.Inbox // Topic, Queue, Stats, and the queue
 }
-
-func (s *sub) Topic() string       { return s.q.Topic() }
-func (s *sub) Queue() string       { return s.q.Queue() }
-func (s *sub) Stats() broker.Stats { return s.q.Stats() }
 
 // Unsubscribe stops the subscription; the last local subscriber of a topic
 // unsubscribes at the server, the last of a queue group closes its
@@ -662,7 +620,7 @@ func (s *sub) Unsubscribe(ctx context.Context) error {
 			err = fmt.Errorf("mqtt broker: unsubscribe from %s at the server: %w", s.Topic(), werr)
 		}
 	}
-	if serr := s.q.Stop(ctx); serr != nil {
+	if serr := s.Stop(ctx); serr != nil {
 		return serr
 	}
 	return err

@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +36,7 @@ import (
 
 	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/broker/internal/deliver"
+	"github.com/microbot/microbot/framework/broker/internal/servers"
 )
 
 // Defaults of the options.
@@ -125,13 +125,9 @@ func New(opts ...Option) (*Broker, error) {
 	if o.log == nil {
 		o.log = slog.Default()
 	}
-	addrs := make([]string, len(o.addrs)) // the caller's slice is left alone
-	for i, a := range o.addrs {
-		u, err := serverURL(a)
-		if err != nil {
-			return nil, err
-		}
-		addrs[i] = u
+	addrs, err := servers.URLs("nats", o.addrs, "nats", "nats", "tls", "ws", "wss")
+	if err != nil {
+		return nil, err
 	}
 	o.addrs = addrs
 	if o.dialTimeout <= 0 || o.ping <= 0 {
@@ -140,40 +136,7 @@ func New(opts ...Option) (*Broker, error) {
 	return &Broker{opts: o, subs: map[*natsgo.Subscription]*sub{}}, nil
 }
 
-// serverURL checks a server address and returns it as a nats:// URL.
-func serverURL(addr string) (string, error) {
-	a := strings.TrimSpace(addr)
-	if !strings.Contains(a, "://") {
-		a = "nats://" + a
-	}
-	u, err := url.Parse(a)
-	if err != nil || u.Host == "" || u.Port() == "" || u.Path != "" && u.Path != "/" {
-		return "", fmt.Errorf("nats broker: %w address %q: want host:port or nats://host:port", broker.ErrInvalid, redact(addr))
-	}
-	switch u.Scheme {
-	case "nats", "tls", "ws", "wss":
-	default:
-		return "", fmt.Errorf("nats broker: %w address %q: scheme %q (want nats, tls, ws or wss)", broker.ErrInvalid, redact(addr), u.Scheme)
-	}
-	return u.String(), nil
-}
-
-// redact hides the password or token of an address, for messages.
-func redact(addr string) string {
-	if u, err := url.Parse(addr); err == nil && u.User != nil {
-		u.User = url.User("REDACTED")
-		return u.String()
-	}
-	return addr
-}
-
-func (b *Broker) addrList() string {
-	r := make([]string, len(b.opts.addrs))
-	for i, a := range b.opts.addrs {
-		r[i] = redact(a)
-	}
-	return strings.Join(r, ",")
-}
+func (b *Broker) addrList() string { return servers.List(b.opts.addrs) }
 
 // String returns "nats".
 func (b *Broker) String() string { return "nats" }
@@ -216,7 +179,7 @@ func (b *Broker) Connect(ctx context.Context) error {
 		natsgo.ConnectHandler(func(*natsgo.Conn) { upOnce.Do(func() { close(up) }) }),
 		natsgo.ReconnectHandler(func(nc *natsgo.Conn) {
 			upOnce.Do(func() { close(up) })
-			log.Info("nats broker: reconnected; subscriptions restored", "server", redact(nc.ConnectedUrl()))
+			log.Info("nats broker: reconnected; subscriptions restored", "server", servers.Redact(nc.ConnectedUrl()))
 		}),
 		natsgo.DisconnectErrHandler(func(nc *natsgo.Conn, err error) {
 			if err != nil {

@@ -1,7 +1,7 @@
 // Package deliver is the subscriber side shared by the brokers: a Runner
 // calls a subscription's handler one message at a time, recovers its
 // panics, counts every outcome and logs failures (at most one line a second
-// per subscription, saying how many were left out); a Queue is the bounded
+// per subscription, saying how many were left out); an Inbox is the bounded
 // queue in front of a Runner, with the goroutine that empties it, for the
 // brokers whose client library does not queue by itself (memory, http,
 // mqtt; nats.go does).
@@ -24,7 +24,7 @@ import (
 const logEvery = time.Second
 
 // Runner runs the handler of one subscription. Run is called by one
-// goroutine at a time (the Queue's, or the client library's).
+// goroutine at a time (the Inbox's, or the client library's).
 type Runner struct {
 	topic, queue string
 	h            broker.Handler

@@ -20,11 +20,11 @@ func BenchmarkRun(b *testing.B) {
 	}
 }
 
-// BenchmarkQueue is the same through a Queue (memory, http, mqtt).
-func BenchmarkQueue(b *testing.B) {
+// BenchmarkInbox is the same through an Inbox (memory, http, mqtt).
+func BenchmarkInbox(b *testing.B) {
 	r := NewRunner("bench", "", func(context.Context, *broker.Event) error { return nil }, slog.New(slog.DiscardHandler))
 	o, _ := broker.NewSubscribeOptions(broker.WithMaxPending(1 << 20))
-	q := NewQueue(r, o)
+	q := NewInbox(r, o)
 	defer q.Stop(context.Background())
 	e := &broker.Event{Topic: "bench"}
 	b.ResetTimer()

@@ -8,11 +8,11 @@ import (
 	"github.com/microbot/microbot/framework/broker"
 )
 
-// Queue is the bounded queue of one subscription and the goroutine that
+// Inbox is the bounded queue of one subscription and the goroutine that
 // hands its messages to the Runner, in arrival order. Offer never blocks:
 // a message that finds the queue full (by count or by bytes) is dropped
 // and counted.
-type Queue struct {
+type Inbox struct {
 	*Runner
 	ch       chan *broker.Event
 	maxBytes int64
@@ -25,10 +25,10 @@ type Queue struct {
 	exited chan struct{} // the worker returned
 }
 
-// NewQueue starts the queue of r, bounded by o.MaxPending messages and
+// NewInbox starts the queue of r, bounded by o.MaxPending messages and
 // o.MaxPendingBytes bytes of bodies.
-func NewQueue(r *Runner, o broker.SubscribeOptions) *Queue {
-	q := &Queue{
+func NewInbox(r *Runner, o broker.SubscribeOptions) *Inbox {
+	q := &Inbox{
 		Runner:   r,
 		ch:       make(chan *broker.Event, o.MaxPending),
 		maxBytes: int64(o.MaxPendingBytes),
@@ -41,7 +41,7 @@ func NewQueue(r *Runner, o broker.SubscribeOptions) *Queue {
 
 // Offer queues e, or drops it (counted and logged) when the queue is full
 // or closed. The queue owns e from now on.
-func (q *Queue) Offer(e *broker.Event) {
+func (q *Inbox) Offer(e *broker.Event) {
 	q.Received()
 	n := int64(len(e.Body))
 	q.mu.RLock()
@@ -63,7 +63,7 @@ func (q *Queue) Offer(e *broker.Event) {
 	}
 }
 
-func (q *Queue) work() {
+func (q *Inbox) work() {
 	defer close(q.exited)
 	for {
 		select {
@@ -81,7 +81,7 @@ func (q *Queue) work() {
 }
 
 // dropRest counts what is left in the queue as dropped.
-func (q *Queue) dropRest() {
+func (q *Inbox) dropRest() {
 	n := 0
 	for {
 		select {
@@ -100,7 +100,7 @@ func (q *Queue) dropRest() {
 }
 
 // Stats returns the counters with the number of queued messages.
-func (q *Queue) Stats() broker.Stats {
+func (q *Inbox) Stats() broker.Stats {
 	s := q.Runner.Stats()
 	s.Pending = uint64(len(q.ch))
 	return s
@@ -108,7 +108,7 @@ func (q *Queue) Stats() broker.Stats {
 
 // closeIntake makes Offer drop from now on; the worker ends once the queue
 // is empty.
-func (q *Queue) closeIntake() {
+func (q *Inbox) closeIntake() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if !q.closed {
@@ -120,7 +120,7 @@ func (q *Queue) closeIntake() {
 // Stop ends the subscription at once: queued messages are dropped, the
 // handler's context is cancelled, and a running handler is waited for until
 // ctx ends.
-func (q *Queue) Stop(ctx context.Context) error {
+func (q *Inbox) Stop(ctx context.Context) error {
 	q.closeIntake()
 	q.once.Do(func() { close(q.quit) })
 	if err := q.Runner.Stop(ctx); err != nil {
@@ -132,7 +132,7 @@ func (q *Queue) Stop(ctx context.Context) error {
 
 // Drain takes no new message and lets the handler work through the queue
 // until it is empty or ctx ends; then it stops as Stop does.
-func (q *Queue) Drain(ctx context.Context) error {
+func (q *Inbox) Drain(ctx context.Context) error {
 	q.closeIntake()
 	select {
 	case <-q.exited:

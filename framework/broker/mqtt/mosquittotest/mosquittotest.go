@@ -12,11 +12,7 @@ package mosquittotest
 
 import (
 	"fmt"
-	"net"
-	"os"
 	"os/user"
-	"path/filepath"
-	"strconv"
 	"testing"
 
 	"github.com/microbot/microbot/internal/testenv"
@@ -40,17 +36,14 @@ func Start(tb testing.TB) *Server {
 	tb.Helper()
 	bin, err := Find()
 	testenv.Require(tb, "mosquitto", err)
-	dir := tb.TempDir()
-	port := testenv.FreePorts(tb, 1)[0]
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	// mosquitto started by root switches to the user "mosquitto" unless told
 	// to stay; as anyone else it stays who it is.
 	runAs := ""
 	if u, err := user.Current(); err == nil && u.Uid == "0" {
 		runAs = "user root\n"
 	}
-	conf := filepath.Join(dir, "mosquitto.conf")
-	cfg := fmt.Sprintf(`# written by mosquittotest
+	p, addr := testenv.StartWithConfig(tb, "mosquitto", bin, "mosquitto.conf", func(_ string, port int) string {
+		return fmt.Sprintf(`# written by mosquittotest
 %slistener %d 127.0.0.1
 allow_anonymous true
 persistence false
@@ -60,10 +53,7 @@ log_type warning
 log_type notice
 connection_messages true
 `, runAs, port)
-	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	p := testenv.StartProc(tb, "mosquitto", dir, bin, []string{"-c", conf}, addr)
+	})
 	return &Server{Proc: p, Addr: addr}
 }
 

@@ -12,10 +12,6 @@ package natstest
 
 import (
 	"fmt"
-	"net"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 
 	"github.com/microbot/microbot/internal/testenv"
@@ -39,20 +35,14 @@ func Start(tb testing.TB) *Server {
 	tb.Helper()
 	bin, err := Find()
 	testenv.Require(tb, "nats-server", err)
-	dir := tb.TempDir()
-	port := testenv.FreePorts(tb, 1)[0]
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	conf := filepath.Join(dir, "nats.conf")
-	cfg := fmt.Sprintf(`# written by natstest
+	p, addr := testenv.StartWithConfig(tb, "nats-server", bin, "nats.conf", func(addr string, port int) string {
+		return fmt.Sprintf(`# written by natstest
 listen: %q
 server_name: natstest_%d
 max_payload: 1MB
 write_deadline: "10s"
 `, addr, port)
-	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	p := testenv.StartProc(tb, "nats-server", dir, bin, []string{"-c", conf}, addr)
+	})
 	return &Server{Proc: p, Addr: addr}
 }
 
