@@ -361,7 +361,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if err != nil {
 		return nil, err
 	}
-	s := &sub{b: b, r: deliver.NewRunner(topic, o.Queue, h, b.opts.log)}
+	s := &sub{b: b, r: deliver.NewRunner(topic, o.Queue, h, b.opts.log), maxPending: o.MaxPending}
 	cb := func(m *natsgo.Msg) {
 		s.r.Received()
 		e := &broker.Event{Topic: m.Subject}
@@ -413,9 +413,10 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 
 // sub is a subscription of the NATS broker.
 type sub struct {
-	b  *Broker
-	r  *deliver.Runner
-	ns *natsgo.Subscription
+	b          *Broker
+	r          *deliver.Runner
+	ns         *natsgo.Subscription
+	maxPending int
 
 	mu      sync.Mutex
 	done    bool
@@ -440,7 +441,9 @@ func (s *sub) Stats() broker.Stats {
 			dropped = uint64(n)
 		}
 		if n, _, err := s.ns.Pending(); err == nil {
-			pending = uint64(max(int64(n)-running, 0))
+			// The message nats.go is handing to the callback, not yet
+			// counted as received, is not queued either.
+			pending = uint64(min(max(int64(n)-running, 0), int64(s.maxPending)))
 		}
 	}
 	st.Dropped += dropped
