@@ -37,14 +37,16 @@
 // like a firewall. After the policy file's rules come the default rules,
 // which are all there is without a file:
 //
-//  1. register service and deregister service: allow admins;
-//  2. register service and deregister service: deny;
+//  1. register service, deregister service, watch, unwatch and publish
+//     (see [AdminCommands]): allow admins;
+//  2. the same commands: deny;
 //  3. any command: allow.
 //
 // So with no file everyone may run help, list services, get service,
-// health, query, the small built-ins (echo, hello, ping, time, the three
-// laws) and every command service, and only admins (none
-// unless --admins names some) may register and deregister services. A
+// health, query, watching, the small built-ins (echo, hello, ping, time,
+// the three laws) and every command service, and only admins (none unless
+// --admins names some) may register and deregister services, choose the
+// topics whose events a room sees (watch, unwatch) and publish events. A
 // file that wants to deny what its rules do not allow ends with a rule
 // {commands: "*", action: deny}.
 //

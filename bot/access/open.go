@@ -15,8 +15,8 @@ import (
 // Config is where a Guard's policy, admins and audit log come from.
 type Config struct {
 	// Policy is the YAML policy file (see docs/access.md); empty: the
-	// defaults (everyone may run every command but register and deregister
-	// service, which are for admins).
+	// defaults (everyone may run every command but those of
+	// AdminCommands, which are for admins).
 	Policy string
 	// Admins are admins as input:user-id (slack:U0123ABCD), added to the
 	// policy's.
@@ -77,7 +77,7 @@ func Open(cfg Config, logger *slog.Logger, opts ...Option) (*Guard, error) {
 	logger.Info("access policy", "policy", source, "rules", len(p.rules)-len(defaultRules()),
 		"admins", len(p.admins), "confirm_timeout", g.confirmTimeout(p), "audit_log", auditName(a.Path(), cfg.AuditLog))
 	if len(p.admins) == 0 {
-		logger.Info("no admins: nobody may register or deregister services (name admins with --admins or in the policy file)")
+		logger.Info("no admins: nobody may register or deregister services, watch, unwatch or publish (name admins with --admins or in the policy file)")
 	}
 	return g, nil
 }

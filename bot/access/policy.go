@@ -31,6 +31,15 @@ const (
 // DefaultConfirmTimeout is how long a confirmation code stays valid.
 const DefaultConfirmTimeout = 2 * time.Minute
 
+// AdminCommands returns the commands the default rules allow admins only:
+// changing the registry (register service, deregister service), which
+// topics' events a room sees (watch, unwatch: events can carry data a room
+// should not see) and publishing events (publish). Everyone may run the
+// others, watching included.
+func AdminCommands() []string {
+	return []string{"register service", "deregister service", "watch", "unwatch", "publish"}
+}
+
 // DefaultDangerous returns the commands that need a confirmation when the
 // policy file does not say otherwise (confirm.commands), in a new slice.
 func DefaultDangerous() []string { return []string{"register service", "deregister service"} }
@@ -130,10 +139,10 @@ func (p *Policy) Admins() []string { return slices.Sorted(maps.Keys(p.admins)) }
 
 // defaultRules are tried after a policy file's rules.
 func defaultRules() []*Rule {
-	admin := []string{"register service", "deregister service"}
+	admin := AdminCommands()
 	return []*Rule{
-		{Commands: admin, Groups: []string{GroupAdmins}, Allow: true, Source: "default: admins may register and deregister services"},
-		{Commands: admin, Allow: false, Source: "default: only admins may register and deregister services"},
+		{Commands: admin, Groups: []string{GroupAdmins}, Allow: true, Source: "default: admins may register and deregister services, watch and unwatch topics and publish"},
+		{Commands: admin, Allow: false, Source: "default: only admins may register and deregister services, watch and unwatch topics and publish"},
 		{Commands: []string{"*"}, Allow: true, Source: "default: everyone may run the other commands"},
 	}
 }

@@ -39,7 +39,7 @@ const (
 func accessFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: flagPolicy, EnvVars: []string{"MICRO_POLICY"},
-			Usage: "access policy file (YAML, see docs/access.md); reloaded on SIGHUP. Default: everyone may run every command but register/deregister service, which are for admins"},
+			Usage: "access policy file (YAML, see docs/access.md); reloaded on SIGHUP. Default: everyone may run every command but register/deregister service, watch, unwatch and publish, which are for admins"},
 		&cli.StringSliceFlag{Name: flagAdmins, EnvVars: []string{"MICRO_ADMINS"},
 			Usage: "admins, as input:user-id (slack:U0123ABCD, xmpp:alice@example.org, shell:alice), comma-separated; added to the policy file's"},
 		&cli.StringFlag{Name: flagAuditLog, EnvVars: []string{"MICRO_AUDIT_LOG"},
