@@ -136,7 +136,7 @@ func (b *builtins) query(ctx context.Context, req *Request) (*input.Reply, error
 		return nil, Usagef(req.Command, "which service and method?")
 	}
 	service, method := p[0], p[1]
-	body, err := jsonObject(req.Rest(2))
+	body, err := JSONObject(req.Rest(2))
 	if err != nil {
 		return nil, fmt.Errorf("request: %w — nothing was sent", err)
 	}
@@ -204,7 +204,7 @@ func (b *builtins) health(ctx context.Context, req *Request) (*input.Reply, erro
 			}
 			rows = append(rows, []string{line(r.node.ID), line(r.node.Address), status})
 		}
-		sb.WriteString(table(rows))
+		sb.WriteString(Columns(rows))
 	}
 	rep := Code(strings.TrimRight(sb.String(), "\n"))
 	if failed > 0 {
@@ -351,9 +351,11 @@ func rawParam(req *Request, i int) string {
 	return raw
 }
 
-// jsonObject checks raw is one JSON object (empty means {}) and returns it
-// compacted, numbers as written.
-func jsonObject(raw string) (json.RawMessage, error) {
+// JSONObject checks that raw, the JSON a person typed, is one JSON object
+// (empty means {}; one pair of quotes around it, typed as in a shell, is
+// taken off) and returns it compacted, numbers as written. An error says
+// what is wrong and where.
+func JSONObject(raw string) (json.RawMessage, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return json.RawMessage(`{}`), nil

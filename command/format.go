@@ -124,8 +124,9 @@ func indentJSON(raw []byte) (string, error) {
 	return buf.String(), nil
 }
 
-// table aligns rows in columns separated by three spaces.
-func table(rows [][]string) string {
+// Columns aligns rows in columns separated by three spaces, each line
+// ending in a new line (a Code reply shows them aligned).
+func Columns(rows [][]string) string {
 	var buf bytes.Buffer
 	w := tabwriter.NewWriter(&buf, 0, 4, 3, ' ', 0)
 	for _, r := range rows {
@@ -160,7 +161,7 @@ func formatService(svcs []*registry.Service) string {
 		for _, n := range s.Nodes {
 			rows = append(rows, []string{line(n.ID), line(n.Address), formatMetadata(n.Metadata)})
 		}
-		sb.WriteString(table(rows))
+		sb.WriteString(Columns(rows))
 		eps := slices.Clone(s.Endpoints)
 		slices.SortFunc(eps, func(a, b *registry.Endpoint) int { return strings.Compare(a.Name, b.Name) })
 		for _, e := range eps {
