@@ -13,6 +13,7 @@ import (
 
 	"github.com/microbot/microbot/bot"
 	"github.com/microbot/microbot/command"
+	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/rpcerr"
@@ -64,14 +65,18 @@ const clientErrorID = "go.micro.client"
 //	microbot_service_commands                          commands served by command services right now
 //	microbot_ha_active{input}                          1 while this instance is the active one for an input one instance at a time serves
 //	microbot_ha_takeovers_total{input}                 times this instance became the active one for it (the first time included)
+//	microbot_notify_events_total{topic}                events received on watched topics
+//	microbot_notify_deliveries_total{topic,outcome}    events in rooms: posted, folded (into a summary), dropped
+//	microbot_notify_broker_dropped_total               events the broker dropped: the bot fell behind a topic
+//	microbot_notify_backlog{state}                     events waiting in rooms (queued) or folded, right now
 //
 // plus the Go runtime's (go_*) and the process's (process_*).
 //
 // The command label is the matched command's name, "unknown" for a line
 // that matched none (what people type never becomes a label). The service
 // label is the service's name when the registry knew it, "unknown" when the
-// client found no such service. Both are capped at [DefaultMaxLabels]
-// distinct values.
+// client found no such service. The topic label is a watched topic. All
+// three are capped at [DefaultMaxLabels] distinct values.
 type Metrics struct {
 	reg *prometheus.Registry
 	log *slog.Logger
@@ -86,13 +91,16 @@ type Metrics struct {
 	failures   *prometheus.CounterVec
 	watch      *prometheus.CounterVec
 	takeovers  *prometheus.CounterVec
+	events     *prometheus.CounterVec
+	deliveries *prometheus.CounterVec
 
-	cmdNames, svcNames *capped
+	cmdNames, svcNames, topics *capped
 
-	mu     sync.Mutex
-	inputs []input.Input
-	up     map[string]bool // last state told by InputHook, by input
-	opened map[string]int  // connections opened, by input
+	mu       sync.Mutex
+	inputs   []input.Input
+	up       map[string]bool // last state told by InputHook, by input
+	opened   map[string]int  // connections opened, by input
+	notifier NotifierStats   // see WatchNotifier; nil before
 }
 
 // MetricsOption configures Metrics.
@@ -163,8 +171,15 @@ func NewMetrics(opts ...MetricsOption) *Metrics {
 		takeovers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "microbot_ha_takeovers_total", Help: "Times this instance became the active one for an input one instance at a time serves (the first time included).",
 		}, []string{"input"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "microbot_notify_events_total", Help: "Events received on watched topics, by topic.",
+		}, []string{"topic"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "microbot_notify_deliveries_total", Help: "Events in rooms, by topic and outcome (posted, folded into a summary, dropped).",
+		}, []string{"topic", "outcome"}),
 		cmdNames: newCapped(o.maxLabels),
 		svcNames: newCapped(o.maxLabels),
+		topics:   newCapped(o.maxLabels),
 		up:       map[string]bool{},
 		opened:   map[string]int{},
 	}
@@ -173,7 +188,17 @@ func NewMetrics(opts ...MetricsOption) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.commands, m.cmdLatency, m.rpcCalls, m.rpcErrors, m.rpcLatency,
 		m.connects, m.reconnects, m.failures, m.watch, m.takeovers,
+		m.events, m.deliveries,
 		inputCollector{m},
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "microbot_notify_broker_dropped_total", Help: "Events of watched topics the broker dropped because the bot fell behind.",
+		}, func() float64 {
+			if s := m.notifierStats(); s != nil {
+				return float64(s.BrokerStats().Dropped)
+			}
+			return 0
+		}),
+		backlogCollector{m},
 	)
 	if t := o.table; t != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -422,4 +447,55 @@ func (c *capped) label(v string) string {
 	}
 	c.seen[v] = struct{}{}
 	return v
+}
+
+// NotifierStats is what the metrics read of the notifier at each scrape
+// (package bot/notify's Notifier).
+type NotifierStats interface {
+	BrokerStats() broker.Stats
+	Backlog() (queued, folded int)
+}
+
+// WatchNotifier makes microbot_notify_broker_dropped_total and
+// microbot_notify_backlog report s.
+func (m *Metrics) WatchNotifier(s NotifierStats) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.notifier = s
+}
+
+func (m *Metrics) notifierStats() NotifierStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.notifier
+}
+
+// NotifyHook returns the function to give notify.WithHook: it counts the
+// events received ("received") and their outcome in each room.
+func (m *Metrics) NotifyHook() func(topic, outcome string) {
+	return func(topic, outcome string) {
+		label := m.topics.label(topic)
+		if outcome == "received" {
+			m.events.WithLabelValues(label).Inc()
+			return
+		}
+		m.deliveries.WithLabelValues(label, outcome).Inc()
+	}
+}
+
+// backlogCollector reports microbot_notify_backlog at each scrape.
+type backlogCollector struct{ m *Metrics }
+
+var backlogDesc = prometheus.NewDesc("microbot_notify_backlog",
+	"Events waiting in rooms for their turn (queued), and folded for a summary (folded), right now.", []string{"state"}, nil)
+
+func (c backlogCollector) Describe(ch chan<- *prometheus.Desc) { ch <- backlogDesc }
+
+func (c backlogCollector) Collect(ch chan<- prometheus.Metric) {
+	queued, folded := 0, 0
+	if s := c.m.notifierStats(); s != nil {
+		queued, folded = s.Backlog()
+	}
+	ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(queued), "queued")
+	ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(folded), "folded")
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/microbot/microbot/bot"
 	"github.com/microbot/microbot/bot/ops"
 	"github.com/microbot/microbot/command"
+	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/memory"
@@ -381,5 +382,42 @@ func TestHAMetrics(t *testing.T) {
 	}
 	if got := testenv.Metric(page, `microbot_ha_takeovers_total{input="xmpp"}`); got != 2 {
 		t.Errorf("takeovers = %v, want 2", got)
+	}
+}
+
+// notifierStats is a fixed NotifierStats.
+type notifierStats struct{}
+
+func (notifierStats) BrokerStats() broker.Stats     { return broker.Stats{Dropped: 7} }
+func (notifierStats) Backlog() (queued, folded int) { return 3, 40 }
+
+func TestNotifyMetrics(t *testing.T) {
+	m := ops.NewMetrics(ops.WithMaxLabels(2))
+	page := scrape(t, m)
+	if got := testenv.Metric(page, `microbot_notify_backlog{state="folded"}`); got != 0 {
+		t.Errorf("backlog before a notifier: %v", got)
+	}
+	hook := m.NotifyHook()
+	for _, h := range [][2]string{{"a", "received"}, {"a", "posted"}, {"a", "folded"}, {"a", "folded"}, {"b", "dropped"}, {"c", "received"}} {
+		hook(h[0], h[1])
+	}
+	m.WatchNotifier(notifierStats{})
+	page = scrape(t, m)
+	for _, tt := range []struct {
+		series string
+		want   float64
+	}{
+		{`microbot_notify_events_total{topic="a"}`, 1},
+		{`microbot_notify_events_total{topic="other"}`, 1}, // past the cap of 2 topics
+		{`microbot_notify_deliveries_total{outcome="posted",topic="a"}`, 1},
+		{`microbot_notify_deliveries_total{outcome="folded",topic="a"}`, 2},
+		{`microbot_notify_deliveries_total{outcome="dropped",topic="b"}`, 1},
+		{`microbot_notify_broker_dropped_total`, 7},
+		{`microbot_notify_backlog{state="queued"}`, 3},
+		{`microbot_notify_backlog{state="folded"}`, 40},
+	} {
+		if got := testenv.Metric(page, tt.series); got != tt.want {
+			t.Errorf("%s = %v, want %v", tt.series, got, tt.want)
+		}
 	}
 }
