@@ -232,23 +232,27 @@ func (c *commands) publish(ctx context.Context, req *command.Request) (*input.Re
 	return command.Text(fmt.Sprintf("published %s of %s on %s", kind, size(n), params[0])), nil
 }
 
+// ErrNotPublished is wrapped by the errors of Publish for a topic or JSON
+// that is not valid: nothing was published.
+var ErrNotPublished = errors.New("nothing was published")
+
 // Publish publishes raw, a JSON object as a person or a script typed it,
 // on topic through p, as application/json: a Notification (see
 // ParseNotification) re-encoded in the proto3 JSON mapping with the
 // header Micro-Message-Type naming its type, any other object as it is.
 // ctx's metadata (the caller) goes along as headers. It returns what was
 // published ("a notification" or "JSON") and its size; an invalid topic or
-// JSON is an error saying what is wrong, and nothing is published.
+// JSON is an error saying what is wrong, wrapping ErrNotPublished.
 func Publish(ctx context.Context, p Publisher, topic, raw string) (kind string, n int, err error) {
 	if err := broker.ValidateTopic(topic); err != nil {
-		return "", 0, fmt.Errorf("%w — nothing was published", err)
+		return "", 0, fmt.Errorf("%w — %w", err, ErrNotPublished)
 	}
 	if strings.TrimSpace(raw) == "" {
-		return "", 0, errors.New(`no JSON to publish (e.g. {"title": "deploy started", "severity": "info"}) — nothing was published`)
+		return "", 0, fmt.Errorf(`no JSON to publish (e.g. {"title": "deploy started", "severity": "info"}) — %w`, ErrNotPublished)
 	}
 	body, err := command.JSONObject(raw)
 	if err != nil {
-		return "", 0, fmt.Errorf("%w — nothing was published", err)
+		return "", 0, fmt.Errorf("%w — %w", err, ErrNotPublished)
 	}
 	kind = "JSON"
 	if note, perr := ParseNotification(body); perr == nil {
@@ -258,7 +262,7 @@ func Publish(ctx context.Context, p Publisher, topic, raw string) (kind string, 
 		kind = "a notification"
 		ctx = metadata.MergeContext(ctx, metadata.Metadata{pb.HeaderMessageType: pb.NotificationType})
 	} else if looksLikeNotification(body) {
-		return "", 0, fmt.Errorf("%w — nothing was published", perr)
+		return "", 0, fmt.Errorf("%w — %w", perr, ErrNotPublished)
 	}
 	if err := p.Publish(ctx, topic, json.RawMessage(body), client.WithContentType("application/json")); err != nil {
 		return "", 0, fmt.Errorf("publishing on %s: %w", topic, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -90,8 +91,10 @@ func TestCommands(t *testing.T) {
 	if len(pub.msgs) != 2 {
 		t.Fatalf("published %d messages, want 2", len(pub.msgs))
 	}
+	// protojson's spacing varies on purpose: compare the decoded JSON.
+	var got map[string]any
 	if m := pub.msgs[0]; m.topic != "deploys" || m.md[pb.HeaderMessageType] != pb.NotificationType ||
-		m.body != `{"title":"deploy started","severity":"INFO","thread_key":"d1"}` {
+		json.Unmarshal([]byte(m.body), &got) != nil || fmt.Sprint(got) != "map[severity:INFO thread_key:d1 title:deploy started]" {
 		t.Errorf("notification published as %+v", m)
 	}
 	if m := pub.msgs[1]; m.md[pb.HeaderMessageType] != "" || m.body != `{"status":"ok"}` {

@@ -62,7 +62,8 @@ type Notifier struct {
 	threads *threads
 	logs    *limiter
 
-	recMu sync.Mutex // serialises reconciliations
+	recMu   sync.Mutex    // serialises reconciliations
+	started chan struct{} // closed when Run starts
 
 	mu      sync.Mutex
 	ctx     context.Context // Run's; nil before Run
@@ -183,6 +184,7 @@ func New(b broker.Broker, store *Store, posters map[string]input.Poster, opts ..
 		logs:    &limiter{every: time.Minute, last: map[string]time.Time{}},
 		topics:  map[string]*topicSub{},
 		rooms:   map[Place]*room{},
+		started: make(chan struct{}),
 	}
 	if o.routesFile != "" {
 		r, err := LoadRoutes(o.routesFile, n.Inputs())
@@ -209,6 +211,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 	}
 	n.ctx = ctx
 	n.mu.Unlock()
+	close(n.started)
 	defer n.stop()
 	n.reconcile(ctx) // the routes, at once
 	retry := time.NewTicker(retryEvery)
@@ -262,11 +265,17 @@ func (n *Notifier) follow(ctx context.Context, listed chan<- struct{}) {
 }
 
 // Refresh reads the watches again and subscribes or unsubscribes at once,
-// so that a command that changed them can say they are in effect. Without
-// Run it does nothing.
+// so that a command that changed them can say they are in effect. It
+// waits for Run to start (as long as ctx allows), and does nothing once
+// Run has returned.
 func (n *Notifier) Refresh(ctx context.Context) error {
+	select {
+	case <-n.started:
+	case <-ctx.Done():
+		return fmt.Errorf("the notifier is not running: %w", ctx.Err())
+	}
 	n.mu.Lock()
-	running := n.ctx != nil && n.ctx.Err() == nil
+	running := n.ctx.Err() == nil
 	n.mu.Unlock()
 	if !running {
 		return nil

@@ -205,3 +205,7 @@ func placeOf(input, room string) Place {
 	p, _ := ParsePlace(access.Qualify(input, room))
 	return p
 }
+
+// InputName returns the one name an input's rooms go by in watches and
+// routes: its events' (hipchat is xmpp, exec is shell).
+func InputName(name string) string { return placeOf(name, "-").Input }

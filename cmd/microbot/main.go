@@ -86,6 +86,7 @@ Examples:
    microbot                                          # console
    echo "list services" | microbot                   # scripted console
    microbot exec "query go.micro.srv.greeter Say.Hello {\"name\": \"John\"}"
+   microbot publish deploys '{"title": "deploy of web v2 started", "severity": "info"}'
    MICRO_SLACK_BOT_TOKEN=... MICRO_SLACK_APP_TOKEN=... microbot --inputs=slack
    microbot --registry=consul --registry_address=127.0.0.1:8500 --inputs=slack,shell`
 
@@ -93,7 +94,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:            "microbot",
 		Usage:           "a chat-ops bot for microservices (Slack, XMPP, console)",
-		UsageText:       "microbot [flags]\nmicrobot [flags] exec COMMAND...",
+		UsageText:       "microbot [flags]\nmicrobot [flags] exec COMMAND...\nmicrobot [flags] publish TOPIC JSON",
 		Description:     description,
 		Flags:           allFlags(),
 		Writer:          stdout,
@@ -117,7 +118,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			Flags:  execFlags(),
 			Before: inheritFlags,
 			Action: func(c *cli.Context) error { return runExec(c, stdout, stderr) },
-		}},
+		}, publishCommand(stdout, stderr)},
 	}
 }
 
@@ -144,6 +145,7 @@ func allFlags() []cli.Flag {
 	flags = append(flags, opsFlags()...)
 	flags = append(flags, haFlags()...)
 	flags = append(flags, accessFlags()...)
+	flags = append(flags, notifyFlags()...)
 	flags = append(flags, inputFlags()...)
 	// The server name defaults to the bot's own.
 	for _, f := range flags {
@@ -429,6 +431,11 @@ func runBot(c *cli.Context, stderr io.Writer) error {
 			p.log.Warn("stopping the bot's service", "err", err)
 		}
 	}()
+	stopNotify, err := startNotify(ctx, c, p, inputs)
+	if err != nil {
+		return err
+	}
+	defer stopNotify() // before the service stops: its broker is drained then
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
 	go p.watcher.Run(wctx)
@@ -455,6 +462,14 @@ func runExec(c *cli.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer p.guard.Close()
+	if err := installWatchCommands(p); err != nil {
+		return err
+	}
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		_ = p.svc.Stop(sctx) // the broker, if publish used it
+	}()
 	ctx, cancel := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	wctx, wcancel := context.WithCancel(ctx)
