@@ -119,12 +119,18 @@ func (c *commands) refresh(ctx context.Context, topic string) string {
 	return ""
 }
 
-func (c *commands) watch(ctx context.Context, req *command.Request) (*input.Reply, error) {
+// topicHere returns the one topic of req and the room it was asked in.
+func (c *commands) topicHere(req *command.Request) (string, Place, error) {
 	topic, err := topicParam(req)
 	if err != nil {
-		return nil, err
+		return "", Place{}, err
 	}
 	place, err := c.place(req)
+	return topic, place, err
+}
+
+func (c *commands) watch(ctx context.Context, req *command.Request) (*input.Reply, error) {
+	topic, place, err := c.topicHere(req)
 	if err != nil {
 		return nil, err
 	}
@@ -139,11 +145,7 @@ func (c *commands) watch(ctx context.Context, req *command.Request) (*input.Repl
 }
 
 func (c *commands) unwatch(ctx context.Context, req *command.Request) (*input.Reply, error) {
-	topic, err := topicParam(req)
-	if err != nil {
-		return nil, err
-	}
-	place, err := c.place(req)
+	topic, place, err := c.topicHere(req)
 	if err != nil {
 		return nil, err
 	}

@@ -94,6 +94,16 @@ func installCommands(table *command.Table, g *access.Guard, ns string, reg regis
 // function returned stops that and closes the audit log: call it once the
 // bot has stopped.
 func startAccess(ctx context.Context, g *access.Guard) func() {
+	stop := onHangup(ctx, func() { _ = g.Reload() }) // it logs what went wrong
+	return func() {
+		stop()
+		g.Close()
+	}
+}
+
+// onHangup calls reload at every SIGHUP until ctx ends or the function
+// returned is called (which waits for a reload under way).
+func onHangup(ctx context.Context, reload func()) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -105,7 +115,7 @@ func startAccess(ctx context.Context, g *access.Guard) func() {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				_ = g.Reload() // it logs what went wrong
+				reload()
 			}
 		}
 	}()
@@ -113,6 +123,5 @@ func startAccess(ctx context.Context, g *access.Guard) func() {
 		signal.Stop(hup)
 		cancel()
 		<-done
-		g.Close()
 	}
 }

@@ -133,9 +133,9 @@ func (bb *benchBot) report(b *testing.B) {
 	b.ReportMetric(goal, "MB-heap-goal")
 }
 
-func startBenchBot(b *testing.B, reg string) *benchBot {
+func startBenchBot(b *testing.B, reg string, args ...string) *benchBot {
 	b.Helper()
-	cmd := exec.Command(benchBins.microbot, "--registry_address", reg, "--log_level", "error", "--discovery_wait", "1ms")
+	cmd := exec.Command(benchBins.microbot, append([]string{"--registry_address", reg, "--log_level", "error", "--discovery_wait", "1ms"}, args...)...)
 	godebug := "gctrace=1"
 	if v := os.Getenv("GODEBUG"); v != "" {
 		godebug = v + "," + godebug

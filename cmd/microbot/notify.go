@@ -105,24 +105,10 @@ func startNotify(ctx context.Context, c *cli.Context, p *parts, ins []input.Inpu
 			p.log.Error("the notifier stopped", "err", err)
 		}
 	}()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	hupDone := make(chan struct{})
-	go func() {
-		defer close(hupDone)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				_ = n.Reload() // it logs what went wrong
-			}
-		}
-	}()
+	stopHangup := onHangup(ctx, func() { _ = n.Reload() }) // it logs what went wrong
 	return func() {
-		signal.Stop(hup)
+		stopHangup()
 		cancel()
-		<-hupDone
 		<-done
 	}, nil
 }

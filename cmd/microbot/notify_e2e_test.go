@@ -169,7 +169,7 @@ func opsAddress(t *testing.T, p *proc) string {
 
 // testPublisher returns a broker of a service of the test, publishing on
 // the broker the flags name (registry w.reg unless flags say otherwise).
-func testPublisher(t *testing.T, reg string, flags []string) broker.Broker {
+func testPublisher(t testing.TB, reg string, flags []string) broker.Broker {
 	t.Helper()
 	svc, err := framework.NewService(framework.WithName("go.micro.srv.storm"),
 		framework.WithArgs(append([]string{"storm", "--registry_address", reg}, flags...)))

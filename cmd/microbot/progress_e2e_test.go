@@ -24,7 +24,7 @@ import (
 
 // brokerArgs are the broker flags of each broker the tests run with; the
 // bot and the command service get the same.
-func brokerArgs(t *testing.T, name string) []string {
+func brokerArgs(t testing.TB, name string) []string {
 	switch name {
 	case "http":
 		return nil // the default: nothing but the shared registry
