@@ -34,10 +34,7 @@ func publishCLI(t *testing.T, args []string, topic, js string, want int) string 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bins.microbot, append(append([]string{"publish"}, args...), topic, js)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	out, err := runChild(exec.CommandContext(ctx, bins.microbot, append(append([]string{"publish"}, args...), topic, js)...))
 	code := 0
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -46,9 +43,21 @@ func publishCLI(t *testing.T, args []string, topic, js string, want int) string 
 		t.Fatalf("microbot publish: %v", err)
 	}
 	if code != want {
-		t.Fatalf("microbot publish %s %s: status %d, want %d:\n%s", topic, js, code, want, out.String())
+		t.Fatalf("microbot publish %s %s: status %d, want %d:\n%s", topic, js, code, want, out)
 	}
-	return out.String()
+	return out
+}
+
+// runChild runs cmd to its end as a child of the test (testenv.StartCommand:
+// it dies with the test) and returns its output, stdout and stderr.
+func runChild(cmd *exec.Cmd) (string, error) {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := testenv.StartCommand(cmd); err != nil {
+		return "", err
+	}
+	err := cmd.Wait()
+	return out.String(), err
 }
 
 // post reads the lines the console prints for one post: up to its "— "
@@ -125,12 +134,10 @@ func TestNotifyConsole(t *testing.T) {
 			// microbot exec, as someone else: refused; as the admin: the
 			// watch is stored, and the running bot follows it.
 			execArgs := append([]string{"exec", "--registry_address", w.reg, "--admins", "shell:tester"}, flags...)
-			cmd := exec.Command(bins.microbot, append(execArgs, "--shell_user", "mallory", "watch", "third")...)
-			if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "you are not allowed to run watch here") {
+			if b, err := runChild(exec.Command(bins.microbot, append(execArgs, "--shell_user", "mallory", "watch", "third")...)); err == nil || !strings.Contains(b, "you are not allowed to run watch here") {
 				t.Errorf("exec watch as mallory: %v\n%s", err, b)
 			}
-			cmd = exec.Command(bins.microbot, append(execArgs, "--shell_user", "tester", "watch", "third")...)
-			if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "watching third") {
+			if b, err := runChild(exec.Command(bins.microbot, append(execArgs, "--shell_user", "tester", "watch", "third")...)); err != nil || !strings.Contains(b, "watching third") {
 				t.Errorf("exec watch as tester: %v\n%s", err, b)
 			}
 			c.until("watching", contains("third", "subscribed"))
