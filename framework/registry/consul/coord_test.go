@@ -164,61 +164,53 @@ func TestLockTakeoverWhenConsulIsLost(t *testing.T) {
 	}
 }
 
-// TestLockLostWhenTakenAway: a holder notices at once when Consul no longer
-// has its key held by its session (an operator deleted it).
-func TestLockLostWhenTakenAway(t *testing.T) {
-	agent := consultest.Start(t)
-	a := newCoordinator(t, []string{agent.Addr()})
-	ctx := ctxT(t)
-	l, err := a.Lock(ctx, "k")
-	if err != nil {
-		t.Fatal(err)
+// TestLockLost: a holder notices at once when Consul no longer has its
+// key held by its session (an operator deleted it), or its agent forgot
+// its presence (a dev agent keeps nothing across a restart); it can lock
+// again afterwards (with a new presence).
+func TestLockLost(t *testing.T) {
+	tests := []struct {
+		name    string
+		disrupt func(t *testing.T, agent *consultest.Agent, c *consul.Coordinator)
+	}{
+		{"key deleted", func(t *testing.T, agent *consultest.Agent, c *consul.Coordinator) {
+			cl, err := agent.API()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cl.KV().Delete(c.Prefix()+"lock/k", nil); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"agent restarted", func(t *testing.T, agent *consultest.Agent, _ *consul.Coordinator) {
+			if err := agent.Restart(); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	}
-	cl, err := agent.API()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cl.KV().Delete(a.Prefix()+"lock/k", nil); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-l.Lost():
-	case <-time.After(wait):
-		t.Fatal("the lock is not lost after its key was deleted")
-	}
-	// It can be locked again.
-	l2, err := a.Lock(ctx, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l2.Unlock(ctx)
-}
-
-// TestLockAfterAgentRestart: the agent forgets the presence (a dev agent
-// keeps nothing across a restart); the lock is lost, and taken again once
-// a new presence is registered.
-func TestLockAfterAgentRestart(t *testing.T) {
-	agent := consultest.Start(t)
-	a := newCoordinator(t, []string{agent.Addr()})
-	ctx := ctxT(t)
-	l, err := a.Lock(ctx, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := agent.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-l.Lost():
-	case <-time.After(wait):
-		t.Fatal("the lock is not lost after the agent lost its state")
-	}
-	l2, err := a.Lock(ctx, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l2.Unlock(ctx); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			agent := consultest.Start(t)
+			a := newCoordinator(t, []string{agent.Addr()})
+			ctx := ctxT(t)
+			l, err := a.Lock(ctx, "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.disrupt(t, agent, a)
+			select {
+			case <-l.Lost():
+			case <-time.After(wait):
+				t.Fatal("the lock is not lost")
+			}
+			l2, err := a.Lock(ctx, "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l2.Unlock(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 
