@@ -292,3 +292,96 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 		}()
 	}
 }
+
+// When Shutdown's context ends, a connection still writing a large answer
+// to a caller that does not read is cut at once: Shutdown returns, the
+// handler's context is cancelled and the connection is closed, long before
+// the write timeout (10 minutes here) could end the write.
+func TestShutdownCutsBlockedWrite(t *testing.T) {
+	called := make(chan context.Context, 1)
+	big := make([]byte, 32<<20) // more than the socket buffers hold
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(handlerFunc(func(ctx context.Context, req *Request) ([]byte, error) {
+		called <- ctx
+		return big, nil
+	}), WithWriteTimeout(10*time.Minute), WithIdleTimeout(time.Hour))
+	go srv.Serve(ln) //nolint:errcheck
+	t.Cleanup(func() { srv.Close() })
+
+	c, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadBuffer(4 << 10) //nolint:errcheck
+	if _, err := io.WriteString(c, post+"Content-Length: 1\r\n\r\nx"); err != nil {
+		t.Fatal(err)
+	}
+	hctx := <-called
+	testenv.Eventually(t, time.Minute, "the answer's write blocked on the caller", func() bool {
+		return blockedIn("transport.(*serverConn).handle")
+	})
+	var conns []*serverConn
+	srv.mu.Lock()
+	for sc := range srv.conns {
+		conns = append(conns, sc)
+	}
+	srv.mu.Unlock()
+	if len(conns) != 1 {
+		t.Fatalf("%d connections, want 1", len(conns))
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(ctx) }()
+	select {
+	case err := <-shut:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Shutdown = %v, want %v (the write was still in flight)", err, context.DeadlineExceeded)
+		}
+	case <-time.After(2 * time.Minute): // far below the 10-minute write timeout
+		t.Fatal("Shutdown did not return after its context ended: it waits for the blocked write")
+	}
+	select {
+	case <-hctx.Done():
+	default:
+		t.Error("the handler's context was not cancelled when Shutdown cut the connection")
+	}
+	if !closed(t, conns[0].nc) {
+		t.Error("the connection is still open after Shutdown")
+	}
+	testenv.Eventually(t, 2*time.Minute, "the connection's goroutine ended", func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return len(srv.conns) == 0
+	})
+}
+
+// closed reports whether nc, a TCP connection, was closed, without touching
+// its deadlines or its data.
+func closed(t *testing.T, nc net.Conn) bool {
+	t.Helper()
+	rc, err := nc.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = rc.Control(func(uintptr) {})
+	return errors.Is(err, net.ErrClosed)
+}
+
+// blockedIn reports whether a goroutine with fn on its stack is blocked in
+// network I/O.
+func blockedIn(fn string) bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn) && strings.Contains(g, "[IO wait") {
+			return true
+		}
+	}
+	return false
+}
