@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -26,6 +27,7 @@ import (
 type Service struct {
 	opts   Options
 	reg    registry.Registry
+	built  registry.Registry // reg if NewService built it (not the caller's); closed by Stop
 	broker *lazyBroker
 	sel    selector.Selector // built here for client; closed by Stop
 	client *client.Client
@@ -69,17 +71,19 @@ func NewService(opts ...Option) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg := o.Registry
+	reg, built := o.Registry, registry.Registry(nil)
 	if reg == nil {
 		if reg, err = newRegistry(o.RegistryName, registryConfig{addrs: o.RegistryAddrs, sharedDir: o.RegistrySharedDir}); err != nil {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
+		built = reg
 	}
 	b := o.Broker
 	if b == nil {
 		if b, err = newBroker(o.BrokerName, brokerConfig{
 			addrs: o.BrokerAddrs, reg: reg, registerTTL: o.RegisterTTL, registerInterval: o.RegisterInterval,
 		}); err != nil {
+			closeRegistry(built) //nolint:errcheck // never used: nothing to stop
 			return nil, fmt.Errorf("broker: %w", err)
 		}
 	}
@@ -95,7 +99,8 @@ func NewService(opts ...Option) (*Service, error) {
 		client.WithCallWrappers(o.CallWrappers...),
 	)
 	if err != nil {
-		sel.Close() //nolint:errcheck // never used: nothing to stop
+		sel.Close()          //nolint:errcheck // never used: nothing to stop
+		closeRegistry(built) //nolint:errcheck
 		return nil, err
 	}
 	srv, err := server.New(
@@ -112,12 +117,22 @@ func NewService(opts ...Option) (*Service, error) {
 		server.WithBroker(lb),
 	)
 	if err != nil {
-		cl.Close()  //nolint:errcheck // never used: nothing to stop
-		sel.Close() //nolint:errcheck
+		cl.Close()           //nolint:errcheck // never used: nothing to stop
+		sel.Close()          //nolint:errcheck
+		closeRegistry(built) //nolint:errcheck
 		return nil, err
 	}
 	o.Registry, o.Broker, o.Metadata = reg, b, maps.Clone(o.Metadata)
-	return &Service{opts: o, reg: reg, broker: lb, sel: sel, client: cl, server: srv}, nil
+	return &Service{opts: o, reg: reg, built: built, broker: lb, sel: sel, client: cl, server: srv}, nil
+}
+
+// closeRegistry closes r if it is not nil and has a Close method (the local
+// registry stops its background work with it).
+func closeRegistry(r registry.Registry) error {
+	if c, ok := r.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // Options returns a copy of the options the service was built from, with
@@ -176,9 +191,11 @@ func (s *Service) reregister(ctx context.Context, every time.Duration, done chan
 // re-registration and the server, waits for in-flight requests until ctx is
 // done, disconnects the broker, and then releases what NewService built for
 // the client (the selector's registry watch and the idle connections), so
-// calls through Client() fail afterwards and Start does too. Stop a service
-// that was never started as well once done with its client or broker. Only
-// the first Stop does anything.
+// calls through Client() fail afterwards and Start does too; last it closes
+// the registry if NewService built it (a registry given with WithRegistry
+// stays open: it is the caller's). Stop a service that was never started as
+// well once done with its client or broker. Only the first Stop does
+// anything.
 func (s *Service) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	stop, stopped, ended := s.stop, s.stopped, s.ended
@@ -193,7 +210,10 @@ func (s *Service) Stop(ctx context.Context) error {
 		<-stopped
 		err = s.server.Stop(ctx) // the handlers draining may still call out
 	}
-	return errors.Join(err, s.broker.Disconnect(ctx), s.client.Close(), s.sel.Close())
+	// In this order: the broker may deregister its subscribers and the
+	// selector stops its watch before the registry closes.
+	err = errors.Join(err, s.broker.Disconnect(ctx), s.client.Close(), s.sel.Close())
+	return errors.Join(err, closeRegistry(s.built))
 }
 
 // Run starts the service and serves until SIGINT, SIGTERM or the end of

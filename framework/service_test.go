@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/microbot/microbot/framework"
 	"github.com/microbot/microbot/framework/registry"
+	"github.com/microbot/microbot/framework/registry/local"
 	"github.com/microbot/microbot/framework/registry/memory"
 	"github.com/microbot/microbot/internal/testenv"
 )
@@ -363,6 +366,76 @@ func TestStopEndsTheSelectorWatch(t *testing.T) {
 			}
 			if n := reg.opened.Load(); n != 1 {
 				t.Errorf("%d watches opened, want 1", n)
+			}
+		})
+	}
+}
+
+// Stop closes the registry the service built (--registry local): its
+// background removal of expired files runs no more, so the directory can
+// go. A registry the caller gave stays the caller's: Stop leaves it open.
+func TestStopClosesTheRegistryItBuilt(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		given bool // the caller gives the registry
+	}{
+		{"built by the service", false},
+		{"given by the caller", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := filepath.Join(t.TempDir(), "reg")
+			opts := []framework.Option{framework.WithName("go.micro.srv.stopper"), framework.WithBrokerName("memory")}
+			if tc.given {
+				r, err := local.New(local.WithDir(dir))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { r.Close() }) //nolint:errcheck
+				opts = append(opts, framework.WithRegistry(r))
+			} else {
+				opts = append(opts, framework.WithRegistryName("local", dir))
+			}
+			svc, err := framework.NewService(opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := svc.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := svc.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			reg := svc.Registry()
+
+			// Another process's node expires in the directory, and the
+			// service's registry comes across it.
+			other, err := local.New(local.WithDir(dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { other.Close() }) //nolint:errcheck
+			node := &registry.Service{Name: "go.micro.srv.other", Nodes: []*registry.Node{{ID: "n1", Address: "127.0.0.1:1"}}}
+			if err := other.Register(ctx, node, registry.WithTTL(time.Millisecond)); err != nil {
+				t.Fatal(err)
+			}
+			testenv.Eventually(t, 20*time.Second, "the node expired", func() bool {
+				_, err := reg.GetService(ctx, node.Name)
+				return errors.Is(err, registry.ErrNotFound)
+			})
+			// Close waits for a removal under way: after it, the file is
+			// gone if the read started one.
+			if err := reg.(io.Closer).Close(); err != nil {
+				t.Fatal(err)
+			}
+			_, err = os.Lstat(filepath.Join(dir, "go.micro.srv.other@n1.json"))
+			switch removed := errors.Is(err, fs.ErrNotExist); {
+			case err != nil && !removed:
+				t.Fatal(err)
+			case removed && !tc.given:
+				t.Error("the registry the service built still removed expired files after Stop: Stop did not close it")
+			case !removed && tc.given:
+				t.Error("the caller's registry no longer removes expired files after the service's Stop: Stop closed it")
 			}
 		})
 	}
