@@ -30,7 +30,9 @@
 // subscriptions of bots sharing the group name form a queue group: each
 // event reaches one of the bots, which posts it in every room of its topic
 // (several instances of one bot, for high availability: they see the same
-// watches, and each event is posted once per room).
+// watches, and each event is posted once per room; for the notifications
+// of one thread key to share a thread, they also share a [Threads] store,
+// WithThreads).
 //
 // # Rendering
 //

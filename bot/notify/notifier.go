@@ -59,7 +59,7 @@ type Notifier struct {
 	store   *Store
 	posters map[string]input.Poster
 	o       options
-	threads *threads
+	threads Threads
 	logs    *limiter
 
 	recMu   sync.Mutex    // serialises reconciliations
@@ -109,7 +109,7 @@ type options struct {
 	queue       string
 	routesFile  string
 	hook        Hook
-	maxThreads  int
+	threads     Threads
 }
 
 // Option configures a Notifier.
@@ -147,9 +147,11 @@ func WithRoutesFile(path string) Option { return func(o *options) { o.routesFile
 // WithHook sets the function told about every event (for metrics).
 func WithHook(h Hook) Option { return func(o *options) { o.hook = h } }
 
-// WithMaxThreads bounds the thread keys remembered (default
-// DefaultMaxThreads).
-func WithMaxThreads(n int) Option { return func(o *options) { o.maxThreads = n } }
+// WithThreads sets where the thread each thread key started is kept
+// (default: in memory, the last DefaultMaxThreads keys, see MemoryThreads).
+// Bots sharing a queue group share each key's thread through a store they
+// all read.
+func WithThreads(t Threads) Option { return func(o *options) { o.threads = t } }
 
 // New returns a notifier that subscribes on b to the topics of the watches
 // in store (and of the routes file) and posts their events through
@@ -166,6 +168,9 @@ func New(b broker.Broker, store *Store, posters map[string]input.Poster, opts ..
 	if o.hook == nil {
 		o.hook = func(string, string) {}
 	}
+	if o.threads == nil {
+		o.threads = MemoryThreads(DefaultMaxThreads)
+	}
 	switch {
 	case b == nil || store == nil:
 		return nil, fmt.Errorf("notify: a broker and a store are needed")
@@ -180,7 +185,7 @@ func New(b broker.Broker, store *Store, posters map[string]input.Poster, opts ..
 	}
 	n := &Notifier{
 		b: b, store: store, posters: maps.Clone(posters), o: o,
-		threads: newThreads(o.maxThreads),
+		threads: o.threads,
 		logs:    &limiter{every: time.Minute, last: map[string]time.Time{}},
 		topics:  map[string]*topicSub{},
 		rooms:   map[Place]*room{},
@@ -545,7 +550,11 @@ func (n *Notifier) post(ctx context.Context, place Place, topic string, r render
 	p := r.post
 	p.Room = place.Room
 	if r.threadKey != "" {
-		p.Thread = n.threads.get(place, r.threadKey)
+		thread, err := n.threads.Get(ctx, place, r.threadKey)
+		if err != nil {
+			n.logs.warn(n.o.log, "threads get", "the thread of a thread key could not be read; posting at the top", "room", place.String(), "err", err)
+		}
+		p.Thread = thread
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.o.sendTimeout)
 	defer cancel()
@@ -557,7 +566,9 @@ func (n *Notifier) post(ctx context.Context, place Place, topic string, r render
 	}
 	count(OutcomePosted)
 	if r.threadKey != "" && posted.Thread != "" {
-		n.threads.put(place, r.threadKey, posted.Thread)
+		if err := n.threads.Put(ctx, place, r.threadKey, posted.Thread); err != nil {
+			n.logs.warn(n.o.log, "threads put", "the thread of a thread key could not be kept", "room", place.String(), "err", err)
+		}
 	}
 }
 

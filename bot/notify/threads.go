@@ -2,16 +2,36 @@ package notify
 
 import (
 	"container/list"
+	"context"
 	"sync"
 )
 
-// DefaultMaxThreads bounds the thread keys remembered.
+// DefaultMaxThreads bounds the thread keys MemoryThreads remembers by
+// default.
 const DefaultMaxThreads = 10000
 
-// threads remembers the thread each thread key started, per room: at most
-// max keys, the least recently used forgotten first (a notification with a
-// forgotten key starts a new thread).
-type threads struct {
+// Threads keeps the thread each thread key started, per room: the
+// notifier posts a notification with a thread key in the thread Get
+// returns, and keeps the thread a first post started with Put.
+// Implementations are safe for concurrent use.
+type Threads interface {
+	// Get returns the thread of key in place, or "" if none is known.
+	Get(ctx context.Context, place Place, key string) (string, error)
+	// Put keeps thread as the thread of key in place.
+	Put(ctx context.Context, place Place, key, thread string) error
+}
+
+// MemoryThreads returns Threads in this process's memory: at most max
+// keys (max < 1: DefaultMaxThreads), the least recently used forgotten
+// first (a notification whose key was forgotten starts a new thread).
+func MemoryThreads(max int) Threads {
+	if max < 1 {
+		max = DefaultMaxThreads
+	}
+	return &memThreads{max: max, m: map[threadID]*list.Element{}}
+}
+
+type memThreads struct {
 	mu  sync.Mutex
 	max int
 	m   map[threadID]*list.Element
@@ -28,34 +48,25 @@ type threadEntry struct {
 	thread string
 }
 
-func newThreads(max int) *threads {
-	if max < 1 {
-		max = DefaultMaxThreads
-	}
-	return &threads{max: max, m: map[threadID]*list.Element{}}
-}
-
-// get returns the thread of key in place, or "".
-func (t *threads) get(place Place, key string) string {
+func (t *memThreads) Get(_ context.Context, place Place, key string) (string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e, ok := t.m[threadID{place, key}]
 	if !ok {
-		return ""
+		return "", nil
 	}
 	t.l.MoveToFront(e)
-	return e.Value.(*threadEntry).thread
+	return e.Value.(*threadEntry).thread, nil
 }
 
-// put remembers thread as the thread of key in place.
-func (t *threads) put(place Place, key, thread string) {
+func (t *memThreads) Put(_ context.Context, place Place, key, thread string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	id := threadID{place, key}
 	if e, ok := t.m[id]; ok {
 		e.Value.(*threadEntry).thread = thread
 		t.l.MoveToFront(e)
-		return
+		return nil
 	}
 	t.m[id] = t.l.PushFront(&threadEntry{id: id, thread: thread})
 	for t.l.Len() > t.max {
@@ -63,11 +74,5 @@ func (t *threads) put(place Place, key, thread string) {
 		delete(t.m, old.Value.(*threadEntry).id)
 		t.l.Remove(old)
 	}
-}
-
-// len returns how many keys are remembered.
-func (t *threads) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.l.Len()
+	return nil
 }

@@ -54,10 +54,15 @@ func watchStore(p *parts) *notify.Store {
 }
 
 // posters returns the inputs of ins that can post, by the name their
-// events give.
+// events give. An input wrapped by --ha (bot.Exclusive) posts through the
+// input it wraps, while this instance serves it (otherwise its posts fail,
+// not connected, and are counted dropped).
 func posters(ins []input.Input) map[string]input.Poster {
 	out := map[string]input.Poster{}
 	for _, in := range ins {
+		if w, ok := in.(interface{ Input() input.Input }); ok {
+			in = w.Input()
+		}
 		if p, ok := in.(input.Poster); ok {
 			out[notify.InputName(in.String())] = p
 		}

@@ -336,6 +336,13 @@ func TestNotifySlack(t *testing.T) {
 	if third := publish(`{"title": "unrelated"}`); third.ThreadTS != "" {
 		t.Errorf("a notification without a thread key went to thread %q", third.ThreadTS)
 	}
+	// Slack's rate limit (HTTP 429) is waited out as it asks, as for replies.
+	calls := len(srv.Calls("chat.postMessage"))
+	srv.RateLimit("chat.postMessage", 1, time.Second)
+	limited := publish(`{"title": "after a 429"}`)
+	if c := srv.Calls("chat.postMessage")[calls:]; limited.Attachments[0].Title != "after a 429" || len(c) != 2 || c[0].Status != 429 || c[1].Status != 200 {
+		t.Errorf("rate-limited post %+v after calls %+v: want a 429, then the post", limited, c)
+	}
 	if got := ask("U1", "unwatch deploys"); !strings.Contains(got.Text, "stopped watching deploys") {
 		t.Errorf("unwatch: %q", got.Text)
 	}
