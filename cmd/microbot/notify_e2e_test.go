@@ -219,9 +219,13 @@ func TestNotifyStorm(t *testing.T) {
 				}
 			}
 
-			// A command now: answered while the storm's posts are still
-			// on their way (the room gets one a second).
+			// Once the storm reaches the console (its first post), a
+			// command: answered while the storm's posts are still on their
+			// way (the room gets one a second).
 			var lines []string
+			for len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "storm event ") {
+				lines = append(lines, c.nextLine("the storm's first post"))
+			}
 			got := c.sayLine("ping")
 			lines = append(lines, got...)
 			if !contains("pong")(strings.Join(got, "\n")) {
