@@ -102,9 +102,11 @@ func Start(tb testing.TB, cfg Config) *Server {
 		"--cluster.listen-address=", // no HA mode: no gossip listener, no peers
 		"--log.level=debug",
 	}
-	s := &Server{Proc: testenv.StartProc(tb, "alertmanager", dir, bin, args, addr), URL: "http://" + addr}
-	s.waitReady(tb)
-	return s
+	return &Server{URL: "http://" + addr, Proc: testenv.StartProc(tb, testenv.ProcConfig{
+		Name: "alertmanager", Dir: dir, Path: bin, Args: args,
+		Addrs: []string{addr}, Ready: ready("http://" + addr + "/-/ready"),
+		StartTimeout: time.Minute, // the port, then the API
+	})}
 }
 
 // configYAML renders cfg as Alertmanager's configuration. Strings are
@@ -153,25 +155,25 @@ func model(d time.Duration) string {
 	return fmt.Sprintf("%dms", max(d.Milliseconds(), 1))
 }
 
-// waitReady waits until /-/ready answers 200: the configuration is loaded
-// and the API serves.
-func (s *Server) waitReady(tb testing.TB) {
-	tb.Helper()
+// ready is ready once url answers 200: the configuration is loaded and
+// the API serves.
+func ready(url string) func(context.Context, *testenv.Proc) error {
 	c := &http.Client{Timeout: 5 * time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		rsp, err := c.Get(s.URL + "/-/ready")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, rsp.Body)
-			rsp.Body.Close()
-			if rsp.StatusCode == http.StatusOK {
-				return
-			}
+	return func(ctx context.Context, _ *testenv.Proc) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("alertmanagertest: not ready within 30s (last: %v):\n%s", err, s.Logs())
+		rsp, err := c.Do(req)
+		if err != nil {
+			return err
 		}
-		time.Sleep(20 * time.Millisecond)
+		_, _ = io.Copy(io.Discard, rsp.Body)
+		rsp.Body.Close()
+		if rsp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", url, rsp.Status)
+		}
+		return nil
 	}
 }
 

@@ -15,6 +15,7 @@ package ejabberdtest
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -27,7 +28,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -95,8 +96,11 @@ func Find() (*Install, error) {
 	return in, nil
 }
 
-// Server is a running (or stopped) ejabberd.
+// Server is a running (or stopped) ejabberd: Stop (SIGTERM, which
+// ejabberd takes as a clean shutdown), Restart, Kill, Logs and the others
+// are testenv.Proc's.
 type Server struct {
+	*testenv.Proc
 	// Addr is the c2s address (STARTTLS required).
 	Addr string
 	// CAFile is the PEM file of the server's self-signed certificate, to
@@ -113,10 +117,7 @@ type Server struct {
 	config   string
 	certPool *x509.CertPool
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	ctls   int // control commands run, for unique node names
+	ctls atomic.Int64 // control commands run, for unique node names
 }
 
 // Start writes a configuration into a temporary directory and starts
@@ -144,14 +145,29 @@ func Start(t testing.TB) *Server {
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
 	s.distPort = ports[1]
 	s.writeConfig(ports[0], pemFile)
-	t.Cleanup(func() {
-		s.kill()
-		if t.Failed() {
-			t.Logf("ejabberd's logs:\n%s", s.Logs())
-		}
+	s.Proc = testenv.StartProc(t, testenv.ProcConfig{
+		Name: "ejabberd", Dir: s.Dir, Path: s.in.Erl, Env: s.erlEnv(),
+		Args: s.erlArgs(s.node, "-kernel", "inet_dist_use_interface", "{127,0,0,1}",
+			"-mnesia", "dir", strconv.Quote(filepath.Join(s.Dir, "db")), "-s", "ejabberd"),
+		LogFile: filepath.Join("logs", "erl.out"), ExtraLogs: []string{filepath.Join("logs", "ejabberd.log"), filepath.Join("logs", "error.log")},
+		Addrs: []string{s.Addr}, Ready: s.running,
+		StartTimeout: startTimeout, Poll: 50 * time.Millisecond, StopTimeout: 20 * time.Second,
 	})
-	s.Start()
 	return s
+}
+
+// running is ready once ejabberd says it runs. Listening is not enough:
+// the accounts' table may not exist yet; ejabberd says it runs once every
+// module has started.
+func (s *Server) running(context.Context, *testenv.Proc) error {
+	out, err := s.Ctl("status")
+	if err != nil {
+		return fmt.Errorf("ejabberdctl status: %w: %s", err, out)
+	}
+	if !strings.Contains(out, "is running in that node") {
+		return fmt.Errorf("ejabberdctl status: %s", out)
+	}
+	return nil
 }
 
 func (s *Server) writeConfig(c2s int, pemFile string) {
@@ -213,109 +229,24 @@ func logLevel() string {
 	return "info"
 }
 
-// erl returns the command running the Erlang VM as node with args, in the
-// server's environment: its config, log and home (cookie) in Dir, and no
-// epmd (the node's distribution port is distPort).
-func (s *Server) erl(node string, args ...string) *exec.Cmd {
+// erlArgs are the arguments of the Erlang VM running as node with args,
+// without epmd (the node's distribution port is distPort).
+func (s *Server) erlArgs(node string, args ...string) []string {
 	base := []string{"-sname", node, "-setcookie", s.cookie,
 		"-erl_epmd_port", strconv.Itoa(s.distPort), "-start_epmd", "false", "-noinput"}
-	cmd := exec.Command(s.in.Erl, append(base, args...)...)
-	cmd.Dir = s.Dir
-	cmd.Env = append(os.Environ(),
+	return append(base, args...)
+}
+
+// erlEnv is the VM's environment: the server's config, log and home
+// (cookie) in Dir.
+func (s *Server) erlEnv() []string {
+	return append(os.Environ(),
 		"HOME="+s.Dir,
 		"ERL_LIBS="+s.in.ErlLib,
 		"EJABBERD_CONFIG_PATH="+s.config,
 		"EJABBERD_LOG_PATH="+filepath.Join(s.Dir, "logs", "ejabberd.log"),
 		"ERL_CRASH_DUMP=/dev/null",
 	)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	return cmd
-}
-
-// Start starts the (stopped) server and waits until it accepts
-// connections.
-func (s *Server) Start() {
-	s.t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		s.t.Fatal("ejabberdtest: Start: already running")
-	}
-	out, err := os.OpenFile(filepath.Join(s.Dir, "logs", "erl.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer out.Close()
-	cmd := s.erl(s.node, "-kernel", "inet_dist_use_interface", "{127,0,0,1}",
-		"-mnesia", "dir", strconv.Quote(filepath.Join(s.Dir, "db")), "-s", "ejabberd")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := testenv.StartCommand(cmd); err != nil {
-		s.t.Fatalf("ejabberdtest: starting %s: %v", s.in.Erl, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	s.cmd, s.exited = cmd, exited
-	deadline := time.Now().Add(startTimeout)
-	for {
-		// Listening is not enough: the accounts' table may not exist yet.
-		// ejabberd says it runs once every module has started.
-		if c, err := net.DialTimeout("tcp", s.Addr, time.Second); err == nil {
-			_ = c.Close()
-			if out, err := s.ctlLocked("status"); err == nil && strings.Contains(out, "is running in that node") {
-				return
-			}
-		}
-		select {
-		case <-exited:
-			s.cmd = nil
-			s.t.Fatalf("ejabberdtest: ejabberd exited at start-up:\n%s", s.logs())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.killLocked()
-			s.t.Fatalf("ejabberdtest: ejabberd did not listen on %s within %v:\n%s", s.Addr, startTimeout, s.logs())
-		}
-	}
-}
-
-// Stop stops the server (SIGTERM, which ejabberd takes as a clean
-// shutdown), killing it if it takes longer than 20 s.
-func (s *Server) Stop() {
-	s.t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGCONT)
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-		s.cmd = nil
-	case <-time.After(20 * time.Second):
-		s.t.Log("ejabberdtest: ejabberd ignored SIGTERM for 20s; killing it")
-		s.killLocked()
-	}
-}
-
-func (s *Server) kill() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.killLocked()
-}
-
-// killLocked kills the VM's whole process group (the VM and its helper
-// processes).
-func (s *Server) killLocked() {
-	if s.cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-	}
-	s.cmd = nil
 }
 
 // Register creates the account user@Domain with password.
@@ -329,15 +260,10 @@ func (s *Server) Register(user, password string) {
 // Ctl runs an ejabberdctl command on the server (as "ejabberdctl args...")
 // and returns its output.
 func (s *Server) Ctl(args ...string) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ctlLocked(args...)
-}
-
-func (s *Server) ctlLocked(args ...string) (string, error) {
-	s.ctls++
-	node := fmt.Sprintf("ctl%d-%s", s.ctls, s.node)
-	cmd := s.erl(node, append([]string{"-hidden", "-dist_listen", "false", "-s", "ejabberd_ctl", "-extra", s.node}, args...)...)
+	node := fmt.Sprintf("ctl%d-%s", s.ctls.Add(1), s.node)
+	cmd := exec.Command(s.in.Erl, s.erlArgs(node, append([]string{"-hidden", "-dist_listen", "false", "-s", "ejabberd_ctl", "-extra", s.node}, args...)...)...)
+	cmd.Dir, cmd.Env = s.Dir, s.erlEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	done := make(chan struct{})
 	var out []byte
 	var err error
@@ -366,25 +292,3 @@ func JID(user string) string { return user + "@" + Domain }
 
 // Room returns the JID of the room name on the server's MUC service.
 func Room(name string) string { return name + "@" + MUCDomain }
-
-// Logs returns the end of the server's logs, for failure messages.
-func (s *Server) Logs() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.logs()
-}
-
-func (s *Server) logs() string {
-	var b strings.Builder
-	for _, f := range []string{"erl.out", "ejabberd.log", "error.log"} {
-		data, err := os.ReadFile(filepath.Join(s.Dir, "logs", f))
-		if err != nil {
-			continue
-		}
-		if len(data) > 16<<10 {
-			data = data[len(data)-16<<10:]
-		}
-		fmt.Fprintf(&b, "--- %s ---\n%s\n", f, data)
-	}
-	return b.String()
-}

@@ -38,7 +38,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -91,15 +90,7 @@ func BinPath(name string) (string, error) {
 		}
 		return p, nil
 	}
-	root, err := testenv.FindUp(filepath.Join("tools", "gomicro", "go.mod"))
-	if err != nil {
-		return "", fmt.Errorf("%w, and %s unset", err, EnvBin)
-	}
-	p := filepath.Join(root, "tools", "gomicro", "bin", name)
-	if err := testenv.Executable(p); err != nil {
-		return "", fmt.Errorf("%w (build it with: bash .ci/setup.d/gomicro.sh)", err)
-	}
-	return p, nil
+	return testenv.Built(filepath.Join("tools", "gomicro", "go.mod"), filepath.Join("tools", "gomicro", "bin", name), EnvBin, ".ci/setup.d/gomicro.sh")
 }
 
 // Flags returns the go-micro flags every program is started with: the
@@ -113,50 +104,41 @@ func Flags(registryAddr string) []string {
 	}
 }
 
-// process is a started program and its exit.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	out  testenv.Buffer // stderr (go-micro logs there), and stdout unless piped
-	done chan struct{}  // closed when cmd has exited
-	err  error          // cmd.Wait's, valid after done
-
-	stopOnce sync.Once
-	stopErr  error
-}
-
-func start(tb testing.TB, name string, stdout bool, args []string) (*process, io.WriteCloser, io.Reader) {
+// start starts program name with args, stopped (SIGTERM: go-micro
+// deregisters) when the test ends, its standard error (go-micro logs there)
+// in its log. With pipes, the program's standard input and output are
+// returned; else its output goes to the log too. ready, if not nil, is
+// what Start waits for.
+func start(tb testing.TB, name string, pipes bool, args []string, ready func(context.Context, *testenv.Proc) error) (*testenv.Proc, io.WriteCloser, io.Reader) {
 	tb.Helper()
 	bin, err := BinPath(name)
 	testenv.Require(tb, "go-micro test program "+name, err)
-	p := &process{name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Stderr = &p.out
-	p.cmd.Env = cleanEnv()
 	var stdin io.WriteCloser
-	var out io.Reader
-	if stdout {
-		if stdin, err = p.cmd.StdinPipe(); err == nil {
-			out, err = p.cmd.StdoutPipe()
-		}
-		if err != nil {
-			tb.Fatalf("gomicrotest: pipes of %s: %v", name, err)
-		}
-	} else {
-		p.cmd.Stdout = &p.out
-	}
-	if err := testenv.StartCommand(p.cmd); err != nil {
-		tb.Fatalf("gomicrotest: start %s: %v", bin, err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	tb.Cleanup(func() {
-		if err := p.stop(syscall.SIGTERM); err != nil {
-			tb.Logf("gomicrotest: %s: %v", name, err)
-		}
-		if tb.Failed() {
-			tb.Logf("gomicrotest: output of %s:\n%s", name, p.out.String())
-		}
+	var stdout io.Reader
+	p := testenv.NewProc(tb, testenv.ProcConfig{
+		Name: name, Path: bin, Args: args, Env: cleanEnv(),
+		Ready: ready, StartTimeout: StartTimeout,
+		StopTimeout: 15 * time.Second, StopAtCleanup: true,
+		Prepare: func(cmd *exec.Cmd) (err error) {
+			if !pipes {
+				return nil
+			}
+			if stdin, err = cmd.StdinPipe(); err != nil {
+				return err
+			}
+			stdout, err = cmd.StdoutPipe()
+			return err
+		},
 	})
-	return p, stdin, out
+	if err := p.Launch(); err != nil {
+		tb.Fatalf("gomicrotest: %v", err)
+	}
+	if ready != nil {
+		if err := p.WaitReady(); err != nil {
+			tb.Fatalf("gomicrotest: %v", err)
+		}
+	}
+	return p, stdin, stdout
 }
 
 // cleanEnv is the environment of a program: the test's, without the MICRO_*
@@ -171,29 +153,9 @@ func cleanEnv() []string {
 	return env
 }
 
-// stop sends sig, waits up to 15 s for the exit, then kills.
-func (p *process) stop(sig syscall.Signal) error {
-	p.stopOnce.Do(func() {
-		select {
-		case <-p.done:
-			return
-		default:
-		}
-		_ = p.cmd.Process.Signal(sig)
-		select {
-		case <-p.done:
-		case <-time.After(15 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-			p.stopErr = fmt.Errorf("did not exit within 15 s of %v; killed", sig)
-		}
-	})
-	return p.stopErr
-}
-
 // Service is a running go-micro service program ([Greeter] or [Command]).
 type Service struct {
-	p    *process
+	p    *testenv.Proc
 	name string // the service's name
 	id   string // its node id
 	addr string // the address it listens on
@@ -213,34 +175,28 @@ var (
 // under CI=true and skips it otherwise.
 func Start(tb testing.TB, program, service, registryAddr string, args ...string) *Service {
 	tb.Helper()
-	p, _, _ := start(tb, program, false, append(Flags(registryAddr), args...))
-	s := &Service{p: p, name: service}
-	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
-	defer cancel()
-	for {
-		if m := listeningRE.FindStringSubmatch(p.out.String()); m != nil && s.addr == "" {
+	s := &Service{name: service}
+	s.p, _, _ = start(tb, program, false, append(Flags(registryAddr), args...), func(ctx context.Context, p *testenv.Proc) error {
+		out := p.Output()
+		if m := listeningRE.FindStringSubmatch(out); m != nil && s.addr == "" {
 			s.addr = m[1]
 		}
-		if m := registeringRE.FindStringSubmatch(p.out.String()); m != nil && s.id == "" {
+		if m := registeringRE.FindStringSubmatch(out); m != nil && s.id == "" {
 			s.id = m[1]
 		}
-		if s.addr != "" && s.id != "" {
-			ok, err := registered(ctx, registryAddr, service, s.id)
-			if err != nil {
-				tb.Fatalf("gomicrotest: %s: asking Consul for its node: %v", program, err)
-			}
-			if ok {
-				return s
-			}
+		if s.addr == "" || s.id == "" {
+			return errors.New("not listening and registering yet")
 		}
-		select {
-		case <-p.done:
-			tb.Fatalf("gomicrotest: %s exited before registering (%v):\n%s", program, p.err, p.out.String())
-		case <-ctx.Done():
-			tb.Fatalf("gomicrotest: %s not registered as %s within %v:\n%s", program, service, StartTimeout, p.out.String())
-		case <-time.After(20 * time.Millisecond):
+		ok, err := registered(ctx, registryAddr, service, s.id)
+		if err != nil {
+			return fmt.Errorf("asking Consul for its node: %w", err)
 		}
-	}
+		if !ok {
+			return fmt.Errorf("node %s not in Consul's catalog of %s yet", s.id, service)
+		}
+		return nil
+	})
+	return s
 }
 
 // registered reports whether the agent's catalog lists node id of service.
@@ -279,21 +235,24 @@ func (s *Service) NodeID() string { return s.id }
 func (s *Service) Address() string { return s.addr }
 
 // Output returns what the program logged so far.
-func (s *Service) Output() string { return s.p.out.String() }
+func (s *Service) Output() string { return s.p.Output() }
 
 // Stop stops the program as an operator would (SIGTERM: go-micro
 // deregisters its node and exits) and waits for it; it is killed if it has
 // not exited 15 s later.
-func (s *Service) Stop() error { return s.p.stop(syscall.SIGTERM) }
+func (s *Service) Stop() error { return s.p.Stop() }
 
 // Kill kills the program at once (SIGKILL), as a crash would: its node stays
 // registered.
-func (s *Service) Kill() error { return s.p.stop(syscall.SIGKILL) }
+func (s *Service) Kill() error {
+	s.p.Kill()
+	return nil
+}
 
 // ClientProcess is a running [Client] program: go-micro's own client,
 // reading calls from stdin and answering each on stdout.
 type ClientProcess struct {
-	p     *process
+	p     *testenv.Proc
 	mu    sync.Mutex // one call at a time
 	stdin io.WriteCloser
 	lines chan []byte // stdout, one answer a line; closed at EOF
@@ -320,7 +279,7 @@ func StartClientV0(tb testing.TB, registryAddr string, args ...string) *ClientPr
 
 func startClient(tb testing.TB, program, registryAddr string, args []string) *ClientProcess {
 	tb.Helper()
-	p, stdin, stdout := start(tb, program, true, append(Flags(registryAddr), args...))
+	p, stdin, stdout := start(tb, program, true, append(Flags(registryAddr), args...), nil)
 	c := &ClientProcess{p: p, stdin: stdin, lines: make(chan []byte, 1)}
 	go func() {
 		defer close(c.lines)
@@ -381,13 +340,13 @@ func (c *ClientProcess) roundTrip(what string, call map[string]any) (json.RawMes
 		return nil, err
 	}
 	if _, err := c.stdin.Write(append(line, '\n')); err != nil {
-		return nil, fmt.Errorf("client: writing the call: %w\n%s", err, c.p.out.String())
+		return nil, fmt.Errorf("client: writing the call: %w\n%s", err, c.p.Output())
 	}
 	select {
 	case ans, ok := <-c.lines:
 		if !ok {
-			<-c.p.done
-			return nil, fmt.Errorf("client exited (%v):\n%s", c.p.err, c.p.out.String())
+			<-c.p.Exited()
+			return nil, fmt.Errorf("client exited (%v):\n%s", c.p.Err(), c.p.Output())
 		}
 		var res struct {
 			Response json.RawMessage `json:"response"`
@@ -401,12 +360,12 @@ func (c *ClientProcess) roundTrip(what string, call map[string]any) (json.RawMes
 		}
 		return res.Response, nil
 	case <-time.After(CallTimeout):
-		return nil, fmt.Errorf("client: no answer to %s within %v:\n%s", what, CallTimeout, c.p.out.String())
+		return nil, fmt.Errorf("client: no answer to %s within %v:\n%s", what, CallTimeout, c.p.Output())
 	}
 }
 
 // Output returns what the client logged so far.
-func (c *ClientProcess) Output() string { return c.p.out.String() }
+func (c *ClientProcess) Output() string { return c.p.Output() }
 
 // AsError returns err as an *Error if it is one.
 func AsError(err error) (*Error, bool) {

@@ -9,9 +9,10 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 // The publish and subscribe programs of tools/gomicro/cmd (go-micro v1.8.0
@@ -38,7 +39,7 @@ type Event struct {
 
 // SubscriberProcess is a running [Subscriber] program.
 type SubscriberProcess struct {
-	p      *process
+	p      *testenv.Proc
 	events chan Event // closed at EOF
 }
 
@@ -56,8 +57,15 @@ func StartSubscriber(tb testing.TB, registryAddr string, args ...string) *Subscr
 			topics = len(strings.Split(v, ","))
 		}
 	}
-	p, stdin, stdout := start(tb, Subscriber, true, append(Flags(registryAddr), args...))
-	s := &SubscriberProcess{p: p, events: make(chan Event, 1024)}
+	s := &SubscriberProcess{events: make(chan Event, 1024)}
+	p, stdin, stdout := start(tb, Subscriber, true, append(Flags(registryAddr), args...), func(_ context.Context, p *testenv.Proc) error {
+		out := p.Output()
+		if n := strings.Count(out, "Subscribing ") + strings.Count(out, "raw subscriber of "); n < topics {
+			return fmt.Errorf("subscribed to %d of %d topics", n, topics)
+		}
+		return nil
+	})
+	s.p = p
 	go func() {
 		defer close(s.events)
 		sc := bufio.NewScanner(stdout)
@@ -70,21 +78,7 @@ func StartSubscriber(tb testing.TB, registryAddr string, args ...string) *Subscr
 		}
 	}()
 	tb.Cleanup(func() { stdin.Close() })
-	deadline := time.Now().Add(StartTimeout)
-	for {
-		out := p.out.String()
-		if strings.Count(out, "Subscribing ")+strings.Count(out, "raw subscriber of ") >= topics {
-			return s
-		}
-		select {
-		case <-p.done:
-			tb.Fatalf("gomicrotest: subscriber exited before subscribing (%v):\n%s", p.err, out)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("gomicrotest: subscriber did not subscribe to %d topics within %v:\n%s", topics, StartTimeout, out)
-		}
-	}
+	return s
 }
 
 // Next returns the next event, or an error if none came within timeout.
@@ -92,11 +86,11 @@ func (s *SubscriberProcess) Next(timeout time.Duration) (Event, error) {
 	select {
 	case e, ok := <-s.events:
 		if !ok {
-			return Event{}, fmt.Errorf("subscriber exited:\n%s", s.p.out.String())
+			return Event{}, fmt.Errorf("subscriber exited:\n%s", s.p.Output())
 		}
 		return e, nil
 	case <-time.After(timeout):
-		return Event{}, fmt.Errorf("no event within %v:\n%s", timeout, s.p.out.String())
+		return Event{}, fmt.Errorf("no event within %v:\n%s", timeout, s.p.Output())
 	}
 }
 
@@ -104,15 +98,15 @@ func (s *SubscriberProcess) Next(timeout time.Duration) (Event, error) {
 func (s *SubscriberProcess) Events() <-chan Event { return s.events }
 
 // Output returns what the subscriber logged so far.
-func (s *SubscriberProcess) Output() string { return s.p.out.String() }
+func (s *SubscriberProcess) Output() string { return s.p.Output() }
 
 // Stop stops the subscriber as an operator would (SIGTERM: go-micro
 // deregisters it).
-func (s *SubscriberProcess) Stop() error { return s.p.stop(syscall.SIGTERM) }
+func (s *SubscriberProcess) Stop() error { return s.p.Stop() }
 
 // PublisherProcess is a running [Publisher] program.
 type PublisherProcess struct {
-	p     *process
+	p     *testenv.Proc
 	mu    sync.Mutex
 	stdin io.WriteCloser
 	lines chan []byte
@@ -124,7 +118,7 @@ type PublisherProcess struct {
 // otherwise.
 func StartPublisher(tb testing.TB, registryAddr string, args ...string) *PublisherProcess {
 	tb.Helper()
-	p, stdin, stdout := start(tb, Publisher, true, append(Flags(registryAddr), args...))
+	p, stdin, stdout := start(tb, Publisher, true, append(Flags(registryAddr), args...), nil)
 	c := &PublisherProcess{p: p, stdin: stdin, lines: make(chan []byte, 1)}
 	go func() {
 		defer close(c.lines)
@@ -163,13 +157,13 @@ func (c *PublisherProcess) Publish(ctx context.Context, m Message) error {
 		return err
 	}
 	if _, err := c.stdin.Write(append(line, '\n')); err != nil {
-		return fmt.Errorf("publisher: writing: %w\n%s", err, c.p.out.String())
+		return fmt.Errorf("publisher: writing: %w\n%s", err, c.p.Output())
 	}
 	select {
 	case ans, ok := <-c.lines:
 		if !ok {
-			<-c.p.done
-			return fmt.Errorf("publisher exited (%v):\n%s", c.p.err, c.p.out.String())
+			<-c.p.Exited()
+			return fmt.Errorf("publisher exited (%v):\n%s", c.p.Err(), c.p.Output())
 		}
 		var a struct {
 			OK    bool   `json:"ok"`
@@ -183,9 +177,9 @@ func (c *PublisherProcess) Publish(ctx context.Context, m Message) error {
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("publisher: no answer: %w\n%s", ctx.Err(), c.p.out.String())
+		return fmt.Errorf("publisher: no answer: %w\n%s", ctx.Err(), c.p.Output())
 	}
 }
 
 // Output returns what the publisher logged so far.
-func (c *PublisherProcess) Output() string { return c.p.out.String() }
+func (c *PublisherProcess) Output() string { return c.p.Output() }

@@ -19,9 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -39,8 +36,12 @@ const (
 // than exits on some configuration errors, so every wait is bounded.
 const startTimeout = 30 * time.Second
 
-// Server is a running (or stopped) prosody.
+// Server is a running (or stopped) prosody: Stop, Restart, Kill, Pause,
+// Resume, Logs and the others are testenv.Proc's. Stop is SIGTERM: clients
+// get a stream error and a closed stream; Pause is like a host that
+// vanished from the network.
 type Server struct {
+	*testenv.Proc
 	// Addr is the c2s address (STARTTLS, or plain when Insecure).
 	Addr string
 	// TLSAddr is the direct-TLS c2s address (XEP-0368).
@@ -56,10 +57,6 @@ type Server struct {
 	config   string
 	bin, ctl string
 	certPool *x509.CertPool
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
 }
 
 type options struct {
@@ -76,13 +73,8 @@ func WithInsecure() Option { return func(o *options) { o.insecure = true } }
 // Find returns the paths of prosody and prosodyctl, or an error saying what
 // is missing.
 func Find() (prosody, prosodyctl string, err error) {
-	prosody = os.Getenv("MICROBOT_PROSODY")
-	if prosody == "" {
-		if prosody, err = exec.LookPath("prosody"); err != nil {
-			return "", "", fmt.Errorf("prosody not on PATH (apt-get install prosody, or set MICROBOT_PROSODY): %w", err)
-		}
-	} else if prosody, err = exec.LookPath(prosody); err != nil {
-		return "", "", fmt.Errorf("MICROBOT_PROSODY: %w", err)
+	if prosody, err = testenv.LookPath("prosody", "MICROBOT_PROSODY", "apt-get install prosody"); err != nil {
+		return "", "", err
 	}
 	prosodyctl = os.Getenv("MICROBOT_PROSODYCTL")
 	if prosodyctl != "" {
@@ -121,13 +113,11 @@ func Start(t testing.TB, opts ...Option) *Server {
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
 	s.TLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
 	s.writeConfig(ports[0], ports[1])
-	t.Cleanup(func() {
-		s.kill()
-		if t.Failed() {
-			t.Logf("prosody's logs:\n%s", s.Logs())
-		}
+	s.Proc = testenv.StartProc(t, testenv.ProcConfig{
+		Name: "prosody", Dir: s.Dir, Path: s.bin, Args: []string{"-F", "--config", s.config},
+		LogFile: "prosody.out", ExtraLogs: []string{"prosody.log"},
+		Addrs: []string{s.Addr, s.TLSAddr}, StartTimeout: startTimeout, Poll: 50 * time.Millisecond,
 	})
-	s.Start()
 	return s
 }
 
@@ -210,111 +200,6 @@ func logLevel() string {
 	return "info"
 }
 
-// Start starts the (stopped) server and waits until it accepts connections.
-func (s *Server) Start() {
-	s.t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		s.t.Fatal("prosodytest: Start: already running")
-	}
-	out, err := os.OpenFile(filepath.Join(s.Dir, "prosody.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer out.Close()
-	cmd := exec.Command(s.bin, "-F", "--config", s.config)
-	cmd.Dir = s.Dir
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := testenv.StartCommand(cmd); err != nil {
-		s.t.Fatalf("prosodytest: starting %s: %v", s.bin, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	s.cmd, s.exited = cmd, exited
-	deadline := time.Now().Add(startTimeout)
-	for _, addr := range []string{s.Addr, s.TLSAddr} {
-		for {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
-				_ = c.Close()
-				break
-			}
-			select {
-			case <-exited:
-				s.cmd = nil
-				s.t.Fatalf("prosodytest: prosody exited at start-up:\n%s", s.logs())
-			case <-time.After(50 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				s.killLocked()
-				s.t.Fatalf("prosodytest: prosody did not listen on %s within %v:\n%s", addr, startTimeout, s.logs())
-			}
-		}
-	}
-}
-
-// Stop stops the server gracefully (SIGTERM: clients get a stream error
-// and a closed stream), killing it if it takes longer than 10 s.
-func (s *Server) Stop() {
-	s.t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGCONT)
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-		s.cmd = nil
-	case <-time.After(10 * time.Second):
-		s.t.Log("prosodytest: prosody ignored SIGTERM for 10s; killing it")
-		s.killLocked()
-	}
-}
-
-// Restart stops and starts the server on the same ports.
-func (s *Server) Restart() {
-	s.t.Helper()
-	s.Stop()
-	s.Start()
-}
-
-// Pause freezes the server (SIGSTOP): connections stay open but nothing
-// answers, like a host that vanished from the network.
-func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
-
-// Resume unfreezes a paused server (SIGCONT).
-func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
-
-func (s *Server) signal(sig syscall.Signal) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		_ = s.cmd.Process.Signal(sig)
-	}
-}
-
-func (s *Server) kill() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.killLocked()
-}
-
-func (s *Server) killLocked() {
-	if s.cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-	}
-	s.cmd = nil
-}
-
 // Register creates the account user@Domain with password.
 func (s *Server) Register(user, password string) {
 	s.t.Helper()
@@ -352,22 +237,3 @@ func JID(user string) string { return user + "@" + Domain }
 
 // Room returns the JID of the room name on the server's MUC service.
 func Room(name string) string { return name + "@" + MUCDomain }
-
-// Logs returns the server's log, for failure messages.
-func (s *Server) Logs() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.logs()
-}
-
-func (s *Server) logs() string {
-	var b strings.Builder
-	for _, f := range []string{"prosody.out", "prosody.log"} {
-		data, _ := os.ReadFile(filepath.Join(s.Dir, f))
-		if len(data) > 16<<10 {
-			data = data[len(data)-16<<10:]
-		}
-		fmt.Fprintf(&b, "--- %s ---\n%s\n", f, data)
-	}
-	return b.String()
-}

@@ -32,18 +32,13 @@ type Cluster struct {
 func StartCluster(tb testing.TB, n int, opts ...Option) *Cluster {
 	tb.Helper()
 	agents := newAgents(tb, n, opts)
-	joins := make([]int, n)
-	for i, a := range agents {
-		joins[i] = a.serf
-	}
 	for _, a := range agents {
-		a.expect, a.joins = n, joins
-		if err := a.launch(); err != nil {
+		if err := a.proc.Launch(); err != nil {
 			tb.Fatalf("consultest: %v", err)
 		}
 	}
 	for _, a := range agents {
-		if err := a.ready(); err != nil {
+		if err := a.proc.WaitReady(); err != nil {
 			tb.Fatalf("consultest: cluster: %v", err)
 		}
 	}

@@ -19,16 +19,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -57,15 +53,7 @@ func AgentPath() (string, error) {
 		}
 		return p, nil
 	}
-	root, err := testenv.FindUp(filepath.Join("tools", "consul", "go.mod"))
-	if err != nil {
-		return "", fmt.Errorf("%w, and %s unset", err, EnvAgent)
-	}
-	p := filepath.Join(root, "tools", "consul", "consul-agent")
-	if err := testenv.Executable(p); err != nil {
-		return "", fmt.Errorf("%w (build it with: bash .ci/setup.d/consul.sh)", err)
-	}
-	return p, nil
+	return testenv.Built(filepath.Join("tools", "consul", "go.mod"), filepath.Join("tools", "consul", "consul-agent"), EnvAgent, ".ci/setup.d/consul.sh")
 }
 
 // Option configures the agents Start and StartCluster run.
@@ -100,22 +88,14 @@ type TLSFiles struct {
 // Agent is a running (or stopped) Consul agent started by Start or
 // StartCluster.
 type Agent struct {
-	bin    string
-	dir    string // holds the agent's log and, in a cluster, its data
+	dir    string // holds the agent's configuration, log and, in a cluster, its data
 	name   string // node name
 	http   int    // the HTTP API's port (HTTPS with WithTLS)
 	serf   int
 	server int
-	dev    bool
-	expect int   // cluster: -bootstrap-expect
-	joins  []int // cluster: the Serf ports of every server
 	token  string
 	tls    *TLSFiles
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
-	logf *os.File
+	proc   *testenv.Proc
 }
 
 // Start starts an agent in -dev mode (a single server, state in memory) on
@@ -124,16 +104,15 @@ type Agent struct {
 // missing, Start fails the test under CI=true and skips it otherwise.
 func Start(tb testing.TB, opts ...Option) *Agent {
 	tb.Helper()
-	agents := newAgents(tb, 1, opts)
-	a := agents[0]
-	a.dev, a.name = true, "consultest"
+	a := newAgents(tb, 0, opts)[0]
 	if err := a.start(); err != nil {
 		tb.Fatalf("consultest: %v", err)
 	}
 	return a
 }
 
-// newAgents prepares n agents on free ports, stopped when the test ends.
+// newAgents prepares a -dev agent (n = 0) or a cluster of n server agents
+// on free ports, stopped when the test ends.
 func newAgents(tb testing.TB, n int, opts []Option) []*Agent {
 	tb.Helper()
 	bin, err := AgentPath()
@@ -142,9 +121,14 @@ func newAgents(tb testing.TB, n int, opts []Option) []*Agent {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	ports, err := freePorts(3 * n)
-	if err != nil {
-		tb.Fatalf("consultest: free ports: %v", err)
+	dev := n == 0
+	if dev {
+		n = 1
+	}
+	ports := testenv.FreeTCPUDPPorts(tb, 3*n) // Serf listens on both
+	var joins []string
+	for i := range n {
+		joins = append(joins, "-retry-join", net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i+1])))
 	}
 	var token string
 	if o.acl {
@@ -159,16 +143,30 @@ func newAgents(tb testing.TB, n int, opts []Option) []*Agent {
 	agents := make([]*Agent, n)
 	for i := range agents {
 		a := &Agent{
-			bin: bin, dir: tb.TempDir(), name: fmt.Sprintf("server-%d", i),
+			dir: tb.TempDir(), name: fmt.Sprintf("server-%d", i),
 			http: ports[3*i], serf: ports[3*i+1], server: ports[3*i+2],
 			token: token, tls: files,
 		}
-		agents[i] = a
-		tb.Cleanup(func() {
-			if err := a.Stop(); err != nil {
-				tb.Errorf("consultest: stop agent %s: %v", a.name, err)
-			}
+		var extra []string
+		if dev {
+			a.name = "consultest"
+			extra = []string{"-dev"}
+		} else {
+			extra = append([]string{"-server", "-bootstrap-expect", strconv.Itoa(n),
+				"-data-dir", filepath.Join(a.dir, "data"), "-retry-interval", "1s"}, joins...)
+		}
+		cfgFile := filepath.Join(a.dir, "config.hcl")
+		if err := os.WriteFile(cfgFile, []byte(a.config()), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		a.proc = testenv.NewProc(tb, testenv.ProcConfig{
+			Name: "consul agent " + a.name, Dir: a.dir, LogFile: "agent.log",
+			Path: bin, Args: append(a.args(cfgFile), extra...),
+			Env:   append(os.Environ(), "CONSUL_HTTP_ADDR=", "CONSUL_HTTP_TOKEN=", "CONSUL_HTTP_SSL="), // no leak from the caller's env
+			Ready: a.ready, StartTimeout: StartTimeout, Poll: 100 * time.Millisecond,
+			StopTimeout: 15 * time.Second, StopAtCleanup: true,
 		})
+		agents[i] = a
 	}
 	return agents
 }
@@ -249,49 +247,24 @@ func (a *Agent) CreateToken(ctx context.Context, name, rules string) (string, er
 
 // LogPath is the file the agent writes its log to; its tail is included in
 // errors from Start and Restart.
-func (a *Agent) LogPath() string { return filepath.Join(a.dir, "agent.log") }
+func (a *Agent) LogPath() string { return a.proc.LogPath() }
 
 // Running reports whether the agent process is up.
-func (a *Agent) Running() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.cmd != nil
-}
+func (a *Agent) Running() bool { return a.proc.Running() }
 
 // Stop stops the agent (SIGTERM, then SIGKILL after 15 s) and waits for it to
 // exit. A -dev agent loses its state; a cluster member keeps it in its data
 // directory, and does not leave the cluster: the others see it fail.
 // Stopping a stopped agent does nothing.
 func (a *Agent) Stop() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.stopLocked(syscall.SIGTERM)
+	_ = a.proc.Stop() // killed after 15 s: stopped all the same (logged)
+	return nil
 }
 
 // Kill kills the agent at once (SIGKILL), as a crash would, and waits for it
 // to exit.
 func (a *Agent) Kill() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.stopLocked(syscall.SIGKILL)
-}
-
-func (a *Agent) stopLocked(sig syscall.Signal) error {
-	if a.cmd == nil {
-		return nil
-	}
-	_ = a.cmd.Process.Signal(sig)
-	select {
-	case <-a.done:
-	case <-time.After(15 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.done
-	}
-	a.cmd = nil
-	if a.logf != nil {
-		a.logf.Close()
-		a.logf = nil
-	}
+	a.proc.Kill()
 	return nil
 }
 
@@ -306,23 +279,13 @@ func (a *Agent) Restart() error {
 	return a.start()
 }
 
+// start launches the agent and waits until it is ready; one not ready in
+// time is killed.
 func (a *Agent) start() error {
-	if err := a.launch(); err != nil {
+	if err := a.proc.Launch(); err != nil {
 		return err
 	}
-	return a.ready()
-}
-
-// ready waits for the launched agent to be ready, killing it if it is not.
-func (a *Agent) ready() error {
-	a.mu.Lock()
-	done := a.done
-	a.mu.Unlock()
-	if err := a.waitReady(done); err != nil {
-		_ = a.Kill()
-		return fmt.Errorf("agent %s on %s not ready: %w\n--- agent log tail:\n%s", a.name, a.Addr(), err, a.logTail(4000))
-	}
-	return nil
+	return a.proc.WaitReady()
 }
 
 // config is the agent's configuration beyond its flags, in Consul's HCL.
@@ -340,27 +303,13 @@ func (a *Agent) config() string {
 	return b.String()
 }
 
-// launch starts the agent process without waiting for it to be ready.
-func (a *Agent) launch() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.cmd != nil {
-		return errors.New("agent already running")
-	}
-	cfgFile := filepath.Join(a.dir, "config.hcl")
-	if err := os.WriteFile(cfgFile, []byte(a.config()), 0o600); err != nil {
-		return err
-	}
-	logf, err := os.OpenFile(a.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(logf, "\n==== consultest: starting agent at %s\n", time.Now().Format(time.RFC3339Nano))
+// args are the agent's flags but its role's (-dev, or a cluster server's).
+func (a *Agent) args(cfgFile string) []string {
 	httpPort := a.http
 	if a.tls != nil {
 		httpPort = -1 // HTTPS only, on a.http (config.hcl)
 	}
-	args := []string{
+	return []string{
 		"-node", a.name,
 		"-client", "127.0.0.1",
 		"-bind", "127.0.0.1",
@@ -374,27 +323,6 @@ func (a *Agent) launch() error {
 		"-log-level", "info",
 		"-config-file", cfgFile,
 	}
-	if a.dev {
-		args = append(args, "-dev")
-	} else {
-		args = append(args, "-server", "-bootstrap-expect", strconv.Itoa(a.expect),
-			"-data-dir", filepath.Join(a.dir, "data"), "-retry-interval", "1s")
-		for _, p := range a.joins {
-			args = append(args, "-retry-join", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		}
-	}
-	cmd := exec.Command(a.bin, args...)
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.Env = append(os.Environ(), "CONSUL_HTTP_ADDR=", "CONSUL_HTTP_TOKEN=", "CONSUL_HTTP_SSL=") // no leak from the caller's env
-	if err := testenv.StartCommand(cmd); err != nil {
-		logf.Close()
-		return fmt.Errorf("start %s: %w", a.bin, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	a.cmd, a.done, a.logf = cmd, done, logf
-	return nil
 }
 
 // httpClient is an HTTP client of the agent's API (with the client
@@ -412,44 +340,32 @@ func (a *Agent) httpClient() (*http.Client, error) {
 	return c, nil
 }
 
-// waitReady waits until the agent knows a leader and the catalog shows the
-// agent's own node with a passing serfHealth, so registrations sync at once.
-func (a *Agent) waitReady(exited <-chan struct{}) error {
-	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
-	defer cancel()
+// ready is ready once the agent knows a leader and the catalog shows the
+// agent's own node with a passing serfHealth, so registrations sync at
+// once.
+func (a *Agent) ready(ctx context.Context, _ *testenv.Proc) error {
 	client, err := a.httpClient()
 	if err != nil {
 		return err
 	}
 	defer client.CloseIdleConnections()
-	var last error
-	for {
-		select {
-		case <-exited:
-			return errors.New("agent exited")
-		case <-ctx.Done():
-			return fmt.Errorf("timed out after %v: %v", StartTimeout, last)
-		case <-time.After(100 * time.Millisecond):
-		}
-		var leader string
-		if last = a.getJSON(ctx, client, "/v1/status/leader", &leader); last != nil {
-			continue
-		}
-		if leader == "" {
-			last = errors.New("no leader yet")
-			continue
-		}
-		var checks []struct{ CheckID, Status string }
-		if last = a.getJSON(ctx, client, "/v1/health/node/"+a.name, &checks); last != nil {
-			continue
-		}
-		last = errors.New("agent's node not alive in the catalog yet")
-		for _, c := range checks {
-			if c.CheckID == "serfHealth" && c.Status == "passing" {
-				return nil
-			}
+	var leader string
+	if err := a.getJSON(ctx, client, "/v1/status/leader", &leader); err != nil {
+		return err
+	}
+	if leader == "" {
+		return errors.New("no leader yet")
+	}
+	var checks []struct{ CheckID, Status string }
+	if err := a.getJSON(ctx, client, "/v1/health/node/"+a.name, &checks); err != nil {
+		return err
+	}
+	for _, c := range checks {
+		if c.CheckID == "serfHealth" && c.Status == "passing" {
+			return nil
 		}
 	}
+	return errors.New("agent's node not alive in the catalog yet")
 }
 
 func (a *Agent) getJSON(ctx context.Context, c *http.Client, path string, v any) error {
@@ -477,48 +393,4 @@ func getJSON(ctx context.Context, c *http.Client, url, token string, v any) erro
 		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, bytes.TrimSpace(body))
 	}
 	return json.Unmarshal(body, v)
-}
-
-func (a *Agent) logTail(n int) string {
-	b, err := os.ReadFile(a.LogPath())
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
-
-// freePorts returns n distinct loopback ports free now for both TCP and UDP
-// (Serf needs both). They are drawn below the kernel's ephemeral range
-// (32768 and up) so that outgoing connections do not take them while a
-// stopped agent waits to be restarted on them.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var held []io.Closer
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	for try := 0; len(ports) < n && try < 1000; try++ {
-		port := 20000 + rand.IntN(12000)
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			l.Close()
-			continue
-		}
-		held = append(held, l, u)
-		ports = append(ports, port)
-	}
-	if len(ports) < n {
-		return nil, errors.New("no free loopback ports found")
-	}
-	return ports, nil
 }
