@@ -4,11 +4,10 @@
 # free loopback ports from temporary configs, clustering off, see
 # internal/alertmanagertest). Idempotent; run as root by .ci/setup.
 set -euo pipefail
+. "$(dirname "$0")/lib/apt.sh"
 
 if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
-	apt-get install -y -q --no-install-recommends prometheus-alertmanager
+	apt_install prometheus-alertmanager
 fi
 
 # Where an init system runs, the package starts a system-wide Alertmanager on

@@ -4,10 +4,9 @@
 # temporary configs on free loopback ports, see internal/ejabberdtest).
 # Idempotent; run as root by .ci/setup.
 set -euo pipefail
+. "$(dirname "$0")/lib/apt.sh"
 
 if ! command -v ejabberdctl >/dev/null 2>&1 && [ ! -x /usr/sbin/ejabberdctl ]; then
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
 	# Where an init system runs, the package would start a system-wide
 	# ejabberd on the fixed ports 5222/5269/5280 (and an epmd on 4369):
 	# keep it from starting at all.
@@ -18,7 +17,7 @@ if ! command -v ejabberdctl >/dev/null 2>&1 && [ ! -x /usr/sbin/ejabberdctl ]; t
 		chmod +x "$policy"
 		added=1
 	fi
-	apt-get install -y -q --no-install-recommends ejabberd
+	apt_install ejabberd
 	[ -z "$added" ] || rm -f "$policy"
 fi
 

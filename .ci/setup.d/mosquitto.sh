@@ -4,11 +4,10 @@
 # ports from temporary configs, see framework/broker/mqtttest). Idempotent;
 # run as root by .ci/setup.
 set -euo pipefail
+. "$(dirname "$0")/lib/apt.sh"
 
 if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
-	apt-get install -y -q --no-install-recommends mosquitto
+	apt_install mosquitto
 fi
 
 # Where an init system runs, the package starts a system-wide broker on the

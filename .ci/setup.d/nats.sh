@@ -4,11 +4,10 @@
 # own servers on free loopback ports from temporary configs, see
 # framework/broker/natstest). Idempotent; run as root by .ci/setup.
 set -euo pipefail
+. "$(dirname "$0")/lib/apt.sh"
 
 if ! command -v nats-server >/dev/null 2>&1; then
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
-	apt-get install -y -q --no-install-recommends nats-server
+	apt_install nats-server
 fi
 
 # Where an init system runs, the package may start a system-wide server on

@@ -3,11 +3,10 @@
 # the tests start their own servers from temporary configs, see
 # internal/prosodytest). Idempotent; run as root by .ci/setup.
 set -euo pipefail
+. "$(dirname "$0")/lib/apt.sh"
 
 if ! command -v prosody >/dev/null 2>&1 || ! command -v prosodyctl >/dev/null 2>&1; then
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
-	apt-get install -y -q --no-install-recommends prosody
+	apt_install prosody
 fi
 
 # Where an init system runs, the package starts a system-wide prosody on the

@@ -5,13 +5,12 @@
 # Idempotent; run as root by .ci/setup. protoc-gen-go is not installed here:
 # the tests build it from the module cache at the version in go.mod.
 set -euo pipefail
+. "$(dirname "$0")/lib/apt.sh"
 
 need=()
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
 if ((${#need[@]})); then
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
-	apt-get install -y -q --no-install-recommends "${need[@]}"
+	apt_install "${need[@]}"
 fi
 protoc --version

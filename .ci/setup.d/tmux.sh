@@ -3,10 +3,9 @@
 # bot in: they type into it and read its screen (internal/tmuxtest).
 # Idempotent; run as root by .ci/setup.
 set -euo pipefail
+. "$(dirname "$0")/lib/apt.sh"
 
 if ! command -v tmux >/dev/null 2>&1; then
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
-	apt-get install -y -q --no-install-recommends tmux
+	apt_install tmux
 fi
 tmux -V
