@@ -322,7 +322,7 @@ func TestShutdownCutsBlockedWrite(t *testing.T) {
 	}
 	hctx := <-called
 	testenv.Eventually(t, time.Minute, "the answer's write blocked on the caller", func() bool {
-		return blockedIn("transport.(*serverConn).handle")
+		return testenv.BlockedIn("transport.(*serverConn).handle")
 	})
 	var conns []*serverConn
 	srv.mu.Lock()
@@ -351,7 +351,7 @@ func TestShutdownCutsBlockedWrite(t *testing.T) {
 	default:
 		t.Error("the handler's context was not cancelled when Shutdown cut the connection")
 	}
-	if !closed(t, conns[0].nc) {
+	if !testenv.Closed(t, conns[0].nc) {
 		t.Error("the connection is still open after Shutdown")
 	}
 	testenv.Eventually(t, 2*time.Minute, "the connection's goroutine ended", func() bool {
@@ -359,29 +359,4 @@ func TestShutdownCutsBlockedWrite(t *testing.T) {
 		defer srv.mu.Unlock()
 		return len(srv.conns) == 0
 	})
-}
-
-// closed reports whether nc, a TCP connection, was closed, without touching
-// its deadlines or its data.
-func closed(t *testing.T, nc net.Conn) bool {
-	t.Helper()
-	rc, err := nc.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = rc.Control(func(uintptr) {})
-	return errors.Is(err, net.ErrClosed)
-}
-
-// blockedIn reports whether a goroutine with fn on its stack is blocked in
-// network I/O.
-func blockedIn(fn string) bool {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, fn) && strings.Contains(g, "[IO wait") {
-			return true
-		}
-	}
-	return false
 }
