@@ -270,6 +270,12 @@ func (s *Server) Start(ctx context.Context, addr string) error {
 	if err != nil {
 		return fmt.Errorf("ops: HTTP listener: %w", err)
 	}
+	s.serveLocked(ctx, ln)
+	return nil
+}
+
+// serveLocked serves on ln in the background until Shutdown (s.mu held).
+func (s *Server) serveLocked(ctx context.Context, ln net.Listener) {
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -291,7 +297,6 @@ func (s *Server) Start(ctx context.Context, addr string) error {
 		paths = append(paths, PathAlertmanager)
 	}
 	s.opts.logger.Info("ops HTTP listener started", "address", ln.Addr().String(), "paths", paths)
-	return nil
 }
 
 // Addr returns the address the server listens on ("" before Start).
@@ -305,7 +310,9 @@ func (s *Server) Addr() string {
 }
 
 // Shutdown stops the listener and waits for the requests being served,
-// until ctx is done.
+// until ctx is done; then it closes the connections still open (an answer
+// blocked on a caller that does not read would otherwise hold its
+// connection until the write timeout) and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.SetStopping()
 	s.mu.Lock()
@@ -314,5 +321,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if hs == nil {
 		return nil
 	}
-	return hs.Shutdown(ctx)
+	err := hs.Shutdown(ctx)
+	if err != nil {
+		_ = hs.Close()
+	}
+	return err
 }
