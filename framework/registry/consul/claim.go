@@ -41,7 +41,7 @@ func (c *Coordinator) Claim(ctx context.Context, keys []string) (bool, error) {
 		return false, fmt.Errorf("consul coordinator: claim of %d keys: at most %d", len(keys), maxClaimKeys)
 	}
 	for try := 0; ; try++ {
-		sid, err := c.claimSession(ctx)
+		sid, err := c.ttlSession(ctx, c.claimTTL)
 		if err != nil {
 			return false, err
 		}
@@ -69,20 +69,27 @@ func (c *Coordinator) Claim(ctx context.Context, keys []string) (bool, error) {
 		if ok {
 			return true, nil
 		}
-		var whats []string
 		for _, e := range rsp.Errors {
 			if e.OpIndex >= 0 && e.OpIndex < len(ops) && ops[e.OpIndex].KV.Verb == api.KVCheckNotExists {
 				return c.claimedBy(ctx, ops[e.OpIndex].KV.Key, nonce)
 			}
-			whats = append(whats, e.What)
 		}
 		// The claims session is gone (Consul ended it early, e.g. after its
 		// node failed): start a new one, once.
-		c.dropClaimSession(sid)
+		c.dropTTLSession(c.claimTTL, sid)
 		if try > 0 {
-			return false, fmt.Errorf("consul coordinator: claim refused: %s", strings.Join(whats, "; "))
+			return false, fmt.Errorf("consul coordinator: claim refused: %s", txnErrors(rsp.Errors))
 		}
 	}
+}
+
+// txnErrors says why Consul rolled a transaction back.
+func txnErrors(errs api.TxnErrors) string {
+	whats := make([]string, 0, len(errs))
+	for _, e := range errs {
+		whats = append(whats, e.What)
+	}
+	return strings.Join(whats, "; ")
 }
 
 // claimedBy reports whether the claim entry key is the one made with nonce:
@@ -106,20 +113,22 @@ func (c *Coordinator) claimKey(k string) string {
 	return c.prefix + "seen/" + hex.EncodeToString(sum[:16])
 }
 
-// claimSession returns the current claims session, starting a new one when
-// the last is a quarter of its TTL old.
-func (c *Coordinator) claimSession(ctx context.Context) (string, error) {
-	c.claimMu.Lock()
-	defer c.claimMu.Unlock()
-	if c.claimSID != "" && time.Since(c.claimAt) < c.claimTTL/4 {
-		return c.claimSID, nil
+// ttlSession returns the current session of ttl (claims', a memo's),
+// starting a new one when the last is a quarter of ttl old. Such sessions
+// have no checks, are never renewed, and delete their keys when they end:
+// a key lives between three quarters of ttl and twice it.
+func (c *Coordinator) ttlSession(ctx context.Context, ttl time.Duration) (string, error) {
+	c.ttlMu.Lock()
+	defer c.ttlMu.Unlock()
+	if s, ok := c.ttlSessions[ttl]; ok && time.Since(s.at) < ttl/4 {
+		return s.id, nil
 	}
 	var id string
-	_, err := c.r.call(ctx, "consul coordinator: creating a claims session", -1, c.r.timeout, func(ctx context.Context, a *agent) error {
+	_, err := c.r.call(ctx, "consul coordinator: creating a session of "+ttl.String(), -1, c.r.timeout, func(ctx context.Context, a *agent) error {
 		var err error
 		id, _, err = a.api.Session().CreateNoChecks(&api.SessionEntry{
-			Name:      c.name + " claims " + c.id,
-			TTL:       c.claimTTL.String(),
+			Name:      c.name + " " + ttl.String() + " " + c.id,
+			TTL:       ttl.String(),
 			Behavior:  api.SessionBehaviorDelete,
 			LockDelay: time.Millisecond, // its keys are deleted, never taken again
 		}, (&api.WriteOptions{}).WithContext(ctx))
@@ -128,15 +137,91 @@ func (c *Coordinator) claimSession(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c.claimSID, c.claimAt = id, time.Now()
+	c.ttlSessions[ttl] = ttlSession{id: id, at: time.Now()}
 	return id, nil
 }
 
-func (c *Coordinator) dropClaimSession(sid string) {
-	c.claimMu.Lock()
-	defer c.claimMu.Unlock()
-	if c.claimSID == sid {
-		c.claimSID = ""
+// dropTTLSession forgets sid, a session of ttl Consul no longer has.
+func (c *Coordinator) dropTTLSession(ttl time.Duration, sid string) {
+	c.ttlMu.Lock()
+	defer c.ttlMu.Unlock()
+	if c.ttlSessions[ttl].id == sid {
+		delete(c.ttlSessions, ttl)
+	}
+}
+
+// Memo is a map of values that forget themselves, shared by the processes
+// of a Coordinator (see Coordinator.Memo).
+type Memo struct {
+	c      *Coordinator
+	prefix string
+	ttl    time.Duration
+}
+
+// Memo returns the memo under the Coordinator's prefix + name + "/": each
+// value is kept by the first Put of its key, and lives between three
+// quarters of ttl and twice it (ttl between 10 s and 24 h), held by a
+// session like the claims' (see Claim), so the memo never outgrows the
+// Puts of twice ttl.
+func (c *Coordinator) Memo(name string, ttl time.Duration) (*Memo, error) {
+	if ttl < 10*time.Second || ttl > 24*time.Hour {
+		return nil, fmt.Errorf("consul coordinator: memo %s: TTL %v is outside Consul's bounds for a session's TTL (10s to 24h)", name, ttl)
+	}
+	return &Memo{c: c, prefix: c.prefix + strings.Trim(name, "/") + "/", ttl: ttl}, nil
+}
+
+// key is the KV key of a memo's key: a hash, so any string will do.
+func (m *Memo) key(k string) string {
+	sum := sha256.Sum256([]byte(k))
+	return m.prefix + hex.EncodeToString(sum[:16])
+}
+
+// Get returns the value of key, nil if there is none.
+func (m *Memo) Get(ctx context.Context, key string) ([]byte, error) {
+	var pair *api.KVPair
+	_, err := m.c.r.call(ctx, "consul memo: reading", -1, m.c.r.timeout, func(ctx context.Context, a *agent) error {
+		var err error
+		pair, _, err = a.api.KV().Get(m.key(key), (&api.QueryOptions{}).WithContext(ctx))
+		return err
+	})
+	if err != nil || pair == nil {
+		return nil, err
+	}
+	return pair.Value, nil
+}
+
+// Put keeps value as the value of key, unless key has one already; false
+// then.
+func (m *Memo) Put(ctx context.Context, key string, value []byte) (bool, error) {
+	full := m.key(key)
+	for try := 0; ; try++ {
+		sid, err := m.c.ttlSession(ctx, m.ttl)
+		if err != nil {
+			return false, err
+		}
+		ops := api.TxnOps{
+			{KV: &api.KVTxnOp{Verb: api.KVCheckNotExists, Key: full}},
+			{KV: &api.KVTxnOp{Verb: api.KVLock, Key: full, Value: value, Session: sid}},
+		}
+		var ok bool
+		var rsp *api.TxnResponse
+		_, err = m.c.r.call(ctx, "consul memo: writing", -1, m.c.r.timeout, func(ctx context.Context, a *agent) error {
+			var err error
+			ok, rsp, _, err = a.api.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
+			return err
+		})
+		if err != nil || ok {
+			return ok, err
+		}
+		for _, e := range rsp.Errors {
+			if e.OpIndex == 0 {
+				return false, nil // it has a value
+			}
+		}
+		m.c.dropTTLSession(m.ttl, sid)
+		if try > 0 {
+			return false, fmt.Errorf("consul memo: write refused: %s", txnErrors(rsp.Errors))
+		}
 	}
 }
 

@@ -80,9 +80,14 @@ type Coordinator struct {
 	pres     *presence     // the presence, nil while there is none
 	presWait chan struct{} // closed and replaced when pres changes
 
-	claimMu  sync.Mutex
-	claimSID string
-	claimAt  time.Time
+	ttlMu       sync.Mutex
+	ttlSessions map[time.Duration]ttlSession // by TTL: claims', memos'
+}
+
+// ttlSession is a session that deletes its keys when its TTL runs out.
+type ttlSession struct {
+	id string
+	at time.Time // created
 }
 
 // presence is one session of the Coordinator's process, on one agent.
@@ -196,6 +201,8 @@ func NewCoordinator(r *Registry, opts ...CoordinatorOption) (*Coordinator, error
 		stop:      stop,
 		kept:      make(chan struct{}),
 		presWait:  make(chan struct{}),
+
+		ttlSessions: map[time.Duration]ttlSession{},
 	}
 	return c, nil
 }

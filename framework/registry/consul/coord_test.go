@@ -458,3 +458,35 @@ func TestCoordinatorACL(t *testing.T) {
 	}
 	t.Logf("without session:write: %v", err)
 }
+
+func TestMemo(t *testing.T) {
+	agent := consultest.Start(t)
+	a := newCoordinator(t, []string{agent.Addr()})
+	b := newCoordinator(t, []string{agent.Addr()})
+	ctx := ctxT(t)
+	ma, err := a.Memo("threads", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := b.Memo("threads", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := mb.Get(ctx, "slack:C1/deploy-42"); err != nil || v != nil {
+		t.Fatalf("Get of a key never put = %q, %v", v, err)
+	}
+	if ok, err := ma.Put(ctx, "slack:C1/deploy-42", []byte("1700000000.000100")); err != nil || !ok {
+		t.Fatalf("Put = %v, %v", ok, err)
+	}
+	if ok, err := mb.Put(ctx, "slack:C1/deploy-42", []byte("1700000000.000200")); err != nil || ok {
+		t.Fatalf("second Put = %v, %v; want false, the first value kept", ok, err)
+	}
+	if v, err := mb.Get(ctx, "slack:C1/deploy-42"); err != nil || string(v) != "1700000000.000100" {
+		t.Fatalf("Get on the other = %q, %v", v, err)
+	}
+	for _, ttl := range []time.Duration{time.Second, 25 * time.Hour} {
+		if _, err := a.Memo("x", ttl); err == nil {
+			t.Errorf("Memo with TTL %v = nil error", ttl)
+		}
+	}
+}
