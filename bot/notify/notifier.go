@@ -61,6 +61,7 @@ type Notifier struct {
 	o       options
 	threads Threads
 	logs    *limiter
+	keys    eventKeys
 
 	recMu   sync.Mutex    // serialises reconciliations
 	started chan struct{} // closed when Run starts
@@ -87,10 +88,13 @@ type topicSub struct {
 // room is the pacing state of one room.
 type room struct {
 	place        Place
-	queue        []item         // waiting for their turn, at most roomQueue
+	queue        []item         // waiting for their turn, at most roomQueue (more after a takeover)
+	held         []item         // kept while this instance stands by for the room's input
+	replay       int            // the first of queue are held ones, after a takeover (not counted against roomQueue)
 	folded       map[string]int // events folded, by topic
 	order        []string       // topics of folded, in the order they first folded
 	sinceSummary int            // posts since the last summary
+	firstFolded  string         // key of the first event folded since the last summary
 	running      bool           // a worker posts for it
 	last         time.Time      // of the last post (the worker's)
 }
@@ -98,6 +102,8 @@ type room struct {
 type item struct {
 	topic string
 	r     rendered
+	key   string    // the event's key among the instances (see eventKeys)
+	at    time.Time // when it was received
 }
 
 type options struct {
@@ -110,6 +116,9 @@ type options struct {
 	routesFile  string
 	hook        Hook
 	threads     Threads
+	claimer     Claimer
+	hold        time.Duration
+	holdQueue   int
 }
 
 // Option configures a Notifier.
@@ -158,7 +167,7 @@ func WithThreads(t Threads) Option { return func(o *options) { o.threads = t } }
 // posters, by input name (as events name the input: "slack", "xmpp",
 // "shell"). A routes file that does not load is an error.
 func New(b broker.Broker, store *Store, posters map[string]input.Poster, opts ...Option) (*Notifier, error) {
-	o := options{interval: DefaultInterval, roomQueue: DefaultRoomQueue, topicQueue: DefaultTopicQueue, sendTimeout: DefaultSendTimeout}
+	o := options{interval: DefaultInterval, roomQueue: DefaultRoomQueue, topicQueue: DefaultTopicQueue, sendTimeout: DefaultSendTimeout, hold: DefaultHold, holdQueue: DefaultHoldQueue}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -174,13 +183,16 @@ func New(b broker.Broker, store *Store, posters map[string]input.Poster, opts ..
 	switch {
 	case b == nil || store == nil:
 		return nil, fmt.Errorf("notify: a broker and a store are needed")
-	case o.interval < 0, o.roomQueue < 1, o.topicQueue < 1, o.sendTimeout <= 0:
+	case o.interval < 0, o.roomQueue < 1, o.topicQueue < 1, o.sendTimeout <= 0, o.hold < 0, o.holdQueue < 1:
 		return nil, fmt.Errorf("notify: interval %v, room queue %d, topic queue %d, send timeout %v: want a positive queue and timeout and no negative interval",
 			o.interval, o.roomQueue, o.topicQueue, o.sendTimeout)
 	}
 	if o.queue != "" {
 		if err := broker.ValidateQueue(o.queue); err != nil {
 			return nil, fmt.Errorf("notify: %w", err)
+		}
+		if o.claimer != nil {
+			return nil, fmt.Errorf("notify: a queue group and a claimer: with a claimer every instance must receive every event")
 		}
 	}
 	n := &Notifier{
@@ -431,8 +443,13 @@ func (n *Notifier) handle(ctx context.Context, e *broker.Event) error {
 		return nil // unwatched meanwhile
 	}
 	r := n.render(e)
+	key := ""
+	if n.o.claimer != nil {
+		key = n.keys.key(e)
+	}
+	at := time.Now()
 	for _, p := range places {
-		n.deliver(p, e.Topic, r)
+		n.deliver(p, item{topic: e.Topic, r: r, key: key, at: at})
 	}
 	return nil
 }
@@ -448,11 +465,14 @@ func (n *Notifier) render(e *broker.Event) (r rendered) {
 	return render(e, time.Now())
 }
 
-// deliver queues r in place's room, or folds it when the room's queue is
-// full, and starts the room's worker if it is idle.
-func (n *Notifier) deliver(place Place, topic string, r rendered) {
+// deliver queues it in place's room, or folds it when the room's queue is
+// full, and starts the room's worker if it is idle. A room of an input this
+// instance stands by for keeps its latest events instead of folding (see
+// WithClaimer).
+func (n *Notifier) deliver(place Place, it item) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	topic := it.topic
 	if n.ctx == nil || n.ctx.Err() != nil {
 		n.o.hook(topic, OutcomeDropped)
 		return
@@ -462,9 +482,20 @@ func (n *Notifier) deliver(place Place, topic string, r rendered) {
 		rm = &room{place: place, folded: map[string]int{}}
 		n.rooms[place] = rm
 	}
-	if len(rm.queue) < n.o.roomQueue {
-		rm.queue = append(rm.queue, item{topic: topic, r: r})
-	} else {
+	switch {
+	case n.standing(place):
+		if len(rm.held) >= n.o.holdQueue {
+			n.o.hook(rm.held[0].topic, OutcomeElsewhere)
+			rm.held[0] = item{}
+			rm.held = rm.held[1:]
+		}
+		rm.held = append(rm.held, it)
+	case len(rm.queue)-rm.replay < n.o.roomQueue:
+		rm.queue = append(rm.queue, it)
+	default:
+		if len(rm.folded) == 0 {
+			rm.firstFolded = it.key
+		}
 		if rm.folded[topic] == 0 {
 			rm.order = append(rm.order, topic)
 		}
@@ -489,22 +520,32 @@ func (n *Notifier) work(ctx context.Context, rm *room) {
 			n.drop(rm)
 			return
 		}
+		if n.hold(rm) {
+			if !backoff.Sleep(ctx, holdPoll) {
+				n.drop(rm)
+				return
+			}
+			continue
+		}
 		n.mu.Lock()
 		var it item
-		summary := ""
+		summary, summaryKey := "", ""
 		switch {
 		case len(rm.folded) > 0 && (len(rm.queue) == 0 || rm.sinceSummary >= n.o.roomQueue):
 			lines := make([]string, 0, len(rm.order))
 			for _, t := range rm.order {
 				lines = append(lines, fmt.Sprintf("+%d more on %s", rm.folded[t], t))
 			}
-			summary = strings.Join(lines, "\n")
-			rm.folded, rm.order, rm.sinceSummary = map[string]int{}, nil, 0
+			summary, summaryKey = strings.Join(lines, "\n"), rm.firstFolded
+			rm.folded, rm.order, rm.sinceSummary, rm.firstFolded = map[string]int{}, nil, 0, ""
 		case len(rm.queue) > 0:
 			it = rm.queue[0]
 			rm.queue[0] = item{}
 			rm.queue = rm.queue[1:]
 			rm.sinceSummary++
+			if rm.replay > 0 {
+				rm.replay--
+			}
 		default:
 			rm.running = false
 			delete(n.rooms, rm.place)
@@ -512,13 +553,54 @@ func (n *Notifier) work(ctx context.Context, rm *room) {
 			return
 		}
 		n.mu.Unlock()
-		if summary != "" {
-			n.post(ctx, rm.place, "", rendered{post: input.Post{Text: summary}}, true)
-		} else {
+		switch {
+		case summary != "":
+			if n.claim(ctx, rm.place, "summary:"+summaryKey) {
+				n.post(ctx, rm.place, "", rendered{post: input.Post{Text: summary}}, true)
+				rm.last = time.Now()
+			}
+		case !n.claim(ctx, rm.place, it.key):
+			// Another instance posts it, about when it came: keep its
+			// pace rather than post the next at once.
+			n.o.hook(it.topic, OutcomeElsewhere)
+			rm.last = it.at
+		default:
 			n.post(ctx, rm.place, it.topic, it.r, false)
+			rm.last = time.Now()
 		}
-		rm.last = time.Now()
 	}
+}
+
+// hold reports whether rm's input is one this instance stands by for, and
+// the room keeps events: its worker waits then, and the events kept past
+// the hold (WithHold) are let go, the active instance had them too. Once
+// this instance serves the input, the events kept go first in the queue,
+// to be claimed and posted one by one (not folded: they are what a
+// takeover must not lose).
+func (n *Notifier) hold(rm *room) bool {
+	standing := n.standing(rm.place)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !standing {
+		if len(rm.held) > 0 {
+			rm.queue = append(rm.held, rm.queue...)
+			rm.replay += len(rm.held)
+			rm.held = nil
+		}
+		return false
+	}
+	// What was queued or folded before is the active instance's now.
+	for _, it := range rm.queue {
+		n.o.hook(it.topic, OutcomeElsewhere)
+	}
+	rm.queue, rm.replay = nil, 0
+	rm.folded, rm.order, rm.sinceSummary, rm.firstFolded = map[string]int{}, nil, 0, ""
+	for len(rm.held) > 0 && time.Since(rm.held[0].at) > n.o.hold {
+		n.o.hook(rm.held[0].topic, OutcomeElsewhere)
+		rm.held[0] = item{}
+		rm.held = rm.held[1:]
+	}
+	return len(rm.held) > 0
 }
 
 // drop counts the events a stopping room leaves unposted.
@@ -528,7 +610,10 @@ func (n *Notifier) drop(rm *room) {
 	for _, it := range rm.queue {
 		n.o.hook(it.topic, OutcomeDropped)
 	}
-	rm.queue, rm.running = nil, false
+	for _, it := range rm.held {
+		n.o.hook(it.topic, OutcomeElsewhere)
+	}
+	rm.queue, rm.held, rm.replay, rm.running = nil, nil, 0, false
 	delete(n.rooms, rm.place)
 }
 
@@ -653,7 +738,7 @@ func (n *Notifier) Backlog() (queued, folded int) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, rm := range n.rooms {
-		queued += len(rm.queue)
+		queued += len(rm.queue) + len(rm.held)
 		for _, c := range rm.folded {
 			folded += c
 		}

@@ -5,7 +5,9 @@ package main
 // Coordinator). Slack is served by every instance, with Slack's deliveries
 // claimed once among them; each XMPP account by one instance at a time
 // (bot.Exclusive, under a lock); confirmations are kept in Consul's KV
-// store. main.go calls these functions; without --ha none of it runs.
+// store; every instance receives every watched event and the instances
+// claim each post (bot/notify's WithClaimer). main.go and notify.go call
+// these functions; without --ha none of it runs.
 
 import (
 	"context"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/microbot/microbot/bot"
 	"github.com/microbot/microbot/bot/access"
+	"github.com/microbot/microbot/bot/notify"
 	"github.com/microbot/microbot/framework"
 	"github.com/microbot/microbot/framework/registry/consul"
 	"github.com/microbot/microbot/input"
@@ -104,6 +107,40 @@ func (h *haKit) slackOptions() []slack.Option {
 		return nil
 	}
 	return []slack.Option{slack.WithClaimer(h.coord)}
+}
+
+// threadTTL is how long (three quarters of it to twice it) the instances
+// remember the thread of a notification's thread key: a later
+// notification with the key goes in the same thread.
+const threadTTL = 24 * time.Hour
+
+// notifyOptions make each instance receive every watched event and claim
+// each post (one post per room in all), and share the threads of thread
+// keys.
+func (h *haKit) notifyOptions() ([]notify.Option, error) {
+	if h == nil {
+		return nil, nil
+	}
+	m, err := h.coord.Memo("threads", threadTTL)
+	if err != nil {
+		return nil, err
+	}
+	return []notify.Option{notify.WithClaimer(h.coord), notify.WithThreads(memoThreads{m})}, nil
+}
+
+// memoThreads keeps the threads of thread keys in a Consul memo.
+type memoThreads struct{ m *consul.Memo }
+
+// Get returns the thread of key in place.
+func (t memoThreads) Get(ctx context.Context, place notify.Place, key string) (string, error) {
+	v, err := t.m.Get(ctx, place.String()+"\n"+key)
+	return string(v), err
+}
+
+// Put keeps the thread of key in place (the first one kept stays).
+func (t memoThreads) Put(ctx context.Context, place notify.Place, key, thread string) error {
+	_, err := t.m.Put(ctx, place.String()+"\n"+key, []byte(thread))
+	return err
 }
 
 // wrap makes the inputs that one instance at a time may serve (an XMPP

@@ -18,6 +18,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/microbot/microbot/bot"
 	"github.com/microbot/microbot/bot/notify"
 	"github.com/microbot/microbot/framework"
 	"github.com/microbot/microbot/framework/registry"
@@ -54,14 +55,18 @@ func watchStore(p *parts) *notify.Store {
 }
 
 // posters returns the inputs of ins that can post, by the name their
-// events give. An input wrapped by --ha (bot.Exclusive) posts through the
-// input it wraps, while this instance serves it (otherwise its posts fail,
-// not connected, and are counted dropped).
+// events give. An input one instance at a time serves (--ha,
+// bot.Exclusive) posts through the input it wraps, and tells the notifier
+// whether this instance serves it now (notify.Standby): while it stands
+// by, its rooms' events are kept for a takeover (notify.WithClaimer).
 func posters(ins []input.Input) map[string]input.Poster {
 	out := map[string]input.Poster{}
 	for _, in := range ins {
-		if w, ok := in.(interface{ Input() input.Input }); ok {
-			in = w.Input()
+		if ex, ok := in.(*bot.Exclusive); ok {
+			if p, ok := ex.Input().(input.Poster); ok {
+				out[notify.InputName(in.String())] = exclusivePoster{Poster: p, ex: ex}
+			}
+			continue
 		}
 		if p, ok := in.(input.Poster); ok {
 			out[notify.InputName(in.String())] = p
@@ -69,6 +74,15 @@ func posters(ins []input.Input) map[string]input.Poster {
 	}
 	return out
 }
+
+// exclusivePoster posts through an input one instance at a time serves.
+type exclusivePoster struct {
+	input.Poster
+	ex *bot.Exclusive
+}
+
+// Active reports whether this instance serves the input and is connected.
+func (e exclusivePoster) Active() bool { return e.ex.Connected() }
 
 // startNotify builds the notifier on the bot's broker and the inputs that
 // can post, adds the watch commands to the table, and runs it; SIGHUP
@@ -83,12 +97,21 @@ func startNotify(ctx context.Context, c *cli.Context, p *parts, ins []input.Inpu
 	if c.Duration(flagNotifyInterval) < 0 {
 		return nil, fmt.Errorf("--%s must not be negative", flagNotifyInterval)
 	}
+	if p.ha != nil && c.String(flagNotifyQueueGroup) != "" {
+		return nil, fmt.Errorf("--%s with --%s: under --%s every instance receives every event and the instances claim each post (docs/ha.md); drop --%s",
+			flagNotifyQueueGroup, flagHA, flagHA, flagNotifyQueueGroup)
+	}
 	opts := []notify.Option{
 		notify.WithLogger(p.log),
 		notify.WithInterval(c.Duration(flagNotifyInterval)),
 		notify.WithQueueGroup(c.String(flagNotifyQueueGroup)),
 		notify.WithHook(p.ops.metrics.NotifyHook()),
 	}
+	haOpts, err := p.ha.notifyOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, haOpts...)
 	if f := c.String(flagNotifyRoutes); f != "" {
 		opts = append(opts, notify.WithRoutesFile(f))
 	}
