@@ -5,12 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/microbot/microbot/framework/broker"
+	"github.com/microbot/microbot/framework/broker/nats/natstest"
+	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry/consul/consultest"
 	"github.com/microbot/microbot/input/slack/slacktestws"
 	"github.com/microbot/microbot/input/xmpp/xmppclient"
@@ -565,4 +570,128 @@ func TestHASlack(t *testing.T) {
 		}
 	}
 	t.Logf("%d posts, %d acks, %d connections opened", len(srv.Posts()), len(srv.Acks()), srv.Connections())
+}
+
+// TestHAEvents: two instances on Slack and one XMPP account, a routes file
+// sending a topic to a Slack channel and the XMPP room, NATS as the broker.
+// 100 events are published, one at a time (a storm would be folded); after
+// the 50th is posted the instance serving XMPP is killed (SIGKILL) and the
+// next ones are published while the other takes over (the room has no bot
+// for seconds). Each of the 100 is posted exactly once in the channel and
+// once in the room.
+func TestHAEvents(t *testing.T) {
+	w := newHAWorld(t)
+	natsAddr := natstest.Start(t).Addr
+	xsrv := prosodytest.Start(t)
+	xsrv.Register("microbot", xmppPassword)
+	t.Setenv("MICRO_XMPP_PASSWORD", xmppPassword)
+	ssrv := slacktestws.New(slacktestws.WithRoundRobin(), slacktestws.WithPingInterval(time.Second))
+	t.Cleanup(ssrv.Close)
+	t.Setenv("MICRO_SLACK_APP_TOKEN", ssrv.AppToken)
+	t.Setenv("MICRO_SLACK_BOT_TOKEN", ssrv.BotToken)
+	room := prosodytest.Room("ops")
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(routes, []byte("routes:\n  - topic: deploys\n    rooms: [slack:C1, xmpp:"+room+"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--inputs", "slack,xmpp", "--slack_api_url", ssrv.APIURL(),
+		"--xmpp_jid", prosodytest.JID("microbot"), "--xmpp_rooms", room, "--xmpp_server", xsrv.Addr, "--xmpp_ca_file", xsrv.CAFile,
+		"--broker", "nats", "--broker_address", natsAddr, "--notify_routes", routes, "--notify_interval", "0"}
+	a := w.bot(args...)
+	a.waitReady(http.StatusOK, "input xmpp: active (this instance), connected")
+	b := w.bot(args...)
+	b.waitReady(http.StatusOK, "input xmpp: standby")
+	for _, x := range []*haBot{a, b} {
+		x.waitReady(http.StatusOK, "input slack: active (every instance), connected")
+		waitLog(t, x.proc, `"msg":"subscribed","topic":"deploys"`)
+	}
+	alice := prosodytest.NewHuman(t, xsrv, "alice")
+	alice.Join(room, "alice")
+	alice.ExpectOccupant(room, "microbot")
+	rw := watchRoom(t, alice, room, prosodytest.JID("microbot"))
+
+	pub := testPublisher(t, w.cl.Agents[0].Addr(), []string{"--registry", "consul", "--broker", "nats", "--broker_address", natsAddr})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	inSlack := func(token string) int {
+		n := 0
+		for _, p := range ssrv.Posts() {
+			text := p.Text
+			for _, at := range p.Attachments {
+				text += "\n" + at.Title + "\n" + at.Text
+			}
+			n += strings.Count(text, token)
+		}
+		return n
+	}
+	inRoom := func(token string) int {
+		rw.mu.Lock()
+		defer rw.mu.Unlock()
+		n := 0
+		for body, at := range rw.answers {
+			n += strings.Count(body, token) * len(at)
+		}
+		return n
+	}
+	token := func(i int) string { return fmt.Sprintf("ev-%03d", i) }
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		rw.mu.Lock()
+		t.Logf("the room got %d messages from the bot; the channel %d posts", len(rw.answers), len(ssrv.Posts()))
+		rw.mu.Unlock()
+		for _, x := range []*haBot{a, b} {
+			if c, _ := x.readyz(); c != 0 {
+				_, page := testenv.Get(t, x.ops+"/metrics")
+				for l := range strings.SplitSeq(page, "\n") {
+					if strings.HasPrefix(l, "microbot_notify") {
+						t.Logf("%s %s", x.name, l)
+					}
+				}
+			}
+		}
+	})
+	for i := 1; i <= 100; i++ {
+		h := map[string]string{"Content-Type": "text/plain"}
+		if i%2 == 0 {
+			h[client.HeaderID] = "e2e-" + token(i) // half with the publisher's id, half without
+		}
+		if err := pub.Publish(ctx, "deploys", &broker.Message{Header: h, Body: []byte("deploy " + token(i))}); err != nil {
+			t.Fatal(err)
+		}
+		// One at a time in the channel (a storm would be folded); in the
+		// room too until the kill, then during the takeover they pile up.
+		testenv.Eventually(t, haWait, token(i)+" posted in the channel", func() bool {
+			return inSlack(token(i)) > 0 && (i > 50 || inRoom(token(i)) > 0)
+		})
+		if i == 50 {
+			a.kill()
+		}
+	}
+	testenv.Eventually(t, haWait, "the 100 events posted in the channel and the room", func() bool {
+		for i := 1; i <= 100; i++ {
+			if inSlack(token(i)) == 0 || inRoom(token(i)) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	// A last event: duplicates would be out by the time it is.
+	if err := pub.Publish(ctx, "deploys", &broker.Message{Header: map[string]string{"Content-Type": "text/plain"}, Body: []byte("deploy ev-end")}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, haWait, "the last event posted", func() bool { return inSlack("ev-end") > 0 && inRoom("ev-end") > 0 })
+	for i := 1; i <= 100; i++ {
+		if s, r := inSlack(token(i)), inRoom(token(i)); s != 1 || r != 1 {
+			t.Errorf("%s posted %d times in the channel, %d in the room", token(i), s, r)
+		}
+	}
+	for nick := range rw.nicks {
+		if nick != "microbot" {
+			t.Errorf("the bot was in the room as %q", nick)
+		}
+	}
+	t.Logf("elsewhere (claimed by the other) on b: %v; b posted: %v", b.metric(`microbot_notify_deliveries_total{outcome="elsewhere",topic="deploys"}`),
+		b.metric(`microbot_notify_deliveries_total{outcome="posted",topic="deploys"}`))
 }
