@@ -29,10 +29,12 @@
 // is down) is tried again every few seconds. With [WithQueueGroup], the
 // subscriptions of bots sharing the group name form a queue group: each
 // event reaches one of the bots, which posts it in every room of its topic
-// (several instances of one bot, for high availability: they see the same
-// watches, and each event is posted once per room; for the notifications
-// of one thread key to share a thread, they also share a [Threads] store,
-// WithThreads).
+// (bots that see the same watches: each event is posted once per room; for
+// the notifications of one thread key to share a thread, they also share a
+// [Threads] store, WithThreads). Instances of one bot run side by side for
+// high availability (--ha) use [WithClaimer] instead: each receives every
+// event and they claim each post, so one that dies loses none, and one
+// standing by for an XMPP account keeps its rooms' events for a takeover.
 //
 // # Rendering
 //
@@ -61,7 +63,8 @@
 // bounded number of events (WithTopicQueue) and the broker drops and
 // counts the rest; Slack's rate limits are waited out by the input as for
 // replies, and events fold meanwhile. Every event is counted (WithHook):
-// received, and in each room posted, folded or dropped. Nothing grows
+// received, and in each room posted, folded, dropped or (WithClaimer)
+// posted elsewhere. Nothing grows
 // without bound: the queues, the folded counts (per room, per topic), the
 // thread keys and the watches per room (MaxWatchesPerRoom) are bounded.
 //

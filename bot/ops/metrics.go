@@ -66,7 +66,7 @@ const clientErrorID = "go.micro.client"
 //	microbot_ha_active{input}                          1 while this instance is the active one for an input one instance at a time serves
 //	microbot_ha_takeovers_total{input}                 times this instance became the active one for it (the first time included)
 //	microbot_notify_events_total{topic}                events received on watched topics
-//	microbot_notify_deliveries_total{topic,outcome}    events in rooms: posted, folded (into a summary), dropped
+//	microbot_notify_deliveries_total{topic,outcome}    events in rooms: posted, folded (into a summary), dropped, elsewhere (another instance posted it)
 //	microbot_notify_broker_dropped_total               events the broker dropped: the bot fell behind a topic
 //	microbot_notify_backlog{state}                     events waiting in rooms (queued) or folded, right now
 //
@@ -175,7 +175,7 @@ func NewMetrics(opts ...MetricsOption) *Metrics {
 			Name: "microbot_notify_events_total", Help: "Events received on watched topics, by topic.",
 		}, []string{"topic"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "microbot_notify_deliveries_total", Help: "Events in rooms, by topic and outcome (posted, folded into a summary, dropped).",
+			Name: "microbot_notify_deliveries_total", Help: "Events in rooms, by topic and outcome (posted, folded into a summary, dropped, elsewhere: posted by another instance).",
 		}, []string{"topic", "outcome"}),
 		cmdNames: newCapped(o.maxLabels),
 		svcNames: newCapped(o.maxLabels),
