@@ -127,7 +127,8 @@ func NewService(opts ...Option) (*Service, error) {
 }
 
 // closeRegistry closes r if it is not nil and has a Close method (the local
-// registry stops its background work with it).
+// registry stops its background work with it, the consul registry closes
+// its idle connections to the agents).
 func closeRegistry(r registry.Registry) error {
 	if c, ok := r.(io.Closer); ok {
 		return c.Close()

@@ -19,6 +19,7 @@ type Proxy struct {
 	mu    sync.Mutex
 	ln    net.Listener
 	conns map[net.Conn]struct{}
+	pipes int // client connections being piped
 	cut   bool
 }
 
@@ -37,6 +38,14 @@ func StartProxy(tb testing.TB, target string) *Proxy {
 
 // Addr is the proxy's address, host:port.
 func (p *Proxy) Addr() string { return p.addr }
+
+// Open returns how many client connections the proxy pipes now: one a
+// connection the client has open through it.
+func (p *Proxy) Open() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pipes
+}
 
 // Cut drops every connection through the proxy and refuses new ones until
 // Restore.
@@ -121,8 +130,16 @@ func (p *Proxy) pipe(in net.Conn) {
 		_ = out.Close()
 		return
 	}
-	defer p.track(in, false)
-	defer p.track(out, false)
+	p.mu.Lock()
+	p.pipes++
+	p.mu.Unlock()
+	defer func() {
+		p.track(in, false)
+		p.track(out, false)
+		p.mu.Lock()
+		p.pipes--
+		p.mu.Unlock()
+	}()
 	done := make(chan struct{}, 2)
 	cp := func(dst, src net.Conn) {
 		_, _ = io.Copy(dst, src) // ends when either side closes, or at Cut

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,6 +36,7 @@ func newRegistry(t testing.TB, opts ...consul.Option) *consul.Registry {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { r.Close() })
 	return r
 }
 
@@ -398,6 +400,59 @@ func TestUnreachable(t *testing.T) {
 		if errors.Is(err, registry.ErrNotFound) {
 			t.Errorf("%s with no agent = %v, must not look like not found", name, err)
 		}
+	}
+}
+
+// TestCloseDropsIdleConnections: Close closes the keep-alive connections
+// the registry holds to its agents (they would stay open until the HTTP
+// client's idle timeout, 90 s), and the registry still works after it.
+func TestCloseDropsIdleConnections(t *testing.T) {
+	agent := consultest.Start(t)
+	var proxies []*testenv.Proxy
+	var addrs []string
+	for range 2 { // two addresses of the agent: one connection pool each
+		p := testenv.StartProxy(t, agent.Addr())
+		proxies, addrs = append(proxies, p), append(addrs, p.Addr())
+	}
+	open := func() int { return proxies[0].Open() + proxies[1].Open() }
+	r, err := consul.New(consul.WithAddrs(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var _ io.Closer = r // what framework.Service closes
+	ctx := ctxT(t)
+	svc := greeter("closing", "1", "c-1")
+	if err := r.Register(ctx, svc, registry.WithTTL(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	proxies[0].Cut() // reads fail over to the second address
+	expectNodes(t, r, svc.Name, "c-1")
+	if err := proxies[0].Restore(); err != nil {
+		t.Fatal(err)
+	}
+	// Register again: to the agent that holds the registration, the first.
+	if err := r.Register(ctx, svc, registry.WithTTL(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := proxies[0].Open(), proxies[1].Open(); a == 0 || b == 0 {
+		t.Fatalf("connections kept alive after the calls: %d through the first address, %d through the second; want both", a, b)
+	}
+
+	if err := r.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	eventually(t, "the idle connections closed", func() error {
+		if n := open(); n != 0 {
+			return fmt.Errorf("%d connections to the agents still open", n)
+		}
+		return nil
+	})
+	expectNodes(t, r, svc.Name, "c-1") // a new connection
+	if err := r.Deregister(ctx, svc); err != nil {
+		t.Fatalf("Deregister after Close: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("second Close = %v", err)
 	}
 }
 
