@@ -240,7 +240,7 @@ var ErrNotPublished = errors.New("nothing was published")
 
 // Publish publishes raw, a JSON object as a person or a script typed it,
 // on topic through p, as application/json: a Notification (see
-// ParseNotification) re-encoded in the proto3 JSON mapping with the
+// bot.ParseNotification) re-encoded in the proto3 JSON mapping with the
 // header Micro-Message-Type naming its type, any other object as it is.
 // ctx's metadata (the caller) goes along as headers. It returns what was
 // published ("a notification" or "JSON") and its size; an invalid topic or
@@ -257,7 +257,7 @@ func Publish(ctx context.Context, p Publisher, topic, raw string) (kind string, 
 		return "", 0, fmt.Errorf("%w — %w", err, ErrNotPublished)
 	}
 	kind = "JSON"
-	if note, perr := ParseNotification(body); perr == nil {
+	if note, perr := pb.ParseNotification(body); perr == nil {
 		if body, err = (protojson.MarshalOptions{UseProtoNames: true}).Marshal(note); err != nil {
 			return "", 0, err
 		}

@@ -38,18 +38,19 @@
 //
 // # Rendering
 //
-// An event is shown by what it is, never failing:
+// An event is shown by what it is (proto/bot's Decode reads it; the
+// progress of commands is read by the same), never failing:
 //
 //   - a proto/bot Notification, by its type (the message header
 //     Micro-Message-Type: go.micro.bot.Notification, or the Content-Type
 //     parameter proto=go.micro.bot.Notification), as protobuf or JSON; and
 //     JSON whose fields are all Notification's with a title or a text
-//     ([ParseNotification]): title, text, severity, fields, link, source
-//     and time, each input rendering it its way (input.Poster); its
+//     (proto/bot's ParseNotification): title, text, severity, fields, link,
+//     source and time, each input rendering it its way (input.Poster); its
 //     thread_key maps to a thread where the input has threads (Slack: the
 //     ts of the first post with the key, remembered for the last
 //     DefaultMaxThreads keys);
-//   - any other JSON, indented and cut short;
+//   - a JSON string, as its text; any other JSON, indented and cut short;
 //   - protobuf without a known type: its size and topic;
 //   - text, cut short; anything else: its size, topic and content type.
 //

@@ -4,15 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"mime"
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/input"
@@ -30,14 +25,14 @@ const (
 	MaxBody      = 256 << 10 // larger bodies are not decoded, only named
 )
 
-// Kinds of payload, as rendered.
+// Kinds of payload, as rendered: proto/bot's (bot.Decode).
 const (
-	KindNotification = "notification"
-	KindJSON         = "json"
-	KindProtobuf     = "protobuf" // without a known type
-	KindText         = "text"
-	KindOther        = "other"       // binary, or too large
-	KindUndecodable  = "undecodable" // says it is a Notification, but is not
+	KindNotification = pb.KindNotification
+	KindJSON         = pb.KindJSON
+	KindProtobuf     = pb.KindProtobuf // without a known type
+	KindText         = pb.KindText
+	KindOther        = pb.KindOther       // binary, or too large
+	KindUndecodable  = pb.KindUndecodable // says it is a Notification, but is not
 )
 
 // rendered is an event made ready to post (without its room and thread).
@@ -48,57 +43,37 @@ type rendered struct {
 }
 
 // render turns a published message into the post that shows it; it never
-// fails (whatever cannot be shown is named: its size and topic).
-// Notifications by type (the header or the Content-Type parameter), then
-// JSON (a Notification written as JSON, or any JSON, indented and cut
-// short), protobuf without a known type (its size), text, and anything
-// else (its size and content type).
+// fails (whatever cannot be shown is named: its size and topic). The body
+// is read by bot.Decode: Notifications by type (the header or the
+// Content-Type parameter), then JSON (a Notification written as JSON, a
+// string, or any JSON, indented and cut short), protobuf without a known
+// type (its size), text, and anything else (its size and content type).
 func render(e *broker.Event, now time.Time) rendered {
 	topic, body := e.Topic, e.Body
-	ct := header(e.Header, "Content-Type")
-	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil {
-		mt, params = strings.ToLower(strings.TrimSpace(ct)), nil
-	}
-	typ := cmp.Or(header(e.Header, pb.HeaderMessageType), params["proto"])
-	isProto := mt == "application/protobuf" || mt == "application/x-protobuf" || mt == "application/octet-stream"
-	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
 	if len(body) > MaxBody {
 		return named(topic, fmt.Sprintf("a message of %s on %s, too large to show here", size(len(body)), topic), KindOther)
 	}
-	if typ == pb.NotificationType {
-		var n *pb.Notification
-		var err error
-		if isProto {
-			n = &pb.Notification{}
-			err = proto.Unmarshal(body, n)
-		} else {
-			n, err = ParseNotification(body)
-		}
-		if err != nil {
-			return named(topic, fmt.Sprintf("a notification of %s on %s that does not decode (%s): %v", size(len(body)), topic, cmp.Or(mt, "no content type"), err), KindUndecodable)
-		}
-		return fromNotification(n, topic, now)
-	}
-	switch {
-	case isProto:
+	d := pb.Decode(e.Header, body)
+	switch d.Kind {
+	case pb.KindNotification:
+		return fromNotification(d.Notification, topic, now)
+	case pb.KindUndecodable:
+		return named(topic, fmt.Sprintf("a notification of %s on %s that does not decode (%s): %v", size(len(body)), topic, cmp.Or(d.MediaType, "no content type"), d.Err), KindUndecodable)
+	case pb.KindProtobuf:
 		why := "its type is not known here"
-		if typ != "" {
-			why = "type " + oneLine(typ, MaxTitle) + ", not known here"
+		if d.Type != "" {
+			why = "type " + oneLine(d.Type, MaxTitle) + ", not known here"
 		}
 		return named(topic, fmt.Sprintf("a protobuf message of %s on %s (%s)", size(len(body)), topic, why), KindProtobuf)
-	case (isJSON || mt == "") && json.Valid(body):
-		if n, err := ParseNotification(body); err == nil {
-			return fromNotification(n, topic, now)
-		}
+	case pb.KindJSON:
 		return rendered{post: input.Post{Text: shortJSON(body), Format: input.Code, Source: topic}, kind: KindJSON}
-	case (mt == "" || strings.HasPrefix(mt, "text/")) && utf8.Valid(body):
-		if len(bytes.TrimSpace(body)) == 0 {
+	case pb.KindText:
+		if strings.TrimSpace(d.Text) == "" {
 			return named(topic, "an empty message on "+topic, KindText)
 		}
-		return rendered{post: input.Post{Text: cut(string(body), MaxText), Source: topic}, kind: KindText}
+		return rendered{post: input.Post{Text: cut(d.Text, MaxText), Source: topic}, kind: KindText}
 	}
-	return named(topic, fmt.Sprintf("a message of %s on %s (%s)", size(len(body)), topic, cmp.Or(mt, "no content type")), KindOther)
+	return named(topic, fmt.Sprintf("a message of %s on %s (%s)", size(len(body)), topic, cmp.Or(d.MediaType, "no content type")), KindOther)
 }
 
 // named is a post that only says what came.
@@ -147,41 +122,6 @@ func severityOf(s pb.Notification_Severity) input.Severity {
 		return input.SeverityCritical
 	}
 	return input.SeverityNone
-}
-
-// ErrNotNotification is returned (wrapped) by ParseNotification for JSON
-// that is not a Notification.
-var ErrNotNotification = errors.New("not a notification")
-
-// ParseNotification reads a Notification written as JSON: the proto3 JSON
-// mapping (snake_case or camelCase names), with the severity by name in
-// any case ("warning") or number. It is one when every field is one of
-// Notification's and it has a title or a text; otherwise the error wraps
-// ErrNotNotification and says why.
-func ParseNotification(data []byte) (*pb.Notification, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("%w: not a JSON object", ErrNotNotification)
-	}
-	if raw, ok := m["severity"]; ok {
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			upper := strings.ToUpper(strings.TrimSpace(s))
-			if _, known := pb.Notification_Severity_value[upper]; !known {
-				return nil, fmt.Errorf("%w: severity %q: want info, ok, warning, error or critical", ErrNotNotification, s)
-			}
-			m["severity"], _ = json.Marshal(upper)
-			data, _ = json.Marshal(m)
-		}
-	}
-	n := &pb.Notification{}
-	if err := protojson.Unmarshal(data, n); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotNotification, err)
-	}
-	if n.GetTitle() == "" && n.GetText() == "" {
-		return nil, fmt.Errorf("%w: it has no title and no text", ErrNotNotification)
-	}
-	return n, nil
 }
 
 // shortJSON indents valid JSON and cuts it at MaxJSONLines lines or
@@ -236,17 +176,4 @@ func size(n int) string {
 		return fmt.Sprintf("%d bytes", n)
 	}
 	return fmt.Sprintf("%d KB", (n+1023)/1024)
-}
-
-// header returns the value of the header name, whatever its case.
-func header(h map[string]string, name string) string {
-	if v, ok := h[name]; ok {
-		return v
-	}
-	for k, v := range h {
-		if strings.EqualFold(k, name) {
-			return v
-		}
-	}
-	return ""
 }

@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -70,6 +69,8 @@ func TestRender(t *testing.T) {
 			"a protobuf message of 5 bytes on deploys (type acme.Deploy, not known here)", ""},
 		{"text", hdr("Content-Type", "text/plain; charset=utf-8"), "backup done", KindText, nil, "backup done", ""},
 		{"text without a content type", nil, "backup done", KindText, nil, "backup done", ""},
+		{"a JSON string is text", hdr("Content-Type", "application/json"), `"backup\ndone"`, KindText,
+			&input.Post{Text: "backup\ndone", Source: "deploys"}, "", ""},
 		{"empty", nil, "", KindText, nil, "an empty message on deploys", ""},
 		{"binary", hdr("Content-Type", "image/png"), "\x89PNG\x00", KindOther, nil, "a message of 5 bytes on deploys (image/png)", ""},
 		{"binary without a content type", nil, "\xff\x00\xfe", KindOther, nil, "(no content type)", ""},
@@ -123,28 +124,5 @@ func TestRenderBounds(t *testing.T) {
 	}
 	if last := p.Fields[MaxFields]; last.Value != "80 more fields" {
 		t.Errorf("last field %+v", last)
-	}
-}
-
-func TestParseNotification(t *testing.T) {
-	for _, tt := range []struct {
-		json string
-		ok   bool
-		sev  pb.Notification_Severity
-	}{
-		{`{"title": "a"}`, true, 0},
-		{`{"text": "a", "severity": "Critical"}`, true, pb.Notification_CRITICAL},
-		{`{"text": "a", "severity": 3}`, true, pb.Notification_WARNING},
-		{`{"text": "a", "severity": "urgent"}`, false, 0},
-		{`{"text": "a", "extra": 1}`, false, 0},
-		{`{"source": "ci"}`, false, 0},
-		{`{}`, false, 0},
-		{`[1]`, false, 0},
-		{`"title"`, false, 0},
-	} {
-		n, err := ParseNotification([]byte(tt.json))
-		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrNotNotification)) || (tt.ok && n.GetSeverity() != tt.sev) {
-			t.Errorf("ParseNotification(%s) = %v, %v", tt.json, n, err)
-		}
 	}
 }
