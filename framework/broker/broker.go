@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors of the brokers, wrapped with what happened; compare with errors.Is.
@@ -66,6 +67,20 @@ type Broker interface {
 type Message struct {
 	Header map[string]string
 	Body   []byte
+}
+
+// HeaderValue returns the value of the header name in h, whatever the case
+// of its name ("content-type" is Content-Type), or "" when h has none.
+func HeaderValue(h map[string]string, name string) string {
+	if v, ok := h[name]; ok {
+		return v
+	}
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
 }
 
 // Event is a message as a handler receives it, with the topic it came on.

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -23,6 +24,23 @@ func ValidateTopic(topic string) error {
 // broker registers plain (not queue group) subscribers; it cannot name a
 // queue group.
 const BroadcastVersion = "ff.http.broadcast"
+
+// TopicServicePrefix starts the registry name of the http broker's
+// subscriptions (go-micro v1's wire): the service "topic:alerts" is the
+// subscribers of the topic alerts, registered by their inboxes, and no
+// service of anyone's.
+const TopicServicePrefix = "topic:"
+
+// TopicOfService returns the topic whose http broker subscribers the
+// registry service called name is, and whether it is such a
+// registration ("topic:alerts" is the topic alerts); "", false for
+// another name.
+func TopicOfService(name string) (topic string, ok bool) {
+	if topic, ok = strings.CutPrefix(name, TopicServicePrefix); !ok {
+		return "", false
+	}
+	return topic, true
+}
 
 // ValidateQueue checks a queue group name: the same alphabet and length as
 // topics, and not BroadcastVersion. The error wraps ErrInvalid.

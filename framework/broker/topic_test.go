@@ -78,3 +78,28 @@ func BenchmarkValidateHeader(b *testing.B) {
 		}
 	}
 }
+
+func TestTopicOfService(t *testing.T) {
+	for _, tt := range []struct {
+		name, topic string
+		ok          bool
+	}{
+		{"topic:alerts", "alerts", true},
+		{"topic:go.micro.bot.progress.ab", "go.micro.bot.progress.ab", true},
+		{"go.micro.srv.greeter", "", false},
+		{"Topic:alerts", "", false}, // go-micro writes it in lower case
+	} {
+		if topic, ok := broker.TopicOfService(tt.name); topic != tt.topic || ok != tt.ok {
+			t.Errorf("TopicOfService(%q) = %q, %v; want %q, %v", tt.name, topic, ok, tt.topic, tt.ok)
+		}
+	}
+}
+
+func TestHeaderValue(t *testing.T) {
+	h := map[string]string{"Content-Type": "a", "micro-progress-run": "b"}
+	for name, want := range map[string]string{"Content-Type": "a", "content-type": "a", "Micro-Progress-Run": "b", "Micro-Id": ""} {
+		if got := broker.HeaderValue(h, name); got != want {
+			t.Errorf("HeaderValue(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

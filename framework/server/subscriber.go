@@ -242,14 +242,4 @@ func subscriberHandler(topic string, handler any) (broker.Handler, *registry.Val
 
 // contentType returns the Content-Type header of a message, whatever the
 // case of its name.
-func contentType(h map[string]string) string {
-	if ct, ok := h["Content-Type"]; ok {
-		return ct
-	}
-	for k, v := range h {
-		if strings.EqualFold(k, "Content-Type") {
-			return v
-		}
-	}
-	return ""
-}
+func contentType(h map[string]string) string { return broker.HeaderValue(h, "Content-Type") }

@@ -12,6 +12,8 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/microbot/microbot/framework/broker"
 )
 
 // Kinds of message body, as [Decode] reads them.
@@ -61,12 +63,12 @@ type Decoded struct {
 // content type), and anything else. It never fails: what cannot be read
 // is KindOther, or KindUndecodable for a Notification that is not one.
 func Decode(header map[string]string, body []byte) Decoded {
-	ct := headerValue(header, "Content-Type")
+	ct := broker.HeaderValue(header, "Content-Type")
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
 		mt, params = strings.ToLower(strings.TrimSpace(ct)), nil
 	}
-	d := Decoded{MediaType: mt, Type: cmp.Or(headerValue(header, HeaderMessageType), params["proto"])}
+	d := Decoded{MediaType: mt, Type: cmp.Or(broker.HeaderValue(header, HeaderMessageType), params["proto"])}
 	isProto := mt == "application/protobuf" || mt == "application/x-protobuf" || mt == "application/octet-stream"
 	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
 	if d.Type == NotificationType {
@@ -137,17 +139,4 @@ func ParseNotification(data []byte) (*Notification, error) {
 		return nil, fmt.Errorf("%w: it has no title and no text", ErrNotNotification)
 	}
 	return n, nil
-}
-
-// headerValue returns the value of the header name, whatever its case.
-func headerValue(h map[string]string, name string) string {
-	if v, ok := h[name]; ok {
-		return v
-	}
-	for k, v := range h {
-		if strings.EqualFold(k, name) {
-			return v
-		}
-	}
-	return ""
 }

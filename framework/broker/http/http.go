@@ -70,7 +70,7 @@ const (
 	// TopicHeader carries the topic inside the JSON message.
 	TopicHeader = ":topic"
 	// ServicePrefix prefixes the topic in the registry's service name.
-	ServicePrefix = "topic:"
+	ServicePrefix = broker.TopicServicePrefix
 )
 
 // Defaults of the options.
