@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/input"
@@ -100,19 +101,39 @@ func (b *builtins) help(ctx context.Context, req *Request) (*input.Reply, error)
 	return Text(strings.Join(lines, "\n")), nil
 }
 
+// listServices lists the registered services, leaving out the http
+// broker's subscriber registrations ("topic:alerts": no service), which it
+// counts in a line of its own; get service shows one.
 func (b *builtins) listServices(ctx context.Context, req *Request) (*input.Reply, error) {
 	svcs, err := b.reg.ListServices(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing services: %w", err)
 	}
-	var names []string
+	var names, topics []string
 	for _, s := range svcs {
+		if _, ok := broker.TopicOfService(s.Name); ok {
+			topics = append(topics, s.Name)
+			continue
+		}
 		names = append(names, line(s.Name))
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)
+	slices.Sort(topics)
+	topics = slices.Compact(topics)
+	note := ""
+	switch len(topics) {
+	case 0:
+	case 1:
+		note = "(1 http broker subscription not listed: get service topic:<topic>)"
+	default:
+		note = fmt.Sprintf("(%d http broker subscriptions not listed: get service topic:<topic>)", len(topics))
+	}
 	if len(names) == 0 {
-		return Text("no services registered"), nil
+		return Text(strings.TrimSpace("no services registered " + note)), nil
+	}
+	if note != "" {
+		names = append(names, "", note)
 	}
 	return Code(strings.Join(names, "\n")), nil
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/registry"
 )
 
@@ -75,14 +76,20 @@ func (b *builtins) completeDeregister(ctx context.Context, req *Request, partial
 }
 
 // serviceNames returns the names of the registered services that start
-// with prefix, sorted, each once.
+// with prefix, sorted, each once. The http broker's subscriber
+// registrations (topic:…) are no services: they are proposed only to a
+// prefix that starts as they do.
 func (b *builtins) serviceNames(ctx context.Context, prefix string) []string {
 	svcs, err := b.reg.ListServices(ctx)
 	if err != nil {
 		return nil
 	}
+	_, topics := broker.TopicOfService(prefix)
 	var out []string
 	for _, s := range svcs {
+		if _, topic := broker.TopicOfService(s.Name); topic != topics {
+			continue
+		}
 		if strings.HasPrefix(s.Name, prefix) {
 			out = append(out, s.Name)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/microbot/microbot/command"
+	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/memory"
@@ -336,5 +337,50 @@ func TestRegistryAndServiceTextEscaped(t *testing.T) {
 	}
 	if rep := f.run("query go.micro.srv.hostile Evil.Fail {}"); !strings.Contains(rep.Text, `no\x1b[2J\x1b[31mHACKED\nerror: fake second line`) {
 		t.Errorf("the service's error is not shown escaped:\n%s", rep.Text)
+	}
+}
+
+// registerTopic registers a subscriber of topic as the http broker does
+// (go-micro v1's wire: the service topic:<topic>).
+func registerTopic(t *testing.T, reg registry.Registry, topic string) {
+	t.Helper()
+	err := reg.Register(context.Background(), &registry.Service{Name: broker.TopicServicePrefix + topic, Version: broker.BroadcastVersion,
+		Nodes: []*registry.Node{{ID: "broker-" + topic, Address: "127.0.0.1:1", Metadata: map[string]string{"secure": "false"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestListServicesLeavesTopicsOut: the http broker's subscriber
+// registrations are not services: list services leaves them out and says
+// how many; get service still shows one.
+func TestListServicesLeavesTopicsOut(t *testing.T) {
+	f := newFixture(t)
+	registerTopic(t, f.reg, "alerts")
+	want := "go.micro.srv.greeter\n\n(1 http broker subscription not listed: get service topic:<topic>)"
+	if rep := f.run("list services"); rep.Error || rep.Format != input.Code || rep.Text != want {
+		t.Errorf("list services:\n%s\nwant:\n%s", rep.Text, want)
+	}
+	registerTopic(t, f.reg, "go.micro.bot.progress.0123")
+	want = "go.micro.srv.greeter\n\n(2 http broker subscriptions not listed: get service topic:<topic>)"
+	if rep := f.run("list services"); rep.Error || rep.Text != want {
+		t.Errorf("list services:\n%s\nwant:\n%s", rep.Text, want)
+	}
+	rep := f.run("get service topic:alerts")
+	for _, w := range []string{"service topic:alerts\n", "version " + broker.BroadcastVersion, "broker-alerts", "127.0.0.1:1"} {
+		if rep.Error || !strings.Contains(rep.Text, w) {
+			t.Errorf("get service topic:alerts lacks %q:\n%s", w, rep.Text)
+		}
+	}
+
+	// Nothing but subscriptions.
+	empty := &fixture{reg: memory.New(), table: command.NewTable()}
+	if err := command.RegisterBuiltins(empty.table, empty.reg, nil); err != nil {
+		t.Fatal(err)
+	}
+	registerTopic(t, empty.reg, "alerts")
+	want = "no services registered (1 http broker subscription not listed: get service topic:<topic>)"
+	if rep := empty.run("list services"); rep.Error || rep.Text != want {
+		t.Errorf("list services: %q, want %q", rep.Text, want)
 	}
 }

@@ -220,3 +220,26 @@ func BenchmarkComplete(b *testing.B) {
 		}
 	}
 }
+
+// TestCompleteLeavesTopicsOut: service names proposed leave the http
+// broker's subscriber registrations out, unless what is typed starts as
+// they do.
+func TestCompleteLeavesTopicsOut(t *testing.T) {
+	f := newFixture(t)
+	registerTopic(t, f.reg, "alerts")
+	registerTopic(t, f.reg, "go.micro.bot.progress.0123")
+	for _, tt := range []struct {
+		head string
+		want string
+	}{
+		{"get service ", "go.micro.srv.greeter"},
+		{"health ", "go.micro.srv.greeter"},
+		{"query t", ""},
+		{"get service topic:", "topic:alerts|topic:go.micro.bot.progress.0123"},
+		{"get service topic:a", "topic:alerts"},
+	} {
+		if _, got := complete(t, f.table, "ann", tt.head); strings.Join(got, "|") != tt.want {
+			t.Errorf("Complete(%q) = %q, want %q", tt.head, strings.Join(got, "|"), tt.want)
+		}
+	}
+}
