@@ -18,20 +18,32 @@ import (
 //	commandsvc.Progress(ctx, "step 2/5: migrating")
 //
 // The bot, when it can show progress (a chat message, not a one-shot
-// `microbot exec`), gives every Exec call a topic of its own, made up anew
-// for the call (ProgressTopicPrefix and 128 random bits), in the request's
-// metadata (MetaProgress), and follows it on the broker while the call
-// runs. Progress publishes the line there, as a proto/bot Notification
+// `microbot exec`), follows one topic of its own on the broker
+// (ProgressTopicPrefix and 128 random bits, one per bot process), and
+// gives every Exec call that topic and a run id made up anew for the call
+// (128 random bits) in the request's metadata (MetaProgress,
+// MetaProgressRun). Progress publishes the line to the topic, with the run
+// id in the message header MetaProgressRun, as a proto/bot Notification
 // (its text) through the service's client, so on the service's broker:
 // the service and the bot must share one (--broker, --broker_address; the
-// default, http, needs only the shared registry). The lines show in the
-// command's thread before its reply (see package bot). What is published
-// once Exec has returned, or to a topic the bot did not give, shows
-// nowhere.
+// default, http, needs only the shared registry). The bot shows the line
+// in the thread of the command that run is, before its reply. A line
+// published once Exec has returned, or naming a run the bot does not know,
+// shows nowhere: knowing the bot's topic is not enough to write into
+// another command's thread.
+//
+// A command service written with go-micro gets the same from its client:
+// publish a Notification to the topic with the Exec context, whose
+// metadata (the run id with it) go-micro sends as the message's headers.
 
 // MetaProgress is the request metadata key of the topic the bot follows
-// for the progress of one Exec call.
+// for the progress of the commands it runs.
 const MetaProgress = "Micro-Progress-Topic"
+
+// MetaProgressRun is the request metadata key, and the message header, of
+// the run id of one Exec call: the bot shows a progress message in the
+// thread of the call its run id names.
+const MetaProgressRun = "Micro-Progress-Run"
 
 // ProgressTopicPrefix starts every progress topic; Progress publishes to
 // no other.
@@ -62,14 +74,15 @@ type publisherKey struct{}
 // Progress tells the person who ran the command how it goes: line shows in
 // the command's thread while Exec runs (see above). ctx is the context
 // Exec was given (or one made from it). When nobody follows the command's
-// progress (the bot gave no topic: a one-shot run, an older bot) it does
-// nothing and returns nil. An error says the line could not be published;
+// progress (the bot gave no topic or run: a one-shot run, a bot without a
+// broker) it does nothing and returns nil. An error says the line could not be published;
 // the command may ignore it and go on. The call takes at most
 // ProgressTimeout.
 func Progress(ctx context.Context, line string) error {
 	md, _ := metadata.FromContext(ctx)
 	topic, _ := md.Get(MetaProgress)
-	if topic == "" {
+	run, _ := md.Get(MetaProgressRun)
+	if topic == "" || run == "" {
 		return nil
 	}
 	if !strings.HasPrefix(topic, ProgressTopicPrefix) {
@@ -84,7 +97,7 @@ func Progress(ctx context.Context, line string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, ProgressTimeout)
 	defer cancel()
-	ctx = metadata.MergeContext(ctx, metadata.Metadata{pb.HeaderMessageType: pb.NotificationType})
+	ctx = metadata.MergeContext(ctx, metadata.Metadata{pb.HeaderMessageType: pb.NotificationType, MetaProgressRun: run})
 	if err := pub.Publish(ctx, topic, &pb.Notification{Text: line}, client.WithContentType("application/protobuf")); err != nil {
 		return fmt.Errorf("commandsvc: progress: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/microbot/microbot/bot"
 	"github.com/microbot/microbot/command"
+	"github.com/microbot/microbot/commandsvc/watch"
 	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
@@ -69,6 +70,7 @@ const clientErrorID = "go.micro.client"
 //	microbot_notify_deliveries_total{topic,outcome}    events in rooms: posted, folded (into a summary), dropped, elsewhere (another instance posted it)
 //	microbot_notify_broker_dropped_total               events the broker dropped: the bot fell behind a topic
 //	microbot_notify_backlog{state}                     events waiting in rooms (queued) or folded, right now
+//	microbot_progress_lines_total{outcome}             progress lines of command services: shown (in a running command's thread), dropped (its command was over, or unknown), undecodable
 //
 // plus the Go runtime's (go_*) and the process's (process_*).
 //
@@ -93,6 +95,7 @@ type Metrics struct {
 	takeovers  *prometheus.CounterVec
 	events     *prometheus.CounterVec
 	deliveries *prometheus.CounterVec
+	progress   *prometheus.CounterVec
 
 	cmdNames, svcNames, topics *capped
 
@@ -177,6 +180,9 @@ func NewMetrics(opts ...MetricsOption) *Metrics {
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "microbot_notify_deliveries_total", Help: "Events in rooms, by topic and outcome (posted, folded into a summary, dropped, elsewhere: posted by another instance).",
 		}, []string{"topic", "outcome"}),
+		progress: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "microbot_progress_lines_total", Help: "Progress lines (messages) of command services, by outcome: shown (in a running command's thread), dropped (for a command that was over, or unknown), undecodable.",
+		}, []string{"outcome"}),
 		cmdNames: newCapped(o.maxLabels),
 		svcNames: newCapped(o.maxLabels),
 		topics:   newCapped(o.maxLabels),
@@ -188,7 +194,7 @@ func NewMetrics(opts ...MetricsOption) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.commands, m.cmdLatency, m.rpcCalls, m.rpcErrors, m.rpcLatency,
 		m.connects, m.reconnects, m.failures, m.watch, m.takeovers,
-		m.events, m.deliveries,
+		m.events, m.deliveries, m.progress,
 		inputCollector{m},
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "microbot_notify_broker_dropped_total", Help: "Events of watched topics the broker dropped because the bot fell behind.",
@@ -412,6 +418,22 @@ func (m *Metrics) WatchHook() func(*registry.Result) {
 			action = Other
 		}
 		m.watch.WithLabelValues(action).Inc()
+	}
+}
+
+// ProgressHook returns the function to give watch.WithProgressHook
+// (package commandsvc/watch): it counts progress lines by outcome.
+func (m *Metrics) ProgressHook() func(outcome string) {
+	for _, o := range []string{watch.ProgressShown, watch.ProgressDropped, watch.ProgressUndecodable} {
+		m.progress.WithLabelValues(o) // shown at 0 before the first line
+	}
+	return func(outcome string) {
+		switch outcome {
+		case watch.ProgressShown, watch.ProgressDropped, watch.ProgressUndecodable:
+		default:
+			outcome = Other
+		}
+		m.progress.WithLabelValues(outcome).Inc()
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/microbot/microbot/bot"
 	"github.com/microbot/microbot/bot/ops"
 	"github.com/microbot/microbot/command"
+	"github.com/microbot/microbot/commandsvc/watch"
 	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
@@ -415,6 +416,31 @@ func TestNotifyMetrics(t *testing.T) {
 		{`microbot_notify_broker_dropped_total`, 7},
 		{`microbot_notify_backlog{state="queued"}`, 3},
 		{`microbot_notify_backlog{state="folded"}`, 40},
+	} {
+		if got := testenv.Metric(page, tt.series); got != tt.want {
+			t.Errorf("%s = %v, want %v", tt.series, got, tt.want)
+		}
+	}
+}
+
+func TestProgressMetrics(t *testing.T) {
+	m := ops.NewMetrics()
+	hook := m.ProgressHook()
+	if got := testenv.Metric(scrape(t, m), `microbot_progress_lines_total{outcome="shown"}`); got != 0 {
+		t.Errorf("shown before any line: %v", got)
+	}
+	for _, o := range []string{watch.ProgressShown, watch.ProgressShown, watch.ProgressDropped, watch.ProgressUndecodable, "strange"} {
+		hook(o)
+	}
+	page := scrape(t, m)
+	for _, tt := range []struct {
+		series string
+		want   float64
+	}{
+		{`microbot_progress_lines_total{outcome="shown"}`, 2},
+		{`microbot_progress_lines_total{outcome="dropped"}`, 1},
+		{`microbot_progress_lines_total{outcome="undecodable"}`, 1},
+		{`microbot_progress_lines_total{outcome="other"}`, 1},
 	} {
 		if got := testenv.Metric(page, tt.series); got != tt.want {
 			t.Errorf("%s = %v, want %v", tt.series, got, tt.want)

@@ -256,7 +256,8 @@ type parts struct {
 	ha      *haKit // nil without --ha
 }
 
-// setup builds the parts; with ha (the bot, not exec), --ha is read too.
+// setup builds the parts; with ha (the bot, not exec), --ha is read too
+// and the progress of command services followed.
 func setup(c *cli.Context, stderr io.Writer, consoleOnly, ha bool) (*parts, error) {
 	log, err := newLogger(c, stderr, consoleOnly)
 	if err != nil {
@@ -285,7 +286,7 @@ func setup(c *cli.Context, stderr io.Writer, consoleOnly, ha bool) (*parts, erro
 	if err != nil {
 		return nil, err
 	}
-	p, err := assemble(c, log, ns, guard, table, kit)
+	p, err := assemble(c, log, ns, guard, table, kit, ha)
 	if err != nil {
 		guard.Close()
 		return nil, err
@@ -294,8 +295,9 @@ func setup(c *cli.Context, stderr io.Writer, consoleOnly, ha bool) (*parts, erro
 }
 
 // assemble builds the bot's service, whose client the metrics watch, and
-// the command watcher, and fills the command table.
-func assemble(c *cli.Context, log *slog.Logger, ns string, guard *access.Guard, table *command.Table, ha *haKit) (*parts, error) {
+// the command watcher, and fills the command table. The bot (not exec,
+// which shows no progress) follows the progress of command services.
+func assemble(c *cli.Context, log *slog.Logger, ns string, guard *access.Guard, table *command.Table, ha *haKit, isBot bool) (*parts, error) {
 	kit, err := newOps(c, table, log)
 	if err != nil {
 		return nil, err
@@ -323,13 +325,17 @@ func assemble(c *cli.Context, log *slog.Logger, ns string, guard *access.Guard, 
 	if err != nil {
 		return nil, err
 	}
-	w := watch.New(reg, cl, table, kit.watchHook(),
+	wopts := []watch.Option{kit.watchHook(),
 		watch.WithNamespace(ns),
 		watch.WithHelpCaller(helpCaller),
 		watch.WithCommandTimeout(c.Duration(flagCommandTimeout)),
 		watch.WithResync(c.Duration(flagResync)),
-		watch.WithBroker(svc.Broker()), // the progress of command services
-		watch.WithLogger(log))
+		watch.WithLogger(log),
+	}
+	if isBot {
+		wopts = append(wopts, watch.WithBroker(svc.Broker()), kit.progressHook()) // the progress of command services
+	}
+	w := watch.New(reg, cl, table, wopts...)
 	return &parts{svc: svc, table: table, watcher: w, log: log, ops: kit, guard: guard, ha: ha}, nil
 }
 

@@ -167,6 +167,11 @@ func (k *opsKit) watchHook() watch.Option {
 	return watch.WithWatchHook(k.metrics.WatchHook())
 }
 
+// progressHook counts the progress lines of command services.
+func (k *opsKit) progressHook() watch.Option {
+	return watch.WithProgressHook(k.metrics.ProgressHook())
+}
+
 // botOptions count and time commands (the metrics middleware goes first,
 // outermost, to see every line), follow the inputs' connections, and bound
 // the draining of running commands at shutdown.

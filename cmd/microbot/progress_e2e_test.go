@@ -12,6 +12,7 @@ import (
 
 	"github.com/microbot/microbot/framework/broker/nats/natstest"
 	"github.com/microbot/microbot/input/slack/slacktestws"
+	"github.com/microbot/microbot/internal/testenv"
 )
 
 // The progress of long commands, end to end: the real bot and a real
@@ -19,8 +20,14 @@ import (
 // FILE" reports that it waits and answers once the file exists, so the
 // test sees the progress while the command runs; "trial steps N D" reports
 // N steps; "trial late D" reports after it answered), on the console with
-// the http broker and with NATS, on the Slack test server (one message
-// edited in place) and on prosody.
+// the http broker and with NATS (and NATS restarted), on the Slack test
+// server (one message edited in place) and on prosody. Each test waits for
+// the bot to log that it follows the progress topic, which it subscribes
+// to once, at start.
+
+// progressFollowed is what the bot logs once it follows the progress of
+// command services.
+const progressFollowed = "following the progress of commands"
 
 // brokerArgs are the broker flags of each broker the tests run with; the
 // bot and the command service get the same.
@@ -61,8 +68,10 @@ func TestProgressConsole(t *testing.T) {
 			flags := brokerArgs(t, name)
 			w := newWorld(t)
 			w.trialOn(flags)
-			c := w.bot(append(flags, "--command_timeout", "20s")...)
+			c := w.bot(append(flags, "--command_timeout", "20s", "--http_address", "127.0.0.1:0", "--log_format", "json")...)
+			ops := opsAddress(t, c.p)
 			c.until("help", contains(trialHelp))
+			waitLog(t, c.p, progressFollowed)
 
 			// The progress shows while the command runs: the command
 			// waits for a file the test makes only once it has read the
@@ -90,14 +99,49 @@ func TestProgressConsole(t *testing.T) {
 				t.Errorf("steps:\n%s\nwant:\n%s", got, want)
 			}
 			// A line published after the answer shows nowhere: not during
-			// the next command, which outlasts it.
+			// the next command, which outlasts it; it is counted dropped.
 			expect(t, "late", c.ask("trial late 300ms"), func(s string) bool { return s == "trial answered" })
 			expect(t, "after late", c.ask("trial sleep 1s"), func(s string) bool { return s == "trial slept 1s" })
+			testenv.Eventually(t, 30*time.Second, "the late line counted dropped", func() bool {
+				_, page := testenv.Get(t, ops+"/metrics")
+				return testenv.Metric(page, `microbot_progress_lines_total{outcome="dropped"}`) == 1
+			})
+			_, page := testenv.Get(t, ops+"/metrics")
+			if got := testenv.Metric(page, `microbot_progress_lines_total{outcome="shown"}`); got != 4 {
+				t.Errorf("%v progress lines counted shown, want 4", got)
+			}
 			// Commands without progress work as before.
 			expect(t, "ok", c.ask("trial ok hi"), func(s string) bool { return s == "trial says: hi" })
+			// The commands subscribed to nothing: with the http broker the
+			// registry holds one subscription, the bot's progress topic
+			// (registered at start), which list services leaves out.
+			note := "(1 http broker subscription not listed: get service topic:<topic>)"
+			if got := c.ask("list services"); strings.Contains(got, "\ntopic:") || strings.Contains(got, note) != (name == "http") {
+				t.Errorf("list services with the %s broker: %q", name, got)
+			}
 			c.close()
 		})
 	}
+}
+
+// TestProgressNATSRestart: the bot's progress subscription, made once at
+// start, comes back with the NATS server: once the server is restarted,
+// progress shows again with nothing done.
+func TestProgressNATSRestart(t *testing.T) {
+	srv := natstest.Start(t)
+	flags := []string{"--broker", "nats", "--broker_address", srv.Addr}
+	w := newWorld(t)
+	w.trialOn(flags)
+	c := w.bot(append(flags, "--command_timeout", "20s")...)
+	c.until("help", contains(trialHelp))
+	waitLog(t, c.p, progressFollowed)
+	const want = "step 1/1\ntrial did 1 steps"
+	if got := c.ask("trial steps 1 1ms"); got != want {
+		t.Fatalf("before the restart:\n%s\nwant:\n%s", got, want)
+	}
+	srv.Restart()
+	c.until("trial steps 1 1ms", func(s string) bool { return s == want })
+	c.close()
 }
 
 // TestProgressSlack: on Slack the progress is one message in the
@@ -115,6 +159,7 @@ func TestProgressSlack(t *testing.T) {
 	if err := srv.WaitConnections(ctx, 1); err != nil {
 		t.Fatalf("microbot did not connect: %v\n%s", err, p.stderr.String())
 	}
+	waitLog(t, p, progressFollowed)
 	mention := func(text string) slacktestws.Delivery {
 		t.Helper()
 		d, err := srv.Mention(ctx, slacktestws.Message{Channel: "C1", User: "U1", Text: "<@" + srv.BotUserID + "> " + text})
@@ -183,6 +228,7 @@ func TestProgressXMPP(t *testing.T) {
 	x := newXMPPWorld(t)
 	x.trial()
 	bot := x.bot("--command_timeout", "20s")
+	waitLog(t, bot.proc, progressFollowed)
 	alice := x.human("alice")
 	alice.until(alice.direct, "help", contains(trialHelp))
 	file := filepath.Join(t.TempDir(), "go")

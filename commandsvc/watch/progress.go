@@ -1,66 +1,83 @@
 package watch
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"mime"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/microbot/microbot/command"
 	"github.com/microbot/microbot/commandsvc"
 	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/metadata"
+	"github.com/microbot/microbot/internal/backoff"
 	pb "github.com/microbot/microbot/proto/bot"
 )
 
-// Progress of a command service. When the bot shows a command's progress
-// (command.ProgressFrom gives a function) and the watcher has a broker
-// ([WithBroker]), running the command first subscribes to a topic made up
-// for this one call (commandsvc.ProgressTopicPrefix and 128 random bits,
-// so nobody else can guess it), passes it to Exec in the request metadata
-// (commandsvc.MetaProgress), and shows each message published there as
-// lines of progress. When Exec returns, the messages already received are
-// shown (within a second), then nothing more: the subscription ends.
+// Progress of command services. When the watcher has a broker
+// ([WithBroker]), it follows one topic for the progress of every command
+// it runs: commandsvc.ProgressTopicPrefix and 128 random bits, made up by
+// New, so each bot process has its own (several bots side by side each
+// follow theirs; no queue group). [Watcher.Run] subscribes to it as it
+// starts, trying again with backoff while the broker cannot be reached,
+// and keeps the subscription until it ends: a command costs no
+// subscription (with the http broker, no write to the registry). The
+// brokers keep the subscription alive by themselves: nats and mqtt make it
+// again when their server comes back, and the http broker registers it
+// again every register interval, so a registry that lost it (a restarted
+// Consul agent) has it back within one.
 //
-// The subscription is awaited up to the progress wait ([WithProgressWait],
-// default 2 s) before Exec is called, so that the first lines are not
-// lost; past that, Exec is called anyway (a broker down must not hold the
-// command up) and the lines published before the subscription is made are
-// lost; for 30 s after that, or after a failed subscription, the next
-// calls do not wait at all.
+// When the bot shows a command's progress (command.ProgressFrom gives a
+// function), each Command.Exec call gets the topic and a run id of its own
+// (128 random bits) in its request metadata (commandsvc.MetaProgress and
+// MetaProgressRun), and each message on the topic whose header
+// commandsvc.MetaProgressRun names the run is shown as lines of its
+// progress. When Exec returns, the messages the subscription already
+// received are shown (within a second), then the run is over. A message
+// for a run that is over, or that this watcher never gave, is dropped and
+// counted ([WithProgressHook]): a command service that learns the topic
+// cannot write into another command's thread without its run id. Until
+// the subscription is made (the first moments after start; longer while
+// the broker is down), commands get no topic: they run as they would
+// without a broker, and nothing waits for it.
 //
-// Messages are a proto/bot Notification (protobuf or JSON: its title and
-// text), a JSON string, or plain text (text/plain); anything else is
-// counted as undecodable by the broker and not shown.
+// Messages are read by proto/bot's Decode: a Notification (its title and
+// text), a JSON string or text, any other JSON (on one line); protobuf of
+// no named type is read as a Notification, as go-micro's client publishes
+// one. Anything else is counted as undecodable by the broker and not
+// shown.
 
-// DefaultProgressWait bounds the wait for the progress subscription
-// before Exec is called.
-const DefaultProgressWait = 2 * time.Second
+// Outcomes of a progress message, told to the progress hook.
+const (
+	// ProgressShown: for a running command, whose thread shows it (the
+	// bot folds what comes faster than it shows).
+	ProgressShown = "shown"
+	// ProgressDropped: for a command that is over (published after its
+	// reply), or for no command this watcher runs.
+	ProgressDropped = "dropped"
+	// ProgressUndecodable: not a message of progress (see above).
+	ProgressUndecodable = "undecodable"
+)
 
-// progressSubscribeTimeout bounds one progress subscription (it goes on
-// in the background past the progress wait).
+// progressSubscribeTimeout bounds one attempt to subscribe to the
+// progress topic.
 const progressSubscribeTimeout = 10 * time.Second
 
-// progressDrain bounds the wait for the progress already received when
-// Exec returns.
+// progressDrain bounds the wait, once Exec returned, for the progress
+// messages already received.
 const progressDrain = time.Second
 
-// progressSlowFor is how long, after a progress subscription failed or
-// was not made within the progress wait, the next ones are not waited for.
-const progressSlowFor = 30 * time.Second
-
-// maxProgressPending bounds the progress messages one call queues while
-// the bot is busy showing earlier ones (the bot folds them anyway).
-const maxProgressPending = 64
+// maxProgressPending bounds the progress messages queued while the bot is
+// busy showing earlier ones (the bot folds them anyway).
+const maxProgressPending = 256
 
 // Subscriber is what the watcher needs of a broker to follow the progress
 // of the commands it runs; a framework/broker.Broker is one.
@@ -73,139 +90,182 @@ type Subscriber interface {
 // Without one, no progress is followed.
 func WithBroker(b Subscriber) Option { return func(o *options) { o.broker = b } }
 
-// WithProgressWait bounds the wait for the progress subscription before
-// Exec is called (default DefaultProgressWait).
-func WithProgressWait(d time.Duration) Option { return func(o *options) { o.progressWait = d } }
-
-// followProgress subscribes to a new progress topic for one call of
-// service, showing what comes with report, and returns ctx with the topic
-// in its metadata and the function that ends the subscription. Failures
-// are logged: the command runs without progress.
-func (w *Watcher) followProgress(ctx context.Context, service string, report command.ProgressFunc) (context.Context, func()) {
-	var buf [16]byte
-	rand.Read(buf[:]) // never fails (crypto/rand)
-	topic := commandsvc.ProgressTopicPrefix + hex.EncodeToString(buf[:])
-	log := w.opts.logger.With("service", service)
-
-	var over atomic.Bool // Exec returned: show nothing more
-	handle := func(ctx context.Context, e *broker.Event) error {
-		lines, err := progressLines(e)
-		if err != nil {
-			return err
-		}
-		for _, l := range lines {
-			if over.Load() {
-				return nil
-			}
-			report(l)
-		}
-		return nil
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), progressSubscribeTimeout)
-	subscribed := make(chan broker.Subscriber, 1)
-	go func() {
-		defer close(subscribed)
-		sub, err := w.opts.broker.Subscribe(sctx, topic, handle, broker.WithMaxPending(maxProgressPending))
-		if err != nil {
-			w.slowUntil.Store(time.Now().Add(progressSlowFor).UnixNano())
-			if sctx.Err() == nil {
-				log.Warn("following a command's progress failed; it runs without", "err", err)
-			}
-			return
-		}
-		w.slowUntil.Store(0)
-		subscribed <- sub
-	}()
-	wait := w.opts.progressWait
-	if time.Now().UnixNano() < w.slowUntil.Load() {
-		wait = 0 // the broker is down or slow: do not hold every command up
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	var sub broker.Subscriber
-	select {
-	case sub = <-subscribed:
-	case <-t.C:
-		w.slowUntil.Store(time.Now().Add(progressSlowFor).UnixNano())
-		if wait > 0 {
-			log.Warn("the progress subscription is slow; running the command without waiting for it (and the next ones, for a while)",
-				"waited", wait, "for", progressSlowFor)
-		}
-	case <-ctx.Done():
-	}
-	stop := func() {
-		cancel()
-		if sub != nil {
-			drain(sub, progressDrain)
-		}
-		over.Store(true)
-		go unsubscribe(log, sub, subscribed)
-	}
-	return metadata.MergeContext(ctx, metadata.Metadata{commandsvc.MetaProgress: topic}), stop
+// WithProgressHook sets a function told the outcome of every progress
+// message (ProgressShown, ProgressDropped, ProgressUndecodable), for
+// metrics. It runs on the subscription's goroutine: it must be quick.
+func WithProgressHook(f func(outcome string)) Option {
+	return func(o *options) { o.progressHook = f }
 }
 
-// drain waits, up to d, until sub has handled every message it received:
-// the lines published before Exec returned and already here go before the
-// reply. (A line still on its way when Exec's answer came is not waited
-// for: the broker and the RPC are two roads.)
+// progress is the watcher's one progress subscription and the runs it
+// serves.
+type progress struct {
+	b     Subscriber
+	topic string
+	hook  func(outcome string)
+
+	mu   sync.Mutex
+	sub  broker.Subscriber               // nil until subscribed, and once Run ends
+	runs map[string]command.ProgressFunc // by run id: the commands running now
+}
+
+func newProgress(b Subscriber, hook func(string)) *progress {
+	if hook == nil {
+		hook = func(string) {}
+	}
+	return &progress{b: b, topic: commandsvc.ProgressTopicPrefix + randomID(), hook: hook, runs: map[string]command.ProgressFunc{}}
+}
+
+// randomID returns 128 random bits in hex.
+func randomID() string {
+	var buf [16]byte
+	rand.Read(buf[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(buf[:])
+}
+
+// ProgressTopic returns the topic the watcher follows the progress of
+// commands on, once it is subscribed, or "" (no broker, not subscribed
+// yet, or Run has ended).
+func (w *Watcher) ProgressTopic() string {
+	if w.progress == nil {
+		return ""
+	}
+	w.progress.mu.Lock()
+	defer w.progress.mu.Unlock()
+	if w.progress.sub == nil {
+		return ""
+	}
+	return w.progress.topic
+}
+
+// keep subscribes to the progress topic, with backoff until it succeeds,
+// and ends the subscription when ctx ends.
+func (p *progress) keep(ctx context.Context, log *slog.Logger) {
+	log = log.With("topic", p.topic)
+	bo := backoff.Backoff{Min: time.Second, Max: 30 * time.Second}
+	var sub broker.Subscriber
+	for {
+		sctx, cancel := context.WithTimeout(ctx, progressSubscribeTimeout)
+		s, err := p.b.Subscribe(sctx, p.topic, p.handle, broker.WithMaxPending(maxProgressPending))
+		cancel()
+		if err == nil {
+			sub = s
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		d := bo.Next()
+		if bo.Failures() == 1 {
+			log.Warn("following the progress of commands failed; they run without it until it works", "err", err)
+		}
+		log.Debug("subscribing to the progress topic failed", "err", err, "retry_in", d.Round(time.Millisecond))
+		if !backoff.Sleep(ctx, d) {
+			return
+		}
+	}
+	p.mu.Lock()
+	p.sub = sub
+	p.mu.Unlock()
+	log.Info("following the progress of commands")
+	<-ctx.Done()
+	p.mu.Lock()
+	p.sub = nil // the next commands get no topic
+	p.mu.Unlock()
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := sub.Unsubscribe(uctx); err != nil {
+		log.Debug("ending the progress subscription", "err", err)
+	}
+}
+
+// start begins a run of a command whose progress report shows: it returns
+// ctx with the topic and a new run id in its metadata, and the function
+// that ends the run once Exec has returned. Without a subscription, ctx is
+// returned as it is.
+func (p *progress) start(ctx context.Context, report command.ProgressFunc) (context.Context, func()) {
+	p.mu.Lock()
+	sub := p.sub
+	if sub == nil {
+		p.mu.Unlock()
+		return ctx, func() {}
+	}
+	id := randomID()
+	p.runs[id] = report
+	p.mu.Unlock()
+	ctx = metadata.MergeContext(ctx, metadata.Metadata{commandsvc.MetaProgress: p.topic, commandsvc.MetaProgressRun: id})
+	return ctx, func() {
+		drain(sub, progressDrain)
+		p.mu.Lock()
+		delete(p.runs, id)
+		p.mu.Unlock()
+	}
+}
+
+// handle is the subscription's handler: it shows a message in the
+// progress of the run it names.
+func (p *progress) handle(_ context.Context, e *broker.Event) error {
+	lines, err := progressLines(e)
+	if err != nil {
+		p.hook(ProgressUndecodable)
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	report := p.runs[broker.HeaderValue(e.Header, commandsvc.MetaProgressRun)]
+	if report == nil {
+		p.hook(ProgressDropped)
+		return nil
+	}
+	for _, l := range lines {
+		report(l) // never blocks (command.ProgressFunc)
+	}
+	p.hook(ProgressShown)
+	return nil
+}
+
+// drain waits, up to d, until sub has handled every message it had
+// received when drain was called: the lines published before Exec
+// returned and already here go before the reply. (A line still on its
+// way when Exec's answer came is not waited for: the broker and the RPC
+// are two roads.)
 func drain(sub broker.Subscriber, d time.Duration) {
+	received := sub.Stats().Received
 	deadline := time.Now().Add(d)
 	for {
 		s := sub.Stats()
-		if s.Pending == 0 && s.Received == s.Handled+s.Failed+s.Panicked+s.Undecodable+s.Dropped {
-			return
-		}
-		if time.Now().After(deadline) {
+		if s.Handled+s.Failed+s.Panicked+s.Undecodable+s.Dropped >= received || time.Now().After(deadline) {
 			return
 		}
 		time.Sleep(time.Millisecond)
 	}
 }
 
-// unsubscribe ends the progress subscription sub, or the one still being
-// made (it comes on late, or not at all).
-func unsubscribe(log *slog.Logger, sub broker.Subscriber, late <-chan broker.Subscriber) {
-	if sub == nil {
-		sub = <-late // its context is cancelled: it ends soon
-	}
-	if sub == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := sub.Unsubscribe(ctx); err != nil {
-		log.Debug("ending a progress subscription", "topic", sub.Topic(), "err", err)
-	}
-}
-
 // progressLines decodes a progress message into the lines to show.
 func progressLines(e *broker.Event) ([]string, error) {
-	ct, _, err := mime.ParseMediaType(e.Header["Content-Type"])
-	if err != nil && e.Header["Content-Type"] != "" {
-		return nil, fmt.Errorf("%w: content type %q", broker.ErrUndecodable, e.Header["Content-Type"])
-	}
 	var text string
-	var n pb.Notification
-	switch ct {
-	case "application/protobuf", "application/x-protobuf", "application/octet-stream":
-		if err := proto.Unmarshal(e.Body, &n); err != nil {
-			return nil, fmt.Errorf("%w: not a Notification: %v", broker.ErrUndecodable, err)
+	d := pb.Decode(e.Header, e.Body)
+	switch d.Kind {
+	case pb.KindNotification:
+		text = notificationText(d.Notification)
+	case pb.KindText:
+		text = d.Text
+	case pb.KindJSON:
+		var b bytes.Buffer
+		if err := json.Compact(&b, e.Body); err != nil {
+			return nil, fmt.Errorf("%w: %v", broker.ErrUndecodable, err)
+		}
+		text = b.String()
+	case pb.KindProtobuf:
+		var n pb.Notification
+		if d.Type != "" || proto.Unmarshal(e.Body, &n) != nil {
+			return nil, fmt.Errorf("%w: protobuf of type %q, not a Notification", broker.ErrUndecodable, d.Type)
 		}
 		text = notificationText(&n)
-	case "", "application/json":
-		var s string
-		if json.Unmarshal(e.Body, &s) == nil {
-			text = s
-			break
-		}
-		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(e.Body, &n); err != nil {
-			return nil, fmt.Errorf("%w: neither a Notification nor a JSON string: %v", broker.ErrUndecodable, err)
-		}
-		text = notificationText(&n)
-	case "text/plain":
-		text = string(e.Body)
+	case pb.KindUndecodable:
+		return nil, fmt.Errorf("%w: not a Notification: %v", broker.ErrUndecodable, d.Err)
 	default:
-		return nil, fmt.Errorf("%w: content type %q (want a Notification, a JSON string or text/plain)", broker.ErrUndecodable, ct)
+		return nil, fmt.Errorf("%w: content type %q (want a Notification, JSON or text)", broker.ErrUndecodable, d.MediaType)
 	}
 	var lines []string
 	for l := range strings.SplitSeq(text, "\n") {

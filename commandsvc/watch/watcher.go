@@ -63,7 +63,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/microbot/microbot/command"
@@ -90,9 +89,7 @@ type Watcher struct {
 	table  *command.Table
 	opts   options
 
-	// slowUntil: until then (unix ns), progress subscriptions are not
-	// waited for (the last one failed or was slow: the broker is down).
-	slowUntil atomic.Int64
+	progress *progress // nil without a broker
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -113,7 +110,7 @@ type options struct {
 	logger          *slog.Logger
 	watchHook       func(*registry.Result)
 	broker          Subscriber
-	progressWait    time.Duration
+	progressHook    func(outcome string)
 }
 
 // Option configures a Watcher.
@@ -171,7 +168,6 @@ func New(reg registry.Registry, c command.Caller, table *command.Table, opts ...
 		watchBackoffMin: time.Second,
 		watchBackoffMax: 30 * time.Second,
 		helpConcurrency: 8,
-		progressWait:    DefaultProgressWait,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -180,7 +176,11 @@ func New(reg registry.Registry, c command.Caller, table *command.Table, opts ...
 		o.logger = slog.Default()
 	}
 	o.namespace = strings.TrimSuffix(o.namespace, ".")
-	return &Watcher{reg: reg, caller: c, table: table, opts: o, ready: make(chan struct{})}
+	w := &Watcher{reg: reg, caller: c, table: table, opts: o, ready: make(chan struct{})}
+	if o.broker != nil {
+		w.progress = newProgress(o.broker, o.progressHook)
+	}
+	return w
 }
 
 // Ready is closed once the first listing of the namespace is done and every
@@ -244,9 +244,18 @@ type helpResult struct {
 	err         error
 }
 
-// Run follows the registry until ctx is done, keeping the table in step.
+// Run follows the registry until ctx is done, keeping the table in step,
+// and, with a broker, the progress topic (see [WithBroker]).
 func (w *Watcher) Run(ctx context.Context) error {
 	log := w.opts.logger.With("namespace", w.opts.namespace)
+	if w.progress != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			w.progress.keep(ctx, w.opts.logger)
+		}()
+		defer func() { <-done }()
+	}
 	names := make(chan string, 256)
 	rewatch := make(chan struct{}, 1)
 	// The watch starts before the first listing, so a service registered
@@ -671,10 +680,10 @@ func (w *Watcher) exec(service string) command.RunFunc {
 	return func(ctx context.Context, req *command.Request) (*input.Reply, error) {
 		ctx, cancel := context.WithTimeout(ctx, w.opts.timeout)
 		defer cancel()
-		if report := command.ProgressFrom(ctx); report != nil && w.opts.broker != nil {
-			var stop func()
-			ctx, stop = w.followProgress(ctx, service, report)
-			defer stop()
+		if report := command.ProgressFrom(ctx); report != nil && w.progress != nil {
+			var end func()
+			ctx, end = w.progress.start(ctx, report)
+			defer end()
 		}
 		var rsp pb.ExecResponse
 		err := w.caller.Call(ctx, service, "Command.Exec", &pb.ExecRequest{Args: req.Args()}, &rsp,

@@ -33,6 +33,9 @@ type env struct {
 	table *command.Table
 	w     *watch.Watcher
 	bot   *bot.Bot
+	// stopWatcher stops the watcher and waits for its Run to return (the
+	// test's cleanup does it too).
+	stopWatcher func()
 }
 
 func newEnv(t *testing.T, reg registry.Registry, opts ...watch.Option) *env {
@@ -55,8 +58,9 @@ func newEnv(t *testing.T, reg registry.Registry, opts ...watch.Option) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &env{t: t, reg: reg, c: c, table: table, w: w,
+	stopWatcher := func() { cancel(); <-done }
+	t.Cleanup(stopWatcher)
+	return &env{t: t, reg: reg, c: c, table: table, w: w, stopWatcher: stopWatcher,
 		bot: bot.New(table, bot.WithLogger(slog.New(slog.DiscardHandler)), bot.WithCommandTimeout(2*time.Second))}
 }
 
