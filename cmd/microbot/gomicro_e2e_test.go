@@ -71,6 +71,12 @@ func TestGoMicroServicesInTheBot(t *testing.T) {
 		}
 	}
 
+	// Progress from a go-micro command service: published with go-micro's
+	// own client and http broker, with the Exec context, whose metadata
+	// (the run id with it) go-micro sends as the message's headers.
+	waitLog(t, c.p, progressFollowed)
+	c.awaitProgress("gm await", "saw ")
+
 	// go-micro v0.10.0: no protocol metadata, the old framing.
 	if got := c.ask(`query go.micro.srv.old Say.Hello {"name": "John"}`); got != "{\n  \"msg\": \"Hello John\"\n}" {
 		t.Errorf("query of go-micro v0.10.0: %q", got)

@@ -47,6 +47,31 @@ func (w *world) trialOn(brokerFlags []string) *proc {
 	return start(w.t, "trial", bins.testsvc, append([]string{"--registry_address", w.reg, "--server_name", "go.micro.bot.trial"}, brokerFlags...)...)
 }
 
+// awaitProgress runs "command FILE", a command that reports "waiting for
+// FILE" as progress and answers answer+FILE once the file exists: the
+// progress line shows while the command runs (the test makes the file
+// only once it has read the line), then the answer.
+func (c *console) awaitProgress(command, answer string) {
+	c.t.Helper()
+	file := filepath.Join(c.t.TempDir(), "go")
+	c.n++
+	if _, err := io.WriteString(c.in, fmt.Sprintf("%s %s\n@@mark-%d\n", command, file, c.n)); err != nil {
+		c.t.Fatal(err)
+	}
+	if l := c.nextLine("the progress line"); l != "waiting for "+file {
+		c.t.Fatalf("first line %q, want the progress", l)
+	}
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	if l := c.nextLine("the answer"); l != answer+file {
+		c.t.Fatalf("answer %q, want %q", l, answer+file)
+	}
+	if l := c.nextLine("the marker's answer"); !strings.Contains(l, fmt.Sprintf(`"@@mark-%d"`, c.n)) {
+		c.t.Fatalf("after the answer: %q", l)
+	}
+}
+
 // nextLine returns the console's next line of output.
 func (c *console) nextLine(what string) string {
 	c.t.Helper()
@@ -73,26 +98,8 @@ func TestProgressConsole(t *testing.T) {
 			c.until("help", contains(trialHelp))
 			waitLog(t, c.p, progressFollowed)
 
-			// The progress shows while the command runs: the command
-			// waits for a file the test makes only once it has read the
-			// progress line.
-			file := filepath.Join(t.TempDir(), "go")
-			c.n++
-			if _, err := io.WriteString(c.in, fmt.Sprintf("trial await %s\n@@mark-%d\n", file, c.n)); err != nil {
-				t.Fatal(err)
-			}
-			if l := c.nextLine("the progress line"); l != "waiting for "+file {
-				t.Fatalf("first line %q, want the progress", l)
-			}
-			if err := os.WriteFile(file, nil, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if l := c.nextLine("the answer"); l != "trial saw "+file {
-				t.Fatalf("answer %q", l)
-			}
-			if l := c.nextLine("the marker's answer"); !strings.Contains(l, fmt.Sprintf(`"@@mark-%d"`, c.n)) {
-				t.Fatalf("after the answer: %q", l)
-			}
+			// The progress shows while the command runs.
+			c.awaitProgress("trial await", "trial saw ")
 
 			// Every step before the answer, in order.
 			if got, want := c.ask("trial steps 3 300ms"), "step 1/3\nstep 2/3\nstep 3/3\ntrial did 3 steps"; got != want {

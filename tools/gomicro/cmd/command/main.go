@@ -12,6 +12,14 @@
 //	                   closes the connection)
 //	NAME error [text]  ExecResponse.error is set instead of the result
 //	NAME count         how often Exec ran, this call included
+//	NAME await FILE    reports "waiting for FILE" as progress, then answers
+//	                   "saw FILE" once the file exists: the progress is a
+//	                   Notification in JSON published with go-micro's own
+//	                   client on the topic the bot gave in the request's
+//	                   metadata (Micro-Progress-Topic), with the Exec
+//	                   context, whose metadata (the run id,
+//	                   Micro-Progress-Run, with it) go-micro sends as the
+//	                   message's headers
 //
 // It takes go-micro's own flags; the tests start it with
 //
@@ -22,19 +30,24 @@ package main
 import (
 	"context"
 	"log"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	micro "github.com/micro/go-micro"
 	proto "github.com/micro/go-micro/agent/proto"
+	"github.com/micro/go-micro/client"
 	"github.com/micro/go-micro/errors"
+	"github.com/micro/go-micro/metadata"
 )
 
 // Command is the handler of Command.Help and Command.Exec.
 type Command struct {
-	name  string // the command word
-	execs int64
+	name   string // the command word
+	client client.Client
+	execs  int64
 }
 
 // Help returns the command usage.
@@ -59,10 +72,38 @@ func (c *Command) Exec(ctx context.Context, req *proto.ExecRequest, rsp *proto.E
 		case "count":
 			rsp.Result = []byte(strconv.FormatInt(n, 10))
 			return nil
+		case "await":
+			return c.await(ctx, rest, rsp)
 		}
 	}
 	rsp.Result = []byte(strings.Join(req.Args, " "))
 	return nil
+}
+
+// await reports that it waits for file, as progress, and answers once the
+// file exists.
+func (c *Command) await(ctx context.Context, file string, rsp *proto.ExecResponse) error {
+	md, _ := metadata.FromContext(ctx)
+	topic := md["Micro-Progress-Topic"]
+	if topic == "" {
+		rsp.Error = "no progress topic in the request's metadata"
+		return nil
+	}
+	msg := c.client.NewMessage(topic, map[string]string{"text": "waiting for " + file}, func(o *client.MessageOptions) { o.ContentType = "application/json" })
+	if err := c.client.Publish(ctx, msg); err != nil {
+		return errors.InternalServerError("go.micro.bot."+c.name, "progress: %v", err)
+	}
+	for {
+		if _, err := os.Stat(file); err == nil {
+			rsp.Result = []byte("saw " + file)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func main() {
@@ -72,7 +113,7 @@ func main() {
 	service.Init()
 
 	name := strings.TrimPrefix(service.Server().Options().Name, "go.micro.bot.")
-	proto.RegisterCommandHandler(service.Server(), &Command{name: name})
+	proto.RegisterCommandHandler(service.Server(), &Command{name: name, client: service.Client()})
 
 	if err := service.Run(); err != nil {
 		log.Fatal(err)
