@@ -2,6 +2,7 @@ package consul_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -168,6 +169,31 @@ func (ws *watchState) shows(name string, ids []string) error {
 	return nil
 }
 
+// expectSelected waits until sel's Select of the greeter yields exactly
+// ids (none: not found), as the client's calls will.
+func expectSelected(t *testing.T, sel selector.Selector, ids ...string) {
+	t.Helper()
+	slices.Sort(ids)
+	eventually(t, fmt.Sprintf("the client's selector yields %v", ids), func() error {
+		next, err := sel.Select(ctxT(t), greeterName)
+		if len(ids) == 0 && errors.Is(err, registry.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var got []string
+		for n, err := next(); err == nil; n, err = next() {
+			got = append(got, n.ID)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, ids) {
+			return fmt.Errorf("it yields %v", got)
+		}
+		return nil
+	})
+}
+
 type helloReq struct {
 	Name string `json:"name"`
 }
@@ -201,7 +227,14 @@ func TestGreeterProcessesOverConsul(t *testing.T) {
 	}
 	defer w.Stop()
 	ws := follow(t, w)
-	c, err := client.New(client.WithRegistry(reg))
+	// The client's selector follows the registry through a watch of its
+	// own, which may show a change later than the test's watcher (a loaded
+	// machine, a watch still in its backoff after the agent restarted):
+	// where a step needs the client to know of a change, the test waits
+	// until the selector shows it (expectSelected).
+	sel := selector.New(reg)
+	defer sel.Close()
+	c, err := client.New(client.WithRegistry(reg), client.WithSelector(sel))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +259,7 @@ func TestGreeterProcessesOverConsul(t *testing.T) {
 	b := startGreeter(t, bin, "greeter-b", agent.Addr())
 	expectNodes(t, reg, greeterName, "greeter-a", "greeter-b")
 	ws.expect(t, "greeter-a", "greeter-b")
+	expectSelected(t, sel, "greeter-a", "greeter-b")
 	a.calls.Store(0)
 	for i := range 40 {
 		if err := hello(ctx, c, fmt.Sprint("caller ", i)); err != nil {
@@ -256,6 +290,7 @@ func TestGreeterProcessesOverConsul(t *testing.T) {
 	a.kill(t)
 	expectNodes(t, reg, greeterName)
 	ws.expect(t)
+	expectSelected(t, sel)
 	list, err := reg.ListServices(ctx)
 	if err != nil {
 		t.Fatal(err)
