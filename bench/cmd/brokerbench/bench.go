@@ -230,6 +230,7 @@ type result struct {
 	delivered, dropped, pubErrors int64
 	elapsed                       time.Duration
 	latencies                     []int64
+	rates                         []float64 // msgs/s of each throughput round
 }
 
 // body returns a message of size bytes stamped with seq and the time.
@@ -302,6 +303,7 @@ func throughput(ctx context.Context, cfg config, s *system, r *result) error {
 	r.pubErrors += pubErrors
 	r.dropped += int64(cfg.Messages) - n - pubErrors
 	r.elapsed += time.Duration(p.last.Load() - start)
+	r.rates = append(r.rates, float64(n)/time.Duration(p.last.Load()-start).Seconds())
 	return nil
 }
 
@@ -391,30 +393,54 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	fmt.Fprintf(w, "throughput: %d messages a round, at most %d in flight; latency: %d messages a round, one in flight; %d rounds, systems alternating\n\n",
 		cfg.Messages, cfg.Window, cfg.Latency, cfg.Rounds)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\tmsgs/s\tvs nats.go\tp50\tp99\tdelivered\tlost\tpublish errors\t")
+	fmt.Fprintln(tw, "system\tmsgs/s\tvs nats.go\tmedian\tp50\tp99\tdelivered\tlost\tpublish errors\t")
 	// Rows with headers are compared with nats.go with the same headers.
-	rate := func(r result) float64 { return float64(r.delivered) / r.elapsed.Seconds() }
-	anchors := map[string]float64{} // "" and "+headers"
+	anchors := map[string]int{} // "" and "+headers" -> index in systems
 	for i, s := range systems {
 		if suffix, ok := strings.CutPrefix(s.name, anchor); ok {
-			anchors[suffix] = rate(results[i])
+			anchors[suffix] = i
 		}
 	}
 	for i, s := range systems {
 		r := results[i]
-		rate := rate(r)
-		ratio := "-"
+		rate := rateOf(r)
+		ratio, median := "-", "-"
 		suffix := ""
 		if strings.HasSuffix(s.name, "+headers") {
 			suffix = "+headers"
 		}
-		if a := anchors[suffix]; a > 0 {
-			ratio = fmt.Sprintf("%.2f", rate/a)
+		if a, ok := anchors[suffix]; ok {
+			ratio = fmt.Sprintf("%.2f", rate/rateOf(results[a]))
+			median = fmt.Sprintf("%.2f", medianRatio(r.rates, results[a].rates))
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%d\t%d\t%d\t\n", s.name, rate, ratio,
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t\n", s.name, rate, ratio, median,
 			quantile(r.latencies, 0.50), quantile(r.latencies, 0.99), r.delivered, r.dropped, r.pubErrors)
 	}
 	return tw.Flush()
+}
+
+// rateOf is a system's throughput over all its rounds.
+func rateOf(r result) float64 { return float64(r.delivered) / r.elapsed.Seconds() }
+
+// medianRatio is the median, over the rounds, of a system's throughput
+// divided by its anchor's in the same round (the rounds alternate, so the
+// two saw about the same machine load): steadier than the ratio of the
+// totals when the load changes during a run.
+func medianRatio(rates, anchor []float64) float64 {
+	var q []float64
+	for i := range min(len(rates), len(anchor)) {
+		if anchor[i] > 0 {
+			q = append(q, rates[i]/anchor[i])
+		}
+	}
+	if len(q) == 0 {
+		return 0
+	}
+	slices.Sort(q)
+	if n := len(q); n%2 == 0 {
+		return (q[n/2-1] + q[n/2]) / 2
+	}
+	return q[len(q)/2]
 }
 
 // quantile returns the q-quantile of ns latencies, rounded for reading.

@@ -25,10 +25,10 @@ func TestRun(t *testing.T) {
 	rows := 0
 	for _, line := range strings.Split(out.String(), "\n") {
 		f := strings.Fields(line)
-		if len(f) == 8 && f[0] != "system" {
+		if len(f) == 9 && f[0] != "system" {
 			rows++
-			if f[5] != "4000" || f[6] != "0" {
-				t.Errorf("%s delivered %s and lost %s of 4000: %q", f[0], f[5], f[6], line)
+			if f[6] != "4000" || f[7] != "0" {
+				t.Errorf("%s delivered %s and lost %s of 4000: %q", f[0], f[6], f[7], line)
 			}
 		}
 	}

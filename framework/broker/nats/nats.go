@@ -362,20 +362,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 		return nil, err
 	}
 	s := &sub{b: b, r: deliver.NewRunner(topic, o.Queue, h, b.opts.log), maxPending: o.MaxPending}
-	cb := func(m *natsgo.Msg) {
-		s.r.Received()
-		e := &broker.Event{Topic: m.Subject}
-		e.Body = m.Data
-		if len(m.Header) > 0 {
-			e.Header = make(map[string]string, len(m.Header))
-			for k, v := range m.Header {
-				if len(v) > 0 {
-					e.Header[k] = v[0]
-				}
-			}
-		}
-		s.r.Run(e)
-	}
+	cb := s.deliver
 	// The subscription is published in b.subs before nats.go can call back
 	// with an error about it.
 	b.mu.Lock()
@@ -422,6 +409,23 @@ type sub struct {
 	done    bool
 	dropped uint64 // nats.go's count, kept when the subscription ends
 	lastLog time.Time
+}
+
+// deliver is the subscription's nats.go callback: the message becomes an
+// Event of its own (headers: the first value of each) for the runner.
+func (s *sub) deliver(m *natsgo.Msg) {
+	s.r.Received()
+	e := &broker.Event{Topic: m.Subject}
+	e.Body = m.Data
+	if len(m.Header) > 0 {
+		e.Header = make(map[string]string, len(m.Header))
+		for k, v := range m.Header {
+			if len(v) > 0 {
+				e.Header[k] = v[0]
+			}
+		}
+	}
+	s.r.Run(e)
 }
 
 func (s *sub) Topic() string { return s.r.Topic() }
