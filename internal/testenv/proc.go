@@ -369,6 +369,17 @@ func (p *Proc) signal(sig syscall.Signal) {
 	}
 }
 
+// Pid returns the process id of the running process, or 0 when it is not
+// running.
+func (p *Proc) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.run == nil {
+		return 0
+	}
+	return p.run.cmd.Process.Pid
+}
+
 // Running reports whether the process was started and not stopped or
 // killed since.
 func (p *Proc) Running() bool {
