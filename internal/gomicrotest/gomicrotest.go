@@ -21,20 +21,30 @@
 //
 //	--registry=consul --registry_address=ADDR
 //	--server_address=127.0.0.1:0 --broker_address=127.0.0.1:0
+//
+// Flags are not enough for go-micro v1.8.0, which lists and watches its
+// mDNS registry from package initialisation on, whatever the flags say: the
+// modules replace go-micro's mDNS library with tools/gomicro/nomdns, which
+// opens no socket. A program built without that replace fails the test
+// that starts it (rebuild with .ci/setup.d/gomicro.sh), and so does one
+// that still holds a UDP socket when its test ends.
 package gomicrotest
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sync"
@@ -113,6 +123,9 @@ func start(tb testing.TB, name string, pipes bool, args []string, ready func(con
 	tb.Helper()
 	bin, err := BinPath(name)
 	testenv.Require(tb, "go-micro test program "+name, err)
+	if err := checkNoMDNS(bin); err != nil {
+		tb.Fatalf("gomicrotest: %v", err)
+	}
 	var stdin io.WriteCloser
 	var stdout io.Reader
 	p := testenv.NewProc(tb, testenv.ProcConfig{
@@ -133,12 +146,59 @@ func start(tb testing.TB, name string, pipes bool, args []string, ready func(con
 	if err := p.Launch(); err != nil {
 		tb.Fatalf("gomicrotest: %v", err)
 	}
+	// Runs before the cleanup of NewProc stops the program.
+	tb.Cleanup(func() { checkNoUDP(tb, p) })
 	if ready != nil {
 		if err := p.WaitReady(); err != nil {
 			tb.Fatalf("gomicrotest: %v", err)
 		}
 	}
 	return p, stdin, stdout
+}
+
+// mdnsModule is the multicast DNS library of go-micro's default (mDNS)
+// registry. tools/gomicro/go.mod and tools/gomicro/v0/go.mod replace it with
+// tools/gomicro/nomdns, which opens no socket: go-micro v1.8.0 lists and
+// watches its mDNS registry from package initialisation on, whatever
+// registry the flags pick, and the tests use loopback only.
+const mdnsModule = "github.com/micro/mdns"
+
+// checkNoMDNS returns an error if the program at bin was built with
+// mdnsModule itself rather than tools/gomicro/nomdns (binaries built before
+// the replace, or by another build).
+func checkNoMDNS(bin string) error {
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		return fmt.Errorf("reading the build information of %s: %w", bin, err)
+	}
+	for _, d := range info.Deps {
+		if d.Path == mdnsModule && (d.Replace == nil || path.Base(d.Replace.Path) != "nomdns") {
+			return fmt.Errorf("%s was built with %s %s, which sends multicast DNS on the network as soon as go-micro starts; rebuild it with: bash .ci/setup.d/gomicro.sh (tools/gomicro/go.mod replaces it with ./nomdns)", bin, mdnsModule, d.Version)
+		}
+	}
+	return nil
+}
+
+// checkNoUDP fails the test if the running program p holds a UDP socket:
+// go-micro's programs here speak TCP on loopback only (Consul's HTTP API,
+// the http transport and broker), and an mDNS listener holds its sockets
+// for the program's life.
+func checkNoUDP(tb testing.TB, p *testenv.Proc) {
+	pid := p.Pid()
+	if pid == 0 {
+		return // stopped by the test
+	}
+	socks, err := testenv.UDPSockets(pid)
+	if errors.Is(err, fs.ErrNotExist) {
+		return // exited, or no /proc here
+	}
+	if err != nil {
+		tb.Errorf("gomicrotest: the UDP sockets of %s: %v", p.Name, err)
+		return
+	}
+	if len(socks) > 0 {
+		tb.Errorf("gomicrotest: %s holds UDP sockets %v; go-micro's programs must speak only TCP on loopback (multicast DNS? see the replace in tools/gomicro/go.mod)", p.Name, socks)
+	}
 }
 
 // cleanEnv is the environment of a program: the test's, without the MICRO_*
