@@ -32,8 +32,8 @@ import (
 // still unsent goes out, then the reply; nothing reported after that is
 // shown. If a progress message cannot be sent, the command's progress is
 // no longer shown (logged); the command and its reply go on.
-
-// Bounds of the progress shown.
+//
+// These are the bounds of the progress shown.
 const (
 	// DefaultProgressInterval is the least time between two progress
 	// messages or edits of one command.

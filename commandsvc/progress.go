@@ -12,30 +12,6 @@ import (
 	pb "github.com/microbot/microbot/proto/bot"
 )
 
-// Progress of a long command. Command.Exec is one call, answered once; but
-// while it runs, the command can tell the person who asked how it goes:
-//
-//	commandsvc.Progress(ctx, "step 2/5: migrating")
-//
-// The bot, when it can show progress (a chat message, not a one-shot
-// `microbot exec`), follows one topic of its own on the broker
-// (ProgressTopicPrefix and 128 random bits, one per bot process), and
-// gives every Exec call that topic and a run id made up anew for the call
-// (128 random bits) in the request's metadata (MetaProgress,
-// MetaProgressRun). Progress publishes the line to the topic, with the run
-// id in the message header MetaProgressRun, as a proto/bot Notification
-// (its text) through the service's client, so on the service's broker:
-// the service and the bot must share one (--broker, --broker_address; the
-// default, http, needs only the shared registry). The bot shows the line
-// in the thread of the command that run is, before its reply. A line
-// published once Exec has returned, or naming a run the bot does not know,
-// shows nowhere: knowing the bot's topic is not enough to write into
-// another command's thread.
-//
-// A command service written with go-micro gets the same from its client:
-// publish a Notification to the topic with the Exec context, whose
-// metadata (the run id with it) go-micro sends as the message's headers.
-
 // MetaProgress is the request metadata key of the topic the bot follows
 // for the progress of the commands it runs.
 const MetaProgress = "Micro-Progress-Topic"
@@ -72,7 +48,7 @@ type Publisher interface {
 type publisherKey struct{}
 
 // Progress tells the person who ran the command how it goes: line shows in
-// the command's thread while Exec runs (see above). ctx is the context
+// the command's thread while Exec runs (see the package documentation). ctx is the context
 // Exec was given (or one made from it). When nobody follows the command's
 // progress (the bot gave no topic or run: a one-shot run, a bot without a
 // broker) it does nothing and returns nil. An error says the line could not be published;

@@ -19,10 +19,35 @@
 //
 // The bot calls Command.Exec with every word typed, the command word
 // included (["hello", "Ann"]), under its command timeout, and never retries
-// it: a command may have side effects. A long command can report how it
-// goes while it runs, in one line: [Progress](ctx, "step 2/5: migrating"). A service can restrict itself with
+// it: a command may have side effects. A service can restrict itself with
 // its registry metadata (bot.group, bot.confirm: see docs/access.md), set
 // with framework.WithMetadata or --server_metadata.
+//
+// # Progress
+//
+// Command.Exec is one call, answered once; but while it runs, the command
+// can tell the person who asked how it goes, one line at a time:
+//
+//	commandsvc.Progress(ctx, "step 2/5: migrating")
+//
+// The bot, when it can show progress (a chat message, not a one-shot
+// `microbot exec`), follows one topic of its own on the broker
+// ([ProgressTopicPrefix] and 128 random bits, one per bot process,
+// subscribed to once at start), and gives every Exec call that topic and
+// a run id made up anew for the call (128 random bits) in the request's
+// metadata ([MetaProgress], [MetaProgressRun]). [Progress] publishes the
+// line to the topic, with the run id in the message header
+// [MetaProgressRun], as a proto/bot Notification (its text) through the
+// service's client, so on the service's broker: the service and the bot
+// must share one (--broker, --broker_address; the default, http, needs
+// only the shared registry). The bot shows the line in the thread of the
+// command that run is, before its reply. A line published once Exec has
+// returned, or naming a run the bot does not know, shows nowhere: knowing
+// the bot's topic is not enough to write into another command's thread.
+//
+// A command service written with go-micro gets the same from its client:
+// publish a Notification to the topic with the Exec context, whose
+// metadata (the run id with it) go-micro sends as the message's headers.
 package commandsvc
 
 import (

@@ -22,39 +22,6 @@ import (
 	pb "github.com/microbot/microbot/proto/bot"
 )
 
-// Progress of command services. When the watcher has a broker
-// ([WithBroker]), it follows one topic for the progress of every command
-// it runs: commandsvc.ProgressTopicPrefix and 128 random bits, made up by
-// New, so each bot process has its own (several bots side by side each
-// follow theirs; no queue group). [Watcher.Run] subscribes to it as it
-// starts, trying again with backoff while the broker cannot be reached,
-// and keeps the subscription until it ends: a command costs no
-// subscription (with the http broker, no write to the registry). The
-// brokers keep the subscription alive by themselves: nats and mqtt make it
-// again when their server comes back, and the http broker registers it
-// again every register interval, so a registry that lost it (a restarted
-// Consul agent) has it back within one.
-//
-// When the bot shows a command's progress (command.ProgressFrom gives a
-// function), each Command.Exec call gets the topic and a run id of its own
-// (128 random bits) in its request metadata (commandsvc.MetaProgress and
-// MetaProgressRun), and each message on the topic whose header
-// commandsvc.MetaProgressRun names the run is shown as lines of its
-// progress. When Exec returns, the messages the subscription already
-// received are shown (within a second), then the run is over. A message
-// for a run that is over, or that this watcher never gave, is dropped and
-// counted ([WithProgressHook]): a command service that learns the topic
-// cannot write into another command's thread without its run id. Until
-// the subscription is made (the first moments after start; longer while
-// the broker is down), commands get no topic: they run as they would
-// without a broker, and nothing waits for it.
-//
-// Messages are read by proto/bot's Decode: a Notification (its title and
-// text), a JSON string or text, any other JSON (on one line); protobuf of
-// no named type is read as a Notification, as go-micro's client publishes
-// one. Anything else is counted as undecodable by the broker and not
-// shown.
-
 // Outcomes of a progress message, told to the progress hook.
 const (
 	// ProgressShown: for a running command, whose thread shows it (the
@@ -63,7 +30,8 @@ const (
 	// ProgressDropped: for a command that is over (published after its
 	// reply), or for no command this watcher runs.
 	ProgressDropped = "dropped"
-	// ProgressUndecodable: not a message of progress (see above).
+	// ProgressUndecodable: not a message of progress (see the package
+	// documentation).
 	ProgressUndecodable = "undecodable"
 )
 

@@ -76,6 +76,7 @@ type SendError struct {
 	Err     error
 }
 
+// Error says which node failed and why.
 func (e *SendError) Error() string {
 	if e.NotSent {
 		return fmt.Sprintf("node %s unreachable: %v", e.Addr, e.Err)

@@ -363,6 +363,7 @@ type Error struct {
 	Status string `json:"status"`
 }
 
+// Error returns the id, code, status and detail on one line.
 func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %d %s: %s", e.ID, e.Code, e.Status, e.Detail)
 }

@@ -1,7 +1,3 @@
-// Package layout holds the tests of the repository's shape: its layering
-// (README.md, "How it is built": a package may import the ones below it,
-// never the reverse; the rules are the table below) and the naming of
-// functional options (WithX everywhere).
 package layout
 
 import (

@@ -1,6 +1,6 @@
 // Package consul is the Consul registry of microbot: services register with
 // a Consul agent's HTTP API, so processes on many hosts find each other. It
-// adds itself to the registry table as "consul" (select it with
+// is "consul" in the framework's table of registries (select it with
 // --registry=consul --registry_address=host:port[,host:port...]).
 //
 // # How a service is written into Consul

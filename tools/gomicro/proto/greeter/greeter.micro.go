@@ -19,6 +19,7 @@ var _ server.Option
 
 // Client API for Say service
 
+// SayService is the client of the Say service: one method per endpoint.
 type SayService interface {
 	Hello(ctx context.Context, in *Request, opts ...client.CallOption) (*Response, error)
 	Fail(ctx context.Context, in *FailRequest, opts ...client.CallOption) (*Response, error)
@@ -30,6 +31,9 @@ type sayService struct {
 	name string
 }
 
+// NewSayService returns the client of the Say service of the service name
+// (go.micro.srv.greeter when empty), calling through c (go-micro's default
+// client when nil).
 func NewSayService(name string, c client.Client) SayService {
 	if c == nil {
 		c = client.NewClient()
@@ -75,12 +79,14 @@ func (c *sayService) Count(ctx context.Context, in *CountRequest, opts ...client
 
 // Server API for Say service
 
+// SayHandler is what a server of the Say service implements.
 type SayHandler interface {
 	Hello(context.Context, *Request, *Response) error
 	Fail(context.Context, *FailRequest, *Response) error
 	Count(context.Context, *CountRequest, *CountResponse) error
 }
 
+// RegisterSayHandler registers hdlr with s as the Say service's handler.
 func RegisterSayHandler(s server.Server, hdlr SayHandler, opts ...server.HandlerOption) error {
 	type say interface {
 		Hello(ctx context.Context, in *Request, out *Response) error

@@ -17,7 +17,10 @@ type Request struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 }
 
-func (m *Request) Reset()         { *m = Request{} }
+// Reset clears m.
+func (m *Request) Reset() { *m = Request{} }
+
+// String returns m in protobuf's compact text format.
 func (m *Request) String() string { return proto.CompactTextString(m) }
 
 // ProtoMessage marks Request as a protobuf message.
@@ -28,7 +31,10 @@ type Response struct {
 	Msg string `protobuf:"bytes,1,opt,name=msg,proto3" json:"msg,omitempty"`
 }
 
-func (m *Response) Reset()         { *m = Response{} }
+// Reset clears m.
+func (m *Response) Reset() { *m = Response{} }
+
+// String returns m in protobuf's compact text format.
 func (m *Response) String() string { return proto.CompactTextString(m) }
 
 // ProtoMessage marks Response as a protobuf message.
@@ -37,7 +43,10 @@ func (*Response) ProtoMessage() {}
 // HelpRequest is the request of Command.Help.
 type HelpRequest struct{}
 
-func (m *HelpRequest) Reset()         { *m = HelpRequest{} }
+// Reset clears m.
+func (m *HelpRequest) Reset() { *m = HelpRequest{} }
+
+// String returns m in protobuf's compact text format.
 func (m *HelpRequest) String() string { return proto.CompactTextString(m) }
 
 // ProtoMessage marks HelpRequest as a protobuf message.
@@ -49,7 +58,10 @@ type HelpResponse struct {
 	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
 }
 
-func (m *HelpResponse) Reset()         { *m = HelpResponse{} }
+// Reset clears m.
+func (m *HelpResponse) Reset() { *m = HelpResponse{} }
+
+// String returns m in protobuf's compact text format.
 func (m *HelpResponse) String() string { return proto.CompactTextString(m) }
 
 // ProtoMessage marks HelpResponse as a protobuf message.
@@ -60,7 +72,10 @@ type ExecRequest struct {
 	Args []string `protobuf:"bytes,1,rep,name=args,proto3" json:"args,omitempty"`
 }
 
-func (m *ExecRequest) Reset()         { *m = ExecRequest{} }
+// Reset clears m.
+func (m *ExecRequest) Reset() { *m = ExecRequest{} }
+
+// String returns m in protobuf's compact text format.
 func (m *ExecRequest) String() string { return proto.CompactTextString(m) }
 
 // ProtoMessage marks ExecRequest as a protobuf message.
@@ -72,7 +87,10 @@ type ExecResponse struct {
 	Error  string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
 }
 
-func (m *ExecResponse) Reset()         { *m = ExecResponse{} }
+// Reset clears m.
+func (m *ExecResponse) Reset() { *m = ExecResponse{} }
+
+// String returns m in protobuf's compact text format.
 func (m *ExecResponse) String() string { return proto.CompactTextString(m) }
 
 // ProtoMessage marks ExecResponse as a protobuf message.
