@@ -35,6 +35,7 @@ type builtins struct {
 	reg           registry.Registry
 	caller        Caller
 	healthTimeout time.Duration
+	ownTopics     []string
 	now           func() time.Time
 }
 
@@ -45,6 +46,14 @@ type BuiltinOption func(*builtins)
 // command's own deadline applies too).
 func WithHealthTimeout(d time.Duration) BuiltinOption {
 	return func(b *builtins) { b.healthTimeout = d }
+}
+
+// WithOwnTopics names the topic prefixes of the bots' own plumbing (the
+// progress of commands): list services neither lists nor counts the http
+// broker's subscriptions of those topics, which say nothing to the people
+// reading the list; get service topic:<topic> still shows one.
+func WithOwnTopics(prefixes ...string) BuiltinOption {
+	return func(b *builtins) { b.ownTopics = append(b.ownTopics, prefixes...) }
 }
 
 // RegisterBuiltins registers the built-in commands in t, in the order of
@@ -103,7 +112,8 @@ func (b *builtins) help(ctx context.Context, req *Request) (*input.Reply, error)
 
 // listServices lists the registered services, leaving out the http
 // broker's subscriber registrations ("topic:alerts": no service), which it
-// counts in a line of its own; get service shows one.
+// counts in a line of its own unless they are the bots' own (see
+// [WithOwnTopics]); get service shows one.
 func (b *builtins) listServices(ctx context.Context, req *Request) (*input.Reply, error) {
 	svcs, err := b.reg.ListServices(ctx)
 	if err != nil {
@@ -111,8 +121,10 @@ func (b *builtins) listServices(ctx context.Context, req *Request) (*input.Reply
 	}
 	var names, topics []string
 	for _, s := range svcs {
-		if _, ok := broker.TopicOfService(s.Name); ok {
-			topics = append(topics, s.Name)
+		if topic, ok := broker.TopicOfService(s.Name); ok {
+			if !b.ownTopic(topic) {
+				topics = append(topics, s.Name)
+			}
 			continue
 		}
 		names = append(names, line(s.Name))
@@ -136,6 +148,17 @@ func (b *builtins) listServices(ctx context.Context, req *Request) (*input.Reply
 		names = append(names, "", note)
 	}
 	return Code(strings.Join(names, "\n")), nil
+}
+
+// ownTopic reports whether topic is one of the bots' own (see
+// [WithOwnTopics]).
+func (b *builtins) ownTopic(topic string) bool {
+	for _, p := range b.ownTopics {
+		if strings.HasPrefix(topic, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *builtins) getService(ctx context.Context, req *Request) (*input.Reply, error) {

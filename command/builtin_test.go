@@ -373,6 +373,21 @@ func TestListServicesLeavesTopicsOut(t *testing.T) {
 		}
 	}
 
+	// The bots' own topics are neither listed nor counted.
+	own := &fixture{reg: memory.New(), table: command.NewTable()}
+	if err := command.RegisterBuiltins(own.table, own.reg, nil, command.WithOwnTopics("go.micro.bot.progress.")); err != nil {
+		t.Fatal(err)
+	}
+	registerTopic(t, own.reg, "go.micro.bot.progress.0123")
+	if rep := own.run("list services"); rep.Error || rep.Text != "no services registered" {
+		t.Errorf("list services with only the bot's own topic: %q, want %q", rep.Text, "no services registered")
+	}
+	registerTopic(t, own.reg, "alerts")
+	want = "no services registered (1 http broker subscription not listed: get service topic:<topic>)"
+	if rep := own.run("list services"); rep.Error || rep.Text != want {
+		t.Errorf("list services: %q, want %q", rep.Text, want)
+	}
+
 	// Nothing but subscriptions.
 	empty := &fixture{reg: memory.New(), table: command.NewTable()}
 	if err := command.RegisterBuiltins(empty.table, empty.reg, nil); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/microbot/microbot/bot/access"
 	"github.com/microbot/microbot/command"
+	"github.com/microbot/microbot/commandsvc"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/input"
 )
@@ -45,7 +46,7 @@ func accessFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagAuditLog, EnvVars: []string{"MICRO_AUDIT_LOG"},
 			Usage: "file to append the audit log to, one JSON line per command (created with mode 0600), or - for standard error. Default: audit records go to the log at level info"},
 		&cli.DurationFlag{Name: flagConfirmTimeout, EnvVars: []string{"MICRO_CONFIRM_TIMEOUT"},
-			Usage: "how long a confirmation code stays valid (default: the policy's confirm.timeout, or 2m)"},
+			Usage: "how long a confirmation code stays valid", DefaultText: "the policy's confirm.timeout, or 2m"},
 	}
 }
 
@@ -83,7 +84,7 @@ func newGuard(c *cli.Context, stderr io.Writer, log *slog.Logger, opts ...access
 // installCommands puts the built-ins into table, and confirm with the
 // guard's checks of the commands of namespace ns.
 func installCommands(table *command.Table, g *access.Guard, ns string, reg registry.Registry, cl command.Caller) error {
-	if err := command.RegisterBuiltins(table, reg, cl); err != nil {
+	if err := command.RegisterBuiltins(table, reg, cl, command.WithOwnTopics(commandsvc.ProgressTopicPrefix)); err != nil {
 		return err
 	}
 	return g.Install(table, ns)
