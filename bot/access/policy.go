@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/microbot/microbot/command"
+	"github.com/microbot/microbot/internal/trustedfile"
 )
 
 // Built-in group names: every policy has them, and a policy file cannot
@@ -157,24 +157,9 @@ func Default(admins ...string) (*Policy, error) {
 // file must belong to this user or to root and not be writable by
 // everyone: whoever may change it decides who may run what.
 func Load(path string, admins ...string) (*Policy, error) {
-	f, err := os.Open(path)
+	data, err := trustedfile.Read(path, maxPolicySize, "whoever may change it decides who may run what")
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
-	}
-	if err := checkTrusted(path, fi); err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxPolicySize+1))
-	if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
-	}
-	if len(data) > maxPolicySize {
-		return nil, fmt.Errorf("policy: %s is larger than %d bytes", path, maxPolicySize)
 	}
 	return Parse(path, data, admins...)
 }

@@ -383,6 +383,18 @@ func TestRoutesFile(t *testing.T) {
 	}
 	w.waitSubscribed(w.n, "deploys")
 	testenv.Eventually(t, wait, "alerts unsubscribed", func() bool { return len(w.n.Topics()) == 1 })
+
+	// A file everyone may write decides nothing: the reload is refused
+	// and the routes in effect stay.
+	if err := os.Chmod(file, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.n.Reload(); err == nil || !strings.Contains(err.Error(), "routes.yaml is writable by others") {
+		t.Errorf("Reload of a file writable by everyone: %v", err)
+	}
+	if w.n.Routes().Len() != 1 {
+		t.Errorf("the routes in effect changed after a refused reload: %d", w.n.Routes().Len())
+	}
 }
 
 func TestParseRoutes(t *testing.T) {

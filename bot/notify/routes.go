@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/microbot/microbot/bot/access"
 	"github.com/microbot/microbot/framework/broker"
+	"github.com/microbot/microbot/internal/trustedfile"
 )
 
 // Routes are static routes: topics whose events go to named rooms whatever
@@ -74,14 +74,20 @@ func (r *Routes) Len() int {
 // LoadRoutes reads a routes file. inputs are the inputs a room may name
 // (the ones that can post); a room of another input is an error, as is a
 // bad topic, a room not written input:room, an unknown field or an empty
-// file. Errors name the file and line.
+// file. Errors name the file and line. The file must belong to this user or
+// to root and not be writable by everyone (see package
+// internal/trustedfile): whoever may change it decides which rooms see
+// which events.
 func LoadRoutes(path string, inputs []string) (*Routes, error) {
-	data, err := os.ReadFile(path)
+	data, err := trustedfile.Read(path, maxRoutesSize, "whoever may change it decides which rooms see which events")
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
 	}
 	return ParseRoutes(path, data, inputs)
 }
+
+// maxRoutesSize bounds a routes file.
+const maxRoutesSize = 4 << 20
 
 // routesFile is a routes file as written.
 type routesFile struct {

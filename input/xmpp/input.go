@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/microbot/microbot/input"
 	"github.com/microbot/microbot/input/xmpp/xmppclient"
+	"github.com/microbot/microbot/internal/trustedfile"
 )
 
 // Names of this input in the input table.
@@ -77,6 +77,9 @@ const (
 	// localpart gives one.
 	DefaultNick = "microbot"
 )
+
+// maxCAFileSize bounds Config.CAFile (Debian's whole CA bundle is 200 KB).
+const maxCAFileSize = 4 << 20
 
 // Input is the XMPP input. Build it with [New] (or [NewHipChat]) and open it
 // with Stream. It is safe for concurrent use.
@@ -157,7 +160,9 @@ type Config struct {
 	// first byte, port 5223) or "none" (development servers only).
 	TLS string
 	// CAFile is a PEM file of the CA certificates to trust for the server
-	// (instead of the system's).
+	// (instead of the system's). It must belong to this user or to root
+	// and not be writable by everyone (see package internal/trustedfile),
+	// and hold at most 4 MiB.
 	CAFile string
 	// InsecureSkipVerify does not verify the server's certificate
 	// (development servers only).
@@ -288,7 +293,7 @@ func (in *Input) configure(cfg Config) error {
 	}
 	tc := &tls.Config{InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // explicit opt-in for dev servers
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		pem, err := trustedfile.Read(cfg.CAFile, maxCAFileSize, "whoever may change it can pose as the XMPP server")
 		if err != nil {
 			return fmt.Errorf("xmpp: %s: %w", name("CAFile"), err)
 		}

@@ -23,6 +23,13 @@ func TestNew(t *testing.T) {
 	if err := os.WriteFile(noPEM, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	openCA := filepath.Join(dir, "open.pem")
+	if err := os.WriteFile(openCA, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(openCA, 0o666); err != nil {
+		t.Fatal(err)
+	}
 	const secret = "hunter2-secret"
 	account := func(cfg Config) Config {
 		cfg.JID, cfg.Password = "bot@example.org", secret
@@ -61,6 +68,7 @@ func TestNew(t *testing.T) {
 		{name: "bad TLS mode", cfg: account(Config{TLS: "maybe"}), wantErr: "want starttls, direct or none"},
 		{name: "missing CA file", cfg: account(Config{CAFile: filepath.Join(dir, "nope.pem")}), wantErr: "CAFile"},
 		{name: "CA file without certificates", cfg: account(Config{CAFile: noPEM}), wantErr: "holds no PEM certificate"},
+		{name: "CA file writable by everyone", cfg: account(Config{CAFile: openCA}), wantErr: "open.pem is writable by others (mode -rw-rw-rw-): whoever may change it can pose as the XMPP server"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
