@@ -7,6 +7,8 @@
 #   tools/gomicro     go-micro v1.8.0: greeter, command, client, publisher,
 #                     subscriber -> bin/
 #   tools/gomicro/v0  go-micro v0.10.0: greeter, client -> bin/v0/
+#   tools/gomicro/plugins  go-micro v1.16.0 + go-plugins v1.5.1's MQTT
+#                     broker: publisher, subscriber -> bin/plugins/
 #
 # Every main package under each module's cmd/ is built. Idempotent: `go
 # build` relinks only what changed; the first build downloads go-micro's
@@ -16,7 +18,7 @@
 # The modules say `go 1.12`, as go-micro's own go.mod did; -mod=mod lets the
 # go command complete their requirements from go.sum as it did then.
 #
-# Both modules replace go-micro's mDNS library (github.com/micro/mdns) with
+# The modules replace go-micro's mDNS library (github.com/micro/mdns) with
 # tools/gomicro/nomdns, which opens no socket (why: tools/gomicro/go.mod).
 # `go build` keys its cache on go.mod and on every file of nomdns, so
 # binaries built before the replace, or before a change of nomdns, are
@@ -27,7 +29,8 @@ cd "$(dirname "$0")/../../tools/gomicro"
 export GOFLAGS="-mod=mod -buildvcs=false"
 go build -o bin/ ./cmd/...
 (cd v0 && go build -o ../bin/v0/ ./cmd/...)
-for bin in bin/* bin/v0/*; do
+(cd plugins && go build -o ../bin/plugins/ ./cmd/...)
+for bin in bin/* bin/v0/* bin/plugins/*; do
 	[ -f "$bin" ] || continue
 	# `go version -m`: "dep github.com/micro/mdns VERSION", then
 	# "=> PATH (devel)" when it is replaced.
@@ -40,4 +43,4 @@ for bin in bin/* bin/v0/*; do
 		exit 1
 	fi
 done
-echo "go-micro programs: $PWD/bin (v1.8.0: $(cd bin && ls -p | grep -v / | tr '\n' ' ')v0.10.0: $(ls bin/v0 | tr '\n' ' '))"
+echo "go-micro programs: $PWD/bin (v1.8.0: $(cd bin && ls -p | grep -v / | tr '\n' ' ')v0.10.0: $(ls bin/v0 | tr '\n' ' ')v1.16.0+go-plugins: $(ls bin/plugins | tr '\n' ' '))"
