@@ -4,17 +4,19 @@
 // services with go-micro's own client, as the original `micro bot` did; of
 // go-micro v0.10.0 (2018, before protocol=mucp: the old framings only), a
 // greeter and a client; and, of go-micro v1.8.0 with its http broker, a
-// subscriber and a publisher (pubsub.go). They are the programs of the
-// separate modules tools/gomicro and tools/gomicro/v0 (so go-micro never
-// enters microbot's go.mod), built by .ci/setup.d/gomicro.sh into
-// tools/gomicro/bin/.
+// subscriber and a publisher (pubsub.go); the same two of go-micro v1.16.0
+// on go-plugins v1.5.1's MQTT broker. They are the programs of the separate
+// modules tools/gomicro, tools/gomicro/v0 and tools/gomicro/plugins (so
+// go-micro never enters microbot's go.mod), built by
+// .ci/setup.d/gomicro.sh into tools/gomicro/bin/.
 //
 // The binaries are found in the directory named by MICROBOT_GOMICRO_BIN,
 // else in tools/gomicro/bin found by walking up from the working directory
 // to the repository root; when one is missing, Start fails the test under
 // CI=true and skips it elsewhere (see internal/testenv).
 //
-// Every program is started registered in a Consul agent with go-micro's
+// Every program but those of go-plugins (which use the memory registry:
+// MQTT needs none) is started registered in a Consul agent with go-micro's
 // own flags and kept on loopback (by default go-micro advertises the first
 // non-loopback address of the host and its broker listens on every
 // interface):

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/microbot/microbot/framework/broker/mqtt/mosquittotest"
 	"github.com/microbot/microbot/framework/registry/consul/consultest"
 	"github.com/microbot/microbot/internal/gomicrotest"
 )
@@ -90,14 +91,33 @@ func TestProgramsV0(t *testing.T) {
 	}
 }
 
-// TestPubSubPrograms runs go-micro's publisher against its subscribers on
-// a real Consul agent: through go-micro's client in both codecs, with
-// metadata, and raw on its broker.
+// TestPubSubPrograms runs go-micro's publisher against its subscribers,
+// each pair on its broker: go-micro v1.8.0 on its http broker with a real
+// Consul agent, go-micro v1.16.0 on go-plugins' MQTT broker with a real
+// mosquitto; through go-micro's client in both codecs, with metadata, and
+// raw on the broker.
 func TestPubSubPrograms(t *testing.T) {
-	agent := consultest.Start(t)
-	sub := gomicrotest.StartSubscriber(t, agent.Addr(), "--topics=t.one,t.two")
-	raw := gomicrotest.StartSubscriber(t, agent.Addr(), "--topics=t.raw", "--raw", "--server_name=go.micro.srv.raw")
-	pub := gomicrotest.StartPublisher(t, agent.Addr())
+	for _, tt := range []struct {
+		name   string
+		server func(t *testing.T) string // starts the registry or MQTT server, returns its address
+		sub    func(tb testing.TB, addr string, args ...string) *gomicrotest.SubscriberProcess
+		pub    func(tb testing.TB, addr string, args ...string) *gomicrotest.PublisherProcess
+	}{
+		{"http", func(t *testing.T) string { return consultest.Start(t).Addr() },
+			gomicrotest.StartSubscriber, gomicrotest.StartPublisher},
+		{"go-plugins mqtt", func(t *testing.T) string { return mosquittotest.Start(t).Addr },
+			gomicrotest.StartPluginsSubscriber, gomicrotest.StartPluginsPublisher},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := tt.server(t)
+			sub := tt.sub(t, addr, "--topics=t.one,t.two")
+			raw := tt.sub(t, addr, "--topics=t.raw", "--raw", "--server_name=go.micro.srv.raw")
+			pubSub(t, tt.pub(t, addr), sub, raw)
+		})
+	}
+}
+
+func pubSub(t *testing.T, pub *gomicrotest.PublisherProcess, sub, raw *gomicrotest.SubscriberProcess) {
 	ctx := context.Background()
 	for _, m := range []gomicrotest.Message{
 		{Topic: "t.one", Args: []string{"a"}, Metadata: map[string]string{"Micro-User": "u"}},

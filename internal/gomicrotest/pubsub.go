@@ -27,6 +27,31 @@ const (
 	Publisher = "publisher"
 )
 
+// The programs of tools/gomicro/plugins: [Subscriber] and [Publisher] of
+// go-micro v1.16.0 on go-plugins v1.5.1's MQTT broker.
+const (
+	// PluginsSubscriber is [Subscriber] on go-plugins' MQTT broker (see
+	// [StartPluginsSubscriber]). go-plugins v1.5.1 ignores --queue: every
+	// subscriber gets every message.
+	PluginsSubscriber = "plugins/subscriber"
+	// PluginsPublisher is [Publisher] on go-plugins' MQTT broker (see
+	// [StartPluginsPublisher]).
+	PluginsPublisher = "plugins/publisher"
+)
+
+// PluginsFlags returns the go-micro flags the programs of
+// tools/gomicro/plugins are started with: go-plugins' MQTT broker on the
+// MQTT server at mqttAddr (host:port), the memory registry (nothing to
+// run; MQTT needs no registry), the server on loopback.
+func PluginsFlags(mqttAddr string) []string {
+	return []string{
+		"--registry=memory",
+		"--broker=mqtt",
+		"--broker_address=tcp://" + mqttAddr,
+		"--server_address=127.0.0.1:0",
+	}
+}
+
 // Event is a message a [SubscriberProcess] got: the topic, the headers
 // (go-micro's metadata: Content-Type, Micro-Topic, Micro-Id and the
 // publisher's), and the ExecRequest's args, or the raw body with --raw.
@@ -51,6 +76,20 @@ type SubscriberProcess struct {
 // otherwise.
 func StartSubscriber(tb testing.TB, registryAddr string, args ...string) *SubscriberProcess {
 	tb.Helper()
+	return startSubscriber(tb, Subscriber, append(Flags(registryAddr), args...))
+}
+
+// StartPluginsSubscriber is [StartSubscriber] with [PluginsSubscriber],
+// on the MQTT server at mqttAddr (host:port) with [PluginsFlags]; it
+// returns once go-plugins' broker has subscribed to each topic (the server
+// has acknowledged the subscription).
+func StartPluginsSubscriber(tb testing.TB, mqttAddr string, args ...string) *SubscriberProcess {
+	tb.Helper()
+	return startSubscriber(tb, PluginsSubscriber, append(PluginsFlags(mqttAddr), args...))
+}
+
+func startSubscriber(tb testing.TB, program string, args []string) *SubscriberProcess {
+	tb.Helper()
 	var topics int
 	for _, a := range args {
 		if v, ok := strings.CutPrefix(a, "--topics="); ok {
@@ -58,7 +97,7 @@ func StartSubscriber(tb testing.TB, registryAddr string, args ...string) *Subscr
 		}
 	}
 	s := &SubscriberProcess{events: make(chan Event, 1024)}
-	p, stdin, stdout := start(tb, Subscriber, true, append(Flags(registryAddr), args...), func(_ context.Context, p *testenv.Proc) error {
+	p, stdin, stdout := start(tb, program, true, args, func(_ context.Context, p *testenv.Proc) error {
 		out := p.Output()
 		if n := strings.Count(out, "Subscribing ") + strings.Count(out, "raw subscriber of "); n < topics {
 			return fmt.Errorf("subscribed to %d of %d topics", n, topics)
@@ -118,7 +157,20 @@ type PublisherProcess struct {
 // otherwise.
 func StartPublisher(tb testing.TB, registryAddr string, args ...string) *PublisherProcess {
 	tb.Helper()
-	p, stdin, stdout := start(tb, Publisher, true, append(Flags(registryAddr), args...), nil)
+	return startPublisher(tb, Publisher, append(Flags(registryAddr), args...))
+}
+
+// StartPluginsPublisher is [StartPublisher] with [PluginsPublisher], on
+// the MQTT server at mqttAddr (host:port) with [PluginsFlags]. go-plugins'
+// broker connects on the first Publish.
+func StartPluginsPublisher(tb testing.TB, mqttAddr string, args ...string) *PublisherProcess {
+	tb.Helper()
+	return startPublisher(tb, PluginsPublisher, append(PluginsFlags(mqttAddr), args...))
+}
+
+func startPublisher(tb testing.TB, program string, args []string) *PublisherProcess {
+	tb.Helper()
+	p, stdin, stdout := start(tb, program, true, args, nil)
 	c := &PublisherProcess{p: p, stdin: stdin, lines: make(chan []byte, 1)}
 	go func() {
 		defer close(c.lines)
@@ -136,10 +188,12 @@ func StartPublisher(tb testing.TB, registryAddr string, args ...string) *Publish
 // Message is what a [PublisherProcess] publishes: an ExecRequest with Args
 // through go-micro's client (ContentType: application/protobuf when empty,
 // or application/json; Metadata as headers), or with Raw the Header and
-// Body on go-micro's broker itself.
+// Body on go-micro's broker itself. [PluginsPublisher] also publishes JSON
+// (any JSON value, as application/json) instead of an ExecRequest.
 type Message struct {
 	Topic       string            `json:"topic"`
 	Args        []string          `json:"args,omitempty"`
+	JSON        json.RawMessage   `json:"json,omitempty"`
 	ContentType string            `json:"content_type,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
 	Raw         bool              `json:"raw,omitempty"`
@@ -147,8 +201,9 @@ type Message struct {
 	Body        []byte            `json:"body,omitempty"`
 }
 
-// Publish hands m to go-micro (whose http broker then sends it in the
-// background) and returns go-micro's error, if any.
+// Publish hands m to go-micro (whose http broker, like go-plugins' MQTT
+// broker, then sends it in the background) and returns go-micro's error, if
+// any.
 func (c *PublisherProcess) Publish(ctx context.Context, m Message) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
