@@ -10,6 +10,7 @@ import (
 
 	"github.com/microbot/microbot/framework"
 	"github.com/microbot/microbot/framework/broker"
+	"github.com/microbot/microbot/framework/broker/mqtt/mosquittotest"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/metadata"
 	"github.com/microbot/microbot/framework/registry/consul/consultest"
@@ -22,7 +23,13 @@ import (
 // default broker (http), stopped when the test ends.
 func consulService(t *testing.T, addr, name string) *framework.Service {
 	t.Helper()
-	svc, err := framework.NewService(framework.WithName(name), framework.WithRegistryName("consul", addr))
+	return newService(t, framework.WithName(name), framework.WithRegistryName("consul", addr))
+}
+
+// newService is a framework service with opts, stopped when the test ends.
+func newService(t *testing.T, opts ...framework.Option) *framework.Service {
+	t.Helper()
+	svc, err := framework.NewService(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +37,7 @@ func consulService(t *testing.T, addr, name string) *framework.Service {
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		defer cancel()
 		if err := svc.Stop(ctx); err != nil {
-			t.Errorf("Stop %s: %v", name, err)
+			t.Errorf("Stop %s: %v", svc.Name(), err)
 		}
 	})
 	return svc
@@ -63,17 +70,68 @@ func (x *execs) count() int {
 	return len(a)
 }
 
-// TestGoMicroPublishesToUs: a go-micro v1.8.0 program publishes with its
-// client (protobuf and JSON, with metadata) and with its broker (raw), and
-// microbot services subscribed through the http broker get every message:
-// each plain subscriber once, one member of the queue group once.
+// gomicroBus is a broker that go-micro programs and microbot services of
+// these tests share, with the real server it needs.
+type gomicroBus struct {
+	name string
+	// server starts the server (stopped when the test ends) and returns
+	// the address the others take.
+	server func(t *testing.T) string
+	// service is a microbot service on the bus.
+	service func(t *testing.T, addr, name string) *framework.Service
+	// publisher and subscriber start the go-micro programs.
+	publisher  func(tb testing.TB, addr string, args ...string) *gomicrotest.PublisherProcess
+	subscriber func(tb testing.TB, addr string, args ...string) *gomicrotest.SubscriberProcess
+	// goMicroQueues: go-micro's subscribers in one queue group share its
+	// messages (each to one member); false: each gets every message.
+	goMicroQueues bool
+	// registry: go-micro's subscribers are in microbot's registry.
+	registry bool
+}
+
+// gomicroBuses are the brokers tested against real go-micro: go-micro
+// v1.8.0's http broker, found through a real Consul agent, and go-plugins
+// v1.5.1's MQTT broker (go-micro v1.16.0) on a real mosquitto, which
+// ignores queue groups.
+var gomicroBuses = []gomicroBus{
+	{
+		name:          "http",
+		server:        func(t *testing.T) string { return consultest.Start(t).Addr() },
+		service:       consulService,
+		publisher:     gomicrotest.StartPublisher,
+		subscriber:    gomicrotest.StartSubscriber,
+		goMicroQueues: true,
+		registry:      true,
+	},
+	{
+		name:   "go-plugins mqtt",
+		server: func(t *testing.T) string { return mosquittotest.Start(t).Addr },
+		service: func(t *testing.T, addr, name string) *framework.Service {
+			return newService(t, framework.WithName(name), framework.WithRegistryName("memory"), framework.WithBrokerName("mqtt", addr))
+		},
+		publisher:  gomicrotest.StartPluginsPublisher,
+		subscriber: gomicrotest.StartPluginsSubscriber,
+	},
+}
+
+// TestGoMicroPublishesToUs: a go-micro program publishes with its client
+// (protobuf and JSON, with metadata) and with its broker (raw), and
+// microbot services subscribed through the same broker get every message:
+// each plain subscriber once, one member of the queue group once. On each
+// of gomicroBuses.
 func TestGoMicroPublishesToUs(t *testing.T) {
-	agent := consultest.Start(t)
+	for _, bus := range gomicroBuses {
+		t.Run(bus.name, func(t *testing.T) { goMicroPublishesToUs(t, bus) })
+	}
+}
+
+func goMicroPublishesToUs(t *testing.T, bus gomicroBus) {
+	addr := bus.server(t)
 	ctx := context.Background()
 	var plain execs
 	var workers [2]execs
 	raws := make(chan *broker.Event, 16)
-	listener := consulService(t, agent.Addr(), "go.micro.srv.listener")
+	listener := bus.service(t, addr, "go.micro.srv.listener")
 	if _, err := listener.Server().Subscribe(ctx, "gomicro.events", plain.handle); err != nil {
 		t.Fatal(err)
 	}
@@ -87,16 +145,16 @@ func TestGoMicroPublishesToUs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range workers {
-		w := consulService(t, agent.Addr(), "go.micro.srv.worker")
-		if _, err := w.Server().Subscribe(ctx, "gomicro.events", workers[i].handle, broker.WithQueue("workers")); err != nil {
+		worker := bus.service(t, addr, "go.micro.srv.worker")
+		if _, err := worker.Server().Subscribe(ctx, "gomicro.events", workers[i].handle, broker.WithQueue("workers")); err != nil {
 			t.Fatal(err)
 		}
-		if err := w.Start(ctx); err != nil {
+		if err := worker.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	pub := gomicrotest.StartPublisher(t, agent.Addr())
+	pub := bus.publisher(t, addr)
 	const n = 20
 	for i := range n {
 		m := gomicrotest.Message{Topic: "gomicro.events", Args: []string{"deploy", strings.Repeat("x", i)},
@@ -151,22 +209,30 @@ func TestGoMicroPublishesToUs(t *testing.T) {
 }
 
 // TestWePublishToGoMicro: microbot publishes with client.Publish (JSON and
-// protobuf, with metadata) and its broker (raw), and go-micro v1.8.0
-// services subscribed with go-micro's server and broker get every message:
-// the plain subscriber once, one member of the queue group once. The
-// registry shows go-micro's subscriber as `get service` lists it.
+// protobuf, with metadata) and its broker (raw), and go-micro services
+// subscribed with go-micro's server and broker get every message: the
+// plain subscriber once, one member of the queue group once (each member
+// every message where go-micro's broker has no queue groups). The registry
+// shows go-micro's subscriber as `get service` lists it, where go-micro's
+// broker registers it. On each of gomicroBuses.
 func TestWePublishToGoMicro(t *testing.T) {
-	agent := consultest.Start(t)
+	for _, bus := range gomicroBuses {
+		t.Run(bus.name, func(t *testing.T) { wePublishToGoMicro(t, bus) })
+	}
+}
+
+func wePublishToGoMicro(t *testing.T, bus gomicroBus) {
+	addr := bus.server(t)
 	ctx := context.Background()
-	plain := gomicrotest.StartSubscriber(t, agent.Addr(), "--topics=micro.events")
+	plain := bus.subscriber(t, addr, "--topics=micro.events")
 	var group []*gomicrotest.SubscriberProcess
 	for range 2 {
-		group = append(group, gomicrotest.StartSubscriber(t, agent.Addr(), "--topics=micro.events", "--queue=gmworkers",
+		group = append(group, bus.subscriber(t, addr, "--topics=micro.events", "--queue=gmworkers",
 			"--server_name=go.micro.srv.gmworker"))
 	}
-	raw := gomicrotest.StartSubscriber(t, agent.Addr(), "--topics=micro.raw", "--raw", "--server_name=go.micro.srv.gmraw")
+	raw := bus.subscriber(t, addr, "--topics=micro.raw", "--raw", "--server_name=go.micro.srv.gmraw")
 
-	pub := consulService(t, agent.Addr(), "go.micro.srv.publisher")
+	pub := bus.service(t, addr, "go.micro.srv.publisher")
 	mctx := metadata.NewContext(ctx, metadata.Metadata{"Micro-User": "bob"})
 	const n = 20
 	for i := range n {
@@ -194,18 +260,25 @@ func TestWePublishToGoMicro(t *testing.T) {
 		t.Errorf("%d distinct messages of %d", len(seen), n)
 	}
 	got := [2]int{}
-	for total := 0; total < n; total++ {
+	want := n // for the group
+	if !bus.goMicroQueues {
+		want = 2 * n // go-plugins' broker ignores queue groups: each member gets every message
+	}
+	for total := 0; total < want; total++ {
 		select {
 		case <-group[0].Events():
 			got[0]++
 		case <-group[1].Events():
 			got[1]++
 		case <-time.After(wait):
-			t.Fatalf("the queue group got %v of %d messages", got, n)
+			t.Fatalf("the queue group got %v of %d messages", got, want)
 		}
 	}
-	if got[0] == 0 || got[1] == 0 {
+	if bus.goMicroQueues && (got[0] == 0 || got[1] == 0) {
 		t.Errorf("the group's messages all went to one member: %v", got)
+	}
+	if !bus.goMicroQueues && got != [2]int{n, n} {
+		t.Errorf("without queue groups each member should get the %d messages: %v", n, got)
 	}
 	for i, g := range group {
 		if e, err := g.Next(300 * time.Millisecond); err == nil {
@@ -224,6 +297,9 @@ func TestWePublishToGoMicro(t *testing.T) {
 		t.Errorf("raw message at go-micro: %+v %q", e, e.Body)
 	}
 
+	if !bus.registry {
+		return
+	}
 	// go-micro's subscriber, as microbot's registry reads it.
 	svcs, err := pub.Registry().GetService(ctx, "go.micro.srv.subscriber")
 	if err != nil {
