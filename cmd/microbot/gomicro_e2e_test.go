@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/microbot/microbot/framework"
+	"github.com/microbot/microbot/framework/broker/mqtt/mosquittotest"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/consul"
@@ -24,7 +25,9 @@ import (
 // v1.8.0 and v0.10.0, built from the module proxy) in one real Consul agent,
 // both ways: microbot lists, describes, queries and checks the health of
 // go-micro services and runs go-micro command services as commands; go-micro's
-// own client finds and calls microbot's services.
+// own client finds and calls microbot's services. And events: a go-micro
+// v1.16.0 program on go-plugins v1.5.1's MQTT broker (tools/gomicro/plugins)
+// publishes to a room that watches its topic, through a real mosquitto.
 
 const gmHelp = "gm [text] - Returns the [text] (a go-micro v1.8.0 command service)"
 
@@ -304,4 +307,37 @@ func sameJSON(a json.RawMessage, b string) bool {
 	xs, _ := json.Marshal(x)
 	ys, _ := json.Marshal(y)
 	return string(xs) == string(ys)
+}
+
+// TestGoPluginsNotifyConsole: a go-micro v1.16.0 program publishing with
+// go-plugins v1.5.1's MQTT broker (tools/gomicro/plugins) reaches a console
+// room that watches the topic on --broker=mqtt, through a real mosquitto:
+// a go.micro.bot.Notification (JSON through go-micro's client.Publish) is
+// posted rendered, and text published raw on go-plugins' broker as text.
+func TestGoPluginsNotifyConsole(t *testing.T) {
+	srv := mosquittotest.Start(t)
+	w := newWorld(t)
+	c := w.bot("--broker", "mqtt", "--broker_address", srv.Addr, "--admins", "shell:tester")
+	expect(t, "watch", c.ask("watch deploys"), contains("watching deploys: its events will be posted here"))
+
+	pub := gomicrotest.StartPluginsPublisher(t, srv.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := pub.Publish(ctx, gomicrotest.Message{Topic: "deploys",
+		JSON: json.RawMessage(`{"title": "deploy of web v2 started", "severity": "warning",
+			"fields": [{"name": "service", "value": "web"}], "source": "ci"}`),
+		Metadata: map[string]string{"Micro-Message-Type": "go.micro.bot.Notification"}}); err != nil {
+		t.Fatal(err)
+	}
+	post := c.post("the notification")
+	if len(post) != 3 || post[0] != "[WARNING] deploy of web v2 started" || post[1] != "service: web" || !strings.HasPrefix(post[2], "— ci, ") {
+		t.Errorf("notification printed as %q", post)
+	}
+	if err := pub.Publish(ctx, gomicrotest.Message{Topic: "deploys", Raw: true,
+		Header: map[string]string{"Content-Type": "text/plain"}, Body: []byte("deploy of web v2 done")}); err != nil {
+		t.Fatal(err)
+	}
+	if post := c.post("the text"); post[0] != "deploy of web v2 done" {
+		t.Errorf("text printed as %q", post)
+	}
 }
