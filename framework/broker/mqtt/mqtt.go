@@ -21,7 +21,9 @@
 // queue group it subscribes in (closed when the group's last subscription
 // ends); within a process, plain subscribers of a topic share one MQTT
 // subscription, and members of one group another, and messages are handed
-// out locally.
+// out locally. go-plugins' mqtt broker (v1.5.1) has no queue groups: each of
+// its subscribers gets every message, whatever group it asks for (tested in
+// goplugins_test.go and framework/events_gomicro_test.go).
 //
 // Quality of service is 1 by default (WithQoS): Publish returns once the
 // server has acknowledged the message; the server delivers it to each

@@ -1,7 +1,8 @@
 // Package mdns stands in for github.com/micro/mdns, the multicast DNS
 // library of go-micro's default (mDNS) registry, in the go-micro programs
 // microbot's tests run (tools/gomicro, go-micro v1.8.0; tools/gomicro/v0,
-// go-micro v0.10.0), through a replace in their go.mod.
+// go-micro v0.10.0; tools/gomicro/plugins, go-micro v1.16.0), through a
+// replace in their go.mod.
 //
 // Why: go-micro v1.8.0 builds network/router's DefaultRouter when the
 // package is initialised, before main can pick a registry, and that router
