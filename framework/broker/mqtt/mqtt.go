@@ -8,10 +8,11 @@
 // framework's topics hold no '/'), and a message is go-micro's broker
 // message in JSON, {"Header":{...},"Body":"<base64>"}, as go-micro's mqtt
 // plugin (go-plugins v1.5.1) publishes it, so services built with it and
-// this broker reach each other. A payload that is not such an object (a
-// JSON object with other keys, or not JSON) is delivered as it is, as the
-// body of a message without headers: what `mosquitto_pub -m '{"a":1}'`
-// sends arrives whole.
+// this broker reach each other. A payload that is not exactly such an
+// object (the keys Header and Body, spelt so, and nothing else: see
+// framework/broker/internal/envelope) is delivered as it is, as the body of
+// a message without headers: what `mosquitto_pub -m '{"a":1}'` sends
+// arrives whole.
 //
 // A queue group is an MQTT shared subscription, $share/<group>/<topic>
 // (mosquitto 1.6 and later, and most MQTT 5 servers): the server hands each
@@ -40,7 +41,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +52,7 @@ import (
 
 	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/broker/internal/deliver"
+	"github.com/microbot/microbot/framework/broker/internal/envelope"
 	"github.com/microbot/microbot/framework/broker/internal/servers"
 )
 
@@ -230,28 +231,23 @@ func (b *Broker) Disconnect(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// envelope is go-micro's broker.Message, as JSON.
-type envelope struct {
-	Header map[string]string
-	Body   []byte
-}
-
 // Publish sends m to topic and, with QoS 1 or 2, waits for the server's
 // acknowledgement.
 func (b *Broker) Publish(ctx context.Context, topic string, m *broker.Message) error {
 	if err := broker.ValidateTopic(topic); err != nil {
 		return fmt.Errorf("mqtt broker: publish: %w", err)
 	}
-	var env envelope
+	var hdr map[string]string
+	var body []byte
 	if m != nil {
 		if err := broker.ValidateHeader(m.Header); err != nil {
 			return fmt.Errorf("mqtt broker: publish to %s: %w", topic, err)
 		}
-		env.Header, env.Body = m.Header, m.Body
+		hdr, body = m.Header, m.Body
 	}
-	payload, err := json.Marshal(env)
+	payload, err := envelope.Encode(hdr, body)
 	if err != nil {
-		return fmt.Errorf("mqtt broker: publish to %s: encoding: %w", topic, err) // cannot happen
+		return fmt.Errorf("mqtt broker: publish to %s: %w", topic, err) // cannot happen
 	}
 	b.mu.Lock()
 	c, usable := b.main, b.connected && !b.closed
@@ -558,25 +554,13 @@ func cloneHeader(h map[string]string) map[string]string {
 }
 
 // decode returns the header and body of a payload: those of go-micro's
-// JSON message if it is one, else no header and the payload itself.
+// JSON message if it is one (package envelope says how strictly), else no
+// header and the payload itself.
 func decode(payload []byte) (map[string]string, []byte) {
-	if len(payload) == 0 || payload[0] != '{' {
-		return nil, payload
+	if hdr, body, ok := envelope.Decode(payload); ok {
+		return hdr, body
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &raw); err != nil || len(raw) == 0 {
-		return nil, payload
-	}
-	for k := range raw {
-		if k != "Header" && k != "Body" {
-			return nil, payload
-		}
-	}
-	var env envelope
-	if err := json.Unmarshal(payload, &env); err != nil {
-		return nil, payload
-	}
-	return env.Header, env.Body
+	return nil, payload
 }
 
 // close disconnects and returns the subscriptions that were on the

@@ -4,11 +4,30 @@
 // do), as host:port or nats://[user:password@]host:port.
 //
 // On the wire, a topic is a NATS subject and a queue group a NATS queue
-// group; the message's headers are NATS headers (nats-server 2.2 and
-// later) and its body the payload, as is, so any NATS client can publish
-// to a subscriber of this package or listen to its publishers. (go-micro's
-// own nats broker wraps header and body in JSON instead; it does not
-// interoperate with this one.)
+// group. A message is sent in one of two formats ([WithFormat]; the
+// framework's --broker_format):
+//
+//	nats      (the default) the headers are NATS headers (nats-server 2.2
+//	          and later) and the body the payload, as is: any NATS client
+//	          can listen to the publishers of this package (`nats sub`).
+//	go-micro  go-micro v1's nats broker's: the payload is go-micro's broker
+//	          message as its JSON codec writes it,
+//	          {"Header":{...},"Body":"<base64>"}, without NATS headers.
+//	          go-micro's subscribers (go-micro v1's broker/nats, and
+//	          micro.RegisterSubscriber over it) read only this: they drop
+//	          anything else without a word.
+//
+// Subscribers read both, whatever the format the broker publishes in: a
+// message with NATS headers is taken as it is; one without, whose payload
+// is exactly go-micro's JSON message (the keys Header and Body and nothing
+// else, spelt so, Header an object of strings or null, Body base64 or null:
+// see framework/broker/internal/envelope), is unwrapped, its Header becoming
+// the event's headers and Body its body; any other payload is the body of
+// an event without headers, whole (a malformed go-micro message too: it is
+// delivered, never dropped). So go-micro's publishers reach this package's
+// subscribers as its own do, and so does `nats pub alerts '{"name":"x"}'`.
+// The test costs a look at the first bytes of a payload that is not such a
+// message.
 //
 // Delivery is core NATS's: at most once. Publish hands the message to the
 // connection, which writes it to the server in the background; when the
@@ -36,6 +55,7 @@ import (
 
 	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/broker/internal/deliver"
+	"github.com/microbot/microbot/framework/broker/internal/envelope"
 	"github.com/microbot/microbot/framework/broker/internal/servers"
 )
 
@@ -75,7 +95,23 @@ type Broker struct {
 	valid atomic.Pointer[string]
 }
 
+// Format is how a message is put in a NATS message (see the package doc).
+type Format string
+
+// The formats of WithFormat.
+const (
+	// FormatNATS: the headers as NATS headers, the body as the payload.
+	FormatNATS Format = "nats"
+	// FormatGoMicro: go-micro's JSON message as the payload, as go-micro
+	// v1's nats broker sends it.
+	FormatGoMicro Format = "go-micro"
+)
+
+// Formats lists the formats WithFormat takes, the default first.
+func Formats() []Format { return []Format{FormatNATS, FormatGoMicro} }
+
 type options struct {
+	format      Format
 	addrs       []string
 	name        string
 	log         *slog.Logger
@@ -104,6 +140,11 @@ func WithDialTimeout(d time.Duration) Option { return func(o *options) { o.dialT
 // pings close the connection and start a reconnection.
 func WithPingInterval(d time.Duration) Option { return func(o *options) { o.ping = d } }
 
+// WithFormat sets the format messages are published in: FormatNATS (the
+// default) or FormatGoMicro, for go-micro's subscribers. Subscribers read
+// both either way.
+func WithFormat(f Format) Option { return func(o *options) { o.format = f } }
+
 // WithNATSOptions adds nats.go options (TLS, credentials, ...) after the
 // broker's own.
 func WithNATSOptions(opts ...natsgo.Option) Option {
@@ -115,7 +156,7 @@ var _ broker.Broker = (*Broker)(nil)
 // New returns a broker for the servers given with WithAddrs, not yet
 // connected. It checks the addresses.
 func New(opts ...Option) (*Broker, error) {
-	o := options{name: "microbot", dialTimeout: DefaultDialTimeout, ping: DefaultPingInterval}
+	o := options{name: "microbot", format: FormatNATS, dialTimeout: DefaultDialTimeout, ping: DefaultPingInterval}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -124,6 +165,9 @@ func New(opts ...Option) (*Broker, error) {
 	}
 	if o.log == nil {
 		o.log = slog.Default()
+	}
+	if o.format != FormatNATS && o.format != FormatGoMicro {
+		return nil, fmt.Errorf("nats broker: %w: format %q: want %q or %q", broker.ErrInvalid, o.format, FormatNATS, FormatGoMicro)
 	}
 	addrs, err := servers.URLs("nats", o.addrs, "nats", "nats", "tls", "ws", "wss")
 	if err != nil {
@@ -304,7 +348,12 @@ func (b *Broker) Publish(_ context.Context, topic string, m *broker.Message) err
 	}
 	var body []byte
 	var hdr natsgo.Header
-	if m != nil {
+	if b.opts.format == FormatGoMicro {
+		var err error
+		if body, err = b.envelope(topic, m); err != nil {
+			return err
+		}
+	} else if m != nil {
 		body = m.Body
 		if len(m.Header) > 0 {
 			hdr = make(natsgo.Header, len(m.Header))
@@ -333,7 +382,7 @@ func (b *Broker) Publish(_ context.Context, topic string, m *broker.Message) err
 	case err == nil:
 		return nil
 	case errors.Is(err, natsgo.ErrMaxPayload):
-		return fmt.Errorf("nats broker: publish to %s: %w: %d bytes, over the server's max_payload of %d", topic, broker.ErrTooLarge, len(body), nc.MaxPayload())
+		return fmt.Errorf("nats broker: publish to %s: %w: a payload of %d bytes, over the server's max_payload of %d", topic, broker.ErrTooLarge, len(body), nc.MaxPayload())
 	case errors.Is(err, natsgo.ErrConnectionClosed):
 		return fmt.Errorf("nats broker: publish to %s: %w", topic, broker.ErrNotConnected)
 	case errors.Is(err, natsgo.ErrReconnectBufExceeded):
@@ -341,6 +390,23 @@ func (b *Broker) Publish(_ context.Context, topic string, m *broker.Message) err
 	default:
 		return fmt.Errorf("nats broker: publish to %s: %w: %w", topic, broker.ErrUnavailable, err)
 	}
+}
+
+// envelope returns m as go-micro's JSON message, its headers checked.
+func (b *Broker) envelope(topic string, m *broker.Message) ([]byte, error) {
+	var hdr map[string]string
+	var body []byte
+	if m != nil {
+		if err := broker.ValidateHeader(m.Header); err != nil {
+			return nil, fmt.Errorf("nats broker: publish to %s: %w", topic, err)
+		}
+		hdr, body = m.Header, m.Body
+	}
+	payload, err := envelope.Encode(hdr, body)
+	if err != nil {
+		return nil, fmt.Errorf("nats broker: publish to %s: %w", topic, err)
+	}
+	return payload, nil
 }
 
 // Subscribe subscribes to topic (in a NATS queue group with WithQueue).
@@ -412,7 +478,8 @@ type sub struct {
 }
 
 // deliver is the subscription's nats.go callback: the message becomes an
-// Event of its own (headers: the first value of each) for the runner.
+// Event of its own (headers: the first value of each NATS header; without
+// NATS headers, go-micro's JSON message is unwrapped) for the runner.
 func (s *sub) deliver(m *natsgo.Msg) {
 	s.r.Received()
 	e := &broker.Event{Topic: m.Subject}
@@ -424,6 +491,8 @@ func (s *sub) deliver(m *natsgo.Msg) {
 				e.Header[k] = v[0]
 			}
 		}
+	} else if hdr, body, ok := envelope.Decode(m.Data); ok {
+		e.Header, e.Body = hdr, body
 	}
 	s.r.Run(e)
 }
