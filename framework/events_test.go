@@ -395,7 +395,9 @@ func TestBrokerDownAtStart(t *testing.T) {
 }
 
 // TestBrokerFlags: --broker and --broker_address pick and place the broker,
-// a name not in the table is refused with the choices.
+// a name not in the table is refused with the choices; --broker_format is
+// taken by the brokers it means something to, and refused clearly by the
+// others.
 func TestBrokerFlags(t *testing.T) {
 	svc, err := framework.NewService(framework.WithName("x"), framework.WithRegistryName("memory"),
 		framework.WithArgs([]string{"svc", "--broker=nats", "--broker_address=127.0.0.1:4333,nats://127.0.0.1:4334", "--broker_connect_timeout=3"}))
@@ -414,12 +416,38 @@ func TestBrokerFlags(t *testing.T) {
 	if def.Broker().String() != "http" {
 		t.Errorf("default broker %s, want http", def.Broker())
 	}
+	for _, args := range []string{
+		"--broker=nats --broker_format=go-micro", "--broker=nats --broker_format=nats",
+		"--broker=http --broker_format=go-micro", "--broker=mqtt --broker_format=go-micro",
+	} {
+		svc, err := framework.NewService(framework.WithName("x"), framework.WithRegistryName("memory"),
+			framework.WithArgs(append([]string{"svc"}, strings.Fields(args)...)))
+		if err != nil {
+			t.Errorf("%s: %v", args, err)
+		} else if f := strings.TrimPrefix(strings.Fields(args)[1], "--broker_format="); svc.Options().BrokerFormat != f {
+			t.Errorf("%s: format %q", args, svc.Options().BrokerFormat)
+		}
+	}
+	t.Setenv("MICRO_BROKER_FORMAT", "go-micro")
+	if svc, err := framework.NewService(framework.WithName("x"), framework.WithRegistryName("memory"),
+		framework.WithArgs([]string{"svc", "--broker=nats"})); err != nil || svc.Options().BrokerFormat != "go-micro" {
+		t.Errorf("MICRO_BROKER_FORMAT=go-micro: %v", err)
+	}
+	t.Setenv("MICRO_BROKER_FORMAT", "")
+	if _, err := framework.NewService(framework.WithName("x"), framework.WithRegistryName("memory"),
+		framework.WithBroker(memory.New()), framework.WithBrokerFormat("go-micro")); err == nil || !strings.Contains(err.Error(), "broker set in code") {
+		t.Errorf("a format with a broker set in code: %v", err)
+	}
 	for args, want := range map[string]string{
-		"--broker=kafka":                          `broker "kafka": unknown (have [http memory mqtt nats])`,
-		"--broker=memory --broker_address=x:1":    "memory broker: it takes no address",
-		"--broker_address=a:1,b:2":                "http broker: one inbox address expected",
-		"--broker=nats --broker_address=nats:///": "nats broker: invalid address",
-		"--broker_connect_timeout=soon":           `"soon" is neither seconds nor a duration`,
+		"--broker=nats --broker_format=json":       `nats broker: invalid: --broker_format "json": want one of ["nats" "go-micro"]`,
+		"--broker_format=nats":                     `http broker: invalid: --broker_format "nats": it always sends go-micro's JSON message ("go-micro"); the formats are for --broker=nats`,
+		"--broker=mqtt --broker_format=nats":       `mqtt broker: invalid: --broker_format "nats"`,
+		"--broker=memory --broker_format=go-micro": `memory broker: invalid: it has no wire, so no --broker_format (got "go-micro")`,
+		"--broker=kafka":                           `broker "kafka": unknown (have [http memory mqtt nats])`,
+		"--broker=memory --broker_address=x:1":     "memory broker: it takes no address",
+		"--broker_address=a:1,b:2":                 "http broker: one inbox address expected",
+		"--broker=nats --broker_address=nats:///":  "nats broker: invalid address",
+		"--broker_connect_timeout=soon":            `"soon" is neither seconds nor a duration`,
 	} {
 		_, err := framework.NewService(framework.WithName("x"), framework.WithRegistryName("memory"),
 			framework.WithArgs(append([]string{"svc"}, strings.Fields(args)...)))

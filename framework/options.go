@@ -72,6 +72,9 @@ type Options struct {
 	BrokerName           string
 	BrokerAddrs          []string
 	BrokerConnectTimeout time.Duration
+	// BrokerFormat is the format the broker built by name publishes in
+	// ("" for its own; see WithBrokerFormat).
+	BrokerFormat string
 
 	// StopTimeout bounds the draining of in-flight requests in Run.
 	StopTimeout time.Duration
@@ -180,6 +183,16 @@ func WithBroker(b broker.Broker) Option { return func(o *Options) { o.Broker = b
 func WithBrokerName(name string, addrs ...string) Option {
 	return func(o *Options) { o.Broker, o.BrokerName, o.BrokerAddrs = nil, name, addrs }
 }
+
+// WithBrokerFormat sets the format the broker built by name publishes in,
+// as --broker_format does: for nats, "nats" (NATS headers and the raw body,
+// its default) or "go-micro" (go-micro's JSON message, which go-micro's
+// nats broker reads; see package framework/broker/nats). The http and mqtt
+// brokers always send go-micro's JSON message, so they take "go-micro" and
+// refuse "nats"; the memory broker has no wire and takes none. NewService
+// fails on a format the broker does not take, or with a broker set in code
+// (WithBroker: give it its format there).
+func WithBrokerFormat(f string) Option { return func(o *Options) { o.BrokerFormat = f } }
 
 // WithBrokerConnectTimeout bounds the broker's first connection: a service
 // whose broker cannot be reached within it fails to start (when it

@@ -2,6 +2,7 @@ package framework
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/microbot/microbot/framework/broker"
@@ -53,7 +54,9 @@ var brokers = plugin.NewTable("broker", map[string]func(c brokerConfig) (broker.
 
 // brokerConfig is what a broker of the table is built from.
 type brokerConfig struct {
-	addrs            []string
+	addrs []string
+	// format is --broker_format: "" for the broker's own.
+	format           string
 	reg              registry.Registry
 	registerTTL      time.Duration
 	registerInterval time.Duration
@@ -72,6 +75,9 @@ func newBroker(name string, c brokerConfig) (broker.Broker, error) {
 // given (default 127.0.0.1:0), and its subscribers are registered in the
 // service's registry as often, and with the TTL, its node is.
 func newHTTPBroker(c brokerConfig) (broker.Broker, error) {
+	if err := goMicroWireOnly("http", c.format); err != nil {
+		return nil, err
+	}
 	opts := []brokerhttp.Option{
 		brokerhttp.WithRegistry(c.reg),
 		brokerhttp.WithRegisterTTL(c.registerTTL),
@@ -98,12 +104,23 @@ func newMemoryBroker(c brokerConfig) (broker.Broker, error) {
 	if len(c.addrs) > 0 {
 		return nil, fmt.Errorf("memory broker: it takes no address, got %q", c.addrs)
 	}
+	if c.format != "" {
+		return nil, fmt.Errorf("memory broker: %w: it has no wire, so no --%s (got %q)", broker.ErrInvalid, FlagBrokerFormat, c.format)
+	}
 	return brokermemory.New(), nil
 }
 
-// newNATSBroker is a NATS broker over the servers at addrs.
+// newNATSBroker is a NATS broker over the servers at addrs, publishing in
+// the format given (nats's own by default).
 func newNATSBroker(c brokerConfig) (broker.Broker, error) {
-	b, err := brokernats.New(brokernats.WithAddrs(c.addrs...))
+	opts := []brokernats.Option{brokernats.WithAddrs(c.addrs...)}
+	if c.format != "" {
+		if !slices.Contains(brokernats.Formats(), brokernats.Format(c.format)) {
+			return nil, fmt.Errorf("nats broker: %w: --%s %q: want one of %q", broker.ErrInvalid, FlagBrokerFormat, c.format, brokernats.Formats())
+		}
+		opts = append(opts, brokernats.WithFormat(brokernats.Format(c.format)))
+	}
+	b, err := brokernats.New(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -112,11 +129,25 @@ func newNATSBroker(c brokerConfig) (broker.Broker, error) {
 
 // newMQTTBroker is an MQTT broker over the servers at addrs.
 func newMQTTBroker(c brokerConfig) (broker.Broker, error) {
+	if err := goMicroWireOnly("mqtt", c.format); err != nil {
+		return nil, err
+	}
 	b, err := brokermqtt.New(brokermqtt.WithAddrs(c.addrs...))
 	if err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// goMicroWireOnly refuses a format other than go-micro's for the broker
+// name, which always sends go-micro's JSON message: "go-micro" only says
+// what it does anyway.
+func goMicroWireOnly(name, format string) error {
+	if format == "" || format == string(brokernats.FormatGoMicro) {
+		return nil
+	}
+	return fmt.Errorf("%s broker: %w: --%s %q: it always sends go-micro's JSON message (%q); the formats are for --%s=nats",
+		name, broker.ErrInvalid, FlagBrokerFormat, format, brokernats.FormatGoMicro, FlagBroker)
 }
 
 // newRegistry builds the registry called name from cfg.

@@ -79,9 +79,13 @@ func NewService(opts ...Option) (*Service, error) {
 		built = reg
 	}
 	b := o.Broker
+	if b != nil && o.BrokerFormat != "" {
+		closeRegistry(built) //nolint:errcheck // never used: nothing to stop
+		return nil, fmt.Errorf("broker: format %q given for a broker set in code (WithBroker): give the broker its format where it is built", o.BrokerFormat)
+	}
 	if b == nil {
 		if b, err = newBroker(o.BrokerName, brokerConfig{
-			addrs: o.BrokerAddrs, reg: reg, registerTTL: o.RegisterTTL, registerInterval: o.RegisterInterval,
+			addrs: o.BrokerAddrs, format: o.BrokerFormat, reg: reg, registerTTL: o.RegisterTTL, registerInterval: o.RegisterInterval,
 		}); err != nil {
 			closeRegistry(built) //nolint:errcheck // never used: nothing to stop
 			return nil, fmt.Errorf("broker: %w", err)
