@@ -3,6 +3,7 @@ package framework_test
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/microbot/microbot/framework"
 	"github.com/microbot/microbot/framework/broker"
 	"github.com/microbot/microbot/framework/broker/mqtt/mosquittotest"
+	"github.com/microbot/microbot/framework/broker/nats/natstest"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/metadata"
 	"github.com/microbot/microbot/framework/registry/consul/consultest"
@@ -90,9 +92,11 @@ type gomicroBus struct {
 }
 
 // gomicroBuses are the brokers tested against real go-micro: go-micro
-// v1.8.0's http broker, found through a real Consul agent, and go-plugins
-// v1.5.1's MQTT broker (go-micro v1.16.0) on a real mosquitto, which
-// ignores queue groups.
+// v1.8.0's http broker, found through a real Consul agent; go-micro
+// v1.8.0's nats broker on a real nats-server (microbot's nats broker in its
+// default format, go-micro's JSON message, the only one go-micro's nats
+// subscribers read); and go-plugins v1.5.1's MQTT broker (go-micro v1.16.0)
+// on a real mosquitto, which ignores queue groups.
 var gomicroBuses = []gomicroBus{
 	{
 		name:          "http",
@@ -102,6 +106,16 @@ var gomicroBuses = []gomicroBus{
 		subscriber:    gomicrotest.StartSubscriber,
 		goMicroQueues: true,
 		registry:      true,
+	},
+	{
+		name:   "nats",
+		server: func(t *testing.T) string { return natstest.Start(t).Addr },
+		service: func(t *testing.T, addr, name string) *framework.Service {
+			return newService(t, framework.WithName(name), framework.WithRegistryName("memory"), framework.WithBrokerName("nats", addr))
+		},
+		publisher:     gomicrotest.StartNATSPublisher,
+		subscriber:    gomicrotest.StartNATSSubscriber,
+		goMicroQueues: true,
 	},
 	{
 		name:   "go-plugins mqtt",
@@ -313,5 +327,76 @@ func wePublishToGoMicro(t *testing.T, bus gomicroBus) {
 	}
 	if !found {
 		t.Errorf("go-micro's subscriber endpoint is not listed: %+v", svcs[0].Endpoints)
+	}
+}
+
+// TestMixedQueueGroup: a queue group of a go-micro subscriber and a
+// microbot one, of the same name: the events that go-micro's client and
+// microbot's publish go to one member each, and both members get some. On
+// each of gomicroBuses whose go-micro broker has queue groups.
+func TestMixedQueueGroup(t *testing.T) {
+	for _, bus := range gomicroBuses {
+		if !bus.goMicroQueues {
+			continue
+		}
+		t.Run(bus.name, func(t *testing.T) { mixedQueueGroup(t, bus) })
+	}
+}
+
+func mixedQueueGroup(t *testing.T, bus gomicroBus) {
+	addr := bus.server(t)
+	ctx := context.Background()
+	const topic, queue, n = "mixed.events", "mixed", 40
+	gmMember := bus.subscriber(t, addr, "--topics="+topic, "--queue="+queue, "--server_name=go.micro.srv.mixed")
+	var ours execs
+	member := bus.service(t, addr, "go.micro.srv.mixed")
+	if _, err := member.Server().Subscribe(ctx, topic, ours.handle, broker.WithQueue(queue)); err != nil {
+		t.Fatal(err)
+	}
+	if err := member.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gmPub := bus.publisher(t, addr)
+	pub := bus.service(t, addr, "go.micro.srv.mixedpub")
+	for i := range n {
+		args := []string{"mixed", strconv.Itoa(i)}
+		var err error
+		if i%2 == 0 {
+			err = gmPub.Publish(ctx, gomicrotest.Message{Topic: topic, Args: args})
+		} else {
+			err = pub.Client().Publish(ctx, topic, &bot.ExecRequest{Args: args})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]int{}
+	var theirs int
+	testenv.Eventually(t, wait, "every event reached the group", func() bool {
+		for {
+			select {
+			case e := <-gmMember.Events():
+				theirs++
+				seen[strings.Join(e.Args, " ")]++
+				continue
+			default:
+			}
+			break
+		}
+		return theirs+ours.count() >= n
+	})
+	args, _ := ours.snapshot()
+	for _, a := range args {
+		seen[strings.Join(a, " ")]++
+	}
+	if e, err := gmMember.Next(300 * time.Millisecond); err == nil { // a duplicate would show by now
+		theirs++
+		seen[strings.Join(e.Args, " ")]++
+	}
+	if got := ours.count(); got+theirs != n || len(seen) != n {
+		t.Errorf("the group got %d+%d events, %d distinct, want each of %d once", theirs, got, len(seen), n)
+	}
+	if theirs == 0 || ours.count() == 0 {
+		t.Errorf("go-micro's member got %d events, microbot's %d: want both some", theirs, ours.count())
 	}
 }

@@ -439,7 +439,7 @@ func TestBrokerFlags(t *testing.T) {
 		t.Errorf("a format with a broker set in code: %v", err)
 	}
 	for args, want := range map[string]string{
-		"--broker=nats --broker_format=json":       `nats broker: invalid: --broker_format "json": want one of ["nats" "go-micro"]`,
+		"--broker=nats --broker_format=json":       `nats broker: invalid: --broker_format "json": want one of ["go-micro" "nats"]`,
 		"--broker_format=nats":                     `http broker: invalid: --broker_format "nats": it always sends go-micro's JSON message ("go-micro"); the formats are for --broker=nats`,
 		"--broker=mqtt --broker_format=nats":       `mqtt broker: invalid: --broker_format "nats"`,
 		"--broker=memory --broker_format=go-micro": `memory broker: invalid: it has no wire, so no --broker_format (got "go-micro")`,

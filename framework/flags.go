@@ -65,7 +65,7 @@ func env(name string) []string { return []string{"MICRO_" + strings.ToUpper(name
 //	--broker                   broker plugin: http (default), memory, nats, mqtt  $MICRO_BROKER
 //	--broker_address           http: inbox listen address; nats, mqtt: servers    $MICRO_BROKER_ADDRESS
 //	--broker_connect_timeout   bound of the broker's first connection (10s)       $MICRO_BROKER_CONNECT_TIMEOUT
-//	--broker_format            nats: nats (default) or go-micro (its JSON message) $MICRO_BROKER_FORMAT
+//	--broker_format            nats: go-micro (default) or nats (NATS headers)    $MICRO_BROKER_FORMAT
 //
 // A service reads them with [WithArgs]; a program with its own cli.App adds
 // them to its flags and turns the parsed context into options with
@@ -108,8 +108,8 @@ func Flags() []cli.Flag {
 			Usage: "http: the inbox's listen address (default 127.0.0.1:0); nats, mqtt: comma-separated server addresses"},
 		&cli.GenericFlag{Name: FlagBrokerConnectTimeout, EnvVars: env(FlagBrokerConnectTimeout), Value: &Duration{d.BrokerConnectTimeout},
 			Usage: "how long the first connection to the broker may take: seconds or a duration"},
-		&cli.StringFlag{Name: FlagBrokerFormat, EnvVars: env(FlagBrokerFormat), DefaultText: "the broker's own",
-			Usage: "the format messages are published in, for --broker=nats: nats (NATS headers and the raw body, read by any NATS client) or go-micro (go-micro's JSON message, the only one go-micro's nats broker reads); subscribers read both. http and mqtt always send go-micro's"},
+		&cli.StringFlag{Name: FlagBrokerFormat, EnvVars: env(FlagBrokerFormat), DefaultText: "go-micro",
+			Usage: "the format messages are published in, for --broker=nats: go-micro (go-micro's JSON message, the only one go-micro's nats subscribers read; the default) or nats (NATS headers and the raw body, for topics only NATS clients and microbot read); subscribers read both. http and mqtt always send go-micro's"},
 	}
 }
 

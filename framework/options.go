@@ -185,9 +185,9 @@ func WithBrokerName(name string, addrs ...string) Option {
 }
 
 // WithBrokerFormat sets the format the broker built by name publishes in,
-// as --broker_format does: for nats, "nats" (NATS headers and the raw body,
-// its default) or "go-micro" (go-micro's JSON message, which go-micro's
-// nats broker reads; see package framework/broker/nats). The http and mqtt
+// as --broker_format does: for nats, "go-micro" (go-micro's JSON message,
+// the only one go-micro's nats subscribers read: the default) or "nats"
+// (NATS headers and the raw body; see package framework/broker/nats). The http and mqtt
 // brokers always send go-micro's JSON message, so they take "go-micro" and
 // refuse "nats"; the memory broker has no wire and takes none. NewService
 // fails on a format the broker does not take, or with a broker set in code

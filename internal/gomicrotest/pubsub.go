@@ -16,7 +16,8 @@ import (
 )
 
 // The publish and subscribe programs of tools/gomicro/cmd (go-micro v1.8.0
-// and its default http broker).
+// with its default http broker, or its nats broker with --broker=nats
+// --broker_address=nats://...).
 const (
 	// Subscriber is a service (go.micro.srv.subscriber) subscribed to the
 	// topics of --topics, in --queue's group if given, printing each
@@ -48,6 +49,19 @@ func PluginsFlags(mqttAddr string) []string {
 		"--registry=memory",
 		"--broker=mqtt",
 		"--broker_address=tcp://" + mqttAddr,
+		"--server_address=127.0.0.1:0",
+	}
+}
+
+// NATSFlags returns the go-micro flags [StartNATSSubscriber] and
+// [StartNATSPublisher] add: go-micro v1.8.0's nats broker on the NATS
+// server at natsAddr (host:port), the memory registry (nothing to run;
+// NATS needs no registry), the server on loopback.
+func NATSFlags(natsAddr string) []string {
+	return []string{
+		"--registry=memory",
+		"--broker=nats",
+		"--broker_address=nats://" + natsAddr,
 		"--server_address=127.0.0.1:0",
 	}
 }
@@ -86,6 +100,13 @@ func StartSubscriber(tb testing.TB, registryAddr string, args ...string) *Subscr
 func StartPluginsSubscriber(tb testing.TB, mqttAddr string, args ...string) *SubscriberProcess {
 	tb.Helper()
 	return startSubscriber(tb, PluginsSubscriber, append(PluginsFlags(mqttAddr), args...))
+}
+
+// StartNATSSubscriber is [StartSubscriber] on go-micro's nats broker,
+// with [NATSFlags].
+func StartNATSSubscriber(tb testing.TB, natsAddr string, args ...string) *SubscriberProcess {
+	tb.Helper()
+	return startSubscriber(tb, Subscriber, append(NATSFlags(natsAddr), args...))
 }
 
 func startSubscriber(tb testing.TB, program string, args []string) *SubscriberProcess {
@@ -168,6 +189,13 @@ func StartPluginsPublisher(tb testing.TB, mqttAddr string, args ...string) *Publ
 	return startPublisher(tb, PluginsPublisher, append(PluginsFlags(mqttAddr), args...))
 }
 
+// StartNATSPublisher is [StartPublisher] on go-micro's nats broker, with
+// [NATSFlags].
+func StartNATSPublisher(tb testing.TB, natsAddr string, args ...string) *PublisherProcess {
+	tb.Helper()
+	return startPublisher(tb, Publisher, append(NATSFlags(natsAddr), args...))
+}
+
 func startPublisher(tb testing.TB, program string, args []string) *PublisherProcess {
 	tb.Helper()
 	p, stdin, stdout := start(tb, program, true, args, nil)
@@ -187,8 +215,9 @@ func startPublisher(tb testing.TB, program string, args []string) *PublisherProc
 
 // Message is what a [PublisherProcess] publishes: an ExecRequest with Args
 // through go-micro's client (ContentType: application/protobuf when empty,
-// or application/json; Metadata as headers), or with Raw the Header and
-// Body on go-micro's broker itself. [PluginsPublisher] also publishes JSON
+// or application/json; Metadata as headers), a go.micro.bot.Notification
+// instead when Notification holds one (protobuf's JSON mapping), or with
+// Raw the Header and Body on go-micro's broker itself. [PluginsPublisher] also publishes JSON
 // (any JSON value, as application/json) instead of an ExecRequest.
 type Message struct {
 	Topic       string            `json:"topic"`
@@ -199,6 +228,9 @@ type Message struct {
 	Raw         bool              `json:"raw,omitempty"`
 	Header      map[string]string `json:"header,omitempty"`
 	Body        []byte            `json:"body,omitempty"`
+	// Notification is a go.micro.bot.Notification in protobuf's JSON
+	// mapping, published instead of the ExecRequest.
+	Notification json.RawMessage `json:"notification,omitempty"`
 }
 
 // Publish hands m to go-micro (whose http broker, like go-plugins' MQTT

@@ -7,15 +7,23 @@
 // group. A message is sent in one of two formats ([WithFormat]; the
 // framework's --broker_format):
 //
-//	nats      (the default) the headers are NATS headers (nats-server 2.2
-//	          and later) and the body the payload, as is: any NATS client
-//	          can listen to the publishers of this package (`nats sub`).
-//	go-micro  go-micro v1's nats broker's: the payload is go-micro's broker
-//	          message as its JSON codec writes it,
+//	go-micro  (the default) go-micro v1's nats broker's: the payload is
+//	          go-micro's broker message as its JSON codec writes it,
 //	          {"Header":{...},"Body":"<base64>"}, without NATS headers.
 //	          go-micro's subscribers (go-micro v1's broker/nats, and
 //	          micro.RegisterSubscriber over it) read only this: they drop
-//	          anything else without a word.
+//	          any other payload without a word, and go-micro v1.8.0's
+//	          server crashes (a nil map) on one that is a JSON object
+//	          without "Header", such as a JSON body sent raw.
+//	nats      the headers are NATS headers (nats-server 2.2 and later) and
+//	          the body the payload, as is: plain NATS clients read the
+//	          body as it was published (`nats sub`), the body is not
+//	          base64-inflated, and it is faster (see bench/README.md).
+//	          Only for topics no go-micro service subscribes to.
+//
+// The default is go-micro's format because the services this package
+// meets on a NATS server are go-micro's, and for them any other format is
+// lost (or fatal); microbot's own subscribers read both.
 //
 // Subscribers read both, whatever the format the broker publishes in: a
 // message with NATS headers is taken as it is; one without, whose payload
@@ -100,15 +108,15 @@ type Format string
 
 // The formats of WithFormat.
 const (
+	// FormatGoMicro: go-micro's JSON message as the payload, as go-micro
+	// v1's nats broker sends it (the default).
+	FormatGoMicro Format = "go-micro"
 	// FormatNATS: the headers as NATS headers, the body as the payload.
 	FormatNATS Format = "nats"
-	// FormatGoMicro: go-micro's JSON message as the payload, as go-micro
-	// v1's nats broker sends it.
-	FormatGoMicro Format = "go-micro"
 )
 
 // Formats lists the formats WithFormat takes, the default first.
-func Formats() []Format { return []Format{FormatNATS, FormatGoMicro} }
+func Formats() []Format { return []Format{FormatGoMicro, FormatNATS} }
 
 type options struct {
 	format      Format
@@ -140,9 +148,9 @@ func WithDialTimeout(d time.Duration) Option { return func(o *options) { o.dialT
 // pings close the connection and start a reconnection.
 func WithPingInterval(d time.Duration) Option { return func(o *options) { o.ping = d } }
 
-// WithFormat sets the format messages are published in: FormatNATS (the
-// default) or FormatGoMicro, for go-micro's subscribers. Subscribers read
-// both either way.
+// WithFormat sets the format messages are published in: FormatGoMicro (the
+// default), which go-micro's subscribers read, or FormatNATS, for topics
+// only NATS clients and microbot read. Subscribers read both either way.
 func WithFormat(f Format) Option { return func(o *options) { o.format = f } }
 
 // WithNATSOptions adds nats.go options (TLS, credentials, ...) after the
@@ -156,7 +164,7 @@ var _ broker.Broker = (*Broker)(nil)
 // New returns a broker for the servers given with WithAddrs, not yet
 // connected. It checks the addresses.
 func New(opts ...Option) (*Broker, error) {
-	o := options{name: "microbot", format: FormatNATS, dialTimeout: DefaultDialTimeout, ping: DefaultPingInterval}
+	o := options{name: "microbot", format: FormatGoMicro, dialTimeout: DefaultDialTimeout, ping: DefaultPingInterval}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -167,7 +175,7 @@ func New(opts ...Option) (*Broker, error) {
 		o.log = slog.Default()
 	}
 	if o.format != FormatNATS && o.format != FormatGoMicro {
-		return nil, fmt.Errorf("nats broker: %w: format %q: want %q or %q", broker.ErrInvalid, o.format, FormatNATS, FormatGoMicro)
+		return nil, fmt.Errorf("nats broker: %w: format %q: want %q or %q", broker.ErrInvalid, o.format, FormatGoMicro, FormatNATS)
 	}
 	addrs, err := servers.URLs("nats", o.addrs, "nats", "nats", "tls", "ws", "wss")
 	if err != nil {

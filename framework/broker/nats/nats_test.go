@@ -1,6 +1,7 @@
 package nats_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,9 +22,14 @@ import (
 
 const wait = 20 * time.Second
 
+// newBroker returns a broker in format f ("": the default).
 func newBroker(t *testing.T, f nats.Format, addrs ...string) broker.Broker {
 	t.Helper()
-	b, err := nats.New(nats.WithAddrs(addrs...), nats.WithFormat(f))
+	opts := []nats.Option{nats.WithAddrs(addrs...)}
+	if f != "" {
+		opts = append(opts, nats.WithFormat(f))
+	}
+	b, err := nats.New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +103,9 @@ func TestWire(t *testing.T) {
 		{nats.FormatGoMicro, broker.Message{Header: map[string]string{"Content-Type": "application/json", "Micro-Topic": "wire"}, Body: []byte(`{"a":1}`)},
 			nil, `{"Header":{"Content-Type":"application/json","Micro-Topic":"wire"},"Body":"eyJhIjoxfQ=="}`},
 		{nats.FormatGoMicro, broker.Message{}, nil, `{"Header":null,"Body":null}`},
+		{"", broker.Message{Header: map[string]string{"A": "b"}, Body: []byte("x")}, nil, `{"Header":{"A":"b"},"Body":"eA=="}`}, // the default
 	} {
-		t.Run(string(tt.format), func(t *testing.T) {
+		t.Run(cmp.Or(string(tt.format), "default"), func(t *testing.T) {
 			sub, err := nc.SubscribeSync("wire")
 			if err != nil {
 				t.Fatal(err)
@@ -194,7 +201,7 @@ func TestNewRefusesAnUnknownFormat(t *testing.T) {
 	if !errors.Is(err, broker.ErrInvalid) {
 		t.Fatalf("New with format json: %v, want ErrInvalid", err)
 	}
-	if want := `format "json": want "nats" or "go-micro"`; err == nil || !strings.Contains(err.Error(), want) {
+	if want := `format "json": want "go-micro" or "nats"`; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
 }

@@ -1,17 +1,20 @@
 // Command publisher publishes with go-micro v1.8.0, as go-micro's users
-// published events in 2019, for microbot's tests of its http broker against
-// go-micro's. It reads one message a line on stdin,
+// published events in 2019, for microbot's tests of its brokers against
+// go-micro's (http, the default, and nats with --broker=nats
+// --broker_address=nats://...). It reads one message a line on stdin,
 //
 //	{"topic": "alerts", "args": ["deploy", "web"],
 //	 "content_type": "application/json", "metadata": {"Micro-User": "alice"}}
 //
 // and publishes a go.micro.bot.ExecRequest (go-micro's agent/proto) with
 // go-micro's client (Content-Type, Micro-Topic, Micro-Id and the metadata
-// as headers; protobuf when content_type is empty, go-micro's default), or
-// with "raw": true the message {"header": ..., "body": base64} on the
-// broker itself. It answers each line with {"ok": true} or {"error": "..."}.
-// go-micro's http broker publishes in the background: "ok" means handed
-// over, not delivered.
+// as headers; protobuf when content_type is empty, go-micro's default); with
+// "notification": {...} (in protobuf's JSON mapping), a
+// go.micro.bot.Notification instead (microbot's proto/bot, generated as in
+// 2019: ../../proto/notification); or with "raw": true the message
+// {"header": ..., "body": base64} on the broker itself. It answers each line
+// with {"ok": true} or {"error": "..."}. go-micro's brokers publish in the
+// background: "ok" means handed over, not delivered.
 //
 // The tests start it with --registry=consul --registry_address=...
 // --server_address=127.0.0.1:0 --broker_address=127.0.0.1:0.
@@ -25,11 +28,14 @@ import (
 	"log"
 	"os"
 
+	"github.com/golang/protobuf/jsonpb"
 	micro "github.com/micro/go-micro"
 	proto "github.com/micro/go-micro/agent/proto"
 	"github.com/micro/go-micro/broker"
 	"github.com/micro/go-micro/client"
 	"github.com/micro/go-micro/metadata"
+
+	"github.com/microbot/microbot/tools/gomicro/proto/notification"
 )
 
 // message is one line of stdin.
@@ -41,6 +47,8 @@ type message struct {
 	Raw         bool              `json:"raw"`
 	Header      map[string]string `json:"header"`
 	Body        []byte            `json:"body"`
+	// Notification, if given, is published instead of an ExecRequest.
+	Notification json.RawMessage `json:"notification"`
 }
 
 type answer struct {
@@ -49,12 +57,23 @@ type answer struct {
 }
 
 func publish(service micro.Service, m message) error {
+	// The service is not run, so nothing connected its broker: go-micro's
+	// nats broker has no connection until Connect (the http broker sends
+	// without one). Connecting again does nothing.
+	b := service.Client().Options().Broker
+	if err := b.Connect(); err != nil {
+		return err
+	}
 	if m.Raw {
-		b := service.Client().Options().Broker
-		if err := b.Connect(); err != nil {
-			return err
-		}
 		return b.Publish(m.Topic, &broker.Message{Header: m.Header, Body: m.Body})
+	}
+	var msg interface{} = &proto.ExecRequest{Args: m.Args}
+	if len(m.Notification) > 0 {
+		var n notification.Notification
+		if err := jsonpb.UnmarshalString(string(m.Notification), &n); err != nil {
+			return fmt.Errorf("notification: %v", err)
+		}
+		msg = &n
 	}
 	var opts []client.MessageOption
 	if m.ContentType != "" {
@@ -65,7 +84,7 @@ func publish(service micro.Service, m message) error {
 		ctx = metadata.NewContext(ctx, m.Metadata)
 	}
 	c := service.Client()
-	return c.Publish(ctx, c.NewMessage(m.Topic, &proto.ExecRequest{Args: m.Args}, opts...))
+	return c.Publish(ctx, c.NewMessage(m.Topic, msg, opts...))
 }
 
 func main() {

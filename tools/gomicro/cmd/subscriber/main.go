@@ -1,6 +1,7 @@
 // Command subscriber is a go-micro v1.8.0 service that listens to topics as
 // go-micro's users wrote subscribers in 2019, for microbot's tests of its
-// http broker against go-micro's: every message it gets is printed on
+// brokers against go-micro's (http, the default, and nats with --broker=nats
+// --broker_address=nats://...): every message it gets is printed on
 // stdout as one JSON line,
 //
 //	{"topic": "alerts", "header": {...}, "args": ["deploy", "web"]}
