@@ -13,6 +13,7 @@ import (
 
 	"github.com/microbot/microbot/framework"
 	"github.com/microbot/microbot/framework/broker/mqtt/mosquittotest"
+	"github.com/microbot/microbot/framework/broker/nats/natstest"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/consul"
@@ -111,6 +112,43 @@ func TestGoMicroServicesInTheBot(t *testing.T) {
 	}
 	c.until("gm hi", contains(`unknown command "gm"`))
 	expect(t, "help without gm", c.ask("help"), lacks(gmHelp))
+	c.close()
+}
+
+// TestGoMicroNotificationIntoChat: a go-micro v1.8.0 service publishes a
+// go.micro.bot.Notification with go-micro's client (protobuf, its default)
+// and the header Micro-Message-Type in its metadata, on go-micro's nats
+// broker, and the console room that watches the topic shows it as a
+// notification; a JSON event of go-micro's raw broker is shown as JSON.
+func TestGoMicroNotificationIntoChat(t *testing.T) {
+	build(t)
+	agent := consultest.Start(t)
+	nats := natstest.Start(t)
+	w := &world{t: t, reg: agent.Addr()}
+	c := w.bot("--registry", "consul", "--broker", "nats", "--broker_address", nats.Addr, "--admins", "shell:tester")
+	expect(t, "watch", c.ask("watch deploys"), contains("watching deploys: its events will be posted here"))
+
+	pub := gomicrotest.StartPublisher(t, agent.Addr(), "--broker=nats", "--broker_address="+nats.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Protobuf does not name its type: the header does, in go-micro's
+	// metadata, as docs/notify.md says.
+	if err := pub.Publish(ctx, gomicrotest.Message{Topic: "deploys", Notification: json.RawMessage(`{"title": "deploy of web v2 started",
+		"severity": "WARNING", "fields": [{"name": "service", "value": "web"}], "source": "ci", "thread_key": "web-v2"}`),
+		Metadata: map[string]string{"Micro-Message-Type": "go.micro.bot.Notification"}}); err != nil {
+		t.Fatal(err)
+	}
+	post := c.post("the notification")
+	if len(post) != 3 || post[0] != "[WARNING] deploy of web v2 started" || post[1] != "service: web" || !strings.HasPrefix(post[2], "— ci, ") {
+		t.Errorf("go-micro's notification printed as %q", post)
+	}
+	if err := pub.Publish(ctx, gomicrotest.Message{Topic: "deploys", Raw: true,
+		Header: map[string]string{"Content-Type": "application/json"}, Body: []byte(`{"status": "green"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if post := c.post("the JSON"); strings.Join(post, "\n") != "{\n  \"status\": \"green\"\n}\n— deploys" {
+		t.Errorf("go-micro's JSON printed as %q", post)
+	}
 	c.close()
 }
 
