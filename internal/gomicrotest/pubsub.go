@@ -215,10 +215,11 @@ func startPublisher(tb testing.TB, program string, args []string) *PublisherProc
 
 // Message is what a [PublisherProcess] publishes: an ExecRequest with Args
 // through go-micro's client (ContentType: application/protobuf when empty,
-// or application/json; Metadata as headers), a go.micro.bot.Notification
-// instead when Notification holds one (protobuf's JSON mapping), or with
-// Raw the Header and Body on go-micro's broker itself. [PluginsPublisher] also publishes JSON
-// (any JSON value, as application/json) instead of an ExecRequest.
+// or application/json; Metadata as headers), or with Raw the Header and
+// Body on go-micro's broker itself. [Publisher] also publishes a
+// go.micro.bot.Notification (protobuf by default) instead of an
+// ExecRequest, and [PluginsPublisher] JSON (any JSON value, as
+// application/json).
 type Message struct {
 	Topic       string            `json:"topic"`
 	Args        []string          `json:"args,omitempty"`
