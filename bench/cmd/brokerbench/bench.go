@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,7 +41,7 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		Messages: 100000, Size: 128, Window: 4096, Latency: 2000, Rounds: 3,
-		Systems: []string{"nats.go", "nats", "nats.go+headers", "nats+headers", "mqtt", "mqtt-qos0", "http", "memory"},
+		Systems: []string{"nats.go", "nats", "nats.go+headers", "nats+headers", "nats-gomicro+headers", "nats-gomicro-in+headers", "mqtt", "mqtt-qos0", "http", "memory"},
 		Stall:   10 * time.Second,
 	}
 }
@@ -173,23 +174,62 @@ func open(ctx context.Context, name string, srv servers) (*system, error) {
 			}
 		}
 		return &system{name: name, publish: publish, close: func() { pc.Close(); sc.Close() }}, nil
-	case "nats", "nats+headers":
+	case "nats", "nats+headers", "nats-gomicro+headers":
+		// nats and nats+headers: --broker_format=nats (NATS headers and
+		// the raw body); nats-gomicro+headers: the default, go-micro's
+		// JSON message, written by the publisher and unwrapped by the
+		// subscriber.
 		if err := need(srv.nats, "NATS"); err != nil {
 			return nil, err
 		}
-		pub, err := brokernats.New(brokernats.WithAddrs(srv.nats.addr))
+		format := brokernats.FormatNATS
+		if name == "nats-gomicro+headers" {
+			format = brokernats.FormatGoMicro
+		}
+		pub, err := brokernats.New(brokernats.WithAddrs(srv.nats.addr), brokernats.WithFormat(format))
+		if err != nil {
+			return nil, err
+		}
+		sub, err := brokernats.New(brokernats.WithAddrs(srv.nats.addr), brokernats.WithFormat(format))
+		if err != nil {
+			return nil, err
+		}
+		var hdr map[string]string
+		if strings.HasSuffix(name, "+headers") {
+			hdr = benchHeader
+		}
+		return ours(pub, sub, hdr)
+	case "nats-gomicro-in+headers":
+		// The subscriber's side of go-micro's format alone: plain nats.go
+		// publishing as go-micro's nats broker does (encoding/json of its
+		// broker.Message, each message), to the nats broker.
+		if err := need(srv.nats, "NATS"); err != nil {
+			return nil, err
+		}
+		pc, err := natsgo.Connect("nats://" + srv.nats.addr)
 		if err != nil {
 			return nil, err
 		}
 		sub, err := brokernats.New(brokernats.WithAddrs(srv.nats.addr))
 		if err != nil {
+			pc.Close()
 			return nil, err
 		}
-		var hdr map[string]string
-		if name == "nats+headers" {
-			hdr = benchHeader
+		s, err := ours(sub, sub, nil)
+		if err != nil {
+			pc.Close()
+			return nil, err
 		}
-		return ours(pub, sub, hdr)
+		s.publish = func(_ context.Context, body []byte) error {
+			payload, err := json.Marshal(goMicroMessage{Header: benchHeader, Body: body})
+			if err != nil {
+				return err
+			}
+			return pc.Publish(topic, payload)
+		}
+		closeSub := s.close
+		s.close = func() { pc.Close(); closeSub() }
+		return s, nil
 	case "mqtt", "mqtt-qos0":
 		if err := need(srv.mqtt, "MQTT"); err != nil {
 			return nil, err
@@ -222,7 +262,14 @@ func open(ctx context.Context, name string, srv servers) (*system, error) {
 		bus := memory.NewBus()
 		return ours(memory.New(memory.WithBus(bus)), memory.New(memory.WithBus(bus)), nil)
 	}
-	return nil, fmt.Errorf("unknown system %q (have nats.go, nats, nats.go+headers, nats+headers, mqtt, mqtt-qos0, http, memory)", name)
+	return nil, fmt.Errorf("unknown system %q (have nats.go, nats, nats.go+headers, nats+headers, nats-gomicro+headers, nats-gomicro-in+headers, mqtt, mqtt-qos0, http, memory)", name)
+}
+
+// goMicroMessage is go-micro's broker.Message, which go-micro's nats broker
+// sends as JSON.
+type goMicroMessage struct {
+	Header map[string]string
+	Body   []byte
 }
 
 // result aggregates a system's rounds.

@@ -34,7 +34,7 @@ func main() {
 	flag.IntVar(&cfg.Window, "window", cfg.Window, "messages in flight at most in a throughput round")
 	flag.IntVar(&cfg.Latency, "latency", cfg.Latency, "messages of one latency round (one in flight)")
 	flag.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds per system, the systems alternating")
-	flag.StringVar(&systems, "systems", systems, "comma-separated systems: nats.go (the anchor), nats, nats.go+headers (the anchor of nats+headers), nats+headers, mqtt, mqtt-qos0, http, memory")
+	flag.StringVar(&systems, "systems", systems, "comma-separated systems: nats.go (the anchor), nats, nats.go+headers (the anchor of the +headers rows), nats+headers, nats-gomicro+headers (go-micro's format, the nats broker's default), nats-gomicro-in+headers (go-micro's format from plain nats.go into the nats broker), mqtt, mqtt-qos0, http, memory")
 	flag.StringVar(&cfg.NATSBin, "nats-server", "", "nats-server binary (default: PATH, /usr/sbin)")
 	flag.StringVar(&cfg.MQTTBin, "mosquitto", "", "mosquitto binary (default: PATH, /usr/sbin)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
