@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,6 +145,24 @@ func TestACL(t *testing.T) {
 		t.Fatalf("the bot registering itself: %v", err)
 	}
 	expectNodes(t, bot, "go.micro.srv.bot", "bot-1")
+	// The greeter's token may not read its own instance (no node:read),
+	// yet its registry confirms the registration reached the catalog, from
+	// Consul saying that its ACLs hid the instance: registered once.
+	rec := newRecorder(t, agent.Addr())
+	gr := withToken(t, tokens["greeter"], rec.addr())
+	if err := gr.Register(ctx, greeter(greeterName, "1", "greeter-confirm"), registry.WithTTL(time.Minute)); err != nil {
+		t.Fatalf("register with the greeter's token: %v", err)
+	}
+	if !consul.WaitConfirmed(gr, wait) {
+		t.Errorf("the greeter's token: the registration still unconfirmed after %v", wait)
+	}
+	reqs := rec.take()
+	if n := len(slices.DeleteFunc(slices.Clone(reqs), func(r string) bool { return r != "PUT /v1/agent/service/register" })); n != 1 {
+		t.Errorf("the greeter's token: registered %d times, want once: %q", n, reqs)
+	}
+	if err := gr.Deregister(ctx, greeter(greeterName, "1", "greeter-confirm")); err != nil {
+		t.Fatal(err)
+	}
 	kv := bot.KV()
 	if err := kv.Put(ctx, "microbot/watches/room", []byte("x")); err != nil {
 		t.Errorf("KV write under microbot/ with the microbot token: %v", err)

@@ -3,6 +3,7 @@ package consul_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -380,4 +381,105 @@ func runElection(b *testing.B, consistent bool) electionFigures {
 	mu.Unlock()
 	f.delayP50, f.delayMax = percentile(delays, 50), percentile(delays, 100)
 	return f
+}
+
+// BenchmarkGreeterAgentLeaderDies kills the leader of a 3-server cluster
+// when it is the agent a greeter process registered through, while a bot
+// loop runs as in BenchmarkLeaderElection (given every server, a follower
+// first). The greeter (register interval 500 ms, TTL 30 s: see
+// productionTTL) registers through
+// another agent during the election; after it the new leader marks its
+// instance on the dead node critical, and the greeter is missing from the
+// catalog until its registration through the other agent lands. Reported,
+// per run:
+//
+//   - failed-calls: discovery calls of the bot loop that failed, from the
+//     kill until 20 rounds after the greeter passes again as every running
+//     agent reads;
+//   - gap-s: from the first failed call to the last;
+//   - election-s: from the kill to a new leader;
+//   - back-s: from the kill to the greeter passing again.
+//
+// MICROBOT_BENCH_GREETER names a greeter binary to run instead of building
+// examples/greeter (to measure another version of the registry, e.g. one
+// built at an earlier commit). Each iteration starts its own cluster; run it
+// a few times:
+//
+//	go test -run '^$' -bench GreeterAgentLeaderDies -benchtime 1x -count 3 ./framework/registry/consul/
+func BenchmarkGreeterAgentLeaderDies(b *testing.B) {
+	var failed int
+	var gap, election, back time.Duration
+	for range b.N {
+		f, g, e, k := runGreeterAgentLeaderDies(b)
+		b.Logf("failed calls %d, gap %v, election %v, back after %v", f, g, e, k)
+		failed, gap, election, back = failed+f, gap+g, election+e, back+k
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(failed)/n, "failed-calls")
+	b.ReportMetric(gap.Seconds()/n, "gap-s")
+	b.ReportMetric(election.Seconds()/n, "election-s")
+	b.ReportMetric(back.Seconds()/n, "back-s")
+}
+
+func runGreeterAgentLeaderDies(b *testing.B) (failed int, gap, election, back time.Duration) {
+	b.StopTimer()
+	cl := consultest.StartCluster(b, 3)
+	bin := os.Getenv("MICROBOT_BENCH_GREETER")
+	if bin == "" {
+		bin = testenv.Build(b, "github.com/microbot/microbot/examples/greeter")
+	}
+	leader, err := cl.WaitLeader()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var follower *consultest.Agent
+	for _, a := range cl.Agents {
+		if a != leader {
+			follower = a
+		}
+	}
+	bot := newRegistry(b, consul.WithAddrs(others(cl, follower)...))
+	startGreeter(b, bin, "greeter-1", strings.Join(others(cl, leader), ","), productionTTL)
+	expectNodes(b, bot, greeterName, "greeter-1")
+	loop := startBotLoop(b, bot)
+	loop.waitCalls(b, nil, 3)
+
+	b.StartTimer()
+	killed := time.Now()
+	if err := leader.Kill(); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := cl.WaitLeader(); err != nil {
+		b.Fatal(err)
+	}
+	election = time.Since(killed)
+	eventuallyWithin(b, clusterWait, "the greeter passing through another agent", func() error {
+		for _, a := range cl.Agents {
+			if a.Running() {
+				if err := passingElsewhere(a, leader.Name(), "greeter-1"); err != nil {
+					return fmt.Errorf("%s: %w", a.Name(), err)
+				}
+			}
+		}
+		return nil
+	})
+	back = time.Since(killed)
+	before, _ := loop.counts()
+	loop.waitCalls(b, before, 20)
+	b.StopTimer()
+	loop.end()
+
+	loop.mu.Lock()
+	defer loop.mu.Unlock()
+	var first, last time.Time
+	for _, at := range loop.failedAt {
+		if at.Before(killed) {
+			continue
+		}
+		if failed++; first.IsZero() {
+			first = at
+		}
+		last = at
+	}
+	return failed, last.Sub(first), election, back
 }

@@ -2,8 +2,10 @@ package consul_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -16,13 +18,12 @@ import (
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/consul"
 	"github.com/microbot/microbot/framework/registry/consul/consultest"
+	"github.com/microbot/microbot/framework/rpcerr"
 	"github.com/microbot/microbot/internal/testenv"
 )
 
 // clusterWait bounds the waits of the cluster tests: an election at
-// Consul's default timing takes 10-25 s, and a registration made while the
-// cluster had no leader reaches the catalog at the agent's next sync retry
-// (15-30 s later).
+// Consul's default timing takes 10-25 s.
 const clusterWait = 2 * time.Minute
 
 // botLoop does what a bot's users do, over and over, through the framework:
@@ -37,6 +38,7 @@ type botLoop struct {
 	calls    map[string]int
 	failures []string
 	failedAt []time.Time
+	errs     []error
 }
 
 func startBotLoop(t testing.TB, reg registry.Registry) *botLoop {
@@ -51,7 +53,7 @@ func startBotLoop(t testing.TB, reg registry.Registry) *botLoop {
 				return err
 			}
 			if !slices.ContainsFunc(list, func(s *registry.Service) bool { return s.Name == greeterName }) {
-				return fmt.Errorf("ListServices has no %s: %d services", greeterName, len(list))
+				return fmt.Errorf("ListServices has no %s: %d services: %w", greeterName, len(list), registry.ErrNotFound)
 			}
 			return nil
 		}},
@@ -91,6 +93,7 @@ func startBotLoop(t testing.TB, reg registry.Registry) *botLoop {
 				l.calls[op.name]++
 				if err != nil {
 					l.failedAt = append(l.failedAt, start)
+					l.errs = append(l.errs, err)
 					l.failures = append(l.failures, fmt.Sprintf("%s at %s (%v): %v", op.name, start.Format("15:04:05.000"), time.Since(start).Round(time.Millisecond), err))
 				}
 				l.mu.Unlock()
@@ -122,6 +125,12 @@ func (l *botLoop) counts() (map[string]int, []string) {
 	defer l.mu.Unlock()
 	return maps.Clone(l.calls), slices.Clone(l.failures)
 }
+
+// productionTTL gives a greeter process the default TTL (30 s) instead of
+// the tests' 3 s, as in production: a TTL check that expires and passes
+// again while its agent is held waiting for a leader makes the agent sync
+// by itself, which would hide what the registry does.
+const productionTTL = "MICRO_REGISTER_TTL=30s"
 
 // others returns the cluster's agents' addresses with first's first.
 func others(cl *consultest.Cluster, first *consultest.Agent) []string {
@@ -157,8 +166,12 @@ func (l *botLoop) waitCalls(t testing.TB, before map[string]int, n int) {
 //     the watcher sees a change made during the election and changes made
 //     after it;
 //  2. the leader comes back and the cluster heals;
-//  3. the agent the greeter registered through is killed: the greeter
-//     registers through another and stays passing, calls go on;
+//  3. the agent the greeter registered through is killed while it leads
+//     the cluster: the greeter registers through another during the
+//     election, its registry confirms the instance reached the catalog and
+//     registers it again until it has; calls find the greeter but for the
+//     short window between the new leader marking the instance on the dead
+//     node critical and the re-registration landing (see the assertion);
 //  4. it comes back, and reads through it alone work.
 func TestClusterElections(t *testing.T) {
 	cl := consultest.StartCluster(t, 3)
@@ -182,7 +195,7 @@ func TestClusterElections(t *testing.T) {
 	}
 	defer w.Stop()
 	ws := follow(t, w)
-	startGreeter(t, bin, "greeter-1", strings.Join(others(cl, via), ","))
+	g := startGreeter(t, bin, "greeter-1", strings.Join(others(cl, via), ","), productionTTL)
 	expectNodes(t, bot, greeterName, "greeter-1")
 	ws.expect(t, "greeter-1")
 	loop := startBotLoop(t, bot)
@@ -230,36 +243,37 @@ func TestClusterElections(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// 3. The greeter's agent dies: the greeter registers through another
-	// one and its instance there passes. It is made a follower first (it
-	// may have won the election): when the agent that dies is also the
-	// leader, the greeter's registration through another agent is made
-	// while there is no leader, and Consul syncs it into the catalog only
-	// at the agent's next retry, 15-30 s later (see the package's note on
-	// elections).
-	if err := cl.MoveLeadershipFrom(via); err != nil {
+	// 3. The greeter's agent dies while it leads the cluster: the greeter
+	// registers through another agent while there is no leader, so that
+	// agent cannot sync it into the catalog; after the election the new
+	// leader marks the instance on the dead agent's node critical, and
+	// the greeter's registry, confirming its instance is in the catalog,
+	// registers it again until it is.
+	if err := cl.MoveLeadershipTo(via); err != nil {
 		t.Fatal(err)
 	}
 	before, _ = loop.counts()
+	killed = time.Now()
 	if err := via.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	direct, err := newLeaderClient(cl)
+	newLeader, err = cl.WaitLeader()
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventuallyWithin(t, clusterWait, "the greeter passing through another agent", func() error {
-		entries, _, err := direct.Health().Service(greeterName, "", true, &api.QueryOptions{AllowStale: true})
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if e.Node.Node != via.Name() && e.Service.ID == "greeter-1" {
-				return nil
+	t.Logf("%s leads %v after the greeter's agent, the leader, was killed", newLeader.Name(), time.Since(killed).Round(time.Millisecond))
+	eventuallyWithin(t, clusterWait, "the greeter passing through another agent, as every running agent reads", func() error {
+		for _, a := range cl.Agents {
+			if a.Running() {
+				if err := passingElsewhere(a, via.Name(), "greeter-1"); err != nil {
+					return fmt.Errorf("%s: %w", a.Name(), err)
+				}
 			}
 		}
-		return fmt.Errorf("passing instances %v", instances(entries))
+		return nil
 	})
+	back := time.Now()
+	t.Logf("the greeter passes through another agent %v after the kill", back.Sub(killed).Round(time.Millisecond))
 	loop.waitCalls(t, before, 3)
 	if err := changes.Register(ctxT(t), greeter(marker, "1", "m-2", "m-3")); err != nil {
 		t.Fatal(err)
@@ -278,21 +292,66 @@ func TestClusterElections(t *testing.T) {
 	loop.waitCalls(t, before, 3)
 
 	loop.end()
-	calls, failures := loop.counts()
+	calls, _ := loop.counts()
 	t.Logf("discovery calls made by the bot loop: %v", calls)
-	if len(failures) > 0 {
-		t.Errorf("%d discovery calls failed, want none:\n%s", len(failures), strings.Join(failures, "\n"))
+	// No discovery call may fail, but for the unavoidable window of
+	// scenario 3: from the new leader marking the instance on the dead
+	// leader's node critical (its first act) to the greeter's
+	// registration through another agent reaching the catalog (the agent
+	// syncs it when that leader takes its first write, or at the
+	// greeter's next registration again). In that window a call may find
+	// no greeter, and nothing else.
+	var bad, gap []string
+	var gapFrom, gapTo time.Time
+	loop.mu.Lock()
+	for i, at := range loop.failedAt {
+		var re *rpcerr.Error
+		absent := errors.Is(loop.errs[i], registry.ErrNotFound) || errors.As(loop.errs[i], &re) && re.Code == http.StatusNotFound
+		if at.Before(killed) || at.After(back) || !absent {
+			bad = append(bad, loop.failures[i])
+			continue
+		}
+		gap = append(gap, loop.failures[i])
+		if gapFrom.IsZero() {
+			gapFrom = at
+		}
+		gapTo = at
+	}
+	loop.mu.Unlock()
+	if len(bad) > 0 {
+		t.Errorf("%d discovery calls failed outside the window where the greeter was re-registering, want none:\n%s", len(bad), strings.Join(bad, "\n"))
+	}
+	if len(gap) > 0 {
+		t.Logf("%d discovery calls found no greeter, for %v, after the new leader marked its instance on the dead agent's node critical:\n%s",
+			len(gap), gapTo.Sub(gapFrom).Round(time.Millisecond), strings.Join(gap, "\n"))
+		// That window closes by the greeter's registry registering it
+		// again, not at the agent's anti-entropy retry (15-30 s later).
+		if out := g.out.String(); !strings.Contains(out, "instance in Consul's catalog after registering it again") {
+			t.Errorf("the greeter was missing from the catalog and its registry did not bring it back by registering it again; its output:\n%s", out)
+		}
 	}
 	ws.expect(t, "greeter-1")
 }
 
-// newLeaderClient returns a Consul API client of the cluster's leader.
-func newLeaderClient(cl *consultest.Cluster) (*api.Client, error) {
-	leader, err := cl.WaitLeader()
+// passingElsewhere checks that the catalog, read through a, holds the
+// instance id passing on a node other than dead.
+func passingElsewhere(a *consultest.Agent, dead, id string) error {
+	c, err := a.API()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return leader.API()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	entries, _, err := c.Health().Service(greeterName, "", true, (&api.QueryOptions{AllowStale: true}).WithContext(ctx))
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Node.Node != dead && e.Service.ID == id {
+			return nil
+		}
+	}
+	return fmt.Errorf("passing instances %v", instances(entries))
 }
 
 // instances lists entries as "id@node".

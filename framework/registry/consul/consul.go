@@ -55,9 +55,16 @@ type Registry struct {
 	reads readState // stale-read bookkeeping (see read.go)
 	acl   aclState  // ACL warnings (see acl.go)
 
+	// life ends with Close; loops are the goroutines confirming
+	// registrations (see confirm.go).
+	life     context.Context
+	stopLife context.CancelFunc
+	loops    sync.WaitGroup
+
 	mu         sync.Mutex
-	registered map[string]registered // by node id
-	warned     map[string]bool       // see warnOnce
+	registered map[string]registered    // by node id
+	confirms   map[string]*confirmation // by node id
+	warned     map[string]bool          // see warnOnce
 }
 
 // registered remembers what Register last sent for a node and where, so the
@@ -145,8 +152,10 @@ func New(opts ...Option) (*Registry, error) {
 		consistent: o.Consistent,
 		log:        cmp.Or(o.Logger, slog.Default()).With("registry", "consul"),
 		registered: map[string]registered{},
+		confirms:   map[string]*confirmation{},
 		warned:     map[string]bool{},
 	}
+	r.life, r.stopLife = context.WithCancel(context.Background())
 	r.reads.pause = fallbackPause
 	for _, addr := range addrs {
 		cfg := api.DefaultConfig()
@@ -166,13 +175,16 @@ func New(opts ...Option) (*Registry, error) {
 	return r, nil
 }
 
-// Close closes the registry's idle keep-alive connections to its agents,
-// which would otherwise stay open until the HTTP client's idle timeout: a
-// program (or framework.Service, for the registry it built) calls it when
-// done with the registry. It waits for nothing and stops nothing: calls in
-// progress and watches go on (stop the watchers first), and a later call
-// opens a new connection.
+// Close stops the registry's confirmations that registered nodes reached
+// the catalog (see Register) and waits for them, then closes its idle
+// keep-alive connections to its agents, which would otherwise stay open
+// until the HTTP client's idle timeout: a program (or framework.Service,
+// for the registry it built) calls it when done with the registry. Calls
+// in progress and watches go on (stop the watchers first), and a later
+// call opens a new connection.
 func (r *Registry) Close() error {
+	r.stopLife()
+	r.loops.Wait()
 	for _, a := range r.agents {
 		a.http.CloseIdleConnections()
 	}
@@ -256,7 +268,9 @@ func checkIDs(s *registry.Service) error {
 // agent no longer knows the node (it restarted, or the node expired), the
 // node is registered again. Invalid input is refused with an error wrapping
 // registry.ErrInvalid, a definition too large with one wrapping ErrTooLarge;
-// either way nothing is registered.
+// either way nothing is registered. After a node is registered in full the
+// registry confirms, in the background, that it reached Consul's catalog,
+// and registers it again while it has not (see the package documentation).
 func (r *Registry) Register(ctx context.Context, s *registry.Service, opts ...registry.RegisterOption) error {
 	if err := registry.ValidateRegister(s); err != nil {
 		return fmt.Errorf("consul register: %w", err)
@@ -316,15 +330,19 @@ func (r *Registry) registerNode(ctx context.Context, reg *api.AgentServiceRegist
 		return a.api.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx))
 	})
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if err != nil {
 		delete(r.registered, reg.ID)
+		r.mu.Unlock()
 		return err
 	}
 	r.registered[reg.ID] = registered{sum: sum, agent: idx}
-	if full && omitted != "" {
-		r.log.Info("go-micro tags of the node left out what is over their budget; microbot's meta holds it all",
-			"service", reg.Name, "node", reg.ID, "left_out", omitted, "max_tags", maxTags, "max_tag_bytes", maxTagBytes)
+	r.mu.Unlock()
+	if full {
+		r.confirm(reg, idx)
+		if omitted != "" {
+			r.log.Info("go-micro tags of the node left out what is over their budget; microbot's meta holds it all",
+				"service", reg.Name, "node", reg.ID, "left_out", omitted, "max_tags", maxTags, "max_tag_bytes", maxTagBytes)
+		}
 	}
 	return nil
 }
@@ -347,7 +365,8 @@ func registrationSum(reg *api.AgentServiceRegistration) string {
 	return b.String()
 }
 
-// Deregister removes every node of s from Consul at once. A node Consul does
+// Deregister removes every node of s from Consul at once, having first
+// stopped confirming its registration (see Register). A node Consul does
 // not know is not an error: it is gone either way.
 func (r *Registry) Deregister(ctx context.Context, s *registry.Service) error {
 	if err := registry.ValidateDeregister(s); err != nil {
@@ -358,6 +377,7 @@ func (r *Registry) Deregister(ctx context.Context, s *registry.Service) error {
 	}
 	var errs []error
 	for _, n := range s.Nodes {
+		r.stopConfirm(ctx, n.ID)
 		r.mu.Lock()
 		prev, known := r.registered[n.ID]
 		delete(r.registered, n.ID)

@@ -334,7 +334,10 @@ func (rec *recorder) addr() string { return strings.TrimPrefix(rec.URL, "http://
 
 // TestRefreshIsCheap shows that registering an unchanged node again only
 // passes its TTL check, that a changed node is registered in full, and that
-// a node the agent lost is registered again.
+// a node the agent lost is registered again. After a registration in full
+// the registry reads the agent's node once and confirms the instance is in
+// the catalog (one read, or a second waiting for the agent's sync), and
+// then stops: a refresh costs one small PUT.
 func TestRefreshIsCheap(t *testing.T) {
 	agent := consultest.Start(t)
 	rec := newRecorder(t, agent.Addr())
@@ -342,31 +345,49 @@ func TestRefreshIsCheap(t *testing.T) {
 	svc := greeter("cheap", "1", "cheap-1")
 	ttl := registry.WithTTL(10 * time.Second)
 
+	const (
+		register = "PUT /v1/agent/service/register"
+		refresh  = "PUT /v1/agent/check/update/service:cheap-1"
+		node     = "GET /v1/agent/checks"
+		confirm  = "GET /v1/health/service/cheap"
+	)
 	steps := []struct {
-		name string
-		do   func() error
-		want []string
+		name    string
+		do      func() error
+		want    []string
+		confirm bool // then the node's and one or two confirming reads
 	}{
-		{"first", func() error { return r.Register(ctxT(t), svc, ttl) }, []string{"PUT /v1/agent/service/register"}},
-		{"refresh", func() error { return r.Register(ctxT(t), svc, ttl) }, []string{"PUT /v1/agent/check/update/service:cheap-1"}},
+		{"first", func() error { return r.Register(ctxT(t), svc, ttl) }, []string{register}, true},
+		{"refresh", func() error { return r.Register(ctxT(t), svc, ttl) }, []string{refresh}, false},
 		{"changed", func() error {
 			svc.Metadata["team"] = "dev"
 			return r.Register(ctxT(t), svc, ttl)
-		}, []string{"PUT /v1/agent/service/register"}},
+		}, []string{register}, true},
 		{"lost by the agent", func() error {
 			if err := agent.Restart(); err != nil {
 				return err
 			}
 			return r.Register(ctxT(t), svc, ttl)
-		}, []string{"PUT /v1/agent/check/update/service:cheap-1", "PUT /v1/agent/service/register"}},
-		{"refresh again", func() error { return r.Register(ctxT(t), svc, ttl) }, []string{"PUT /v1/agent/check/update/service:cheap-1"}},
+		}, []string{refresh, register}, true},
+		{"refresh again", func() error { return r.Register(ctxT(t), svc, ttl) }, []string{refresh}, false},
 	}
 	for _, st := range steps {
 		if err := st.do(); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
-		if got := rec.take(); !slices.Equal(got, st.want) {
-			t.Fatalf("%s: requests %q, want %q", st.name, got, st.want)
+		if !consul.WaitConfirmed(r, wait) {
+			t.Fatalf("%s: still confirming after %v", st.name, wait)
+		}
+		got := rec.take()
+		want := st.want
+		if st.confirm {
+			want = append(want, node, confirm)
+			if len(got) == len(want)+1 {
+				want = append(want, confirm) // the first read was before the agent's sync
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: requests %q, want %q", st.name, got, want)
 		}
 	}
 	expectNodes(t, r, "cheap", "cheap-1")

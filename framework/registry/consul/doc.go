@@ -101,6 +101,29 @@
 // agents do not answer retries with backoff (0.1 s to 2 s) and, when one
 // answers again, reports what changed meanwhile.
 //
+// # Registrations the agent could not sync
+//
+// A Consul agent answers a registration at once and copies it into the
+// catalog afterwards; when that copy fails (the cluster has no leader: the
+// agent the service used died while it led the cluster, and the service
+// registered through the next agent during the election), the agent tries
+// again only at its next full sync, 15 s to 2 minutes later, while the new
+// leader has already marked the instance on the dead agent's node critical.
+// So after every registration made in full (the first, a changed
+// definition, one the agent had lost, one that failed over to another
+// agent; never a mere pass of the TTL check) the registry confirms that the
+// instance is in the catalog on the node of the agent it registered
+// through: a stale read of the service's passing instances filtered to that
+// one (a blocking query, so it wakes up when the catalog changes), and,
+// while it is not there, it registers it again through the same agent
+// (which makes the agent try to sync it at once), with backoff from 0.5 s
+// to 2 s, for at most two minutes. Deregister and Close stop it. The read
+// needs node:read as well as service:read; a token with only the
+// service:write a service needs sees the instance hidden, and Consul says
+// it hid something, which counts as the instance being there. Without a
+// token against a cluster whose default policy is deny the registry cannot
+// tell, and does not confirm.
+//
 // # ACLs and TLS
 //
 // Token and TLS settings come from Consul's usual environment variables

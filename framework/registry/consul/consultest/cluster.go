@@ -97,27 +97,61 @@ func (c *Cluster) WaitLeader() (*Agent, error) {
 // to another server (Consul's raft transfer-leader), and waits until another
 // running agent leads.
 func (c *Cluster) MoveLeadershipFrom(a *Agent) error {
+	return c.moveLeadership(a, false)
+}
+
+// MoveLeadershipTo makes the running agent a the cluster's leader, if it
+// does not lead (Consul's raft transfer-leader to a's raft id), and waits
+// until it leads.
+func (c *Cluster) MoveLeadershipTo(a *Agent) error {
+	return c.moveLeadership(a, true)
+}
+
+// moveLeadership moves the leadership to a (to) or away from it, asking
+// the leader again every 5 s until it is done.
+func (c *Cluster) moveLeadership(a *Agent, to bool) error {
+	what := "leadership away from " + a.name
+	if to {
+		what = "leadership to " + a.name
+	}
 	var asked time.Time
-	return c.wait("leadership away from "+a.name, func(ctx context.Context) error {
+	return c.wait(what, func(ctx context.Context) error {
 		leader, err := c.Leader(ctx)
 		if err != nil {
 			return err
 		}
-		if leader != a {
+		if (leader == a) == to {
 			return nil
 		}
+		notYet := fmt.Errorf("%s leads", leader.name)
 		if time.Since(asked) < 5*time.Second {
-			return errors.New(a.name + " still leads")
+			return notYet
 		}
 		asked = time.Now()
-		client, err := a.API()
+		client, err := leader.API()
 		if err != nil {
 			return err
 		}
-		if _, err := client.Operator().RaftLeaderTransfer("", (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		q := (&api.QueryOptions{}).WithContext(ctx)
+		id := "" // away from a: any other server
+		if to {
+			cfg, err := client.Operator().RaftGetConfiguration(q)
+			if err != nil {
+				return fmt.Errorf("raft configuration: %w", err)
+			}
+			for _, s := range cfg.Servers {
+				if s.Address == a.ServerAddr() {
+					id = s.ID
+				}
+			}
+			if id == "" {
+				return fmt.Errorf("%s is not in the raft configuration %+v", a.name, cfg.Servers)
+			}
+		}
+		if _, err := client.Operator().RaftLeaderTransfer(id, q); err != nil {
 			return fmt.Errorf("transfer leadership: %w", err)
 		}
-		return errors.New(a.name + " still leads")
+		return notYet
 	})
 }
 
