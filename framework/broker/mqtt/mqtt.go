@@ -245,10 +245,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, m *broker.Message) e
 		}
 		hdr, body = m.Header, m.Body
 	}
-	payload, err := envelope.Encode(hdr, body)
-	if err != nil {
-		return fmt.Errorf("mqtt broker: publish to %s: %w", topic, err) // cannot happen
-	}
+	payload := envelope.Encode(hdr, body) // paho keeps it until it is sent
 	b.mu.Lock()
 	c, usable := b.main, b.connected && !b.closed
 	b.mu.Unlock()

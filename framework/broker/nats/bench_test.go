@@ -12,8 +12,9 @@ import (
 )
 
 // BenchmarkPublish is the publisher's side alone (no subscriber): our
-// Publish against nats.go's, on one real nats-server, without and with the
-// headers a framework client sends. The broker's own cost is what it adds
+// Publish, in both formats (ours: --broker_format=nats; ours-gomicro: the
+// default, go-micro's message), against nats.go's, on one real
+// nats-server, without and with the headers a framework client sends. The broker's own cost is what it adds
 // to nats.go's (bench/cmd/brokerbench measures publish -> delivered).
 func BenchmarkPublish(b *testing.B) {
 	srv := natstest.Start(b)
@@ -46,23 +47,28 @@ func BenchmarkPublish(b *testing.B) {
 				}
 			}
 		})
-		b.Run("ours"+suffix, func(b *testing.B) {
-			br, err := nats.New(nats.WithAddrs(srv.Addr))
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx := context.Background()
-			if err := br.Connect(ctx); err != nil {
-				b.Fatal(err)
-			}
-			defer br.Disconnect(ctx) //nolint:errcheck
-			m := &broker.Message{Header: hdr, Body: body}
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := br.Publish(ctx, "bench.x", m); err != nil {
+		for _, f := range []struct {
+			name   string
+			format nats.Format
+		}{{"ours", nats.FormatNATS}, {"ours-gomicro", nats.FormatGoMicro}} {
+			b.Run(f.name+suffix, func(b *testing.B) {
+				br, err := nats.New(nats.WithAddrs(srv.Addr), nats.WithFormat(f.format))
+				if err != nil {
 					b.Fatal(err)
 				}
-			}
-		})
+				ctx := context.Background()
+				if err := br.Connect(ctx); err != nil {
+					b.Fatal(err)
+				}
+				defer br.Disconnect(ctx) //nolint:errcheck
+				m := &broker.Message{Header: hdr, Body: body}
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := br.Publish(ctx, "bench.x", m); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

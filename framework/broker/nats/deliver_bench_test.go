@@ -68,11 +68,8 @@ func BenchmarkDeliverEnvelope(b *testing.B) {
 		got += len(e.Header)
 		return nil
 	}, slog.New(slog.DiscardHandler))}
-	data, err := envelope.Encode(map[string]string{"Content-Type": "application/protobuf",
+	data := envelope.Encode(map[string]string{"Content-Type": "application/protobuf",
 		"Micro-Id": "1f0c2a4e-8c4b-4d43-9f3a-6b1d2c3e4f50"}, make([]byte, 128))
-	if err != nil {
-		b.Fatal(err)
-	}
 	m := &natsgo.Msg{Subject: "bench.x", Data: data}
 	b.ReportAllocs()
 	for b.Loop() {

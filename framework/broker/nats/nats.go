@@ -101,7 +101,15 @@ type Broker struct {
 	// valid is the last topic Publish found valid: a publisher that
 	// publishes to one topic again and again checks it once.
 	valid atomic.Pointer[string]
+	// payloads holds *[]byte buffers in which Publish writes go-micro's
+	// message. nats.go copies a payload before Publish returns, so a
+	// buffer serves the next publish: a message costs no allocation of
+	// its own. Buffers over maxPooled are left to the collector.
+	payloads sync.Pool
 }
+
+// maxPooled is the largest payload buffer Publish keeps for the next one.
+const maxPooled = 64 << 10
 
 // Format is how a message is put in a NATS message (see the package doc).
 type Format string
@@ -356,11 +364,17 @@ func (b *Broker) Publish(_ context.Context, topic string, m *broker.Message) err
 	}
 	var body []byte
 	var hdr natsgo.Header
+	var buf *[]byte // body's, from b.payloads
 	if b.opts.format == FormatGoMicro {
+		if buf, _ = b.payloads.Get().(*[]byte); buf == nil {
+			buf = new([]byte)
+		}
 		var err error
-		if body, err = b.envelope(topic, m); err != nil {
+		if body, err = b.envelope((*buf)[:0], topic, m); err != nil {
+			b.payloads.Put(buf)
 			return err
 		}
+		*buf = body
 	} else if m != nil {
 		body = m.Body
 		if len(m.Header) > 0 {
@@ -385,6 +399,9 @@ func (b *Broker) Publish(_ context.Context, topic string, m *broker.Message) err
 	} else {
 		err = nc.PublishMsg(&natsgo.Msg{Subject: topic, Header: hdr, Data: body})
 	}
+	if buf != nil && cap(*buf) <= maxPooled {
+		b.payloads.Put(buf) // nats.go has copied body
+	}
 	// While reconnecting, nats.go refuses publishes (ReconnectBufSize -1).
 	switch {
 	case err == nil:
@@ -400,8 +417,9 @@ func (b *Broker) Publish(_ context.Context, topic string, m *broker.Message) err
 	}
 }
 
-// envelope returns m as go-micro's JSON message, its headers checked.
-func (b *Broker) envelope(topic string, m *broker.Message) ([]byte, error) {
+// envelope appends m as go-micro's JSON message to dst, its headers
+// checked.
+func (b *Broker) envelope(dst []byte, topic string, m *broker.Message) ([]byte, error) {
 	var hdr map[string]string
 	var body []byte
 	if m != nil {
@@ -410,11 +428,7 @@ func (b *Broker) envelope(topic string, m *broker.Message) ([]byte, error) {
 		}
 		hdr, body = m.Header, m.Body
 	}
-	payload, err := envelope.Encode(hdr, body)
-	if err != nil {
-		return nil, fmt.Errorf("nats broker: publish to %s: %w", topic, err)
-	}
-	return payload, nil
+	return envelope.AppendEncode(dst, hdr, body), nil
 }
 
 // Subscribe subscribes to topic (in a NATS queue group with WithQueue).
