@@ -99,7 +99,8 @@
 //
 // # Denials
 //
-// A denied built-in command gets "you are not allowed to run NAME here".
+// A denied built-in command gets "you are not allowed to run NAME here",
+// followed by " (admins only)" when the default rule kept it for admins.
 // A denied command service is one the caller does not see: the reply is
 // the one for an unknown command, and help does not list it. help lists
 // what the caller may run where they ask.

@@ -364,13 +364,19 @@ func outcome(r *audit.Record, rep *input.Reply) {
 	}
 }
 
-// deniedReply says plainly that the command may not run here.
+// deniedReply says plainly that the command may not run here, and that it
+// is for admins when the default rule denied it (a rule of a policy file
+// is not described: its names are the policy's business).
 func deniedReply(cmd *command.Command, d Decision) *input.Reply {
 	what := cmd.Name
 	if d.Target != "" {
 		what += " on " + d.Target
 	}
-	return &input.Reply{Text: "you are not allowed to run " + what + " here", Error: true}
+	text := "you are not allowed to run " + what + " here"
+	if d.Rule == defaultAdminsOnly {
+		text += " (admins only)"
+	}
+	return &input.Reply{Text: text, Error: true}
 }
 
 // confirmReply asks for the confirmation.

@@ -278,9 +278,10 @@ func TestGuardAllowDeny(t *testing.T) {
 		t.Errorf("ping: %q", got)
 	}
 	rep := w.say(dev, `deregister service {"name": "go.micro.srv.who", "nodes": [{"id": "x"}]}`)
-	if !rep.Error || rep.Text != "you are not allowed to run deregister service on go.micro.srv.who here" {
+	if !rep.Error || rep.Text != "you are not allowed to run deregister service on go.micro.srv.who here (admins only)" {
 		t.Errorf("deregister by a non-admin: %+v", rep)
 	}
+
 	// A command service the caller may not run looks like no command at all.
 	unknown := w.say(dev, "nosuchcommand now").Text
 	if got := w.say(dev, "deploy now").Text; got != strings.Replace(unknown, "nosuchcommand", "deploy", 1) {

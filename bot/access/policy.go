@@ -137,12 +137,16 @@ func (p *Policy) ConfirmTimeout() time.Duration { return p.timeout }
 // Admins returns the admins' qualified ids, sorted.
 func (p *Policy) Admins() []string { return slices.Sorted(maps.Keys(p.admins)) }
 
+// defaultAdminsOnly is the Source of the default rule that keeps the
+// admin commands for admins; a denial by it says so.
+const defaultAdminsOnly = "default: only admins may register and deregister services, watch and unwatch topics and publish"
+
 // defaultRules are tried after a policy file's rules.
 func defaultRules() []*Rule {
 	admin := AdminCommands()
 	return []*Rule{
 		{Commands: admin, Groups: []string{GroupAdmins}, Allow: true, Source: "default: admins may register and deregister services, watch and unwatch topics and publish"},
-		{Commands: admin, Allow: false, Source: "default: only admins may register and deregister services, watch and unwatch topics and publish"},
+		{Commands: admin, Allow: false, Source: defaultAdminsOnly},
 		{Commands: []string{"*"}, Allow: true, Source: "default: everyone may run the other commands"},
 	}
 }

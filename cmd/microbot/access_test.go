@@ -162,7 +162,7 @@ func TestAccessConsole(t *testing.T) {
 	}
 	expect(t, "a code used twice", alice.ask("confirm "+c1), contains("error: no command is waiting for confirmation with code"))
 	// Not an admin.
-	if got := alice.ask("deregister service " + greeterDef); got != "you are not allowed to run deregister service on go.micro.srv.extra here" {
+	if got := alice.ask("deregister service " + greeterDef); got != "you are not allowed to run deregister service on go.micro.srv.extra here (admins only)" {
 		t.Errorf("deregister by alice: %q", got)
 	}
 	alice.close()

@@ -317,7 +317,7 @@ rules:
 	}
 
 	const def = `{"name": "go.micro.srv.extra", "nodes": [{"id": "extra-1", "address": "127.0.0.1:9"}]}`
-	const denied = "you are not allowed to run %s service on go.micro.srv.extra here"
+	const denied = "you are not allowed to run %s service on go.micro.srv.extra here (admins only)"
 	deniedRegister, deniedDeregister := fmt.Sprintf(denied, "register"), fmt.Sprintf(denied, "deregister")
 	// bob, whose nick is "alice", is denied in the room and directly.
 	if got := bob.inRoom("register service " + def); got != deniedRegister {
