@@ -40,9 +40,17 @@ const (
 var ErrNoPublisher = errors.New("commandsvc: no client to publish progress with")
 
 // Publisher publishes messages on the broker; the framework's
-// *client.Client is one.
+// *client.Client is one. When it also has the method Flush (see flusher),
+// as *client.Client has, Progress flushes what it published.
 type Publisher interface {
 	Publish(ctx context.Context, topic string, msg any, opts ...client.CallOption) error
+}
+
+// flusher is a Publisher that can confirm what it published went through
+// (*client.Client: client.Flush, which returns an error wrapping
+// errors.ErrUnsupported when its broker cannot).
+type flusher interface {
+	Flush(ctx context.Context) error
 }
 
 type publisherKey struct{}
@@ -51,9 +59,16 @@ type publisherKey struct{}
 // the command's thread while Exec runs (see the package documentation). ctx is the context
 // Exec was given (or one made from it). When nobody follows the command's
 // progress (the bot gave no topic or run: a one-shot run, a bot without a
-// broker) it does nothing and returns nil. An error says the line could not be published;
-// the command may ignore it and go on. The call takes at most
-// ProgressTimeout.
+// broker) it does nothing and returns nil.
+//
+// Progress returns once the line is on its way in order: published, and,
+// when the service's broker can tell (nats: a round trip to the server;
+// http: Publish delivers already), flushed, so that a line reported before
+// Exec returns shows before the reply (see the package documentation for
+// the guarantee per broker). An error says the line could not be published,
+// or that it was published but its flush failed (the connection broke: it
+// may show, or not); the command may ignore it and go on. The call takes at
+// most ProgressTimeout.
 func Progress(ctx context.Context, line string) error {
 	md, _ := metadata.FromContext(ctx)
 	topic, _ := md.Get(MetaProgress)
@@ -76,6 +91,11 @@ func Progress(ctx context.Context, line string) error {
 	ctx = metadata.MergeContext(ctx, metadata.Metadata{pb.HeaderMessageType: pb.NotificationType, MetaProgressRun: run})
 	if err := pub.Publish(ctx, topic, &pb.Notification{Text: line}, client.WithContentType("application/protobuf")); err != nil {
 		return fmt.Errorf("commandsvc: progress: %w", err)
+	}
+	if f, ok := pub.(flusher); ok {
+		if err := f.Flush(ctx); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			return fmt.Errorf("commandsvc: progress: the line was published but not confirmed (it may show, or not): %w", err)
+		}
 	}
 	return nil
 }

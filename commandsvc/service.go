@@ -45,9 +45,36 @@
 // returned, or naming a run the bot does not know, shows nowhere: knowing
 // the bot's topic is not enough to write into another command's thread.
 //
+// Which lines show before the reply, per broker (the service's and the
+// bot's, which are one kind):
+//
+//   - http and memory: every line Progress published before Exec returned.
+//     Publish returns once the bot's inbox has the line.
+//   - nats: every line Progress published before Exec returned, when the
+//     service and the bot use one server. The line and Exec's answer take
+//     two roads (service → server → bot, and the RPC), so Progress returns
+//     only once the server has routed the line to the bot's connection (a
+//     round trip to the server after publishing: tens of µs on loopback),
+//     and the bot, when Exec returns, makes a round trip on its own
+//     connection before it counts the lines it has to show: a line the
+//     server sent before that is then among them. (In a NATS cluster where
+//     they use two servers, the route between them is a third road, not
+//     waited for: the last line may come too late and not show.)
+//   - mqtt: a line whose Progress returned is at the server (QoS 1's
+//     acknowledgement), but MQTT 3.1.1 has no way to know it was handed on
+//     to the bot: the lines shown are those that reached the bot by the
+//     time Exec's answer did (most of them; the last one may not).
+//
+// Progress returns an error when the line was published but its round trip
+// failed (the connection broke): it may show, or not.
+//
 // A command service written with go-micro gets the same from its client:
 // publish a Notification to the topic with the Exec context, whose
 // metadata (the run id with it) go-micro sends as the message's headers.
+// With go-micro's http broker, that publish returns once the bot has the
+// line, as above; go-micro's nats broker only hands it to its connection,
+// which it cannot be made to flush from here: the last line published
+// just before Exec returns may come after the answer, and not show.
 package commandsvc
 
 import (

@@ -163,7 +163,9 @@ func (p *progress) start(ctx context.Context, report command.ProgressFunc) (cont
 	p.mu.Unlock()
 	ctx = metadata.MergeContext(ctx, metadata.Metadata{commandsvc.MetaProgress: p.topic, commandsvc.MetaProgressRun: id})
 	return ctx, func() {
-		drain(sub, progressDrain)
+		deadline := time.Now().Add(progressDrain)
+		p.flush(deadline)
+		drain(sub, deadline)
 		p.mu.Lock()
 		delete(p.runs, id)
 		p.mu.Unlock()
@@ -192,17 +194,37 @@ func (p *progress) handle(_ context.Context, e *broker.Event) error {
 	return nil
 }
 
-// drain waits, up to d, until sub has handled every message it had
-// received when drain was called: the lines published before Exec
-// returned and already here go before the reply. (A line still on its
-// way when Exec's answer came is not waited for: the broker and the RPC
-// are two roads.)
-func drain(sub broker.Subscriber, d time.Duration) {
+// flush, when the broker can (broker.Flusher: nats, http, memory),
+// waits until it has received every message its server sent it so far
+// (bounded by deadline): once Exec has returned, every line the service
+// flushed before (commandsvc.Progress does) is then counted by the
+// subscription, for drain to wait for. Without it (mqtt), or when it fails
+// (the connection is down: lines cannot come anyway), drain waits for what
+// is here.
+func (p *progress) flush(deadline time.Time) {
+	f, ok := p.b.(broker.Flusher)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	_ = f.Flush(ctx)
+}
+
+// drain waits, until deadline, until sub has handled every message it had
+// received when drain was called: after flush, every line published and
+// flushed before Exec returned (see the package documentation), which so
+// goes before the reply.
+func drain(sub broker.Subscriber, deadline time.Time) {
 	received := sub.Stats().Received
-	deadline := time.Now().Add(d)
 	for {
 		s := sub.Stats()
-		if s.Handled+s.Failed+s.Panicked+s.Undecodable+s.Dropped >= received || time.Now().After(deadline) {
+		done := s.Handled + s.Failed + s.Panicked + s.Undecodable + s.Dropped
+		// Or every message the subscription has is handled: a count of
+		// received that ran a moment ahead (nats's counts a message just
+		// handled as pending until nats.go takes the next) is not waited
+		// for.
+		if done >= received || s.Pending == 0 && done >= s.Received || time.Now().After(deadline) {
 			return
 		}
 		time.Sleep(time.Millisecond)

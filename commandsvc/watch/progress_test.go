@@ -20,6 +20,7 @@ import (
 	"github.com/microbot/microbot/framework/broker"
 	brokerhttp "github.com/microbot/microbot/framework/broker/http"
 	brokermem "github.com/microbot/microbot/framework/broker/memory"
+	"github.com/microbot/microbot/framework/broker/nats/natstest"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/metadata"
 	"github.com/microbot/microbot/framework/registry"
@@ -183,8 +184,8 @@ func (o *outcomes) get(outcome string) int {
 }
 
 // progressBrokers returns the bot's broker and the command service's, of
-// kind "memory" (one bus) or "http" (over reg), connected, disconnected
-// when the test ends.
+// kind "memory" (one bus), "http" (over reg) or "nats" (a nats-server of
+// the test's), connected, disconnected when the test ends.
 func progressBrokers(t testing.TB, kind string, reg registry.Registry, httpOpts ...brokerhttp.Option) (bot, svc broker.Broker) {
 	t.Helper()
 	switch kind {
@@ -199,10 +200,20 @@ func progressBrokers(t testing.TB, kind string, reg registry.Registry, httpOpts 
 			}
 			*p = hb
 		}
+	case "nats":
+		addr := natstest.Start(t).Addr
+		bot, svc = natsBroker(t, addr), natsBroker(t, addr)
 	default:
 		t.Fatalf("no broker %q", kind)
 	}
-	for _, b := range []broker.Broker{bot, svc} {
+	connectBrokers(t, bot, svc)
+	return bot, svc
+}
+
+// connectBrokers connects bs, and disconnects them when the test ends.
+func connectBrokers(t testing.TB, bs ...broker.Broker) {
+	t.Helper()
+	for _, b := range bs {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := b.Connect(ctx)
 		cancel()
@@ -215,7 +226,6 @@ func progressBrokers(t testing.TB, kind string, reg registry.Registry, httpOpts 
 			b.Disconnect(ctx)
 		})
 	}
-	return bot, svc
 }
 
 // progressEnv is a watcher following progress on botB, and the command
@@ -246,7 +256,7 @@ func (e *env) run(text string, r *recorder) *input.Reply {
 	return e.bot.Handle(ctx, &input.Event{Input: "test", UserID: "U1", Addressed: true, Text: text})
 }
 
-// TestProgress, on the memory broker and on the http broker: what a
+// TestProgress, on the memory, http and nats brokers: what a
 // command service reports with commandsvc.Progress reaches the bot before
 // Exec's answer; every call is given the watcher's one topic and a run id
 // of its own, unguessable; a line published after Exec returned, or for a
@@ -254,7 +264,7 @@ func (e *env) run(text string, r *recorder) *input.Reply {
 // running meanwhile shows its own lines only; without anyone to show it
 // (no ProgressFunc) no topic is given and Progress does nothing.
 func TestProgress(t *testing.T) {
-	for _, kind := range []string{"memory", "http"} {
+	for _, kind := range []string{"memory", "http", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			reg := memory.New()
 			botB, svcB := progressBrokers(t, kind, reg)
@@ -342,7 +352,7 @@ func TestProgress(t *testing.T) {
 // TestProgressConcurrentRuns: commands running at once each show their own
 // lines, in order, and nothing of the others'.
 func TestProgressConcurrentRuns(t *testing.T) {
-	for _, kind := range []string{"memory", "http"} {
+	for _, kind := range []string{"memory", "http", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			reg := memory.New()
 			botB, svcB := progressBrokers(t, kind, reg)

@@ -73,8 +73,15 @@
 // (128 random bits) in its request metadata (commandsvc.MetaProgress and
 // MetaProgressRun), and each message on the topic whose header
 // commandsvc.MetaProgressRun names the run is shown as lines of its
-// progress. When Exec returns, the messages the subscription already
-// received are shown (within a second), then the run is over. A message
+// progress. When Exec returns, the watcher flushes the broker when it can
+// (broker.Flusher: a round trip to a NATS server, after which every
+// message the server had sent the bot is received; nothing to wait for
+// with http and memory), and then shows the messages the subscription has
+// received (both within a second), then the run is over. As
+// commandsvc.Progress flushes the service's broker after publishing, a
+// line it reported before Exec returned is shown before the reply on http,
+// memory and nats (one NATS server; see commandsvc's package documentation
+// for a cluster, mqtt, and go-micro's publishers). A message
 // for a run that is over, or that this watcher never gave, is dropped and
 // counted ([WithProgressHook]): a command service that learns the topic
 // cannot write into another command's thread without its run id. Until

@@ -47,7 +47,8 @@ type Broker interface {
 	// Publish and Subscribe fail with ErrNotConnected.
 	Disconnect(ctx context.Context) error
 	// Publish sends m to topic. It returns once the broker's server has it
-	// (nats, mqtt), or every subscriber found has it (http, memory); an
+	// (mqtt), once the connection has it, to write in the background (nats:
+	// see Flusher), or once every subscriber found has it (http, memory); an
 	// error says it did not go (ErrInvalid, ErrNotConnected,
 	// ErrUnavailable, ErrTooLarge). Publishing to a topic nobody listens to
 	// is not an error. m is not kept: the caller may reuse it.
@@ -59,6 +60,44 @@ type Broker interface {
 	Subscribe(ctx context.Context, topic string, h Handler, opts ...SubscribeOption) (Subscriber, error)
 	// String names the implementation: "memory", "http", "nats", "mqtt".
 	String() string
+}
+
+// Flusher is a broker that can tell when what went through it is
+// through: a capability some brokers add to Broker (nats, http, memory; not
+// mqtt). Flush returns once
+//
+//   - every message this broker published before the call has been taken
+//     in by the server, which has handed it on to the connections of the
+//     subscriptions it was published for, and
+//   - every message the server handed on to this broker before it
+//     answered (http, memory: every message whose Publish, by any broker,
+//     returned before the call) has reached its subscription here: it is
+//     counted in the subscription's Stats (Received, then queued or
+//     handled).
+//
+// So when a publisher's Flush has returned, and after that the
+// subscriber's own Flush returns, the subscriber has received what the
+// publisher published before its Flush. A publisher that flushes before
+// it tells the subscriber something, by whatever road (an RPC's answer,
+// say), and a subscriber that flushes when it hears it, so agree on what
+// was published before. Both must use one
+// server: in a NATS cluster the route between two servers is one more road,
+// which Flush does not wait for.
+//
+// Per broker: nats sends a PING and waits for the server's PONG (the server
+// answers once it has processed, and routed, everything the connection sent
+// before, and sends the PONG after what it sent the connection before);
+// http and memory deliver within Publish (it returns once each
+// subscriber's inbox has the message), so their Flush only checks that the
+// broker is connected. MQTT 3.1.1 gives no such order (a QoS 1 PUBACK says
+// the server has the message, not that it handed it on), so the mqtt
+// broker is no Flusher.
+//
+// An error says the order was not confirmed: ErrNotConnected, or
+// ErrUnavailable when the server could not be reached or did not answer
+// before ctx ended; what was published may or may not have gone.
+type Flusher interface {
+	Flush(ctx context.Context) error
 }
 
 // Message is what is published: headers and a body. The framework's

@@ -63,3 +63,27 @@ func (c *Client) Publish(ctx context.Context, topic string, msg any, opts ...Cal
 	}
 	return b.Publish(ctx, topic, &broker.Message{Header: header, Body: body})
 }
+
+// Flush returns once the client's broker confirms that what the client
+// published before the call went through (broker.Flusher: with nats, a
+// round trip to the server; with http and memory, Publish has delivered
+// already), within the call's request timeout if ctx has no deadline. It
+// returns an error wrapping errors.ErrUnsupported when the broker cannot
+// confirm that (mqtt), ErrNoBroker without a broker, and the broker's
+// error otherwise.
+func (c *Client) Flush(ctx context.Context) error {
+	b := c.opts.Broker
+	if b == nil {
+		return fmt.Errorf("flush: %w", ErrNoBroker)
+	}
+	f, ok := b.(broker.Flusher)
+	if !ok {
+		return fmt.Errorf("flush: the %s broker: %w", b, errors.ErrUnsupported)
+	}
+	if _, ok := ctx.Deadline(); !ok && c.opts.CallOptions.RequestTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.CallOptions.RequestTimeout)
+		defer cancel()
+	}
+	return f.Flush(ctx)
+}

@@ -355,8 +355,44 @@ func (p *Proc) Restart() {
 }
 
 // Pause freezes the process (SIGSTOP): connections stay open, nothing
-// answers.
-func (p *Proc) Pause() { p.signal(syscall.SIGSTOP) }
+// answers. It returns once every thread of the process is stopped (a
+// signal is delivered asynchronously: a thread on another CPU may run a
+// moment longer), or after 5 s.
+func (p *Proc) Pause() {
+	p.signal(syscall.SIGSTOP)
+	if pid := p.Pid(); pid != 0 {
+		waitStopped(pid, 5*time.Second)
+	}
+}
+
+// waitStopped waits, up to d, until every thread of pid is stopped, as
+// /proc says (state T); without /proc it returns at once.
+func waitStopped(pid int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			return
+		}
+		stopped := true
+		for _, t := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+			if err != nil {
+				continue // the thread is gone
+			}
+			// pid (comm) state ...: comm may hold spaces and parentheses.
+			i := strings.LastIndexByte(string(b), ')')
+			if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
 
 // Resume unfreezes a paused process (SIGCONT).
 func (p *Proc) Resume() { p.signal(syscall.SIGCONT) }

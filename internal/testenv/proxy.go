@@ -21,6 +21,7 @@ type Proxy struct {
 	conns map[net.Conn]struct{}
 	pipes int // client connections being piped
 	cut   bool
+	delay time.Duration // each chunk waits this long before it is passed on
 }
 
 // StartProxy starts a proxy to target (host:port) on a free loopback port.
@@ -45,6 +46,22 @@ func (p *Proxy) Open() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.pipes
+}
+
+// SetDelay makes every chunk of bytes read from either side wait d before
+// it is passed on (0: none), on the connections open now and the next: a
+// slow network. Each direction of a connection stays in order: a chunk is
+// read, held d, written, and then the next is read.
+func (p *Proxy) SetDelay(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.delay = d
+}
+
+func (p *Proxy) delayed() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.delay
 }
 
 // Cut drops every connection through the proxy and refuses new ones until
@@ -142,7 +159,7 @@ func (p *Proxy) pipe(in net.Conn) {
 	}()
 	done := make(chan struct{}, 2)
 	cp := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src) // ends when either side closes, or at Cut
+		_, _ = io.Copy(dst, delayReader{src, p}) // ends when either side closes, or at Cut
 		_ = dst.Close()
 		_ = src.Close()
 		done <- struct{}{}
@@ -151,4 +168,20 @@ func (p *Proxy) pipe(in net.Conn) {
 	go cp(in, out)
 	<-done
 	<-done
+}
+
+// delayReader reads from r, holding each chunk read for the proxy's delay.
+type delayReader struct {
+	r io.Reader
+	p *Proxy
+}
+
+func (d delayReader) Read(b []byte) (int, error) {
+	n, err := d.r.Read(b)
+	if n > 0 {
+		if w := d.p.delayed(); w > 0 {
+			time.Sleep(w)
+		}
+	}
+	return n, err
 }

@@ -31,6 +31,10 @@
 //   - Disconnect lets queued messages be handled;
 //   - subscribing and unsubscribing at run time, many times, is cheap and
 //     leaves nothing behind;
+//   - a broker.Flusher's Flush: ErrNotConnected before Connect and after
+//     Disconnect; once the publisher's Flush and then the subscriber's
+//     have returned, the subscription has received every message
+//     published before (counted in its Stats, without waiting);
 //   - with Options.Restart, a server restart: subscriptions come back by
 //     themselves; with Options.Unreachable, Connect to nothing fails with
 //     ErrUnavailable when its context ends.
@@ -111,6 +115,7 @@ func Run(t *testing.T, newBus func(t *testing.T) Bus, opts ...Option) {
 		{"DisconnectDrains", (*suite).disconnectDrains},
 		{"Churn", (*suite).churn},
 		{"ConcurrentPublishers", (*suite).concurrentPublishers},
+		{"Flush", (*suite).flush},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -396,6 +401,52 @@ func (s *suite) lifecycle() {
 	}
 	if err := b.Connect(ctx); err == nil {
 		t.Error("Connect after Disconnect succeeded; a broker is connected once")
+	}
+}
+
+// flush: for a broker.Flusher, the order Flush promises. A broker that is
+// no Flusher passes.
+func (s *suite) flush() {
+	t := s.t
+	b, ok := s.bus(t).(broker.Flusher)
+	if !ok {
+		t.Log("the broker is no broker.Flusher")
+		return
+	}
+	if err := b.Flush(s.ctx()); !errors.Is(err, broker.ErrNotConnected) {
+		t.Errorf("Flush before Connect = %v, want ErrNotConnected", err)
+	}
+	pub, subB := s.connected(), s.connected()
+	tp := topic("flush")
+	c := newCollector()
+	sub := s.subscribe(subB, tp, c.h)
+	s.known(pub, tp, c)
+	s.fence(pub, tp, c)
+	before := s.settled(sub).Received
+	const n = 50
+	for round := range 3 {
+		for i := range n {
+			s.publish(pub, tp, msg(round*n+i))
+		}
+		if err := pub.(broker.Flusher).Flush(s.ctx()); err != nil {
+			t.Fatalf("publisher's Flush: %v", err)
+		}
+		if err := subB.(broker.Flusher).Flush(s.ctx()); err != nil {
+			t.Fatalf("subscriber's Flush: %v", err)
+		}
+		// Read at once: no wait for the messages to arrive.
+		if got, want := sub.Stats().Received-before, uint64((round+1)*n); got != want {
+			t.Fatalf("round %d: once both flushed, the subscription had received %d messages, want %d", round, got, want)
+		}
+	}
+	s.waitCount(c, 3*n)
+	ctx, cancel := context.WithTimeout(context.Background(), s.o.Wait)
+	defer cancel()
+	if err := pub.Disconnect(ctx); err != nil {
+		t.Fatalf("Disconnect: %v", err)
+	}
+	if err := pub.(broker.Flusher).Flush(s.ctx()); !errors.Is(err, broker.ErrNotConnected) {
+		t.Errorf("Flush after Disconnect = %v, want ErrNotConnected", err)
 	}
 }
 

@@ -40,7 +40,8 @@
 // Delivery is core NATS's: at most once. Publish hands the message to the
 // connection, which writes it to the server in the background; when the
 // connection is down (the server restarts) Publish fails at once with
-// broker.ErrUnavailable instead of buffering. nats.go reconnects by itself,
+// broker.ErrUnavailable instead of buffering; Flush (broker.Flusher) waits
+// for the server to have what was published. nats.go reconnects by itself,
 // forever, with exponential backoff (100 ms doubling to 5 s, jittered), and
 // subscribes again; what was published meanwhile is lost to the
 // subscribers. Each subscription's queue is nats.go's own pending queue,
