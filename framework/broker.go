@@ -2,6 +2,8 @@ package framework
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -56,4 +58,19 @@ func (l *lazyBroker) Subscribe(ctx context.Context, topic string, h broker.Handl
 		return nil, err
 	}
 	return l.Broker.Subscribe(ctx, topic, h, opts...)
+}
+
+// Flush connects the broker if need be, then flushes it (broker.Flusher).
+// A broker that cannot flush (mqtt) gives an error wrapping
+// errors.ErrUnsupported: the service's broker is always a Flusher, which
+// says so when the broker it wraps is not.
+func (l *lazyBroker) Flush(ctx context.Context) error {
+	f, ok := l.Broker.(broker.Flusher)
+	if !ok {
+		return fmt.Errorf("%s broker: flush: %w", l.Broker, errors.ErrUnsupported)
+	}
+	if err := l.connect(ctx); err != nil {
+		return err
+	}
+	return f.Flush(ctx)
 }

@@ -95,7 +95,10 @@ type Broker interface {
 //
 // An error says the order was not confirmed: ErrNotConnected, or
 // ErrUnavailable when the server could not be reached or did not answer
-// before ctx ended; what was published may or may not have gone.
+// before ctx ended; what was published may or may not have gone. A
+// wrapper of any broker (the framework service's) has Flush and returns
+// an error wrapping errors.ErrUnsupported when the broker it wraps is no
+// Flusher.
 type Flusher interface {
 	Flush(ctx context.Context) error
 }
