@@ -524,9 +524,25 @@ func (s *sub) Topic() string { return s.r.Topic() }
 func (s *sub) Queue() string { return s.r.Queue() }
 
 // Stats adds nats.go's pending and dropped messages to the runner's
-// counters.
+// counters. The two are read apart: when the runner's counters moved
+// meanwhile (a message went through the callback whole, counted by neither
+// read), it reads again, so a message is never left out; one whose
+// callback has just returned may still count as pending a moment longer
+// (nats.go takes it off when it takes the next).
 func (s *sub) Stats() broker.Stats {
-	st := s.r.Stats()
+	var st broker.Stats
+	for range 100 {
+		before := s.r.Stats()
+		st = s.stats(before)
+		if s.r.Stats() == before {
+			break
+		}
+	}
+	return st
+}
+
+// stats is Stats from the runner's counters st.
+func (s *sub) stats(st broker.Stats) broker.Stats {
 	// nats.go counts the message in the callback as pending too.
 	running := int64(st.Received - st.Handled - st.Failed - st.Panicked - st.Undecodable - st.Dropped)
 	s.mu.Lock()
