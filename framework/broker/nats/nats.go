@@ -17,9 +17,11 @@
 //	          without "Header", such as a JSON body sent raw.
 //	nats      the headers are NATS headers (nats-server 2.2 and later) and
 //	          the body the payload, as is: plain NATS clients read the
-//	          body as it was published (`nats sub`), the body is not
-//	          base64-inflated, and it is faster (see bench/README.md).
-//	          Only for topics no go-micro service subscribes to.
+//	          body as it was published (`nats sub`), and the body is not
+//	          base64-inflated. Only for topics no go-micro service
+//	          subscribes to. Both formats go about as fast (see
+//	          bench/README.md): go-micro's message is written and read by
+//	          hand, not by encoding/json.
 //
 // The default is go-micro's format because the services this package
 // meets on a NATS server are go-micro's, and for them any other format is

@@ -149,10 +149,42 @@ func htmlSafe(c byte) bool {
 	return c < utf8.RuneSelf && safe1>>(c-64)&1 != 0
 }
 
+// plain returns the length of the longest prefix of s made of printable
+// ASCII other than '"' and '\\' (and, if html, '<', '>' and '&'): the
+// bytes that encoding/json writes as they are, and reads as they are.
+// It looks at eight bytes at a time.
+func plain(s string, html bool) int {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	// zero has the high bit of some byte set iff a byte of w is zero.
+	zero := func(w uint64) uint64 { return (w - ones) &^ w & high }
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		// A byte under 0x20 or over 0x7f, a quote, a backslash.
+		bad := (w-ones*' ')&^w&high | w&high | zero(w^(ones*'"')) | zero(w^(ones*'\\'))
+		if html {
+			bad |= zero(w^(ones*'<')) | zero(w^(ones*'>')) | zero(w^(ones*'&'))
+		}
+		if bad != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; !htmlSafe(c) && (html || c != '<' && c != '>' && c != '&') {
+			break
+		}
+	}
+	return i
+}
+
 // quotedLen is the length of appendQuoted(nil, s).
 func quotedLen(s string) int {
 	n := len(s) + 2
-	for i := 0; i < len(s); {
+	for i := plain(s, true); i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
@@ -303,18 +335,18 @@ func decodeHeader(obj string, n int) (map[string]string, bool) {
 // unquotes. ok is false if encoding/json would refuse it (a control
 // character, a malformed escape).
 func decodeString(p string) (s, rest string, ok bool) {
-	plain, ascii := true, true
-	for i := 1; i < len(p); i++ {
+	unescaped, ascii := true, true
+	for i := 1 + plain(p[1:], false); i < len(p); i++ {
 		switch c := p[i]; {
 		case c == '"':
 			s, rest = p[1:i], p[i+1:]
-			if plain && (ascii || utf8.ValidString(s)) {
+			if unescaped && (ascii || utf8.ValidString(s)) {
 				return s, rest, true
 			}
 			b, ok := unquote(nil, s)
 			return string(b), rest, ok
 		case c == '\\':
-			plain = false
+			unescaped = false
 			i++
 		case c < ' ':
 			return "", "", false

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestDecode(t *testing.T) {
@@ -266,4 +267,29 @@ func BenchmarkDecodeRaw(b *testing.B) {
 // first key.
 func BenchmarkDecodeJSON(b *testing.B) {
 	benchDecode(b, []byte(`{"title":"deploy started","severity":"info","thread_key":"web-v2","fields":[{"name":"service","value":"web"}]}`), false)
+}
+
+// TestPlain: plain's eight bytes at a time agree with a byte at a time,
+// for every byte value at every place of a 16-byte string.
+func TestPlain(t *testing.T) {
+	naive := func(s string, html bool) int {
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if c < ' ' || c >= utf8.RuneSelf || c == '"' || c == '\\' || html && (c == '<' || c == '>' || c == '&') {
+				return i
+			}
+		}
+		return len(s)
+	}
+	for c := range 256 {
+		for at := range 16 {
+			b := bytes.Repeat([]byte("a"), 16)
+			b[at] = byte(c)
+			for _, html := range []bool{false, true} {
+				if got, want := plain(string(b), html), naive(string(b), html); got != want {
+					t.Fatalf("plain(%q, %v) = %d, want %d", b, html, got, want)
+				}
+			}
+		}
+	}
 }
