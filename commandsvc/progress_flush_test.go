@@ -18,7 +18,7 @@ import (
 
 // execContext returns the context Exec gets from a handler made with
 // WithPublisher(pub), following the progress on topic as run r1.
-func execContext(t *testing.T, pub commandsvc.Publisher, topic string) context.Context {
+func execContext(t testing.TB, pub commandsvc.Publisher, topic string) context.Context {
 	t.Helper()
 	var ctx context.Context
 	h := commandsvc.Handler("job", "", func(c context.Context, _ []string) (string, error) { ctx = c; return "", nil }, commandsvc.WithPublisher(pub))

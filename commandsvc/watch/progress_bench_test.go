@@ -13,6 +13,7 @@ import (
 	"github.com/microbot/microbot/framework/broker"
 	brokerhttp "github.com/microbot/microbot/framework/broker/http"
 	brokermem "github.com/microbot/microbot/framework/broker/memory"
+	"github.com/microbot/microbot/framework/broker/nats/natstest"
 	"github.com/microbot/microbot/framework/client"
 	"github.com/microbot/microbot/framework/registry"
 	"github.com/microbot/microbot/framework/registry/local"
@@ -25,15 +26,18 @@ import (
 // BenchmarkExecProgress measures what following the progress costs a
 // command service call: the same call (bot.Handle of "job N", a service
 // reporting N lines) without a broker, and with the progress followed on
-// the memory broker and on the http broker (the default) over a local
-// registry, reporting 0 or 3 lines. The progress topic is subscribed to
-// once, before the timing: the difference between "none" and "http/0" is
-// what a call costs to follow (a run id in the metadata), and "http/3"
-// adds three publishes to the bot's inbox.
+// the memory broker, on the http broker (the default) over a local
+// registry and on a local nats-server, reporting 0 or 3 lines. The
+// progress topic is subscribed to once, before the timing: the difference
+// between "none" and "http/0" is what a call costs to follow (a run id in
+// the metadata), "http/3" adds three publishes to the bot's inbox, and
+// "nats/0" and "nats/3" the bot's round trip to the server when Exec
+// returns and, for "nats/3", three publishes each followed by the
+// service's round trip.
 func BenchmarkExecProgress(b *testing.B) {
 	cases := []struct {
 		name   string
-		broker string // "", "memory", "http"
+		broker string // "", "memory", "http", "nats"
 		lines  string
 	}{
 		{"none", "", "0"},
@@ -41,6 +45,8 @@ func BenchmarkExecProgress(b *testing.B) {
 		{"memory/3", "memory", "3"},
 		{"http/0", "http", "0"},
 		{"http/3", "http", "3"},
+		{"nats/0", "nats", "0"},
+		{"nats/3", "nats", "3"},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
@@ -123,6 +129,9 @@ func benchBrokers(b *testing.B, kind string, reg registry.Registry) (broker.Brok
 			}
 			*p = hb
 		}
+	case "nats":
+		addr := natstest.Start(b).Addr
+		bot, svc = natsBroker(b, addr), natsBroker(b, addr)
 	}
 	for _, x := range []broker.Broker{bot, svc} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
