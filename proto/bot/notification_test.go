@@ -1,6 +1,9 @@
 package bot_test
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +61,32 @@ func TestNotificationCodecs(t *testing.T) {
 			len(got.GetFields()) != 1 || !got.GetTime().AsTime().Equal(n.Time.AsTime()) {
 			t.Errorf("Unmarshal %s = %v", js, &got)
 		}
+	}
+}
+
+// TestGoMicroCopyIsTheSame: the go-micro test programs publish the
+// Notification from a copy of notification.proto (tools/gomicro, generated
+// with 2019's tools in a module of its own); the copy differs only in its
+// go_package, so the tests of events from go-micro test this message and
+// not an older one.
+func TestGoMicroCopyIsTheSame(t *testing.T) {
+	read := func(path string) string {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keep []string
+		for l := range strings.SplitSeq(string(b), "\n") {
+			if !strings.HasPrefix(l, "option go_package") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	ours := read("notification.proto")
+	copied := read(filepath.Join("..", "..", "tools", "gomicro", "proto", "notification", "notification.proto"))
+	if ours != copied {
+		t.Errorf("tools/gomicro/proto/notification/notification.proto is not proto/bot/notification.proto but for its go_package: copy it again and regenerate (see its doc.go)")
 	}
 }
