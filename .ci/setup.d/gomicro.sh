@@ -8,7 +8,8 @@
 #                     subscriber -> bin/
 #   tools/gomicro/v0  go-micro v0.10.0: greeter, client -> bin/v0/
 #   tools/gomicro/plugins  go-micro v1.16.0 + go-plugins v1.5.1's MQTT
-#                     broker: publisher, subscriber -> bin/plugins/
+#                     broker and Consul registry: greeter, command,
+#                     client, publisher, subscriber -> bin/plugins/
 #
 # Every main package under each module's cmd/ is built. Idempotent: `go
 # build` relinks only what changed; the first build downloads go-micro's

@@ -80,6 +80,14 @@ const (
 	// [StartClientV0]); it knows the messages of Say.Hello, Say.Fail,
 	// Command.Help and Command.Exec.
 	ClientV0 = "v0/client"
+	// GreeterV116, CommandV116 and ClientV116 are [Greeter], [Command] and
+	// [Client] written with go-micro v1.16.0 on go-plugins v1.5.1's Consul
+	// registry (go-micro v1.16.0 has none of its own), the programs of
+	// tools/gomicro/plugins; ClientV116 is driven as Client is (see
+	// [StartClientV116]).
+	GreeterV116 = "plugins/greeter"
+	CommandV116 = "plugins/command"
+	ClientV116  = "plugins/client"
 )
 
 // StartTimeout bounds how long Start waits for a program to listen and
@@ -225,12 +233,14 @@ type Service struct {
 
 var (
 	// go-micro v1.8.0: "Transport [http] Listening on ADDR"; v0.10.0:
-	// "Listening on ADDR" (and "Broker Listening on ...", not this).
-	listeningRE   = regexp.MustCompile(`(?m)^\S+ \S+ (?:Transport \[http\] )?Listening on (\S+)$`)
+	// "Listening on ADDR" (and "Broker Listening on ...", not this);
+	// v1.16.0 logs with a level: "I | Transport [http] Listening on ADDR".
+	listeningRE   = regexp.MustCompile(`(?m)^\S+ \S+ (?:I \| )?(?:Transport \[http\] )?Listening on (\S+)$`)
 	registeringRE = regexp.MustCompile(`Registering node: (\S+)`)
 )
 
-// Start starts program (Greeter, Command or GreeterV0) registered as service in the
+// Start starts program (Greeter, Command, GreeterV0, GreeterV116 or
+// CommandV116) registered as service in the
 // Consul agent at registryAddr (its HTTP address), with args added to the
 // flags of [Flags], and waits until the agent lists its node. The program is
 // stopped when the test ends. If the binary is missing, Start fails the test
@@ -337,6 +347,21 @@ func StartClient(tb testing.TB, registryAddr string, args ...string) *ClientProc
 func StartClientV0(tb testing.TB, registryAddr string, args ...string) *ClientProcess {
 	tb.Helper()
 	return startClient(tb, ClientV0, registryAddr, args)
+}
+
+// StartClientV116 is [StartClient] with go-micro v1.16.0's client, on
+// go-plugins v1.5.1's Consul registry.
+func StartClientV116(tb testing.TB, registryAddr string, args ...string) *ClientProcess {
+	tb.Helper()
+	return startClient(tb, ClientV116, registryAddr, args)
+}
+
+// StartClientOf starts client program ([Client], [ClientV0] or
+// [ClientV116]) as [StartClient] does, for tests that run over go-micro
+// versions.
+func StartClientOf(tb testing.TB, program, registryAddr string, args ...string) *ClientProcess {
+	tb.Helper()
+	return startClient(tb, program, registryAddr, args)
 }
 
 func startClient(tb testing.TB, program, registryAddr string, args []string) *ClientProcess {

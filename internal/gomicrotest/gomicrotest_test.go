@@ -11,14 +11,26 @@ import (
 	"github.com/microbot/microbot/internal/gomicrotest"
 )
 
-// TestPrograms runs the go-micro programs against each other on a real
+// TestPrograms runs the go-micro programs of each version (v1.8.0, and
+// v1.16.0 on go-plugins' Consul registry) against each other on a real
 // Consul agent: go-micro's client calls the greeter and the command service
 // in both codecs, and gets the errors they answer.
 func TestPrograms(t *testing.T) {
+	for _, v := range []struct{ version, greeter, command, client string }{
+		{"v1.8.0", gomicrotest.Greeter, gomicrotest.Command, gomicrotest.Client},
+		{"v1.16.0", gomicrotest.GreeterV116, gomicrotest.CommandV116, gomicrotest.ClientV116},
+	} {
+		t.Run(v.version, func(t *testing.T) {
+			testPrograms(t, v.version, v.greeter, v.command, v.client)
+		})
+	}
+}
+
+func testPrograms(t *testing.T, version, greeterProgram, commandProgram, clientProgram string) {
 	agent := consultest.Start(t)
-	greeter := gomicrotest.Start(t, gomicrotest.Greeter, "go.micro.srv.greeter", agent.Addr())
-	gomicrotest.Start(t, gomicrotest.Command, "go.micro.bot.echo", agent.Addr())
-	client := gomicrotest.StartClient(t, agent.Addr())
+	greeter := gomicrotest.Start(t, greeterProgram, "go.micro.srv.greeter", agent.Addr())
+	gomicrotest.Start(t, commandProgram, "go.micro.bot.echo", agent.Addr())
+	client := gomicrotest.StartClientOf(t, clientProgram, agent.Addr())
 	if greeter.Address() == "" || greeter.NodeID() == "" {
 		t.Fatalf("greeter: address %q, node id %q", greeter.Address(), greeter.NodeID())
 	}
@@ -35,10 +47,10 @@ func TestPrograms(t *testing.T) {
 		{"go.micro.srv.greeter", "Say.Fail", map[string]any{"code": 409, "detail": "no"}, "", "", 409},
 		{"go.micro.srv.greeter", "Say.Count", map[string]string{"endpoint": "Say.Fail"}, "", `{"count":"1"}`, 0},
 		{"go.micro.srv.greeter", "Debug.Health", nil, "", `{"status":"ok"}`, 0},
-		{"go.micro.bot.echo", "Command.Help", nil, "", `{"usage":"echo [text]","description":"Returns the [text] (a go-micro v1.8.0 command service)"}`, 0},
+		{"go.micro.bot.echo", "Command.Help", nil, "", `{"usage":"echo [text]","description":"Returns the [text] (a go-micro `+version+` command service)"}`, 0},
 		{"go.micro.bot.echo", "Command.Exec", map[string][]string{"args": {"echo", "hi"}}, "", `{"result":"ZWNobyBoaQ=="}`, 0},
 		{"go.micro.bot.echo", "Command.Exec", map[string][]string{"args": {"echo", "error", "x"}}, "", `{"error":"error: x"}`, 0},
-		// go-micro v1.8.0's client: "error selecting go.micro.srv.nothere node: not found"
+		// go-micro's client: "error selecting go.micro.srv.nothere node: not found"
 		{"go.micro.srv.nothere", "X.Y", nil, "application/json", "", 500},
 	}
 	for _, tt := range tests {

@@ -1,7 +1,10 @@
 // go-micro v1.16.0 with go-plugins v1.5.1's MQTT broker (paho v1.2.0), for
 // microbot's tests of its mqtt broker against the real go-plugins one
 // (internal/gomicrotest, framework/events_gomicro_test.go): a publisher and
-// a subscriber, the shape of ../cmd/publisher and ../cmd/subscriber. Its own
+// a subscriber, the shape of ../cmd/publisher and ../cmd/subscriber; and
+// with go-plugins v1.5.1's Consul registry (go-micro v1.16.0 has none of its
+// own), for microbot's RPC and registry tests: a greeter, a command service
+// and a client, the shape of ../cmd/greeter, command and client. Its own
 // module because go-plugins v1.5.1 requires go-micro v1.16.0, and ../go.mod
 // stays on go-micro v1.8.0. Built by .ci/setup.d/gomicro.sh into
 // ../bin/plugins/.
@@ -10,6 +13,7 @@ module github.com/microbot/microbot/tools/gomicro/plugins
 go 1.12
 
 require (
+	github.com/golang/protobuf v1.3.2
 	github.com/micro/cli v0.2.0
 	github.com/micro/go-micro v1.16.0
 	github.com/micro/go-plugins v1.5.1
