@@ -30,22 +30,57 @@ import (
 // v1.16.0 program on go-plugins v1.5.1's MQTT broker (tools/gomicro/plugins)
 // publishes to a room that watches its topic, through a real mosquitto.
 
-const gmHelp = "gm [text] - Returns the [text] (a go-micro v1.8.0 command service)"
+// gmVersion is a version of go-micro whose programs (internal/gomicrotest)
+// the RPC tests run: a greeter, a command service and a client.
+type gmVersion struct {
+	name                     string // "v1.8.0"
+	greeter, command, client string // gomicrotest's programs
+	old                      bool   // also go-micro v0.10.0's greeter and client
+	// httpBroker: the version's http broker speaks microbot's (v1.8.0's
+	// wire), so a command service's progress reaches the bot. go-micro
+	// v1.16.0's does not: it registers a subscription as the service named
+	// by the topic itself (not "topic:"+topic) and publishes only to nodes
+	// with the metadata broker=http and topic=TOPIC (README, go-micro).
+	httpBroker bool
+}
+
+// gmVersions are the go-micro v1 releases tested: v1.8.0 with go-micro's
+// own Consul registry, v1.16.0 with go-plugins v1.5.1's (tools/gomicro/plugins).
+var gmVersions = []gmVersion{
+	{"v1.8.0", gomicrotest.Greeter, gomicrotest.Command, gomicrotest.Client, true, true},
+	{"v1.16.0", gomicrotest.GreeterV116, gomicrotest.CommandV116, gomicrotest.ClientV116, false, false},
+}
+
+// gmHelp is the help line of the go-micro command service gm.
+func gmHelp(version string) string {
+	return "gm [text] - Returns the [text] (a go-micro " + version + " command service)"
+}
 
 // TestGoMicroServicesInTheBot: go-micro's services and command services, as
-// they were written in 2019 (and a greeter of 2018), work from the bot as
-// microbot's own do.
+// they were written in 2019 (v1.8.0, and v1.16.0 on go-plugins' Consul
+// registry; and a greeter of 2018), work from the bot as microbot's own do.
 func TestGoMicroServicesInTheBot(t *testing.T) {
 	build(t)
+	for _, v := range gmVersions {
+		t.Run(v.name, func(t *testing.T) { testGoMicroServicesInTheBot(t, v) })
+	}
+}
+
+func testGoMicroServicesInTheBot(t *testing.T, v gmVersion) {
 	agent := consultest.Start(t)
-	greeter := gomicrotest.Start(t, gomicrotest.Greeter, "go.micro.srv.greeter", agent.Addr())
-	gm := gomicrotest.Start(t, gomicrotest.Command, "go.micro.bot.gm", agent.Addr(), "--server_name=go.micro.bot.gm")
-	gomicrotest.Start(t, gomicrotest.GreeterV0, "go.micro.srv.old", agent.Addr(), "--server_name=go.micro.srv.old")
+	greeter := gomicrotest.Start(t, v.greeter, "go.micro.srv.greeter", agent.Addr())
+	gm := gomicrotest.Start(t, v.command, "go.micro.bot.gm", agent.Addr(), "--server_name=go.micro.bot.gm")
+	greeters := []string{"go.micro.srv.greeter"}
+	if v.old {
+		gomicrotest.Start(t, gomicrotest.GreeterV0, "go.micro.srv.old", agent.Addr(), "--server_name=go.micro.srv.old")
+		greeters = append(greeters, "go.micro.srv.old")
+	}
 	w := &world{t: t, reg: agent.Addr()}
 	c := w.bot("--registry", "consul")
+	help := gmHelp(v.name)
 
-	c.until("help", contains(gmHelp))
-	c.until("list services", contains("go.micro.srv.greeter", "go.micro.bot.gm", "go.micro.srv.old"))
+	c.until("help", contains(help))
+	c.until("list services", contains(append([]string{"go.micro.bot.gm"}, greeters...)...))
 	expect(t, "get service", c.ask("get service go.micro.srv.greeter"), contains(
 		"service go.micro.srv.greeter", "version latest", greeter.NodeID(), greeter.Address(),
 		"Endpoint: Say.Hello", "Request: {\n  name string\n}", "Response: {\n  msg string\n}", "protocol=mucp"))
@@ -62,7 +97,7 @@ func TestGoMicroServicesInTheBot(t *testing.T) {
 	expect(t, "health", c.ask("health go.micro.srv.greeter"), contains("NODE", "STATUS", greeter.NodeID(), " ok"))
 
 	// The command service: help, exec, errors of both kinds, and the next
-	// command works after go-micro v1.8.0 closed the connection on an error.
+	// command works after go-micro closed the connection on an error.
 	for _, tt := range []struct{ line, want string }{
 		{"gm hi there", "gm hi there"},
 		{"gm fail now", "failed: now"},
@@ -78,18 +113,18 @@ func TestGoMicroServicesInTheBot(t *testing.T) {
 	// Progress from a go-micro command service: published with go-micro's
 	// own client and http broker, with the Exec context, whose metadata
 	// (the run id with it) go-micro sends as the message's headers.
-	waitLog(t, c.p, progressFollowed)
-	c.awaitProgress("gm await", "saw ")
+	if v.httpBroker {
+		waitLog(t, c.p, progressFollowed)
+		c.awaitProgress("gm await", "saw ")
+	}
 
 	// go-micro v0.10.0: no protocol metadata, the old framing.
-	if got := c.ask(`query go.micro.srv.old Say.Hello {"name": "John"}`); got != "{\n  \"msg\": \"Hello John\"\n}" {
-		t.Errorf("query of go-micro v0.10.0: %q", got)
+	if v.old {
+		testGoMicroV0InTheBot(t, c)
 	}
-	expect(t, "query of a go-micro v0.10.0 error", c.ask(`query go.micro.srv.old Say.Fail {"name": "nope"}`), contains("error: ", "nope"))
-	expect(t, "health of go-micro v0.10.0", c.ask("health go.micro.srv.old"), contains("go.micro.srv.old-", " ok"))
 
-	// microbot's client in protobuf: go-micro v1's wire to the v1.8.0
-	// greeter, the proto-rpc framing to the v0.10.0 one.
+	// microbot's client in protobuf: go-micro v1's wire to the greeter,
+	// the proto-rpc framing to go-micro v0.10.0's.
 	reg, err := consul.New(consul.WithAddrs(agent.Addr()))
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +134,7 @@ func TestGoMicroServicesInTheBot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	for _, service := range []string{"go.micro.srv.greeter", "go.micro.srv.old"} {
+	for _, service := range greeters {
 		var rsp greeting
 		if err := cl.Call(context.Background(), service, "Say.Hello", &greeting{"John"}, &rsp); err != nil || rsp.text != "Hello John" {
 			t.Errorf("%s Say.Hello in protobuf: %q, %v", service, rsp.text, err)
@@ -111,8 +146,18 @@ func TestGoMicroServicesInTheBot(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.until("gm hi", contains(`unknown command "gm"`))
-	expect(t, "help without gm", c.ask("help"), lacks(gmHelp))
+	expect(t, "help without gm", c.ask("help"), lacks(help))
 	c.close()
+}
+
+// testGoMicroV0InTheBot queries go-micro v0.10.0's greeter go.micro.srv.old.
+func testGoMicroV0InTheBot(t *testing.T, c *console) {
+	t.Helper()
+	if got := c.ask(`query go.micro.srv.old Say.Hello {"name": "John"}`); got != "{\n  \"msg\": \"Hello John\"\n}" {
+		t.Errorf("query of go-micro v0.10.0: %q", got)
+	}
+	expect(t, "query of a go-micro v0.10.0 error", c.ask(`query go.micro.srv.old Say.Fail {"name": "nope"}`), contains("error: ", "nope"))
+	expect(t, "health of go-micro v0.10.0", c.ask("health go.micro.srv.old"), contains("go.micro.srv.old-", " ok"))
 }
 
 // TestGoMicroNotificationIntoChat: a go-micro v1.8.0 service publishes a
@@ -216,11 +261,17 @@ func (s *Say) Plain(ctx context.Context, req *sayRequest, rsp *sayResponse) erro
 }
 
 // TestGoMicroClientCallsMicrobot: go-micro's own clients (v1.8.0, as the
-// original micro bot called, and v0.10.0 with the old framing) find
-// microbot's services in Consul and call them, in protobuf and JSON; an
-// error answered runs once.
+// original micro bot called, v1.16.0 on go-plugins' Consul registry, and
+// v0.10.0 with the old framing) find microbot's services in Consul and call
+// them, in protobuf and JSON; an error answered runs once.
 func TestGoMicroClientCallsMicrobot(t *testing.T) {
 	build(t)
+	for _, v := range gmVersions {
+		t.Run(v.name, func(t *testing.T) { testGoMicroClientCallsMicrobot(t, v) })
+	}
+}
+
+func testGoMicroClientCallsMicrobot(t *testing.T, v gmVersion) {
 	agent := consultest.Start(t)
 	reg := []string{"--registry", "consul", "--registry_address", agent.Addr()}
 	start(t, "greeter", bins.greeter, reg...)
@@ -242,9 +293,10 @@ func TestGoMicroClientCallsMicrobot(t *testing.T) {
 	t.Cleanup(func() { svc.Stop(context.Background()) }) //nolint:errcheck
 	waitRegistered(t, svc.Registry(), "go.micro.srv.greeter", "go.micro.bot.echo", "go.micro.srv.counter")
 
-	client := gomicrotest.StartClient(t, agent.Addr())
-	expectCalls(t, "go-micro v1.8.0", client, []call{
+	client := gomicrotest.StartClientOf(t, v.client, agent.Addr())
+	expectCalls(t, "go-micro "+v.name, client, []call{
 		{"go.micro.srv.greeter", "Say.Hello", map[string]string{"name": "John"}, "application/json", `{"msg":"Hello John"}`},
+		{"go.micro.srv.greeter", "Say.Hello", map[string]string{"name": "Proto"}, "", `{"msg":"Hello Proto"}`},
 		{"go.micro.srv.greeter", "Debug.Health", nil, "", `{"status":"ok"}`},
 		{"go.micro.bot.echo", "Command.Help", nil, "", `{"usage":"echo","description":"This is an example bot command as a micro service which echos the message"}`},
 		{"go.micro.bot.echo", "Command.Exec", map[string][]string{"args": {"echo", "hi"}}, "", `{"result":"ZWNobyBoaQ=="}`},
@@ -286,6 +338,9 @@ func TestGoMicroClientCallsMicrobot(t *testing.T) {
 	}
 
 	// go-micro v0.10.0's client speaks the old framing only.
+	if !v.old {
+		return
+	}
 	old := gomicrotest.StartClientV0(t, agent.Addr())
 	expectCalls(t, "go-micro v0.10.0", old, []call{
 		{"go.micro.srv.greeter", "Say.Hello", map[string]string{"name": "John"}, "application/json", `{"msg":"Hello John"}`},
