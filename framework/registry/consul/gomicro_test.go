@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/consul/api"
@@ -15,14 +17,41 @@ import (
 	"github.com/microbot/microbot/internal/gomicrotest"
 )
 
-// TestGoMicroServicesRead: services of real go-micro v1.8.0 programs,
-// registered in Consul by go-micro itself, are listed, got and watched
-// like microbot's own; an instance that is not passing is left out, and
-// one with broken tags is shown with what could be read.
+// gmVersion is a go-micro version whose programs (internal/gomicrotest)
+// write and read Consul: v1.8.0 with go-micro's own Consul registry,
+// v1.16.0 with go-plugins v1.5.1's.
+type gmVersion struct {
+	name                     string
+	greeter, command, client string
+	// ipv6 is the address this version's registry reads for a node at
+	// [::1]:4000: go-micro v1.8.0 joins host and port without brackets.
+	ipv6 string
+	// defaultVersion matches the version a service gets without
+	// micro.Version: "latest" in v1.8.0, the start time
+	// ("2006.01.02.15.04") in v1.16.0.
+	defaultVersion string
+}
+
+var gmVersions = []gmVersion{
+	{"v1.8.0", gomicrotest.Greeter, gomicrotest.Command, gomicrotest.Client, "::1:4000", `latest`},
+	{"v1.16.0", gomicrotest.GreeterV116, gomicrotest.CommandV116, gomicrotest.ClientV116, "[::1]:4000", `\d{4}(\.\d\d){4}`},
+}
+
+// TestGoMicroServicesRead: services of real go-micro programs (v1.8.0, and
+// v1.16.0 on go-plugins' Consul registry), registered in Consul by go-micro
+// itself, are listed, got and watched like microbot's own; an instance that
+// is not passing is left out, and one with broken tags is shown with what
+// could be read.
 func TestGoMicroServicesRead(t *testing.T) {
+	for _, v := range gmVersions {
+		t.Run(v.name, func(t *testing.T) { testGoMicroServicesRead(t, v) })
+	}
+}
+
+func testGoMicroServicesRead(t *testing.T, v gmVersion) {
 	agent := consultest.Start(t)
-	greeter := gomicrotest.Start(t, gomicrotest.Greeter, "go.micro.srv.greeter", agent.Addr())
-	echo := gomicrotest.Start(t, gomicrotest.Command, "go.micro.bot.echo", agent.Addr())
+	greeter := gomicrotest.Start(t, v.greeter, "go.micro.srv.greeter", agent.Addr())
+	echo := gomicrotest.Start(t, v.command, "go.micro.bot.echo", agent.Addr())
 	r := newRegistry(t, consul.WithAddrs(agent.Addr()))
 
 	svcs, err := r.GetService(ctxT(t), "go.micro.srv.greeter")
@@ -49,8 +78,9 @@ func TestGoMicroServicesRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := names(list); !slices.Equal(got, []string{"consul@", "go.micro.bot.echo@latest", "go.micro.srv.greeter@latest"}) {
-		t.Errorf("ListServices = %v", got)
+	wantList := regexp.MustCompile(`^consul@ go\.micro\.bot\.echo@` + v.defaultVersion + ` go\.micro\.srv\.greeter@latest$`)
+	if got := strings.Join(names(list), " "); !wantList.MatchString(got) {
+		t.Errorf("ListServices = %v, want %v", got, wantList)
 	}
 
 	// Instances registered by hand: one whose check fails, one whose
@@ -106,11 +136,19 @@ func TestGoMicroServicesRead(t *testing.T) {
 	expectNodes(t, r, "go.micro.bot.echo")
 }
 
-// TestGoMicroReadsOurs: go-micro v1.8.0's own registry reads what microbot
-// writes into Consul: version, endpoints with their schemas, node address
-// and metadata (protocol=mucp among them, so go-micro's client calls the
-// node with its current protocol).
+// TestGoMicroReadsOurs: go-micro's own registry (v1.8.0's, and go-plugins
+// v1.5.1's on go-micro v1.16.0) reads what microbot writes into Consul:
+// version, endpoints with their schemas, node address and metadata
+// (protocol=mucp among them, so go-micro's client calls the node with its
+// current protocol). An IPv6 node is read with brackets by go-plugins'
+// registry, without by go-micro v1.8.0's (README: what does not work).
 func TestGoMicroReadsOurs(t *testing.T) {
+	for _, v := range gmVersions {
+		t.Run(v.name, func(t *testing.T) { testGoMicroReadsOurs(t, v) })
+	}
+}
+
+func testGoMicroReadsOurs(t *testing.T, v gmVersion) {
 	agent := consultest.Start(t)
 	r := newRegistry(t, consul.WithAddrs(agent.Addr()))
 	svc := greeter("go.micro.srv.ours", "1.2.3", "ours-1")
@@ -118,7 +156,12 @@ func TestGoMicroReadsOurs(t *testing.T) {
 	if err := r.Register(ctxT(t), svc); err != nil {
 		t.Fatal(err)
 	}
-	client := gomicrotest.StartClient(t, agent.Addr())
+	six := greeter("go.micro.srv.six", "1.0.0", "six-1")
+	six.Nodes[0].Address = "[::1]:4000"
+	if err := r.Register(ctxT(t), six); err != nil {
+		t.Fatal(err)
+	}
+	client := gomicrotest.StartClientOf(t, v.client, agent.Addr())
 	raw, err := client.GetService("go.micro.srv.ours")
 	if err != nil {
 		t.Fatal(err)
@@ -131,6 +174,14 @@ func TestGoMicroReadsOurs(t *testing.T) {
 	want.Metadata = nil // go-micro keeps no service metadata in Consul
 	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 		t.Fatalf("go-micro reads\n %s\nwant\n %s", raw, describe([]*registry.Service{want}))
+	}
+
+	raw, err = client.GetService("go.micro.srv.six")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &got); err != nil || len(got) != 1 || len(got[0].Nodes) != 1 || got[0].Nodes[0].Address != v.ipv6 {
+		t.Errorf("go-micro %s reads the IPv6 node as %s, want address %s", v.name, raw, v.ipv6)
 	}
 }
 
