@@ -23,7 +23,8 @@ import (
 )
 
 // These tests put microbot and real go-micro programs (tools/gomicro: go-micro
-// v1.8.0 and v0.10.0, built from the module proxy) in one real Consul agent,
+// v1.8.0, v0.10.0, and v1.16.0 on go-plugins v1.5.1's Consul registry, built
+// from the module proxy) in one real Consul agent,
 // both ways: microbot lists, describes, queries and checks the health of
 // go-micro services and runs go-micro command services as commands; go-micro's
 // own client finds and calls microbot's services. And events: a go-micro

@@ -4,8 +4,9 @@
 // services with go-micro's own client, as the original `micro bot` did; of
 // go-micro v0.10.0 (2018, before protocol=mucp: the old framings only), a
 // greeter and a client; and, of go-micro v1.8.0 with its http broker, a
-// subscriber and a publisher (pubsub.go); the same two of go-micro v1.16.0
-// on go-plugins v1.5.1's MQTT broker. They are the programs of the separate
+// subscriber and a publisher (pubsub.go); of go-micro v1.16.0, the greeter,
+// command service and client again on go-plugins v1.5.1's Consul registry,
+// and the publisher and subscriber on go-plugins' MQTT broker. They are the programs of the separate
 // modules tools/gomicro, tools/gomicro/v0 and tools/gomicro/plugins (so
 // go-micro never enters microbot's go.mod), built by
 // .ci/setup.d/gomicro.sh into tools/gomicro/bin/.
@@ -15,8 +16,8 @@
 // to the repository root; when one is missing, Start fails the test under
 // CI=true and skips it elsewhere (see internal/testenv).
 //
-// Every program but those of go-plugins (which use the memory registry:
-// MQTT needs none) is started registered in a Consul agent with go-micro's
+// Every program but go-plugins' publisher and subscriber (which use the
+// memory registry: MQTT needs none) is started registered in a Consul agent with go-micro's
 // own flags and kept on loopback (by default go-micro advertises the first
 // non-loopback address of the host and its broker listens on every
 // interface):
