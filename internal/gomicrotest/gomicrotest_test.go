@@ -47,7 +47,7 @@ func testPrograms(t *testing.T, version, greeterProgram, commandProgram, clientP
 		{"go.micro.srv.greeter", "Say.Fail", map[string]any{"code": 409, "detail": "no"}, "", "", 409},
 		{"go.micro.srv.greeter", "Say.Count", map[string]string{"endpoint": "Say.Fail"}, "", `{"count":"1"}`, 0},
 		{"go.micro.srv.greeter", "Debug.Health", nil, "", `{"status":"ok"}`, 0},
-		{"go.micro.bot.echo", "Command.Help", nil, "", `{"usage":"echo [text]","description":"Returns the [text] (a go-micro `+version+` command service)"}`, 0},
+		{"go.micro.bot.echo", "Command.Help", nil, "", `{"usage":"echo [text]","description":"Returns the [text] (a go-micro ` + version + ` command service)"}`, 0},
 		{"go.micro.bot.echo", "Command.Exec", map[string][]string{"args": {"echo", "hi"}}, "", `{"result":"ZWNobyBoaQ=="}`, 0},
 		{"go.micro.bot.echo", "Command.Exec", map[string][]string{"args": {"echo", "error", "x"}}, "", `{"error":"error: x"}`, 0},
 		// go-micro's client: "error selecting go.micro.srv.nothere node: not found"
