@@ -3,6 +3,9 @@ package gomicrotest_test
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,5 +163,43 @@ func pubSub(t *testing.T, pub *gomicrotest.PublisherProcess, sub, raw *gomicrote
 	}
 	if e.Topic != "t.raw" || e.Header["H"] != "v" || string(e.Body) != "body" {
 		t.Errorf("t.raw: %+v", e)
+	}
+}
+
+// TestV116CopiesAreTheSame: the go-micro v1.16.0 greeter, command service
+// and client (tools/gomicro/plugins) are copies of the v1.8.0 ones, their
+// own module's because one build cannot hold both go-micro versions; they
+// differ only in the version named, the import of go-plugins' Consul
+// registry and the path of go-micro's debug proto, so both versions'
+// tests test the same programs.
+func TestV116CopiesAreTheSame(t *testing.T) {
+	root := filepath.Join("..", "..", "tools", "gomicro")
+	read := func(path string) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(root, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.ReplaceAll(string(b), "v1.16.0", "v1.8.0")
+		s = strings.ReplaceAll(s, "tools/gomicro/plugins/proto/", "tools/gomicro/proto/")
+		// The debug proto's import: another path, so sorted elsewhere.
+		var keep []string
+		for l := range strings.SplitSeq(s, "\n") {
+			if !strings.Contains(l, `debugproto "github.com/micro/go-micro/`) {
+				keep = append(keep, l)
+			}
+		}
+		s = strings.Join(keep, "\n")
+		if i := strings.Index(s, "\n\n\t// go-plugins' Consul registry"); i >= 0 {
+			if j := strings.Index(s[i:], "\n)\n"); j >= 0 {
+				s = s[:i] + s[i+j:]
+			}
+		}
+		return s
+	}
+	for _, f := range []string{"cmd/greeter/main.go", "cmd/command/main.go", "cmd/client/main.go", "proto/greeter/greeter.pb.go", "proto/greeter/greeter.micro.go"} {
+		if read(f) != read(filepath.Join("plugins", f)) {
+			t.Errorf("tools/gomicro/plugins/%s differs from tools/gomicro/%s beyond the version: copy it again", f, f)
+		}
 	}
 }
